@@ -1,0 +1,79 @@
+//! The HTTP face of service errors. Internal causes become a generic 500 and are logged once,
+//! here; their text never reaches the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use kiln_worker::protocol::{ApiErrorBody, ApiErrorDetail};
+
+use crate::service::contexts::ContextError;
+use crate::service::logs::LogError;
+use crate::service::ServiceError;
+
+#[derive(Debug)]
+pub enum ApiError {
+    BadRequest(String),
+    Unauthorized,
+    NotFound(String),
+    Conflict(String),
+    PayloadTooLarge(String),
+    Internal(String),
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> ApiError {
+        match e {
+            ServiceError::Invalid(m) => ApiError::BadRequest(m),
+            ServiceError::NotFound(m) => ApiError::NotFound(m),
+            ServiceError::Conflict(m) => ApiError::Conflict(m),
+            ServiceError::Context(e) => e.into(),
+            ServiceError::Log(e @ LogError::Gap { .. }) => ApiError::Conflict(e.to_string()),
+            e @ (ServiceError::Store(_) | ServiceError::Log(_) | ServiceError::Io(_)) => {
+                ApiError::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<ContextError> for ApiError {
+    fn from(e: ContextError) -> ApiError {
+        match e {
+            e @ ContextError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
+            e @ (ContextError::Invalid(_) | ContextError::Interrupted(_)) => {
+                ApiError::BadRequest(e.to_string())
+            }
+            e @ ContextError::Io(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "BAD_REQUEST", m),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "missing or invalid token: pass --token or set KILN_TOKEN".to_string(),
+            ),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "NOT_FOUND", m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "CONFLICT", m),
+            ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE", m),
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %cause, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL",
+                    "internal server error: see the server's log".to_string(),
+                )
+            }
+        };
+        let body = ApiErrorBody {
+            error: ApiErrorDetail {
+                code: code.to_string(),
+                message,
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}

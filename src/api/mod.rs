@@ -1,0 +1,44 @@
+//! HTTP routes, one file per resource. Handlers only extract, authorise and delegate to
+//! services; services never call routes.
+
+mod auth;
+mod contexts;
+pub mod error;
+mod extract;
+mod runs;
+mod workers;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::service::contexts::ContextStore;
+use crate::service::queue::Queue;
+use crate::service::runs::RunService;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct App {
+    pub runs: Arc<RunService>,
+    pub queue: Arc<Queue>,
+    pub contexts: Arc<ContextStore>,
+    /// `None`: the API is open (a server on loopback for one user).
+    pub token: Option<Arc<str>>,
+}
+
+pub fn router(app: App) -> Router {
+    let api = Router::new()
+        .merge(contexts::routes())
+        .merge(runs::routes())
+        .merge(workers::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(api)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(app)
+}

@@ -1,0 +1,70 @@
+//! `/api/runs`: queue, list, show, cancel and stream logs of runs.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kiln_worker::protocol::RunId;
+
+use super::error::ApiError;
+use super::extract::ValidQuery;
+use super::App;
+use crate::wire::{CreateRun, ListQuery, LogQuery, Run, RunList};
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/api/runs", post(create).get(list))
+        .route("/api/runs/{id}", get(show))
+        .route("/api/runs/{id}/cancel", post(cancel))
+        .route("/api/runs/{id}/logs", get(logs))
+}
+
+/// A malformed run ID names no run, so it gets the same 404 as an unknown one.
+pub(super) fn run_id(raw: &str) -> Result<RunId, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::NotFound(format!("run '{raw}' not found")))
+}
+
+async fn create(
+    State(app): State<App>,
+    body: Result<Json<CreateRun>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Run>), ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    Ok((StatusCode::CREATED, Json(app.runs.create(req).await?)))
+}
+
+async fn list(
+    State(app): State<App>,
+    ValidQuery(q): ValidQuery<ListQuery>,
+) -> Result<Json<RunList>, ApiError> {
+    Ok(Json(app.runs.list(q).await?))
+}
+
+async fn show(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Run>, ApiError> {
+    Ok(Json(app.runs.get(run_id(&id)?).await?))
+}
+
+async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Run>, ApiError> {
+    Ok(Json(app.runs.cancel(run_id(&id)?).await?))
+}
+
+/// Plain text from `offset`; with `follow=true` the body ends only when the run finishes, so a
+/// clean end of body means "complete" and a broken one means "reconnect at your offset".
+async fn logs(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    ValidQuery(q): ValidQuery<LogQuery>,
+) -> Result<Response, ApiError> {
+    let stream = app.runs.logs(run_id(&id)?, q.offset, q.follow).await?;
+    let mut resp = Body::from_stream(stream).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    // Proxies must pass each chunk on as it comes.
+    resp.headers_mut()
+        .insert("x-accel-buffering", header::HeaderValue::from_static("no"));
+    Ok(resp)
+}

@@ -1,0 +1,259 @@
+//! `kiln build`: pack a local folder, upload it, queue a run, stream its log and exit with its
+//! result, like `az acr build`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use clap::Args;
+use futures::StreamExt;
+use kiln_worker::protocol::{ContextSource, Digest, Platform, RunStatus};
+
+use super::client::KilnClient;
+use super::follow::print_log;
+use super::progress::UploadProgress;
+use super::{status_exit_code, CliError, OutputFormat, ServerArgs};
+use crate::context::pack::{self, PackPlan, PackRequest};
+use crate::wire::{CreateRun, Run};
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The build context: a local folder.
+    pub context: PathBuf,
+    /// Image name and tag, templated (`app:<<.Run.ID>>`); repeatable. None: build only.
+    #[arg(short = 't', long = "image")]
+    pub images: Vec<String>,
+    /// Dockerfile path, relative to the current directory (default: <context>/Dockerfile).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Build argument NAME=VALUE (NAME alone takes the value from the environment); repeatable.
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// The Dockerfile stage to build.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Target platform, os/arch[/variant].
+    #[arg(long, default_value = "linux/amd64")]
+    pub platform: Platform,
+    /// Build, but push nothing.
+    #[arg(long)]
+    pub no_push: bool,
+    /// Do not use the build cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Run timeout in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub timeout: u64,
+    /// Wait for the run without streaming its log.
+    #[arg(long, conflicts_with = "no_wait")]
+    pub no_logs: bool,
+    /// Print the run ID once queued and return.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// `json` prints the final run as JSON on stdout (the log then goes to stderr).
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+pub async fn run(args: BuildArgs) -> Result<(), CliError> {
+    let client = KilnClient::new(&args.server)?;
+    let build_args = parse_build_args(&args.build_args)?;
+    if args.images.is_empty() {
+        eprintln!("warning: '--image or -t' is not provided. Skipping image push after build.");
+    }
+    let dockerfile = args
+        .file
+        .clone()
+        .unwrap_or_else(|| args.context.join("Dockerfile"));
+    eprintln!("Packing source code into tar to upload...");
+    let req = PackRequest {
+        context_dir: args.context.clone(),
+        dockerfile,
+    };
+    let plan = tokio::task::spawn_blocking(move || pack::plan(&req))
+        .await
+        .map_err(|e| CliError::Input(format!("packing failed: {e}")))?
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    for name in &plan.excluded_defaults {
+        eprintln!("Excluding '{name}' based on default ignore rules");
+    }
+    let dockerfile_in_archive = plan.dockerfile_in_archive.clone();
+    let digest = upload(&client, plan).await?;
+
+    let run = client
+        .create_run(&CreateRun {
+            context: ContextSource::Upload { digest },
+            dockerfile: dockerfile_in_archive,
+            images: args.images.clone(),
+            build_args,
+            target: args.target.clone(),
+            platform: Some(args.platform.clone()),
+            push: !args.no_push,
+            no_cache: args.no_cache,
+            timeout_secs: Some(args.timeout),
+        })
+        .await?;
+    eprintln!("Queued a build with ID: {}", run.id);
+    if args.no_wait {
+        return print_final(&run, args.output, true);
+    }
+    eprintln!("Waiting for an agent...");
+    let followed = tokio::select! {
+        r = wait_for(&client, &run, &args) => r,
+        _ = tokio::signal::ctrl_c() => return Err(interrupted(&run)),
+    };
+    followed?;
+    let done = client.run(&run.id.to_string()).await?;
+    print_final(&done, args.output, false)?;
+    finish(&done)
+}
+
+/// Streams the log (or waits silently) until the run ends.
+async fn wait_for(client: &KilnClient, run: &Run, args: &BuildArgs) -> Result<(), CliError> {
+    if args.no_logs {
+        // The follow stream ends exactly when the run does: a wait without polling.
+        return print_log(client, run.id, true, &mut std::io::sink()).await;
+    }
+    if args.output == OutputFormat::Json {
+        print_log(client, run.id, true, &mut std::io::stderr()).await
+    } else {
+        print_log(client, run.id, true, &mut std::io::stdout()).await
+    }
+}
+
+/// Uploads the context unless the server already has it. The digest of an unchanged folder is
+/// remembered by its file-metadata fingerprint, so a re-upload costs a walk and one request.
+async fn upload(client: &KilnClient, plan: PackPlan) -> Result<Digest, CliError> {
+    let cache = fingerprint_cache(client.server(), &plan.fingerprint);
+    if let Some(digest) = cache.as_deref().and_then(cached_digest) {
+        if client.context_exists(&digest).await? {
+            eprintln!(
+                "Build context unchanged since its last upload ({digest}): not sending it again"
+            );
+            return Ok(digest);
+        }
+    }
+    let progress = UploadProgress::start(plan.total_bytes, plan.file_count);
+    let files = plan.file_count;
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = sent.clone();
+    let on_progress = progress.clone();
+    let body = pack::stream_tar_gz(plan, move |p| on_progress.update(p)).map(move |chunk| {
+        if let Ok(c) = &chunk {
+            counter.fetch_add(c.len() as u64, Ordering::Relaxed);
+        }
+        chunk
+    });
+    let uploaded = client.upload_context(body).await?;
+    progress.finish(files, sent.load(Ordering::Relaxed));
+    if let Some(path) = cache {
+        // Best effort: without the cache entry the next build just uploads again.
+        let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
+            .and_then(|()| std::fs::write(&path, uploaded.digest.as_str()));
+    }
+    Ok(uploaded.digest)
+}
+
+/// `$XDG_CACHE_HOME/kiln/contexts/<server-hash>-<fingerprint>`.
+fn fingerprint_cache(server: &str, fingerprint: &str) -> Option<PathBuf> {
+    use sha2::Digest as _;
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let server = hex::encode(&sha2::Sha256::digest(server.as_bytes())[..8]);
+    Some(
+        base.join("kiln")
+            .join("contexts")
+            .join(format!("{server}-{fingerprint}")),
+    )
+}
+
+fn cached_digest(path: &Path) -> Option<Digest> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn parse_build_args(raw: &[String]) -> Result<BTreeMap<String, String>, CliError> {
+    let mut args = BTreeMap::new();
+    for arg in raw {
+        let (name, value) = match arg.split_once('=') {
+            Some((n, v)) => (n.to_string(), v.to_string()),
+            // Docker's rule: a bare NAME takes its value from the environment, or is skipped.
+            None => match std::env::var(arg) {
+                Ok(v) => (arg.clone(), v),
+                Err(_) => continue,
+            },
+        };
+        if name.is_empty() {
+            return Err(CliError::Input(format!(
+                "invalid --build-arg '{arg}': expected NAME=VALUE"
+            )));
+        }
+        args.insert(name, value);
+    }
+    Ok(args)
+}
+
+fn print_final(run: &Run, output: OutputFormat, queued_only: bool) -> Result<(), CliError> {
+    match output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(run)
+                .map_err(|e| CliError::Server(format!("cannot print the run: {e}")))?
+        ),
+        OutputFormat::Table if queued_only => println!("{}", run.id),
+        OutputFormat::Table => {}
+    }
+    Ok(())
+}
+
+/// Success, or the error that carries the run's exit code.
+pub fn finish(run: &Run) -> Result<(), CliError> {
+    if run.status == RunStatus::Succeeded {
+        return Ok(());
+    }
+    let reason = run
+        .error_message
+        .as_deref()
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    debug_assert_ne!(status_exit_code(run.status), 0);
+    Err(CliError::RunEnded {
+        status: run.status,
+        message: format!(
+            "Run {} finished with status {}{reason}. Show details with 'kiln run show {}'",
+            run.id, run.status, run.id
+        ),
+    })
+}
+
+pub fn interrupted(run: &Run) -> CliError {
+    CliError::Interrupted(format!(
+        "\nStopped following run {id}; it goes on on the server.\n  follow it: kiln run logs {id} --follow\n  cancel it: kiln run cancel {id}",
+        id = run.id
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_args_parse_like_docker() {
+        std::env::set_var("KILN_TEST_BUILD_ARG", "from-env");
+        let args = parse_build_args(&[
+            "A=1".into(),
+            "B=x=y".into(),
+            "KILN_TEST_BUILD_ARG".into(),
+            "KILN_TEST_UNSET_ARG".into(),
+        ])
+        .unwrap();
+        assert_eq!(args["A"], "1");
+        assert_eq!(args["B"], "x=y");
+        assert_eq!(args["KILN_TEST_BUILD_ARG"], "from-env");
+        assert!(!args.contains_key("KILN_TEST_UNSET_ARG"));
+        assert!(parse_build_args(&["=v".into()]).is_err());
+    }
+}

@@ -1,0 +1,155 @@
+//! HTTP client for the public API, used by every client command.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, TryStreamExt};
+use kiln_worker::protocol::{ApiErrorBody, Digest, RunId, Secret};
+use reqwest::StatusCode;
+
+use super::{CliError, ServerArgs};
+use crate::wire::{ContextUploaded, CreateRun, ListQuery, Run, RunList};
+
+#[derive(Clone)]
+pub struct KilnClient {
+    http: reqwest::Client,
+    base: String,
+    token: Option<Secret>,
+}
+
+impl KilnClient {
+    pub fn new(args: &ServerArgs) -> Result<KilnClient, CliError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| CliError::Server(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(KilnClient {
+            http,
+            base: args.server.trim_end_matches('/').to_string(),
+            token: args.token.clone(),
+        })
+    }
+
+    pub fn server(&self) -> &str {
+        &self.base
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => req.bearer_auth(t.expose()),
+            None => req,
+        }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, CliError> {
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        check(resp).await
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> CliError {
+        CliError::Server(format!(
+            "cannot reach the Kiln server at {}: {e}",
+            self.base
+        ))
+    }
+
+    pub async fn context_exists(&self, digest: &Digest) -> Result<bool, CliError> {
+        let resp = self
+            .request(reqwest::Method::HEAD, &format!("/api/contexts/{digest}"))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        match resp.status() {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => check(resp).await.map(|_| false),
+        }
+    }
+
+    /// Streams an archive to the server, which answers with its digest once it is stored.
+    pub async fn upload_context<S>(&self, body: S) -> Result<ContextUploaded, CliError>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static,
+    {
+        let req = self
+            .request(reqwest::Method::POST, "/api/contexts")
+            .header(reqwest::header::CONTENT_TYPE, "application/gzip")
+            .body(reqwest::Body::wrap_stream(body));
+        json(self.send(req).await?).await
+    }
+
+    pub async fn create_run(&self, req: &CreateRun) -> Result<Run, CliError> {
+        json(
+            self.send(self.request(reqwest::Method::POST, "/api/runs").json(req))
+                .await?,
+        )
+        .await
+    }
+
+    pub async fn run(&self, id: &str) -> Result<Run, CliError> {
+        json(
+            self.send(self.request(reqwest::Method::GET, &format!("/api/runs/{id}")))
+                .await?,
+        )
+        .await
+    }
+
+    pub async fn list_runs(&self, q: &ListQuery) -> Result<RunList, CliError> {
+        let req = self.request(reqwest::Method::GET, "/api/runs").query(q);
+        json(self.send(req).await?).await
+    }
+
+    pub async fn cancel(&self, id: &str) -> Result<Run, CliError> {
+        let path = format!("/api/runs/{id}/cancel");
+        json(
+            self.send(self.request(reqwest::Method::POST, &path))
+                .await?,
+        )
+        .await
+    }
+
+    /// The log from `offset`; with `follow`, a clean end of stream means the run finished.
+    pub async fn logs(
+        &self,
+        id: RunId,
+        offset: u64,
+        follow: bool,
+    ) -> Result<impl Stream<Item = Result<Bytes, CliError>>, CliError> {
+        let req = self
+            .request(reqwest::Method::GET, &format!("/api/runs/{id}/logs"))
+            .query(&[
+                ("offset", offset.to_string()),
+                ("follow", follow.to_string()),
+            ]);
+        let resp = self.send(req).await?;
+        let base = self.base.clone();
+        Ok(resp
+            .bytes_stream()
+            .map_err(move |e| CliError::Server(format!("log stream from {base} broke: {e}"))))
+    }
+}
+
+async fn json<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, CliError> {
+    resp.json()
+        .await
+        .map_err(|e| CliError::Server(format!("unexpected answer from the server: {e}")))
+}
+
+/// 4xx answers are the input's fault (exit 2); 5xx and the rest are the server's.
+async fn check(resp: reqwest::Response) -> Result<reqwest::Response, CliError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let text = resp.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<ApiErrorBody>(&text)
+        .map(|b| b.error.message)
+        .unwrap_or_else(|_| format!("server answered {status}: {text}"));
+    if status.is_client_error() {
+        Err(CliError::Rejected(message))
+    } else {
+        Err(CliError::Server(message))
+    }
+}

@@ -1,0 +1,113 @@
+//! Human-readable output of runs: the `run list` table and `run show` details.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::CliError;
+use crate::wire::Run;
+
+pub fn print_json(value: &impl Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::Server(format!("cannot print JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// `RUN ID  STATUS  TRIGGER  IMAGES  STARTED  DURATION`, one run a line.
+pub fn run_table(runs: &[Run]) -> String {
+    let header = [
+        "RUN ID", "STATUS", "TRIGGER", "IMAGES", "STARTED", "DURATION",
+    ];
+    let rows: Vec<[String; 6]> = runs
+        .iter()
+        .map(|r| {
+            [
+                r.id.to_string(),
+                r.status.to_string(),
+                r.trigger.clone(),
+                images_cell(r),
+                r.started_at.map(timestamp).unwrap_or_default(),
+                duration(r).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[&str]| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", text.join("  ").trim_end());
+    };
+    line(&header);
+    for row in &rows {
+        line(&row.each_ref().map(String::as_str));
+    }
+    out
+}
+
+fn images_cell(r: &Run) -> String {
+    if r.rendered_images.is_empty() {
+        return "-".into();
+    }
+    r.rendered_images.join(", ")
+}
+
+fn timestamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Seconds from start to finish (or to now while running), as `1m05s`.
+fn duration(r: &Run) -> Option<String> {
+    let start = r.started_at?;
+    let end = r.finished_at.unwrap_or_else(Utc::now);
+    let secs = (end - start).num_seconds().max(0);
+    Some(if secs >= 60 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{secs}s")
+    })
+}
+
+pub fn run_details(r: &Run) -> String {
+    let mut out = String::new();
+    let mut field = |k: &str, v: String| {
+        let _ = writeln!(out, "{k:<14} {v}");
+    };
+    field("Run ID:", r.id.to_string());
+    field("Status:", r.status.to_string());
+    field("Trigger:", r.trigger.clone());
+    field("Platform:", r.platform.to_string());
+    field("Created:", timestamp(r.created_at));
+    field(
+        "Started:",
+        r.started_at.map(timestamp).unwrap_or("-".into()),
+    );
+    field(
+        "Finished:",
+        r.finished_at.map(timestamp).unwrap_or("-".into()),
+    );
+    field("Duration:", duration(r).unwrap_or("-".into()));
+    field("Worker:", r.worker.clone().unwrap_or("-".into()));
+    field("Images:", images_cell(r));
+    for img in &r.output_images {
+        let name = match &img.registry {
+            Some(reg) => format!("{reg}/{}:{}", img.repository, img.tag),
+            None => format!("{}:{}", img.repository, img.tag),
+        };
+        field("Pushed:", format!("{name}@{}", img.digest));
+    }
+    if let Some(e) = &r.error_message {
+        field("Error:", e.clone());
+    }
+    out
+}

@@ -1,0 +1,102 @@
+//! The `kiln` command line: one file per command group. Client commands talk to the server
+//! over HTTP only, so they work from a laptop with no Docker.
+
+pub mod build;
+pub mod client;
+pub mod follow;
+pub mod format;
+pub mod progress;
+pub mod run;
+
+use clap::{Args, Parser, Subcommand};
+use kiln_worker::protocol::{RunStatus, Secret};
+
+use crate::config::{parse_secret, ServeArgs};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Self-hosted cloud builds for container images"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Kiln server: API, queue and (by default) one embedded worker.
+    Serve(ServeArgs),
+    /// Pack a local folder, upload it, build it on a worker and stream the logs.
+    Build(build::BuildArgs),
+    /// Inspect and control runs.
+    #[command(subcommand)]
+    Run(run::RunCommand),
+}
+
+/// How client commands find the server.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// The Kiln server's base URL.
+    #[arg(
+        long,
+        env = "KILN_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub server: String,
+    /// API token.
+    #[arg(long, env = "KILN_TOKEN", hide_env_values = true, value_parser = parse_secret, global = true)]
+    pub token: Option<Secret>,
+}
+
+/// `--output` of client commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+/// What went wrong in a client command, and so its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The server rejected the request (400, 404, 413…): the input is at fault.
+    #[error("{0}")]
+    Rejected(String),
+    /// Caught before anything was sent (missing Dockerfile, unreadable context).
+    #[error("{0}")]
+    Input(String),
+    /// The server could not be reached or failed.
+    #[error("{0}")]
+    Server(String),
+    /// The run ended without succeeding.
+    #[error("{message}")]
+    RunEnded { status: RunStatus, message: String },
+    /// The user stopped following with Ctrl-C.
+    #[error("{0}")]
+    Interrupted(String),
+}
+
+impl CliError {
+    /// 0 is success. 1: Failed (or a client-side failure), 2: bad input, 3: Canceled,
+    /// 4: Timeout, 5: Error (infrastructure), 130: interrupted.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Rejected(_) | CliError::Input(_) => 2,
+            CliError::Server(_) => 1,
+            CliError::RunEnded { status, .. } => status_exit_code(*status),
+            CliError::Interrupted(_) => 130,
+        }
+    }
+}
+
+pub fn status_exit_code(status: RunStatus) -> i32 {
+    match status {
+        RunStatus::Succeeded => 0,
+        RunStatus::Failed | RunStatus::Queued | RunStatus::Running => 1,
+        RunStatus::Canceled => 3,
+        RunStatus::Timeout => 4,
+        RunStatus::Error => 5,
+    }
+}

@@ -1,0 +1,131 @@
+//! `kiln run list | show | logs | cancel`.
+
+use clap::{Args, Subcommand};
+use kiln_worker::protocol::{RunId, RunStatus};
+
+use super::build::interrupted;
+use super::client::KilnClient;
+use super::follow::print_log;
+use super::format::{print_json, run_details, run_table};
+use super::{CliError, OutputFormat, ServerArgs};
+use crate::wire::ListQuery;
+
+#[derive(Debug, Subcommand)]
+pub enum RunCommand {
+    /// List runs, newest first.
+    List(ListArgs),
+    /// Show one run.
+    Show(ShowArgs),
+    /// Print a run's log; --follow streams it until the run ends.
+    Logs(LogsArgs),
+    /// Cancel a queued or running run. Its build is stopped on the worker.
+    Cancel(CancelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only runs with this status.
+    #[arg(long)]
+    pub status: Option<RunStatus>,
+    /// How many runs to show.
+    #[arg(long, default_value_t = 15)]
+    pub top: u32,
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    pub run_id: String,
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    pub run_id: String,
+    /// Keep streaming until the run ends; exit with the run's result.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    pub run_id: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+pub async fn run(cmd: RunCommand) -> Result<(), CliError> {
+    match cmd {
+        RunCommand::List(a) => list(a).await,
+        RunCommand::Show(a) => show(a).await,
+        RunCommand::Logs(a) => logs(a).await,
+        RunCommand::Cancel(a) => cancel(a).await,
+    }
+}
+
+async fn list(a: ListArgs) -> Result<(), CliError> {
+    let client = KilnClient::new(&a.server)?;
+    let list = client
+        .list_runs(&ListQuery {
+            status: a.status,
+            top: Some(a.top),
+        })
+        .await?;
+    match a.output {
+        OutputFormat::Json => print_json(&list),
+        OutputFormat::Table => {
+            print!("{}", run_table(&list.runs));
+            Ok(())
+        }
+    }
+}
+
+async fn show(a: ShowArgs) -> Result<(), CliError> {
+    let run = KilnClient::new(&a.server)?.run(&a.run_id).await?;
+    match a.output {
+        OutputFormat::Json => print_json(&run),
+        OutputFormat::Table => {
+            print!("{}", run_details(&run));
+            Ok(())
+        }
+    }
+}
+
+async fn logs(a: LogsArgs) -> Result<(), CliError> {
+    let client = KilnClient::new(&a.server)?;
+    // Resolve first, so an unknown run is a clear 404 rather than an empty log.
+    let run = client.run(&a.run_id).await?;
+    let id: RunId = run.id;
+    let mut stdout = std::io::stdout();
+    let printed = tokio::select! {
+        r = print_log(&client, id, a.follow, &mut stdout) => r,
+        _ = tokio::signal::ctrl_c(), if a.follow => return Err(interrupted(&run)),
+    };
+    printed?;
+    if a.follow {
+        // Following ends with the run, so the exit code can say how it went, as build's does.
+        return super::build::finish(&client.run(&a.run_id).await?);
+    }
+    Ok(())
+}
+
+async fn cancel(a: CancelArgs) -> Result<(), CliError> {
+    let run = KilnClient::new(&a.server)?.cancel(&a.run_id).await?;
+    if run.status == RunStatus::Canceled {
+        eprintln!("Run {} canceled", run.id);
+    } else {
+        eprintln!(
+            "Cancel requested for run {}; its worker is stopping the build",
+            run.id
+        );
+    }
+    Ok(())
+}

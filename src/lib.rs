@@ -1,0 +1,15 @@
+//! Kiln: a self-hosted build service for container images. This crate is the server, the API
+//! and the CLI; the worker agent is the `kiln-worker` crate.
+//!
+//! Layers: `api` (routes) → `service` (rules) → `store` (SQL). `context` packs and checks build
+//! contexts; `cli` is the command-line client; `wire` holds the API's JSON shapes.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod context;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod template;
+pub mod wire;

@@ -1,0 +1,79 @@
+use clap::Parser;
+use kiln::cli::{build, run, Cli, CliError, Command};
+use kiln::server::Server;
+
+fn init_tracing(default: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // KILN_LOG_FORMAT=json for log shippers; readable text otherwise.
+    if std::env::var("KILN_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(args: kiln::config::ServeArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let server = Server::start(args, listener).await?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate() => {}
+    }
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn terminate() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Serve(args) => {
+            init_tracing("info,tower_http=warn,sqlx=warn");
+            match serve(args).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    1
+                }
+            }
+        }
+        Command::Build(args) => {
+            init_tracing("warn");
+            report(build::run(args).await)
+        }
+        Command::Run(cmd) => {
+            init_tracing("warn");
+            report(run::run(cmd).await)
+        }
+    };
+    std::process::exit(code);
+}
+
+fn report(result: Result<(), CliError>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            match e {
+                CliError::RunEnded { .. } | CliError::Interrupted(_) => eprintln!("{e}"),
+                _ => eprintln!("error: {e}"),
+            }
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Build contexts uploaded by clients: verified while they stream in, stored by sha256 digest
+//! under `<data>/contexts/sha256/`, so an identical upload is stored once.
+
+use std::io::{self, Read};
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use kiln_worker::protocol::Digest;
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::context::verify::{verify_archive, ArchiveSummary, VerifyError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("build context is larger than the server's limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("build context rejected: {0}")]
+    Invalid(#[from] VerifyError),
+    #[error("upload interrupted: {0}")]
+    Interrupted(String),
+    #[error("context storage failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// What the server stored for an upload.
+#[derive(Debug, Clone)]
+pub struct StoredContext {
+    pub digest: Digest,
+    pub size: u64,
+    pub files: u64,
+}
+
+pub struct ContextStore {
+    root: PathBuf,
+    pub max_bytes: u64,
+}
+
+/// Feeds the verifier thread from the upload as it arrives, so checking costs no extra pass.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+impl ContextStore {
+    pub fn new(root: PathBuf, max_bytes: u64) -> io::Result<ContextStore> {
+        std::fs::create_dir_all(root.join("sha256"))?;
+        std::fs::create_dir_all(root.join("tmp"))?;
+        Ok(ContextStore { root, max_bytes })
+    }
+
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("sha256").join(digest.hex())
+    }
+
+    pub fn exists(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Stores an upload. Nothing is kept unless the whole archive arrived, fits the limit and
+    /// passes the safety checks.
+    pub async fn put<S, E>(&self, mut body: S) -> Result<StoredContext, ContextError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
+        let (tmp_file, tmp_path) = tmp.into_parts();
+        let mut file = tokio::fs::File::from_std(tmp_file);
+        // A small bound keeps memory flat: the upload waits when the verifier falls behind.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let verifier = tokio::task::spawn_blocking(move || {
+            let mut reader = ChannelReader {
+                rx,
+                current: Bytes::new(),
+            };
+            let result = verify_archive(&mut reader);
+            // Drain whatever follows so the uploader never blocks on a verifier that stopped.
+            let _ = io::copy(&mut reader, &mut io::sink());
+            result
+        });
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let received: Result<(), ContextError> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| ContextError::Interrupted(e.to_string()))?;
+                size += chunk.len() as u64;
+                if size > self.max_bytes {
+                    return Err(ContextError::TooLarge {
+                        limit: self.max_bytes,
+                    });
+                }
+                hasher.update(&chunk);
+                file.write_all(&chunk).await?;
+                // The verifier drains to the end even after a bad entry; its verdict comes below.
+                let _ = tx.send(chunk).await;
+            }
+            file.flush().await?;
+            Ok(())
+        }
+        .await;
+        drop(tx);
+        let verdict = verifier
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        received?;
+        let summary: ArchiveSummary = verdict?;
+        let digest = Digest::from_sha256(&hasher.finalize());
+        let target = self.path(&digest);
+        file.sync_all().await?;
+        drop(file);
+        // Rename is atomic: a reader sees the whole archive or none.
+        tmp_path
+            .persist(&target)
+            .map_err(|e| ContextError::Io(e.error))?;
+        Ok(StoredContext {
+            digest,
+            size,
+            files: summary.entries,
+        })
+    }
+
+    pub async fn open(&self, digest: &Digest) -> io::Result<tokio::fs::File> {
+        tokio::fs::File::open(self.path(digest)).await
+    }
+}

@@ -1,0 +1,53 @@
+//! Orchestration and rules. Services own the store; routes call services; services never
+//! call routes.
+
+pub mod contexts;
+pub mod logs;
+pub mod queue;
+pub mod runs;
+
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use kiln_worker::protocol::RegistryCredential;
+
+use crate::store::StoreError;
+
+/// Wall-clock now as Unix milliseconds, the unit every stored time uses.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Rules the run and queue services apply, from the server's configuration.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Prefixed to image names that name no registry. `None`: such names are an error.
+    pub default_registry: Option<String>,
+    pub credentials: Vec<RegistryCredential>,
+    pub default_timeout_secs: u64,
+    pub timeout_range: RangeInclusive<u64>,
+    /// How long a worker's claim on a run lasts without a heartbeat.
+    pub lease_ttl: Duration,
+    /// How often workers heartbeat; also how fast they learn of a cancel.
+    pub heartbeat_interval: Duration,
+}
+
+/// Errors a service reports to its caller. Routes map them to HTTP in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller's view is out of date: e.g. a worker whose attempt was superseded.
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Context(#[from] contexts::ContextError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Log(#[from] logs::LogError),
+    #[error("I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+}

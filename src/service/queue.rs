@@ -1,0 +1,189 @@
+//! The worker side of runs: leases, heartbeats, log upload, results, and the reaper that ends
+//! runs whose worker vanished or whose time ran out. Workers reach this only over HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kiln_worker::protocol::{
+    ContextSource, Digest, HeartbeatReply, Lease, LeaseRequest, RunId, RunResult, RunStatus,
+};
+use tokio::time::Instant;
+
+use super::runs::RunService;
+use super::{now_ms, ServiceError};
+use crate::store::RunRow;
+
+/// The longest a lease request may wait; workers ask again after it.
+pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(30);
+
+pub struct Queue {
+    runs: Arc<RunService>,
+}
+
+impl Queue {
+    pub fn new(runs: Arc<RunService>) -> Queue {
+        Queue { runs }
+    }
+
+    /// Hands the oldest queued run for the worker's platforms to it, waiting up to `wait_ms`
+    /// for one to be queued. Returns as soon as a run is queued: no fixed-interval polling.
+    pub async fn lease(&self, req: LeaseRequest) -> Result<Option<Lease>, ServiceError> {
+        let wait = Duration::from_millis(req.wait_ms).min(MAX_LEASE_WAIT);
+        let deadline = Instant::now() + wait;
+        loop {
+            // Register interest before querying, so a run queued in between is not missed.
+            let notified = self.runs.queued.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+
+            let now = now_ms();
+            let expires = now + self.runs.settings.lease_ttl.as_millis() as i64;
+            let claimed = self
+                .runs
+                .store
+                .claim_run(
+                    &req.worker.platforms,
+                    &req.worker.id,
+                    &req.worker.name,
+                    now,
+                    expires,
+                )
+                .await?;
+            if let Some(run) = claimed {
+                tracing::info!(run.id = %run.id, worker = %req.worker.name, attempt = run.attempt, "run leased");
+                return Ok(Some(self.lease_for(run)));
+            }
+            tokio::select! {
+                _ = &mut notified => continue,
+                _ = tokio::time::sleep_until(deadline) => return Ok(None),
+            }
+        }
+    }
+
+    fn lease_for(&self, run: RunRow) -> Lease {
+        let settings = &self.runs.settings;
+        let registries: Vec<&str> = run
+            .spec
+            .images
+            .iter()
+            .filter_map(|i| i.registry())
+            .collect();
+        Lease {
+            run_id: run.id,
+            attempt: run.attempt,
+            heartbeat_interval_ms: settings.heartbeat_interval.as_millis() as u64,
+            timeout_ms: run.timeout_secs * 1000,
+            log_offset: self.runs.logs.size(run.id),
+            // A worker only gets the credentials of registries this run pushes to.
+            credentials: settings
+                .credentials
+                .iter()
+                .filter(|c| registries.contains(&c.registry.as_str()))
+                .cloned()
+                .collect(),
+            spec: run.spec,
+        }
+    }
+
+    /// Renews the lease; tells the worker whether to cancel.
+    pub async fn heartbeat(&self, id: RunId, attempt: u32) -> Result<HeartbeatReply, ServiceError> {
+        let expires = now_ms() + self.runs.settings.lease_ttl.as_millis() as i64;
+        match self.runs.store.renew_lease(id, attempt, expires).await? {
+            Some(cancel) => Ok(HeartbeatReply { cancel }),
+            None => Err(stale(id, attempt)),
+        }
+    }
+
+    pub async fn append_logs(
+        &self,
+        id: RunId,
+        attempt: u32,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<u64, ServiceError> {
+        if !self.runs.store.is_current_attempt(id, attempt).await? {
+            return Err(stale(id, attempt));
+        }
+        Ok(self.runs.logs.append_at(id, offset, data)?)
+    }
+
+    pub async fn report(&self, id: RunId, result: RunResult) -> Result<(), ServiceError> {
+        let status: RunStatus = result.outcome.into();
+        let ended = self
+            .runs
+            .finish(
+                id,
+                Some(result.attempt),
+                status,
+                result.error_message.as_deref(),
+                &result.output_images,
+            )
+            .await?;
+        match ended {
+            Some(_) => Ok(()),
+            None => Err(stale(id, result.attempt)),
+        }
+    }
+
+    /// Whether the worker may download this context: only for a run it currently holds.
+    pub async fn context_of(&self, id: RunId, attempt: u32) -> Result<Digest, ServiceError> {
+        let run = self.runs.row(id).await?;
+        if run.attempt != attempt || run.status != RunStatus::Running {
+            return Err(stale(id, attempt));
+        }
+        let ContextSource::Upload { digest } = run.spec.context;
+        Ok(digest)
+    }
+
+    /// Ends runs whose worker stopped heartbeating (Error, "worker lost") or that outlived
+    /// their timeout without the worker reporting it. Runs until the process stops.
+    pub async fn reap_forever(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.reap_once().await {
+                tracing::error!(error = %e, "reaping overdue runs failed");
+            }
+        }
+    }
+
+    async fn reap_once(&self) -> Result<(), ServiceError> {
+        let now = now_ms();
+        // The worker enforces the timeout itself; the server steps in one lease later.
+        let grace = self.runs.settings.lease_ttl.as_millis() as i64;
+        for run in self.runs.store.overdue_runs(now, grace).await? {
+            let timed_out = run
+                .started_at
+                .is_some_and(|s| s + (run.timeout_secs as i64) * 1000 + grace < now);
+            let (status, message) = if run.cancel_requested {
+                (RunStatus::Canceled, "canceled by user".to_string())
+            } else if timed_out {
+                (
+                    RunStatus::Timeout,
+                    format!("the run exceeded its timeout of {}s", run.timeout_secs),
+                )
+            } else {
+                let worker = run.worker_name.as_deref().unwrap_or("unknown");
+                (
+                    RunStatus::Error,
+                    format!(
+                        "worker lost: worker '{worker}' stopped sending heartbeats for {}s",
+                        self.runs.settings.lease_ttl.as_secs()
+                    ),
+                )
+            };
+            tracing::warn!(run.id = %run.id, run.status = %status, "{message}");
+            self.runs
+                .finish(run.id, Some(run.attempt), status, Some(&message), &[])
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn stale(id: RunId, attempt: u32) -> ServiceError {
+    ServiceError::Conflict(format!(
+        "attempt {attempt} of run '{id}' is no longer current: the run finished or was handed to another worker"
+    ))
+}

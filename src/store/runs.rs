@@ -1,0 +1,318 @@
+//! The `runs` and `run_events` tables: creation, the queue claim, leases and final results.
+
+use kiln_worker::protocol::{BuildSpec, OutputImage, Platform, RunId, RunStatus};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{Store, StoreError};
+
+/// A run as stored. Times are Unix milliseconds.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub id: RunId,
+    pub status: RunStatus,
+    pub trigger: String,
+    pub platform: Platform,
+    pub requested_images: Vec<String>,
+    pub spec: BuildSpec,
+    pub timeout_secs: u64,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub attempt: u32,
+    pub worker_name: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    pub cancel_requested: bool,
+    pub output_images: Vec<OutputImage>,
+    pub error_message: Option<String>,
+}
+
+/// What a new run is made of; built once its ID is known, since image names may contain it.
+pub struct NewRun {
+    pub trigger: String,
+    pub platform: Platform,
+    pub requested_images: Vec<String>,
+    pub spec: BuildSpec,
+    pub timeout_secs: u64,
+}
+
+/// One entry of a run's status history.
+#[derive(Debug, Clone)]
+pub struct StatusChange {
+    pub status: RunStatus,
+    pub at: i64,
+}
+
+/// How a running attempt ends.
+pub struct Finish<'a> {
+    pub status: RunStatus,
+    pub error_message: Option<&'a str>,
+    pub output_images: &'a [OutputImage],
+    pub now: i64,
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn from_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
+    let seq: i64 = row.try_get("seq")?;
+    let status: String = row.try_get("status")?;
+    let platform: String = row.try_get("platform")?;
+    let requested: String = row.try_get("requested_images")?;
+    let spec: String = row.try_get("spec")?;
+    let outputs: String = row.try_get("output_images")?;
+    Ok(RunRow {
+        id: RunId::from_seq(seq as u64),
+        status: status.parse().map_err(|e| corrupt("status", e))?,
+        trigger: row.try_get("trigger")?,
+        platform: platform.parse().map_err(|e| corrupt("platform", e))?,
+        requested_images: serde_json::from_str(&requested)
+            .map_err(|e| corrupt("requested_images", e))?,
+        spec: serde_json::from_str(&spec).map_err(|e| corrupt("spec", e))?,
+        timeout_secs: row.try_get::<i64, _>("timeout_secs")? as u64,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        attempt: row.try_get::<i64, _>("attempt")? as u32,
+        worker_name: row.try_get("worker_name")?,
+        lease_expires_at: row.try_get("lease_expires_at")?,
+        cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+        output_images: serde_json::from_str(&outputs).map_err(|e| corrupt("output_images", e))?,
+        error_message: row.try_get("error_message")?,
+    })
+}
+
+fn seq(id: RunId) -> i64 {
+    id.seq() as i64
+}
+
+async fn record_event(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: RunId,
+    status: RunStatus,
+    at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO run_events (run_seq, status, at) VALUES (?, ?, ?)")
+        .bind(seq(id))
+        .bind(status.as_str())
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Inserts a queued run. `build` gets the new run's ID and returns its contents; when it
+    /// fails nothing is stored, so a rejected submission leaves no trace.
+    pub async fn create_run<E>(
+        &self,
+        now: i64,
+        build: impl FnOnce(RunId) -> Result<NewRun, E>,
+    ) -> Result<Result<RunRow, E>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO runs (status, trigger, platform, requested_images, spec, timeout_secs, created_at)
+             VALUES ('Queued', '', '', '[]', '{}', 0, ?) RETURNING seq",
+        )
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = RunId::from_seq(seq as u64);
+        let new = match build(id) {
+            Ok(new) => new,
+            Err(e) => {
+                tx.rollback().await?;
+                return Ok(Err(e));
+            }
+        };
+        let row = sqlx::query(
+            "UPDATE runs SET trigger = ?, platform = ?, requested_images = ?, spec = ?, timeout_secs = ?
+             WHERE seq = ? RETURNING *",
+        )
+        .bind(&new.trigger)
+        .bind(new.platform.to_string())
+        .bind(serde_json::to_string(&new.requested_images).map_err(|e| corrupt("images", e))?)
+        .bind(serde_json::to_string(&new.spec).map_err(|e| corrupt("spec", e))?)
+        .bind(new.timeout_secs as i64)
+        .bind(seq)
+        .fetch_one(&mut *tx)
+        .await?;
+        record_event(&mut tx, id, RunStatus::Queued, now).await?;
+        tx.commit().await?;
+        Ok(Ok(from_row(&row)?))
+    }
+
+    pub async fn get_run(&self, id: RunId) -> Result<Option<RunRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM runs WHERE seq = ?")
+            .bind(seq(id))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Newest first, optionally only runs in one status.
+    pub async fn list_runs(
+        &self,
+        status: Option<RunStatus>,
+        limit: u32,
+    ) -> Result<Vec<RunRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE (?1 IS NULL OR status = ?1) ORDER BY seq DESC LIMIT ?2",
+        )
+        .bind(status.map(RunStatus::as_str))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn run_events(&self, id: RunId) -> Result<Vec<StatusChange>, StoreError> {
+        let rows =
+            sqlx::query("SELECT status, at FROM run_events WHERE run_seq = ? ORDER BY at, rowid")
+                .bind(seq(id))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let status: String = r.try_get("status")?;
+                Ok(StatusChange {
+                    status: status.parse().map_err(|e| corrupt("event status", e))?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Claims the oldest queued run for one of `platforms`, starting attempt N+1 under a lease.
+    /// A single UPDATE picks and marks the row, so two workers can never claim the same run.
+    pub async fn claim_run(
+        &self,
+        platforms: &[Platform],
+        worker_id: &str,
+        worker_name: &str,
+        now: i64,
+        lease_expires_at: i64,
+    ) -> Result<Option<RunRow>, StoreError> {
+        let platforms: Vec<String> = platforms.iter().map(ToString::to_string).collect();
+        let platforms = serde_json::to_string(&platforms).map_err(|e| corrupt("platforms", e))?;
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE runs
+             SET status = 'Running', attempt = attempt + 1, worker_id = ?, worker_name = ?,
+                 started_at = ?, lease_expires_at = ?
+             WHERE seq = (SELECT seq FROM runs
+                          WHERE status = 'Queued' AND platform IN (SELECT value FROM json_each(?))
+                          ORDER BY seq LIMIT 1)
+             RETURNING *",
+        )
+        .bind(worker_id)
+        .bind(worker_name)
+        .bind(now)
+        .bind(lease_expires_at)
+        .bind(platforms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let run = from_row(&row)?;
+        record_event(&mut tx, run.id, RunStatus::Running, now).await?;
+        tx.commit().await?;
+        Ok(Some(run))
+    }
+
+    /// Extends the lease of a running attempt. `None` means the attempt is no longer current.
+    /// Returns whether the user asked to cancel the run.
+    pub async fn renew_lease(
+        &self,
+        id: RunId,
+        attempt: u32,
+        lease_expires_at: i64,
+    ) -> Result<Option<bool>, StoreError> {
+        let cancel: Option<i64> = sqlx::query_scalar(
+            "UPDATE runs SET lease_expires_at = ?
+             WHERE seq = ? AND attempt = ? AND status = 'Running' RETURNING cancel_requested",
+        )
+        .bind(lease_expires_at)
+        .bind(seq(id))
+        .bind(attempt as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(cancel.map(|c| c != 0))
+    }
+
+    /// Whether `attempt` is the run's current, running attempt.
+    pub async fn is_current_attempt(&self, id: RunId, attempt: u32) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM runs WHERE seq = ? AND attempt = ? AND status = 'Running'",
+        )
+        .bind(seq(id))
+        .bind(attempt as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    /// Ends a run. `attempt` fences running runs (`None` finishes a queued run). `before_commit`
+    /// runs inside the transaction once the row is known to change, so the closing log line
+    /// is on disk before anyone can see the final status.
+    pub async fn finish_run(
+        &self,
+        id: RunId,
+        attempt: Option<u32>,
+        finish: Finish<'_>,
+        before_commit: impl FnOnce(&RunRow) -> std::io::Result<()>,
+    ) -> Result<Option<RunRow>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let outputs =
+            serde_json::to_string(finish.output_images).map_err(|e| corrupt("outputs", e))?;
+        let row = sqlx::query(
+            "UPDATE runs
+             SET status = ?1, finished_at = ?2, error_message = ?3, output_images = ?4, lease_expires_at = NULL
+             WHERE seq = ?5 AND ((?6 IS NULL AND status = 'Queued') OR (attempt = ?6 AND status = 'Running'))
+             RETURNING *",
+        )
+        .bind(finish.status.as_str())
+        .bind(finish.now)
+        .bind(finish.error_message)
+        .bind(outputs)
+        .bind(seq(id))
+        .bind(attempt.map(|a| a as i64))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let run = from_row(&row)?;
+        record_event(&mut tx, id, finish.status, finish.now).await?;
+        before_commit(&run).map_err(|e| StoreError::Corrupt(format!("run log: {e}")))?;
+        tx.commit().await?;
+        Ok(Some(run))
+    }
+
+    /// Marks a running run for cancellation; its worker learns of it on the next heartbeat.
+    pub async fn request_cancel(&self, id: RunId) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET cancel_requested = 1 WHERE seq = ? AND status = 'Running'",
+        )
+        .bind(seq(id))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Running runs whose lease ran out (worker lost) or whose time ran out (`grace_ms` after
+    /// the deadline, so the worker's own Timeout report normally wins).
+    pub async fn overdue_runs(&self, now: i64, grace_ms: i64) -> Result<Vec<RunRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE status = 'Running'
+             AND (lease_expires_at < ?1 OR started_at + timeout_secs * 1000 + ?2 < ?1)",
+        )
+        .bind(now)
+        .bind(grace_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+}

@@ -1,0 +1,104 @@
+//! JSON shapes of the public API, shared by the server's routes and the CLI.
+//! Database rows live apart, in `store`; the worker protocol lives in `kiln_worker::protocol`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use kiln_worker::protocol::{ContextSource, Digest, OutputImage, Platform, RunId, RunStatus};
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/runs`: queue a build.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRun {
+    pub context: ContextSource,
+    /// The Dockerfile's path inside the context.
+    #[serde(default = "default_dockerfile")]
+    pub dockerfile: String,
+    /// Image names, possibly templated (`app:<<.Run.ID>>`). Empty: build only.
+    #[serde(default)]
+    pub images: Vec<String>,
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub platform: Option<Platform>,
+    #[serde(default = "yes")]
+    pub push: bool,
+    #[serde(default)]
+    pub no_cache: bool,
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+fn default_dockerfile() -> String {
+    "Dockerfile".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A run as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    pub id: RunId,
+    pub status: RunStatus,
+    pub trigger: String,
+    pub platform: Platform,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Image names as requested, before templating.
+    pub images: Vec<String>,
+    /// Image names after templating and registry prefixing.
+    pub rendered_images: Vec<String>,
+    pub push: bool,
+    pub output_images: Vec<OutputImage>,
+    pub error_message: Option<String>,
+    pub timeout_secs: u64,
+    pub worker: Option<String>,
+    pub context_digest: Option<Digest>,
+    pub dockerfile: String,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub status_history: Vec<StatusChange>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChange {
+    pub status: RunStatus,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunList {
+    pub runs: Vec<Run>,
+}
+
+/// `POST /api/contexts`: what the server stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextUploaded {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// Query of `GET /api/runs/{id}/logs`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LogQuery {
+    #[serde(default)]
+    pub offset: u64,
+    #[serde(default)]
+    pub follow: bool,
+}
+
+/// Query of `GET /api/runs`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ListQuery {
+    pub status: Option<RunStatus>,
+    pub top: Option<u32>,
+}

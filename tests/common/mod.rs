@@ -1,0 +1,264 @@
+//! Test harness: a real Kiln server in-process on a port-0 listener with its own data dir,
+//! the real `kiln` binary as the client, and the real Docker engine and registry.
+//! Nothing here skips: a missing engine or registry fails the test with the fix to apply.
+
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kiln::config::ServeArgs;
+use kiln::server::Server;
+use tempfile::TempDir;
+
+pub const REGISTRY: &str = "127.0.0.1:5000";
+pub const BASE_IMAGE: &str = "127.0.0.1:5000/busybox:latest";
+
+pub struct TestServer {
+    server: Option<Server>,
+    pub data: TempDir,
+    /// The client's cache dir, so tests do not share upload fingerprints.
+    pub home: TempDir,
+    pub url: String,
+    pub args: ServeArgs,
+}
+
+/// Panics with a clear message unless the Docker engine and the registry are up.
+pub fn require_environment() {
+    let docker = std::process::Command::new("docker")
+        .args(["version", "-f", "{{.Server.Version}}"])
+        .output();
+    assert!(
+        matches!(&docker, Ok(o) if o.status.success()),
+        "the Docker engine is not reachable: run scripts/setup.sh ({docker:?})"
+    );
+    let registry = std::process::Command::new("curl")
+        .args(["-fsS", &format!("http://{REGISTRY}/v2/")])
+        .output();
+    assert!(
+        matches!(&registry, Ok(o) if o.status.success()),
+        "the registry at {REGISTRY} is not reachable: run scripts/setup.sh"
+    );
+}
+
+pub fn serve_args(data: &Path) -> ServeArgs {
+    ServeArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.to_path_buf(),
+        registry: Some(REGISTRY.to_string()),
+        registry_username: None,
+        registry_password: None,
+        docker_config: None,
+        workers: 1,
+        docker_host: None,
+        token: None,
+        max_context_size: 2 << 30,
+        lease_ttl: 30,
+        min_timeout: 1,
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(configure: impl FnOnce(&mut ServeArgs)) -> TestServer {
+        require_environment();
+        let data = tempfile::tempdir().unwrap();
+        let mut args = serve_args(data.path());
+        configure(&mut args);
+        let mut ts = TestServer {
+            server: None,
+            data,
+            home: tempfile::tempdir().unwrap(),
+            url: String::new(),
+            args,
+        };
+        ts.boot().await;
+        ts
+    }
+
+    async fn boot(&mut self) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = Server::start(self.args.clone(), listener).await.unwrap();
+        self.url = format!("http://{}", server.addr());
+        self.server = Some(server);
+    }
+
+    /// Stops the server and starts it again on the same data dir, with changed settings.
+    pub async fn restart_with(&mut self, configure: impl FnOnce(&mut ServeArgs)) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+        configure(&mut self.args);
+        self.boot().await;
+    }
+
+    /// `kiln <args>` against this server.
+    pub fn kiln(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiln"));
+        cmd.args(args)
+            .env("KILN_SERVER", &self.url)
+            .env("XDG_CACHE_HOME", self.home.path())
+            .env_remove("KILN_TOKEN")
+            .kill_on_drop(true);
+        cmd
+    }
+
+    pub async fn kiln_output(&self, args: &[&str]) -> CliRun {
+        let out = self.kiln(args).output().await.unwrap();
+        CliRun::from(out)
+    }
+
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    pub async fn run_json(&self, id: &str) -> serde_json::Value {
+        self.http()
+            .get(format!("{}/api/runs/{id}", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the run has the given status, for at most `limit`.
+    pub async fn wait_status(&self, id: &str, status: &str, limit: Duration) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let run = self.run_json(id).await;
+            if run["status"] == status {
+                return run;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {id} did not reach {status} within {limit:?}: {run:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Files stored as build contexts.
+    pub fn stored_contexts(&self) -> usize {
+        std::fs::read_dir(self.data.path().join("contexts/sha256"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    pub async fn run_count(&self) -> usize {
+        let list: serde_json::Value = self
+            .http()
+            .get(format!("{}/api/runs?top=1000", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list["runs"].as_array().unwrap().len()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            // Dropping the runtime's tasks stops it; a clean close needs an async context.
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(server.shutdown());
+            }
+        }
+    }
+}
+
+/// What a CLI invocation printed and how it exited.
+#[derive(Debug)]
+pub struct CliRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for CliRun {
+    fn from(o: Output) -> CliRun {
+        CliRun {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl CliRun {
+    /// The run ID from "Queued a build with ID: ca1".
+    pub fn run_id(&self) -> String {
+        self.stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("Queued a build with ID: "))
+            .unwrap_or_else(|| panic!("no run ID in output: {self:#?}"))
+            .trim()
+            .to_string()
+    }
+}
+
+/// A unique repository in the test registry, so tests never see each other's tags.
+pub fn unique_repo(name: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("kiln-test/{name}-{nanos:x}")
+}
+
+/// Writes `files` (path, content) under a new temp dir.
+pub fn context(files: &[(&str, &str)]) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, content) in files {
+        write(dir.path(), path, content);
+    }
+    dir
+}
+
+pub fn write(root: &Path, path: &str, content: &str) -> PathBuf {
+    let p = root.join(path);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, content).unwrap();
+    p
+}
+
+/// `skopeo inspect` of an image in the test registry: its manifest digest, or None if absent.
+pub async fn registry_digest(image: &str) -> Option<String> {
+    let out = tokio::process::Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{image}"),
+        ])
+        .output()
+        .await
+        .unwrap();
+    if !out.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["Digest"].as_str().map(str::to_string)
+}
+
+/// Runs `sh -c script` in the image freshly pulled from the registry, returning stdout.
+pub async fn run_in_image(image: &str, script: &str) -> String {
+    let out = tokio::process::Command::new("docker")
+        .args(["run", "--rm", "--pull", "always", image, "sh", "-c", script])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker run {image} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

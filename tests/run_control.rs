@@ -1,0 +1,271 @@
+//! Following, cancel, timeout, lost workers and restarts, against the real engine.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A build that prints a marker, then sleeps for a long time in a RUN step.
+fn sleeper(marker: &str, secs: u32) -> tempfile::TempDir {
+    context(&[(
+        "Dockerfile",
+        &format!("FROM {BASE_IMAGE}\nRUN echo {marker} && sleep {secs} && echo woke-up-{marker}\n"),
+    )])
+}
+
+/// Starts `kiln build --no-wait` and returns the run ID.
+async fn queue(server: &TestServer, ctx: &std::path::Path, extra: &[&str]) -> String {
+    let mut args = vec!["build", "--no-wait"];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    let out = server.kiln_output(&args).await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    out.stdout.trim().to_string()
+}
+
+/// Whether a process with exactly this command line runs on this machine (BuildKit's RUN
+/// steps are ordinary host processes in their own namespaces).
+fn process_running(cmdline: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+        std::fs::read(p.path().join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == cmdline)
+            .unwrap_or(false)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_client_follows_the_log_live() {
+    let server = TestServer::start().await;
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {BASE_IMAGE}\nRUN for i in 1 2 3; do echo tick-$i; sleep 1; done\n"),
+    )]);
+    let id = queue(&server, ctx.path(), &["--no-push", "--no-cache"]).await;
+    let mut follower = server
+        .kiln(&["run", "logs", &id, "--follow"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    // tick-1 arrives while the run is still running: the follower is live, not replaying.
+    while let Some(line) = lines.next_line().await.unwrap() {
+        let done = line.contains("tick-1");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let run = server.run_json(&id).await;
+    assert_eq!(run["status"], "Running", "{seen:#?}");
+    while let Some(line) = lines.next_line().await.unwrap() {
+        seen.push(line);
+    }
+    let status = follower.wait().await.unwrap();
+    assert_eq!(status.code(), Some(0));
+    let text = seen.join("\n");
+    assert!(text.contains("tick-3"), "{text}");
+    assert!(
+        text.contains(&format!("Run ID: {id} was successful")),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_the_build_on_the_worker() {
+    let server = TestServer::start().await;
+    let ctx = sleeper("cancel-me", 4242);
+    let mut build = server
+        .kiln(&[
+            "build",
+            "--no-push",
+            "--no-cache",
+            ctx.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(build.stdout.take().unwrap()).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.contains("cancel-me") && !line.contains("RUN") {
+            break;
+        }
+    }
+    assert!(
+        process_running("sleep 4242"),
+        "the RUN step should be running"
+    );
+    let list = server
+        .kiln_output(&["run", "list", "--status", "Running", "-o", "json"])
+        .await;
+    let runs: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let id = runs["runs"][0]["id"].as_str().unwrap().to_string();
+
+    let cancel = server.kiln_output(&["run", "cancel", &id]).await;
+    assert_eq!(cancel.code, 0, "{cancel:#?}");
+    let out = build.wait_with_output().await.unwrap();
+    let mut rest = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    assert_eq!(out.status.code(), Some(3), "exit code of a canceled run");
+    assert!(
+        rest.contains("Build stopped: the run was canceled"),
+        "{rest}"
+    );
+    assert!(
+        rest.contains(&format!("Run ID: {id} was canceled after")),
+        "{rest}"
+    );
+    assert_eq!(server.run_json(&id).await["status"], "Canceled");
+    // The build itself stopped: its RUN process is gone.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while process_running("sleep 4242") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "RUN step still running after cancel"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A finished run cannot be canceled again.
+    let again = server.kiln_output(&["run", "cancel", &id]).await;
+    assert_eq!(again.code, 2);
+    assert!(
+        again.stderr.contains("already finished"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_stops_the_build_and_ends_the_run_as_timeout() {
+    let server = TestServer::start().await;
+    let ctx = sleeper("slowpoke", 4343);
+    let out = server
+        .kiln_output(&[
+            "build",
+            "--no-push",
+            "--no-cache",
+            "--timeout",
+            "3",
+            ctx.path().to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(out.code, 4, "{out:#?}");
+    let id = out.run_id();
+    assert!(
+        out.stdout
+            .contains("Build stopped: the run exceeded its timeout of 3s"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("Run ID: {id} timed out after")),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("woke-up-slowpoke"));
+    assert_eq!(server.run_json(&id).await["status"], "Timeout");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while process_running("sleep 4343") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "RUN step still running after timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_runs_survive_a_server_restart() {
+    let mut server = TestServer::start_with(|a| a.workers = 0).await;
+    let repo = unique_repo("restart");
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {BASE_IMAGE}\nRUN echo after-restart\n"),
+    )]);
+    let image = format!("{repo}:<<.Run.ID>>");
+    let id = queue(&server, ctx.path(), &["-t", &image]).await;
+    assert_eq!(server.run_json(&id).await["status"], "Queued");
+
+    server.restart_with(|a| a.workers = 1).await;
+    let run = server
+        .wait_status(&id, "Succeeded", Duration::from_secs(120))
+        .await;
+    assert_eq!(run["outputImages"][0]["tag"], id.as_str());
+    assert!(registry_digest(&format!("{REGISTRY}/{repo}:{id}"))
+        .await
+        .is_some());
+    let logs = server.kiln_output(&["run", "logs", &id]).await;
+    assert!(logs.stdout.contains("after-restart"), "{}", logs.stdout);
+
+    // Finished runs and their logs survive a restart too.
+    server.restart_with(|_| {}).await;
+    assert_eq!(server.run_json(&id).await["status"], "Succeeded");
+    let logs = server.kiln_output(&["run", "logs", &id, "--follow"]).await;
+    assert_eq!(logs.code, 0);
+    assert!(
+        logs.stdout
+            .contains(&format!("Run ID: {id} was successful")),
+        "{}",
+        logs.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_worker_vanishes_ends_as_error() {
+    let server = TestServer::start_with(|a| {
+        a.workers = 0;
+        a.lease_ttl = 2;
+    })
+    .await;
+    let ctx = context(&[("Dockerfile", &format!("FROM {BASE_IMAGE}\n"))]);
+    let id = queue(&server, ctx.path(), &["--no-push"]).await;
+    // A worker leases the run, then dies without a word.
+    let lease: serde_json::Value = server
+        .http()
+        .post(format!("{}/api/worker/lease", server.url))
+        .json(&serde_json::json!({
+            "worker": {"id": "doomed-1", "name": "doomed", "platforms": ["linux/amd64"]},
+            "waitMs": 1000
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(lease["runId"], id.as_str());
+    let run = server
+        .wait_status(&id, "Error", Duration::from_secs(15))
+        .await;
+    let message = run["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("worker lost") && message.contains("doomed"),
+        "{message}"
+    );
+    let logs = server.kiln_output(&["run", "logs", &id]).await;
+    assert!(
+        logs.stdout
+            .contains(&format!("Run ID: {id} ended with an error")),
+        "{}",
+        logs.stdout
+    );
+
+    // The dead worker's attempt is fenced: its late result is refused and changes nothing.
+    let late = server
+        .http()
+        .post(format!("{}/api/worker/runs/{id}/result", server.url))
+        .json(&serde_json::json!({"attempt": 1, "outcome": "Succeeded", "errorMessage": null, "outputImages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), 409);
+    assert_eq!(server.run_json(&id).await["status"], "Error");
+}

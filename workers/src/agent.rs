@@ -1,0 +1,298 @@
+//! The worker's main loop: lease a run, build and push it while heartbeating, ship logs,
+//! report the result. Cancel and timeout stop the build itself, not only the status.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{ClientError, ServerClient};
+use crate::engine::{BuildJob, Built, Engine, EngineError};
+use crate::logship::{self, LogSink};
+use crate::protocol::{
+    Lease, LeaseRequest, Outcome, OutputImage, Platform, RunResult, Secret, WorkerInfo,
+};
+
+/// How long one lease request may wait on the server before the worker asks again.
+const LEASE_WAIT: Duration = Duration::from_secs(25);
+/// Pause after the server could not be reached, so a down server is not hammered.
+const RETRY_PAUSE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub server: String,
+    pub token: Option<Secret>,
+    pub name: String,
+    /// Platforms to advertise; empty: ask the engine.
+    pub platforms: Vec<Platform>,
+}
+
+pub struct Agent<E> {
+    client: ServerClient,
+    engine: Arc<E>,
+    config: AgentConfig,
+    id: String,
+}
+
+/// Why a build stopped before it finished on its own.
+enum Stop {
+    Canceled,
+    /// The server gave the run to no one or someone else: drop it without a report.
+    Lost(String),
+}
+
+impl<E: Engine> Agent<E> {
+    pub fn new(config: AgentConfig, engine: E) -> Result<Agent<E>, ClientError> {
+        Ok(Agent {
+            client: ServerClient::new(&config.server, config.token.clone())?,
+            engine: Arc::new(engine),
+            id: format!("{}-{}", config.name, uuid::Uuid::new_v4().simple()),
+            config,
+        })
+    }
+
+    /// Leases and runs builds until `shutdown` fires. A run in progress is finished first.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        let platforms = self.platforms().await;
+        tracing::info!(worker = %self.config.name, platforms = ?platforms.iter().map(ToString::to_string).collect::<Vec<_>>(), "worker ready");
+        let req = LeaseRequest {
+            worker: WorkerInfo {
+                id: self.id.clone(),
+                name: self.config.name.clone(),
+                platforms,
+            },
+            wait_ms: LEASE_WAIT.as_millis() as u64,
+        };
+        loop {
+            let lease = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                lease = self.client.lease(&req) => lease,
+            };
+            match lease {
+                Ok(Some(lease)) => self.execute(lease).await,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(worker = %self.config.name, error = %e, "lease request failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(RETRY_PAUSE) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn platforms(&self) -> Vec<Platform> {
+        if !self.config.platforms.is_empty() {
+            return self.config.platforms.clone();
+        }
+        match self.engine.platforms().await {
+            Ok(p) => p,
+            Err(e) => {
+                // Still take runs: each will end as Error naming the cause, instead of queuing forever.
+                tracing::warn!(error = %e, "cannot ask the engine for its platforms; assuming linux/amd64");
+                vec![Platform::default()]
+            }
+        }
+    }
+
+    async fn execute(&self, lease: Lease) {
+        let run = lease.run_id;
+        let started = Instant::now();
+        let (log, shipper) =
+            logship::start(self.client.clone(), run, lease.attempt, lease.log_offset);
+        log.line(format!(
+            "Run ID: {run} started on worker {} ({})",
+            self.config.name, lease.spec.platform
+        ));
+        let stop = CancellationToken::new();
+        let reason = Arc::new(std::sync::Mutex::new(None));
+        let heartbeat = tokio::spawn(heartbeat_loop(
+            self.client.clone(),
+            lease.clone(),
+            stop.clone(),
+            reason.clone(),
+        ));
+        let timeout = Duration::from_millis(lease.timeout_ms);
+        let outcome = tokio::select! {
+            r = self.build_and_push(&lease, &log) => r,
+            _ = stop.cancelled() => {
+                let why = reason.lock().unwrap_or_else(|e| e.into_inner()).take();
+                match why {
+                    Some(Stop::Lost(msg)) => {
+                        tracing::warn!(run.id = %run, "dropping run: {msg}");
+                        heartbeat.abort();
+                        drop(log);
+                        let _ = shipper.await;
+                        return;
+                    }
+                    _ => {
+                        log.line("Build stopped: the run was canceled");
+                        Err((Outcome::Canceled, "canceled by user".to_string()))
+                    }
+                }
+            }
+            _ = tokio::time::sleep(timeout) => {
+                let msg = format!("the run exceeded its timeout of {}s", timeout.as_secs());
+                log.line(format!("Build stopped: {msg}"));
+                Err((Outcome::Timeout, msg))
+            }
+        };
+        heartbeat.abort();
+        let result = match outcome {
+            Ok(outputs) => {
+                log.line(format!(
+                    "Build and push finished in {:.1}s",
+                    started.elapsed().as_secs_f64()
+                ));
+                RunResult {
+                    attempt: lease.attempt,
+                    outcome: Outcome::Succeeded,
+                    error_message: None,
+                    output_images: outputs,
+                }
+            }
+            Err((outcome, message)) => RunResult {
+                attempt: lease.attempt,
+                outcome,
+                error_message: Some(message),
+                output_images: Vec::new(),
+            },
+        };
+        // The log must be complete before the result makes the run final.
+        drop(log);
+        if let Ok(Err(e)) = shipper.await {
+            tracing::warn!(run.id = %run, error = %e, "log upload failed");
+        }
+        self.report(&lease, &result).await;
+    }
+
+    async fn report(&self, lease: &Lease, result: &RunResult) {
+        for attempt in 0..5u32 {
+            match self.client.report(lease.run_id, result).await {
+                Ok(()) => return,
+                Err(ClientError::Stale(msg)) => {
+                    tracing::warn!(run.id = %lease.run_id, "result not accepted: {msg}");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(run.id = %lease.run_id, error = %e, "reporting the result failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                }
+            }
+        }
+    }
+
+    async fn build_and_push(
+        &self,
+        lease: &Lease,
+        log: &LogSink,
+    ) -> Result<Vec<OutputImage>, (Outcome, String)> {
+        let spec = &lease.spec;
+        let context = self
+            .client
+            .context(lease.run_id, lease.attempt)
+            .await
+            .map_err(|e| {
+                (
+                    Outcome::Error,
+                    format!("downloading the build context: {e}"),
+                )
+            })?;
+        let job = BuildJob {
+            run_id: lease.run_id,
+            spec: spec.clone(),
+            context: context.boxed(),
+            credentials: lease.credentials.clone(),
+        };
+        let build_started = Instant::now();
+        let built = self.engine.build(job, log).await.map_err(|e| {
+            let outcome = engine_outcome(&e);
+            log.line(format!("Build failed: {e}"));
+            (outcome, e.to_string())
+        })?;
+        log.line(format!(
+            "Build finished in {:.1}s: {} steps, {} cached",
+            build_started.elapsed().as_secs_f64(),
+            built.steps_total,
+            built.steps_cached
+        ));
+        if !spec.push {
+            if spec.images.is_empty() {
+                log.line("No image names given: the image was built but not pushed");
+            } else {
+                log.line("Push skipped (--no-push)");
+            }
+            return Ok(Vec::new());
+        }
+        self.push_all(lease, &built, log).await
+    }
+
+    async fn push_all(
+        &self,
+        lease: &Lease,
+        built: &Built,
+        log: &LogSink,
+    ) -> Result<Vec<OutputImage>, (Outcome, String)> {
+        let push_started = Instant::now();
+        let mut outputs = Vec::new();
+        for image in &lease.spec.images {
+            let digest = self
+                .engine
+                .push(built, image, &lease.credentials, log)
+                .await
+                .map_err(|e| {
+                    log.line(format!("Push failed: {e}"));
+                    (engine_outcome(&e), e.to_string())
+                })?;
+            outputs.push(OutputImage {
+                registry: image.registry().map(str::to_string),
+                repository: image.repository().to_string(),
+                tag: image.tag_or_latest().to_string(),
+                digest,
+            });
+        }
+        log.line(format!(
+            "Pushed {} image(s) in {:.1}s",
+            outputs.len(),
+            push_started.elapsed().as_secs_f64()
+        ));
+        Ok(outputs)
+    }
+}
+
+fn engine_outcome(e: &EngineError) -> Outcome {
+    match e {
+        EngineError::BuildFailed(_) => Outcome::Failed,
+        EngineError::Infrastructure(_) => Outcome::Error,
+    }
+}
+
+/// Renews the lease until aborted; fires `stop` when the user cancels or the run is lost.
+async fn heartbeat_loop(
+    client: ServerClient,
+    lease: Lease,
+    stop: CancellationToken,
+    reason: Arc<std::sync::Mutex<Option<Stop>>>,
+) {
+    let every = Duration::from_millis(lease.heartbeat_interval_ms.max(100));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let why = match client.heartbeat(lease.run_id, lease.attempt).await {
+            Ok(reply) if reply.cancel => Stop::Canceled,
+            Ok(_) => continue,
+            Err(ClientError::Stale(msg)) => Stop::Lost(msg),
+            Err(e) => {
+                // A passing network fault: the lease outlives several missed beats.
+                tracing::warn!(run.id = %lease.run_id, error = %e, "heartbeat failed");
+                continue;
+            }
+        };
+        *reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        stop.cancel();
+        return;
+    }
+}

@@ -1,0 +1,142 @@
+//! HTTP client for the worker protocol (`/api/worker/…`).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, TryStreamExt};
+use reqwest::StatusCode;
+
+use crate::protocol::{
+    ApiErrorBody, Heartbeat, HeartbeatReply, Lease, LeaseRequest, LogAppendReply, RunId, RunResult,
+    Secret,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server no longer considers this attempt current: stop working on it.
+    #[error("the server superseded this attempt: {0}")]
+    Stale(String),
+    #[error("server answered {status}: {message}")]
+    Server { status: StatusCode, message: String },
+    #[error("cannot reach the Kiln server: {0}")]
+    Transport(#[from] reqwest::Error),
+}
+
+#[derive(Clone)]
+pub struct ServerClient {
+    http: reqwest::Client,
+    base: String,
+    token: Option<Secret>,
+}
+
+impl ServerClient {
+    pub fn new(base: &str, token: Option<Secret>) -> Result<ServerClient, ClientError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(ServerClient {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.auth(self.http.post(format!("{}{path}", self.base)))
+    }
+
+    fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t.expose()),
+            None => req,
+        }
+    }
+
+    /// Waits up to `wait` for a run. `None` when none came in time.
+    pub async fn lease(&self, req: &LeaseRequest) -> Result<Option<Lease>, ClientError> {
+        let resp = self
+            .post("/api/worker/lease")
+            .timeout(Duration::from_millis(req.wait_ms) + Duration::from_secs(30))
+            .json(req)
+            .send()
+            .await?;
+        if resp.status() == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        Ok(Some(check(resp).await?.json().await?))
+    }
+
+    pub async fn heartbeat(&self, run: RunId, attempt: u32) -> Result<HeartbeatReply, ClientError> {
+        let resp = self
+            .post(&format!("/api/worker/runs/{run}/heartbeat"))
+            .timeout(Duration::from_secs(10))
+            .json(&Heartbeat { attempt })
+            .send()
+            .await?;
+        Ok(check(resp).await?.json().await?)
+    }
+
+    /// Appends log bytes at `offset`; returns the log's new size.
+    pub async fn append_logs(
+        &self,
+        run: RunId,
+        attempt: u32,
+        offset: u64,
+        data: Bytes,
+    ) -> Result<u64, ClientError> {
+        let resp = self
+            .post(&format!(
+                "/api/worker/runs/{run}/logs?attempt={attempt}&offset={offset}"
+            ))
+            .timeout(Duration::from_secs(30))
+            .body(data)
+            .send()
+            .await?;
+        let reply: LogAppendReply = check(resp).await?.json().await?;
+        Ok(reply.size)
+    }
+
+    pub async fn report(&self, run: RunId, result: &RunResult) -> Result<(), ClientError> {
+        let resp = self
+            .post(&format!("/api/worker/runs/{run}/result"))
+            .timeout(Duration::from_secs(30))
+            .json(result)
+            .send()
+            .await?;
+        check(resp).await?;
+        Ok(())
+    }
+
+    /// The run's build context archive, as a stream of bytes.
+    pub async fn context(
+        &self,
+        run: RunId,
+        attempt: u32,
+    ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static, ClientError> {
+        let url = format!(
+            "{}/api/worker/runs/{run}/context?attempt={attempt}",
+            self.base
+        );
+        let resp = self.auth(self.http.get(url)).send().await?;
+        Ok(check(resp)
+            .await?
+            .bytes_stream()
+            .map_err(std::io::Error::other))
+    }
+}
+
+async fn check(resp: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let text = resp.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<ApiErrorBody>(&text)
+        .map(|b| b.error.message)
+        .unwrap_or(text);
+    if status == StatusCode::CONFLICT {
+        return Err(ClientError::Stale(message));
+    }
+    Err(ClientError::Server { status, message })
+}

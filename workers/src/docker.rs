@@ -1,0 +1,346 @@
+//! The Docker engine as a build engine: BuildKit builds through bollard's `build_image`
+//! (with a session id, which BuildKit requires), and pushes through the daemon.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bollard::auth::DockerCredentials;
+use bollard::models::{BuildInfo, BuildInfoAux};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, BuilderVersion, PushImageOptionsBuilder, TagImageOptionsBuilder,
+};
+use bollard::Docker;
+use futures::StreamExt;
+use tokio::sync::OnceCell;
+
+use crate::buildkit_log::{
+    LogChunk, PlainPrinter, StatusBatch, StatusUpdate, VertexUpdate, WarningUpdate,
+};
+use crate::engine::{BuildJob, Built, Engine, EngineError};
+use crate::logship::LogSink;
+use crate::protocol::{Digest, ImageRef, Platform, RegistryCredential};
+
+/// How long to wait for the engine to answer a request (not for a whole build).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub struct DockerEngine {
+    host: String,
+    /// Connected and version-negotiated on first use, so a worker can start before its engine.
+    docker: OnceCell<Docker>,
+}
+
+impl DockerEngine {
+    /// `host`: `unix:///var/run/docker.sock`, `tcp://…` or `http://…`; `None` reads
+    /// `DOCKER_HOST` and falls back to the local socket.
+    pub fn new(host: Option<&str>) -> DockerEngine {
+        let host = host
+            .map(str::to_string)
+            .or_else(|| std::env::var("DOCKER_HOST").ok())
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
+        DockerEngine {
+            host,
+            docker: OnceCell::new(),
+        }
+    }
+
+    async fn docker(&self) -> Result<&Docker, EngineError> {
+        self.docker
+            .get_or_try_init(|| async {
+                let unreachable = |e: bollard::errors::Error| {
+                    EngineError::Infrastructure(format!(
+                        "cannot reach the Docker engine at {}: {e}",
+                        self.host
+                    ))
+                };
+                let docker = Docker::connect_with_host(&self.host).map_err(unreachable)?;
+                // Debian's engine speaks API 1.41; newer clients must step down to it.
+                docker
+                    .with_timeout(REQUEST_TIMEOUT)
+                    .negotiate_version()
+                    .await
+                    .map_err(unreachable)
+            })
+            .await
+    }
+}
+
+fn credentials_for(creds: &[RegistryCredential], registry: &str) -> Option<DockerCredentials> {
+    creds
+        .iter()
+        .find(|c| c.registry == registry)
+        .map(|c| DockerCredentials {
+            username: Some(c.username.clone()),
+            password: Some(c.password.expose().to_string()),
+            serveraddress: Some(c.registry.clone()),
+            ..Default::default()
+        })
+}
+
+impl Engine for DockerEngine {
+    async fn platforms(&self) -> Result<Vec<Platform>, EngineError> {
+        let info = self
+            .docker()
+            .await?
+            .version()
+            .await
+            .map_err(|e| EngineError::Infrastructure(format!("docker version: {e}")))?;
+        let os = info.os.unwrap_or_else(|| "linux".into());
+        let arch = info.arch.unwrap_or_else(|| "amd64".into());
+        let platform = format!("{os}/{arch}")
+            .parse()
+            .map_err(|e| EngineError::Infrastructure(format!("engine platform: {e}")))?;
+        Ok(vec![platform])
+    }
+
+    async fn build(&self, job: BuildJob, log: &LogSink) -> Result<Built, EngineError> {
+        let docker = self.docker().await?;
+        let spec = &job.spec;
+        let local_name = spec.images.first().map(ToString::to_string);
+        let session = format!("kiln-{}-{}", job.run_id, uuid::Uuid::new_v4().simple());
+        let build_args: HashMap<String, String> = spec
+            .build_args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut options = BuildImageOptionsBuilder::default()
+            .dockerfile(&spec.dockerfile)
+            .version(BuilderVersion::BuilderBuildKit)
+            .session(&session)
+            .nocache(spec.no_cache)
+            .rm(true)
+            .platform(&spec.platform.to_string())
+            .buildargs(&build_args);
+        if let Some(target) = &spec.target {
+            options = options.target(target);
+        }
+        if let Some(name) = &local_name {
+            options = options.t(name);
+        }
+        let auth: HashMap<String, DockerCredentials> = job
+            .credentials
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    c.registry.clone(),
+                    credentials_for(&job.credentials, &c.registry)?,
+                ))
+            })
+            .collect();
+        let body = bollard::body_try_stream(job.context);
+        let mut stream = docker.build_image(options.build(), Some(auth), Some(body));
+        let mut printer = PlainPrinter::new();
+        let mut failure = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(BuildInfo {
+                    aux: Some(BuildInfoAux::BuildKit(status)),
+                    ..
+                }) => {
+                    for line in printer.push(&batch_from(status)) {
+                        log.line(line);
+                    }
+                }
+                Ok(BuildInfo {
+                    stream: Some(text), ..
+                }) => {
+                    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                        log.line(line);
+                    }
+                }
+                Ok(_) => {}
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    failure = Some(EngineError::BuildFailed(error));
+                    break;
+                }
+                Err(e) => {
+                    failure = Some(classify(e));
+                    break;
+                }
+            }
+        }
+        for line in printer.finish() {
+            log.line(line);
+        }
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        let (steps_total, steps_cached) = printer.step_counts();
+        // Every other name points at the same image.
+        for image in spec.images.iter().skip(1) {
+            let (Some(source), Some(tag)) = (&local_name, image.tag()) else {
+                continue;
+            };
+            let repo = match image.registry() {
+                Some(r) => format!("{r}/{}", image.repository()),
+                None => image.repository().to_string(),
+            };
+            docker
+                .tag_image(
+                    source,
+                    Some(
+                        TagImageOptionsBuilder::default()
+                            .repo(&repo)
+                            .tag(tag)
+                            .build(),
+                    ),
+                )
+                .await
+                .map_err(|e| EngineError::Infrastructure(format!("tagging {image}: {e}")))?;
+        }
+        Ok(Built {
+            local_name,
+            steps_total,
+            steps_cached,
+        })
+    }
+
+    async fn push(
+        &self,
+        _built: &Built,
+        image: &ImageRef,
+        credentials: &[RegistryCredential],
+        log: &LogSink,
+    ) -> Result<Digest, EngineError> {
+        let docker = self.docker().await?;
+        let repo = match image.registry() {
+            Some(r) => format!("{r}/{}", image.repository()),
+            None => image.repository().to_string(),
+        };
+        let tag = image.tag_or_latest().to_string();
+        let creds = image
+            .registry()
+            .and_then(|r| credentials_for(credentials, r));
+        log.line(format!("Pushing {image}"));
+        let mut stream = docker.push_image(
+            &repo,
+            Some(PushImageOptionsBuilder::default().tag(&tag).build()),
+            creds,
+        );
+        let mut digest = None;
+        let (mut pushed, mut existing) = (0, 0);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| push_error(image, e))?;
+            if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                return Err(EngineError::Infrastructure(format!(
+                    "push of {image} failed: {detail}"
+                )));
+            }
+            // Per-layer transfer progress would flood the log; count outcomes instead.
+            match info.status.as_deref() {
+                Some("Pushed") => pushed += 1,
+                Some("Layer already exists") => existing += 1,
+                Some(s) if s.starts_with("Mounted from") => existing += 1,
+                Some(s) => {
+                    if let Some(d) = digest_in(s) {
+                        log.line(format!(
+                            "{pushed} layer(s) pushed, {existing} already in the registry"
+                        ));
+                        log.line(s);
+                        digest = Some(d);
+                    }
+                }
+                None => {}
+            }
+        }
+        digest.ok_or_else(|| {
+            EngineError::Infrastructure(format!("push of {image} reported no manifest digest"))
+        })
+    }
+}
+
+/// Docker ends a push with `<tag>: digest: sha256:… size: N`.
+fn digest_in(status: &str) -> Option<Digest> {
+    let rest = status.split("digest: ").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+fn push_error(image: &ImageRef, e: bollard::errors::Error) -> EngineError {
+    EngineError::Infrastructure(format!("push of {image} failed: {e}"))
+}
+
+/// Errors outside the build's own output: the engine went away or refused the request.
+fn classify(e: bollard::errors::Error) -> EngineError {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } if status_code < 500 => EngineError::BuildFailed(message),
+        other => EngineError::Infrastructure(format!("Docker engine: {other}")),
+    }
+}
+
+/// A protobuf timestamp, as (seconds, nanos), to `SystemTime`.
+fn time(ts: Option<(i64, i32)>) -> Option<SystemTime> {
+    let (seconds, nanos) = ts?;
+    let secs = u64::try_from(seconds).ok()?;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos.clamp(0, 999_999_999) as u32))
+}
+
+macro_rules! ts {
+    ($t:expr) => {
+        time($t.map(|t| (t.seconds, t.nanos)))
+    };
+}
+
+fn batch_from(s: bollard::moby::buildkit::v1::StatusResponse) -> StatusBatch {
+    StatusBatch {
+        vertexes: s
+            .vertexes
+            .into_iter()
+            .map(|v| VertexUpdate {
+                digest: v.digest,
+                name: v.name,
+                cached: v.cached,
+                started: ts!(v.started),
+                completed: ts!(v.completed),
+                error: v.error,
+            })
+            .collect(),
+        statuses: s
+            .statuses
+            .into_iter()
+            .map(|st| StatusUpdate {
+                id: st.id,
+                vertex: st.vertex,
+                name: st.name,
+                current: st.current,
+                total: st.total,
+                started: ts!(st.started),
+                completed: ts!(st.completed),
+            })
+            .collect(),
+        logs: s
+            .logs
+            .into_iter()
+            .map(|l| LogChunk {
+                vertex: l.vertex,
+                timestamp: ts!(l.timestamp),
+                stream: l.stream,
+                msg: l.msg,
+            })
+            .collect(),
+        warnings: s
+            .warnings
+            .into_iter()
+            .map(|w| WarningUpdate {
+                vertex: w.vertex,
+                short: w.short,
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_digest_in_docker_push_output() {
+        let d = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(
+            digest_in(&format!("ca1: digest: {d} size: 527")).map(|d| d.to_string()),
+            Some(d)
+        );
+        assert_eq!(digest_in("Preparing"), None);
+    }
+}

@@ -1,0 +1,59 @@
+//! What a worker needs from a container engine: build an image, push it. The Docker engine
+//! with BuildKit implements it (`docker.rs`); the trait keeps the agent free of bollard.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::logship::LogSink;
+use crate::protocol::{BuildSpec, Digest, ImageRef, Platform, RegistryCredential, RunId};
+
+/// Why an engine call failed. The split decides the run's status: `Failed` is the build's own
+/// fault (a RUN step exited non-zero), `Error` is the infrastructure's.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    BuildFailed(String),
+    #[error("{0}")]
+    Infrastructure(String),
+}
+
+/// One build to run.
+pub struct BuildJob {
+    pub run_id: RunId,
+    pub spec: BuildSpec,
+    /// The context archive (tar, optionally gzip-compressed), streamed from the server.
+    pub context: BoxStream<'static, std::io::Result<Bytes>>,
+    pub credentials: Vec<RegistryCredential>,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The local name the engine knows the image by, if it was tagged.
+    pub local_name: Option<String>,
+    pub steps_total: usize,
+    pub steps_cached: usize,
+}
+
+pub trait Engine: Send + Sync + 'static {
+    /// The platforms this engine builds natively.
+    fn platforms(&self) -> impl Future<Output = Result<Vec<Platform>, EngineError>> + Send;
+
+    /// Builds the image, writing progress to `log`. Dropping the future stops the build.
+    fn build(
+        &self,
+        job: BuildJob,
+        log: &LogSink,
+    ) -> impl Future<Output = Result<Built, EngineError>> + Send;
+
+    /// Pushes `image` (built as `built`) and returns the manifest digest the registry stored.
+    fn push(
+        &self,
+        built: &Built,
+        image: &ImageRef,
+        credentials: &[RegistryCredential],
+        log: &LogSink,
+    ) -> impl Future<Output = Result<Digest, EngineError>> + Send;
+}

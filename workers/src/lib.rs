@@ -1,0 +1,18 @@
+//! The Kiln worker: leases runs from a Kiln server over HTTP, builds them with BuildKit
+//! through the Docker engine, pushes the images, and ships logs and results back.
+//!
+//! Workers never touch the server's database. `kiln serve` embeds this same agent, so the
+//! embedded worker and a `kiln-worker` on another machine speak one protocol.
+
+pub mod agent;
+pub mod buildkit_log;
+pub mod client;
+pub mod docker;
+pub mod engine;
+pub mod image_ref;
+mod logship;
+pub mod protocol;
+
+pub use agent::{Agent, AgentConfig};
+pub use docker::DockerEngine;
+pub use logship::LogSink;

@@ -1,0 +1,65 @@
+//! `kiln-worker`: a build worker for a Kiln server on another machine.
+
+use clap::Parser;
+use kiln_worker::protocol::{Platform, Secret};
+use kiln_worker::{Agent, AgentConfig, DockerEngine};
+use tokio_util::sync::CancellationToken;
+
+/// Leases build runs from a Kiln server and builds them with the local Docker engine.
+#[derive(Debug, Parser)]
+#[command(name = "kiln-worker", version)]
+struct Args {
+    /// The Kiln server's base URL.
+    #[arg(long, env = "KILN_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// API token for the server.
+    #[arg(long, env = "KILN_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    token: Option<Secret>,
+    /// Name shown in run logs; defaults to the host name.
+    #[arg(long, env = "KILN_WORKER_NAME")]
+    name: Option<String>,
+    /// Platforms to build (repeatable); default: the engine's own.
+    #[arg(
+        long = "platform",
+        env = "KILN_WORKER_PLATFORMS",
+        value_delimiter = ','
+    )]
+    platforms: Vec<Platform>,
+    /// The Docker engine: unix:///path, tcp://host:port; default DOCKER_HOST or the local socket.
+    #[arg(long, env = "KILN_DOCKER_HOST")]
+    docker_host: Option<String>,
+}
+
+fn parse_secret(s: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(s))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let name = args.name.unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "worker".into())
+    });
+    let config = AgentConfig {
+        server: args.server,
+        token: args.token,
+        name,
+        platforms: args.platforms,
+    };
+    let agent = Agent::new(config, DockerEngine::new(args.docker_host.as_deref()))?;
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        on_signal.cancel();
+    });
+    agent.run(shutdown).await;
+    Ok(())
+}
