@@ -290,7 +290,7 @@ fn closing_line(run: &RunRow, now: i64) -> String {
         RunStatus::Succeeded => format!("Run ID: {id} was successful after {secs}s"),
         RunStatus::Failed => format!("Run ID: {id} failed after {secs}s{reason}"),
         RunStatus::Canceled => format!("Run ID: {id} was canceled after {secs}s"),
-        RunStatus::Timeout => format!("Run ID: {id} timed out after {secs}s{reason}"),
+        RunStatus::Timeout => format!("Run ID: {id} timed out after {secs}s"),
         RunStatus::Error => format!("Run ID: {id} ended with an error after {secs}s{reason}"),
         RunStatus::Queued | RunStatus::Running => format!("Run ID: {id} is {}", run.status),
     }
