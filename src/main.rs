@@ -1,3 +1,5 @@
+use std::io::IsTerminal;
+
 use clap::Parser;
 use kiln::cli::{build, run, Cli, CliError, Command};
 use kiln::server::Server;
@@ -7,7 +9,8 @@ fn init_tracing(default: &str) {
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     // KILN_LOG_FORMAT=json for log shippers; readable text otherwise.
     if std::env::var("KILN_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();

@@ -1,5 +1,7 @@
 //! `kiln-worker`: a build worker for a Kiln server on another machine.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use kiln_worker::protocol::{Platform, Secret};
 use kiln_worker::{Agent, AgentConfig, DockerEngine};
@@ -37,6 +39,8 @@ fn parse_secret(s: &str) -> Result<Secret, std::convert::Infallible> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Kiln benchmarks. Prints figures; passes or fails nothing.
+
+Needs what scripts/setup.sh installs (Docker engine, registry on 127.0.0.1:5000, busybox base
+image). Runs on one machine, against the same engine and registry for every figure:
+
+1. dispatch latency: run queued -> leased by an idle worker, p50/p95 over N tiny runs;
+2. overhead: `kiln build` wall time / the same BuildKit build + push done directly with the
+   Docker CLI, for a small context, cold (--no-cache) and warm;
+3. upload of a large context (default 1 GiB in 50,000 files): kiln vs `tar c | gzip -1 | curl`,
+   peak RSS of client and server, and an unchanged re-upload.
+
+Usage: scripts/bench.py [--runs 100] [--repeat 5] [--upload-mib 1024] [--upload-files 50000]
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KILN = os.path.join(ROOT, "target", "release", "kiln")
+REGISTRY = "127.0.0.1:5000"
+BASE = f"{REGISTRY}/busybox:latest"
+# Debian's docker.io client has BuildKit built in; newer clients need the buildx plugin.
+DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
+
+
+class Server:
+    """A `kiln serve` process on a port it picks itself (read back from its log)."""
+
+    def __init__(self, workers, extra=()):
+        self.dir = tempfile.mkdtemp(prefix="kiln-bench-")
+        self.log = open(os.path.join(self.dir, "serve.log"), "w+")
+        self.proc = subprocess.Popen(
+            [KILN, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir, "data"),
+             "--registry", REGISTRY, "--workers", str(workers), *extra],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            self.log.seek(0)
+            m = re.search(r"addr=(127\.0\.0\.1:\d+)", self.log.read())
+            if m:
+                self.url = f"http://{m.group(1)}"
+                return
+            time.sleep(0.05)
+        raise SystemExit("kiln serve did not start: see " + self.log.name)
+
+    def env(self, cache):
+        return dict(os.environ, KILN_SERVER=self.url, XDG_CACHE_HOME=cache)
+
+    def peak_rss_mib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def api(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=600) as resp:
+            raw = resp.read()
+            return json.loads(raw) if raw and resp.headers.get_content_type() == "application/json" else raw
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def timed(cmd, env=None, cwd=None):
+    """Wall seconds and peak RSS (MiB) of one command, which must succeed."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            shell=isinstance(cmd, str))
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"command failed: {cmd}\n{err}")
+    return elapsed, usage.ru_maxrss / 1024, err
+
+
+def pct(values, p):
+    values = sorted(values)
+    k = (len(values) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def small_context():
+    d = tempfile.mkdtemp(prefix="kiln-bench-ctx-")
+    with open(os.path.join(d, "Dockerfile"), "w") as f:
+        f.write(f"FROM {BASE}\nCOPY . /app\nRUN ls -R /app | wc -l > /app/count && echo built\n")
+    for i in range(50):
+        with open(os.path.join(d, f"src{i}.txt"), "w") as f:
+            f.write(f"file {i}\n" * 200)
+    return d
+
+
+def bench_dispatch(runs):
+    server = Server(workers=1)
+    try:
+        ctx = tempfile.mkdtemp(prefix="kiln-bench-tiny-")
+        with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+            f.write(f"FROM {BASE}\n")
+        cache = tempfile.mkdtemp()
+        out = subprocess.run([KILN, "build", "--no-push", "--no-wait", "-o", "json", ctx],
+                             env=server.env(cache), capture_output=True, text=True, check=True)
+        first = json.loads(out.stdout)
+        server.api("GET", f"/api/runs/{first['id']}/logs?follow=true")
+        spec = {"context": {"kind": "upload", "digest": first["contextDigest"]}, "push": False}
+        latencies = []
+        for _ in range(runs):
+            run = server.api("POST", "/api/runs", spec)
+            # The follow stream ends when the run does: the worker is idle again after it.
+            server.api("GET", f"/api/runs/{run['id']}/logs?follow=true")
+            done = server.api("GET", f"/api/runs/{run['id']}")
+            latencies.append(iso_ms(done["startedAt"]) - iso_ms(done["createdAt"]))
+        return latencies
+    finally:
+        server.stop()
+
+
+def iso_ms(ts):
+    from datetime import datetime
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000
+
+
+def bench_overhead(repeat):
+    server = Server(workers=1)
+    ctx = small_context()
+    cache = tempfile.mkdtemp()
+    repo = f"{REGISTRY}/kiln-bench/overhead"
+    env = dict(os.environ, DOCKER_BUILDKIT="1")
+    results = {}
+    try:
+        for mode, flags in (("cold", ["--no-cache"]), ("warm", [])):
+            kiln_t, direct_t = [], []
+            # One untimed round primes the cache for the warm figures.
+            rounds = repeat + (1 if mode == "warm" else 0)
+            for i in range(rounds):
+                k, _, _ = timed([KILN, "build", *flags, "-t", f"{repo}:kiln-{mode}", ctx], env=server.env(cache))
+                tag = f"{repo}:direct-{mode}"
+                d, _, _ = timed(f"{DOCKER} build -q {' '.join(flags)} -t {tag} {ctx} && {DOCKER} push -q {tag}", env=env)
+                if mode == "warm" and i == 0:
+                    continue
+                kiln_t.append(k)
+                direct_t.append(d)
+            results[mode] = (statistics.median(kiln_t), statistics.median(direct_t))
+        return results
+    finally:
+        server.stop()
+        shutil.rmtree(ctx, ignore_errors=True)
+
+
+def make_big_context(total_mib, files):
+    d = tempfile.mkdtemp(prefix="kiln-bench-big-")
+    size = total_mib * (1 << 20) // files
+    text = (b"fn main() { println!(\"hello, world\"); }\n" * (size // 40 + 1))[: size // 2]
+    per_dir = 500
+    for i in range(files):
+        sub = os.path.join(d, f"d{i // per_dir:03}")
+        if i % per_dir == 0:
+            os.makedirs(sub)
+        with open(os.path.join(sub, f"f{i:05}.bin"), "wb") as f:
+            # Half source-like text, half random: compresses to a bit over half, like real trees.
+            f.write(text + os.urandom(size - len(text)))
+    with open(os.path.join(d, "Dockerfile"), "w") as f:
+        f.write(f"FROM {BASE}\nCOPY . /ctx\n")
+    return d
+
+
+def bench_upload(total_mib, files):
+    ctx = make_big_context(total_mib, files)
+    subprocess.run(f"tar c -C {ctx} . > /dev/null", shell=True, check=True)  # warm the page cache
+    nbytes = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(ctx) for f in fs)
+    mib = nbytes / (1 << 20)
+    server = Server(workers=0, extra=["--max-context-size", "8GiB"])
+    try:
+        cache = tempfile.mkdtemp()
+        base_t, _, _ = timed(
+            f"tar c -C {ctx} . | gzip -1 | curl -sS -f -X POST -H 'Content-Type: application/gzip' -T - {server.url}/api/contexts")
+        kiln_t, kiln_rss, _ = timed([KILN, "build", "--no-push", "--no-wait", ctx], env=server.env(cache))
+        again_t, _, _ = timed([KILN, "build", "--no-push", "--no-wait", ctx], env=server.env(cache))
+        return {"mib": mib, "files": files, "baseline_s": base_t, "kiln_s": kiln_t, "again_s": again_t,
+                "client_rss": kiln_rss, "server_rss": server.peak_rss_mib()}
+    finally:
+        server.stop()
+        shutil.rmtree(ctx, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--upload-mib", type=int, default=1024)
+    ap.add_argument("--upload-files", type=int, default=50000)
+    args = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "-q", "--bin", "kiln"], cwd=ROOT, check=True)
+
+    lat = bench_dispatch(args.runs)
+    print(f"dispatch latency over {len(lat)} runs: p50 {pct(lat, 50):.1f} ms, p95 {pct(lat, 95):.1f} ms"
+          f" (target p95 <= 50 ms)", flush=True)
+
+    over = bench_overhead(args.repeat)
+    for mode, target in (("cold", 1.10), ("warm", 1.25)):
+        k, d = over[mode]
+        print(f"overhead {mode}: kiln build {k:.2f}s vs direct BuildKit build+push {d:.2f}s"
+              f" = {k / d:.2f}x (target <= {target}x; medians of {args.repeat})", flush=True)
+
+    up = bench_upload(args.upload_mib, args.upload_files)
+    kiln_rate, base_rate = up["mib"] / up["kiln_s"], up["mib"] / up["baseline_s"]
+    print(f"upload of {up['mib']:.0f} MiB in {up['files']} files: kiln {up['kiln_s']:.1f}s ({kiln_rate:.1f} MiB/s)"
+          f" vs tar|gzip -1|curl {up['baseline_s']:.1f}s ({base_rate:.1f} MiB/s) = {kiln_rate / base_rate:.2f}x"
+          f" (target >= 0.8x)")
+    print(f"upload peak RSS: client {up['client_rss']:.0f} MiB, server {up['server_rss']:.0f} MiB (target <= 100 MiB each)")
+    print(f"unchanged re-upload: {up['again_s']:.2f}s = {100 * up['again_s'] / up['kiln_s']:.1f}% of the first"
+          f" (target <= 5%)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
