@@ -276,3 +276,68 @@ async fn a_run_whose_worker_vanishes_ends_as_error() {
     assert_eq!(late.status(), 409);
     assert_eq!(server.run_json(&id).await["status"], "Error");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_following_but_not_the_run() {
+    let server = TestServer::start().await;
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {BASE_IMAGE}\nRUN echo interrupt-me && sleep 3 && echo still-built\n"),
+    )]);
+    let mut build = server
+        .kiln(&[
+            "build",
+            "--no-push",
+            "--no-cache",
+            ctx.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(build.stdout.take().unwrap()).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.ends_with(" interrupt-me") {
+            break;
+        }
+    }
+    let pid = build.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = build.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let id = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("Queued a build with ID: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        stderr.contains(&format!("kiln run logs {id} --follow")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("kiln run cancel {id}")),
+        "{stderr}"
+    );
+    // The run goes on without its follower, and its log can be read from any offset.
+    server
+        .wait_status(&id, "Succeeded", Duration::from_secs(60))
+        .await;
+    let full = server.kiln_output(&["run", "logs", &id]).await.stdout;
+    assert!(full.contains("still-built"), "{full}");
+    let tail = server
+        .http()
+        .get(format!("{}/api/runs/{id}/logs?offset=10", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(tail, full[10..]);
+}

@@ -13,7 +13,7 @@ use kiln_worker::protocol::{ContextSource, Digest, Platform, RunStatus};
 use super::client::KilnClient;
 use super::follow::print_log;
 use super::progress::UploadProgress;
-use super::{status_exit_code, CliError, OutputFormat, ServerArgs};
+use super::{CliError, OutputFormat, ServerArgs};
 use crate::context::pack::{self, PackPlan, PackRequest};
 use crate::wire::{CreateRun, Run};
 
@@ -219,7 +219,6 @@ pub fn finish(run: &Run) -> Result<(), CliError> {
         .as_deref()
         .map(|m| format!(": {m}"))
         .unwrap_or_default();
-    debug_assert_ne!(status_exit_code(run.status), 0);
     Err(CliError::RunEnded {
         status: run.status,
         message: format!(

@@ -144,9 +144,10 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response, CliError> {
         return Ok(resp);
     }
     let text = resp.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<ApiErrorBody>(&text)
-        .map(|b| b.error.message)
-        .unwrap_or_else(|_| format!("server answered {status}: {text}"));
+    let message = match ApiErrorBody::message_of(&text) {
+        m if m.is_empty() => format!("server answered {status}"),
+        m => m,
+    };
     if status.is_client_error() {
         Err(CliError::Rejected(message))
     } else {

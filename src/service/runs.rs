@@ -178,11 +178,9 @@ impl RunService {
     pub async fn list(&self, q: wire::ListQuery) -> Result<wire::RunList, ServiceError> {
         let top = q.top.unwrap_or(DEFAULT_TOP).clamp(1, MAX_TOP);
         let rows = self.store.list_runs(q.status, top).await?;
-        let mut runs = Vec::with_capacity(rows.len());
-        for row in rows {
-            runs.push(view_without_history(row));
-        }
-        Ok(wire::RunList { runs })
+        Ok(wire::RunList {
+            runs: rows.into_iter().map(view_without_history).collect(),
+        })
     }
 
     /// A queued run ends at once; a running one is stopped by its worker on its next heartbeat.

@@ -132,9 +132,7 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response, ClientError
         return Ok(resp);
     }
     let text = resp.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<ApiErrorBody>(&text)
-        .map(|b| b.error.message)
-        .unwrap_or(text);
+    let message = ApiErrorBody::message_of(&text);
     if status == StatusCode::CONFLICT {
         return Err(ClientError::Stale(message));
     }

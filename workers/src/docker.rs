@@ -64,16 +64,21 @@ impl DockerEngine {
     }
 }
 
-fn credentials_for(creds: &[RegistryCredential], registry: &str) -> Option<DockerCredentials> {
-    creds
-        .iter()
-        .find(|c| c.registry == registry)
-        .map(|c| DockerCredentials {
-            username: Some(c.username.clone()),
-            password: Some(c.password.expose().to_string()),
-            serveraddress: Some(c.registry.clone()),
-            ..Default::default()
-        })
+fn docker_credentials(c: &RegistryCredential) -> DockerCredentials {
+    DockerCredentials {
+        username: Some(c.username.clone()),
+        password: Some(c.password.expose().to_string()),
+        serveraddress: Some(c.registry.clone()),
+        ..Default::default()
+    }
+}
+
+/// `registry/repository`, the name Docker tags and pushes by (without the tag).
+fn repository_name(image: &ImageRef) -> String {
+    match image.registry() {
+        Some(r) => format!("{r}/{}", image.repository()),
+        None => image.repository().to_string(),
+    }
 }
 
 impl Engine for DockerEngine {
@@ -116,15 +121,11 @@ impl Engine for DockerEngine {
         if let Some(name) = &local_name {
             options = options.t(name);
         }
+        // For pulling base images from private registries.
         let auth: HashMap<String, DockerCredentials> = job
             .credentials
             .iter()
-            .filter_map(|c| {
-                Some((
-                    c.registry.clone(),
-                    credentials_for(&job.credentials, &c.registry)?,
-                ))
-            })
+            .map(|c| (c.registry.clone(), docker_credentials(c)))
             .collect();
         let body = bollard::body_try_stream(job.context);
         let mut stream = docker.build_image(options.build(), Some(auth), Some(body));
@@ -170,10 +171,7 @@ impl Engine for DockerEngine {
             let (Some(source), Some(tag)) = (&local_name, image.tag()) else {
                 continue;
             };
-            let repo = match image.registry() {
-                Some(r) => format!("{r}/{}", image.repository()),
-                None => image.repository().to_string(),
-            };
+            let repo = repository_name(image);
             docker
                 .tag_image(
                     source,
@@ -202,14 +200,12 @@ impl Engine for DockerEngine {
         log: &LogSink,
     ) -> Result<Digest, EngineError> {
         let docker = self.docker().await?;
-        let repo = match image.registry() {
-            Some(r) => format!("{r}/{}", image.repository()),
-            None => image.repository().to_string(),
-        };
+        let repo = repository_name(image);
         let tag = image.tag_or_latest().to_string();
         let creds = image
             .registry()
-            .and_then(|r| credentials_for(credentials, r));
+            .and_then(|r| credentials.iter().find(|c| c.registry == r))
+            .map(docker_credentials);
         log.line(format!("Pushing {image}"));
         let mut stream = docker.push_image(
             &repo,
