@@ -24,7 +24,7 @@ pub struct BuildArgs {
     /// Image name and tag, templated (`app:<<.Run.ID>>`); repeatable. None: build only.
     #[arg(short = 't', long = "image")]
     pub images: Vec<String>,
-    /// Dockerfile path, relative to the current directory (default: <context>/Dockerfile).
+    /// Dockerfile path, relative to the current directory (default: CONTEXT/Dockerfile).
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
     /// Build argument NAME=VALUE (NAME alone takes the value from the environment); repeatable.
