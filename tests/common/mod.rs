@@ -262,3 +262,30 @@ pub async fn run_in_image(image: &str, script: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The `kiln-worker` binary. It belongs to the other package of the workspace, so cargo gives
+/// this test no path to it: build it next to `kiln`. Building the whole workspace's binaries
+/// keeps cargo's feature set the same as the test build's, so this is a no-op when fresh.
+pub fn worker_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = std::process::Command::new(cargo);
+            build
+                .args(["build", "-q", "--workspace", "--bins"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            // Cargo gives tests variables such as CARGO_MANIFEST_DIR; build scripts that watch
+            // them (ring's) would otherwise rebuild on every test run.
+            for (key, _) in std::env::vars_os() {
+                let key = key.to_string_lossy();
+                if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
+                    build.env_remove(key.as_ref());
+                }
+            }
+            let status = build.status().unwrap();
+            assert!(status.success(), "building kiln-worker failed");
+            Path::new(env!("CARGO_BIN_EXE_kiln")).with_file_name("kiln-worker")
+        })
+        .clone()
+}

@@ -1,0 +1,98 @@
+//! `kiln-worker` processes on their own, as on a separate build host: they reach the server
+//! only over HTTP, and a worker that dies mid-build loses its run without blocking others.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use kiln_worker::protocol::Secret;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn spawn_worker(server: &TestServer, name: &str) -> tokio::process::Child {
+    tokio::process::Command::new(worker_binary())
+        .args(["--server", &server.url, "--name", name])
+        .env("KILN_TOKEN", "worker-secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+async fn secured_server() -> TestServer {
+    TestServer::start_with(|a| {
+        a.workers = 0;
+        a.lease_ttl = 3;
+        a.token = Some(Secret::new("worker-secret"));
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_dies_mid_build_loses_its_run_and_a_fresh_one_carries_on() {
+    let server = secured_server().await;
+    let mut worker = spawn_worker(&server, "remote-1");
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {BASE_IMAGE}\nRUN echo doomed-build && sleep 4444\n"),
+    )]);
+    let mut build = server
+        .kiln(&[
+            "build",
+            "--no-push",
+            "--no-cache",
+            ctx.path().to_str().unwrap(),
+        ])
+        .env("KILN_TOKEN", "worker-secret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(build.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        let started = line.ends_with(" doomed-build");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("started on worker remote-1")),
+        "{seen:#?}"
+    );
+    worker.kill().await.unwrap();
+
+    // The follower sees the run end as Error once the lease (3 s) runs out.
+    let out = build.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let mut rest = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    assert!(rest.contains("ended with an error"), "{rest}");
+    assert!(rest.contains("worker lost: worker 'remote-1'"), "{rest}");
+
+    let _fresh = spawn_worker(&server, "remote-2");
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {BASE_IMAGE}\nRUN echo fresh\n"),
+    )]);
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        server
+            .kiln(&["build", "--no-push", ctx.path().to_str().unwrap()])
+            .env("KILN_TOKEN", "worker-secret")
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("started on worker remote-2"), "{stdout}");
+}
