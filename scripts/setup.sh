@@ -11,7 +11,8 @@ mkdir -p "$STATE"
 log() { printf '[setup] %s\n' "$*"; }
 
 need_pkgs=()
-for p in docker.io docker-registry skopeo busybox-static curl ca-certificates jq; do
+# libssl-dev and pkg-config: git2 links OpenSSL for https git contexts.
+for p in docker.io docker-registry skopeo busybox-static curl ca-certificates jq libssl-dev pkg-config; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
