@@ -9,7 +9,9 @@ pub mod buildkit_log;
 pub mod client;
 pub mod docker;
 pub mod engine;
+pub mod git;
 pub mod image_ref;
+pub mod index;
 mod logship;
 pub mod protocol;
 

@@ -1,0 +1,1 @@
+//! Git build contexts (being written).

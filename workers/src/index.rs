@@ -1,0 +1,1 @@
+//! Multi-platform image indexes (being written).
