@@ -7,9 +7,11 @@
 pub mod api;
 pub mod cli;
 pub mod config;
-pub mod context;
 pub mod server;
 pub mod service;
 pub mod store;
 pub mod template;
 pub mod wire;
+
+/// Context packing and checking live in the worker crate, which workers and the CLI share.
+pub use kiln_worker::context;

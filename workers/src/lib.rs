@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod buildkit_log;
 pub mod client;
+pub mod context;
 pub mod docker;
 pub mod engine;
 pub mod git;
