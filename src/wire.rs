@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use kiln_worker::protocol::{ContextSource, Digest, OutputImage, Platform, RunId, RunStatus};
+use kiln_worker::protocol::{
+    ContextSource, Digest, OutputImage, Platform, RunId, RunStatus, Secret,
+};
 use serde::{Deserialize, Serialize};
 
 /// `POST /api/runs`: queue a build.
@@ -30,6 +32,9 @@ pub struct CreateRun {
     pub no_cache: bool,
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// HTTP credentials for a private git context. Stored for the worker; never shown again.
+    #[serde(default)]
+    pub git_access_token: Option<Secret>,
 }
 
 fn default_dockerfile() -> String {
@@ -60,11 +65,22 @@ pub struct Run {
     pub error_message: Option<String>,
     pub timeout_secs: u64,
     pub worker: Option<String>,
+    /// Where the context came from, with any URL credentials masked.
+    pub context: String,
     pub context_digest: Option<Digest>,
+    /// What a git context's ref resolved to.
+    pub git_commit: Option<String>,
+    pub git_branch: Option<String>,
     pub dockerfile: String,
     pub target: Option<String>,
     pub no_cache: bool,
     pub status_history: Vec<StatusChange>,
+    /// While queued: 1 means next for its platform. `null` once the run left the queue.
+    #[serde(default)]
+    pub queue_position: Option<u32>,
+    /// While queued: why it waits, e.g. "all 2 workers for linux/amd64 are busy".
+    #[serde(default)]
+    pub waiting_for: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,4 +117,6 @@ pub struct LogQuery {
 pub struct ListQuery {
     pub status: Option<RunStatus>,
     pub top: Option<u32>,
+    /// `repo` (any tag) or `repo:tag`; without a registry, the server's default one.
+    pub image: Option<String>,
 }

@@ -7,7 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kiln_worker::protocol::{Heartbeat, HeartbeatReply, LeaseRequest, LogAppendReply, RunResult};
+use kiln_worker::protocol::{
+    Heartbeat, HeartbeatReply, LeaseRequest, LogAppendReply, RunResult, SourceReply, SourceResolved,
+};
 use serde::Deserialize;
 
 use super::contexts::archive_response;
@@ -22,6 +24,7 @@ pub fn routes() -> Router<App> {
         .route("/api/worker/runs/{id}/heartbeat", post(heartbeat))
         .route("/api/worker/runs/{id}/logs", post(append_logs))
         .route("/api/worker/runs/{id}/result", post(result))
+        .route("/api/worker/runs/{id}/source", post(source))
         .route("/api/worker/runs/{id}/context", get(context))
 }
 
@@ -70,6 +73,16 @@ async fn result(
 ) -> Result<StatusCode, ApiError> {
     app.queue.report(run_id(&id)?, res).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn source(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Json(resolved): Json<SourceResolved>,
+) -> Result<Json<SourceReply>, ApiError> {
+    Ok(Json(
+        app.queue.source_resolved(run_id(&id)?, resolved).await?,
+    ))
 }
 
 async fn context(

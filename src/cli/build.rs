@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use clap::Args;
 use futures::StreamExt;
-use kiln_worker::protocol::{ContextSource, Digest, Platform, RunStatus};
+use kiln_worker::git::GitSource;
+use kiln_worker::protocol::{ContextSource, Digest, Platform, RunStatus, Secret};
 
 use super::client::KilnClient;
 use super::follow::print_log;
@@ -19,12 +20,14 @@ use crate::wire::{CreateRun, Run};
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The build context: a local folder.
-    pub context: PathBuf,
+    /// The build context: a local folder, a git URL (`https://host/repo.git#ref:subdir`) or a
+    /// tar/tar.gz URL.
+    pub context: String,
     /// Image name and tag, templated (`app:<<.Run.ID>>`); repeatable. None: build only.
     #[arg(short = 't', long = "image")]
     pub images: Vec<String>,
-    /// Dockerfile path, relative to the current directory (default: CONTEXT/Dockerfile).
+    /// Dockerfile path: for a local folder relative to the current directory (default:
+    /// CONTEXT/Dockerfile); for a git or tarball context relative to its root (default: Dockerfile).
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
     /// Build argument NAME=VALUE (NAME alone takes the value from the environment); repeatable.
@@ -48,6 +51,9 @@ pub struct BuildArgs {
     /// Wait for the run without streaming its log.
     #[arg(long, conflicts_with = "no_wait")]
     pub no_logs: bool,
+    /// HTTP credentials for a private git repository (sent as the password).
+    #[arg(long, env = "KILN_GIT_ACCESS_TOKEN", hide_env_values = true, value_parser = crate::config::parse_secret)]
+    pub git_access_token: Option<Secret>,
     /// Print the run ID once queued and return.
     #[arg(long)]
     pub no_wait: bool,
@@ -64,29 +70,17 @@ pub async fn run(args: BuildArgs) -> Result<(), CliError> {
     if args.images.is_empty() {
         eprintln!("warning: '--image or -t' is not provided. Skipping image push after build.");
     }
-    let dockerfile = args
-        .file
-        .clone()
-        .unwrap_or_else(|| args.context.join("Dockerfile"));
-    eprintln!("Packing source code into tar to upload...");
-    let req = PackRequest {
-        context_dir: args.context.clone(),
-        dockerfile,
-    };
-    let plan = tokio::task::spawn_blocking(move || pack::plan(&req))
-        .await
-        .map_err(|e| CliError::Input(format!("packing failed: {e}")))?
-        .map_err(|e| CliError::Input(e.to_string()))?;
-    for name in &plan.excluded_defaults {
-        eprintln!("Excluding '{name}' based on default ignore rules");
+    let (context, dockerfile) = context_source(&client, &args).await?;
+    if args.git_access_token.is_some() && !matches!(context, ContextSource::Git { .. }) {
+        return Err(CliError::Input(
+            "--git-access-token only goes with a git context".into(),
+        ));
     }
-    let dockerfile_in_archive = plan.dockerfile_in_archive.clone();
-    let digest = upload(&client, plan).await?;
 
     let run = client
         .create_run(&CreateRun {
-            context: ContextSource::Upload { digest },
-            dockerfile: dockerfile_in_archive,
+            context,
+            dockerfile,
             images: args.images.clone(),
             build_args,
             target: args.target.clone(),
@@ -94,6 +88,7 @@ pub async fn run(args: BuildArgs) -> Result<(), CliError> {
             push: !args.no_push,
             no_cache: args.no_cache,
             timeout_secs: Some(args.timeout),
+            git_access_token: args.git_access_token.clone(),
         })
         .await?;
     eprintln!("Queued a build with ID: {}", run.id);
@@ -109,6 +104,54 @@ pub async fn run(args: BuildArgs) -> Result<(), CliError> {
     let done = client.run(&run.id.to_string()).await?;
     print_final(&done, args.output, false)?;
     finish(&done)
+}
+
+/// Where the build context comes from, and the Dockerfile's path inside it. A local folder is
+/// packed and uploaded here; git and tarball contexts are fetched by the worker.
+async fn context_source(
+    client: &KilnClient,
+    args: &BuildArgs,
+) -> Result<(ContextSource, String), CliError> {
+    let arg = args.context.as_str();
+    let remote = kiln_worker::git::looks_like_git(arg)
+        || arg.starts_with("http://")
+        || arg.starts_with("https://");
+    if remote {
+        let dockerfile = match &args.file {
+            Some(f) => f.to_string_lossy().into_owned(),
+            None => "Dockerfile".to_string(),
+        };
+        let source = if kiln_worker::git::looks_like_git(arg) {
+            let git = GitSource::parse(arg).map_err(|e| CliError::Input(e.to_string()))?;
+            ContextSource::Git {
+                url: git.url,
+                reference: git.reference,
+                subdir: git.subdir,
+            }
+        } else {
+            ContextSource::Tarball {
+                url: arg.to_string(),
+            }
+        };
+        return Ok((source, dockerfile));
+    }
+    let dir = PathBuf::from(arg);
+    let dockerfile = args.file.clone().unwrap_or_else(|| dir.join("Dockerfile"));
+    eprintln!("Packing source code into tar to upload...");
+    let req = PackRequest {
+        context_dir: dir,
+        dockerfile,
+    };
+    let plan = tokio::task::spawn_blocking(move || pack::plan(&req))
+        .await
+        .map_err(|e| CliError::Input(format!("packing failed: {e}")))?
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    for name in &plan.excluded_defaults {
+        eprintln!("Excluding '{name}' based on default ignore rules");
+    }
+    let dockerfile = plan.dockerfile_in_archive.clone();
+    let digest = upload(client, plan).await?;
+    Ok((ContextSource::Upload { digest }, dockerfile))
 }
 
 /// Streams the log (or waits silently) until the run ends.

@@ -25,7 +25,7 @@ pub fn run_table(runs: &[Run]) -> String {
         .map(|r| {
             [
                 r.id.to_string(),
-                r.status.to_string(),
+                status_cell(r),
                 r.trigger.clone(),
                 images_cell(r),
                 r.started_at.map(timestamp).unwrap_or_default(),
@@ -53,6 +53,14 @@ pub fn run_table(runs: &[Run]) -> String {
         line(&row.each_ref().map(String::as_str));
     }
     out
+}
+
+/// `Queued (2)` for the second in its platform's queue, else just the status.
+fn status_cell(r: &Run) -> String {
+    match r.queue_position {
+        Some(position) => format!("{} ({position})", r.status),
+        None => r.status.to_string(),
+    }
 }
 
 fn images_cell(r: &Run) -> String {
@@ -87,6 +95,12 @@ pub fn run_details(r: &Run) -> String {
     field("Status:", r.status.to_string());
     field("Trigger:", r.trigger.clone());
     field("Platform:", r.platform.to_string());
+    if let Some(position) = r.queue_position {
+        field("Queue:", format!("position {position} for {}", r.platform));
+    }
+    if let Some(wait) = &r.waiting_for {
+        field("Waiting for:", wait.clone());
+    }
     field("Created:", timestamp(r.created_at));
     field(
         "Started:",

@@ -27,6 +27,10 @@ pub struct ListArgs {
     /// Only runs with this status.
     #[arg(long)]
     pub status: Option<RunStatus>,
+    /// Only runs with an image in this repository (`repo`, any tag) or with this exact
+    /// `repo:tag`; without a registry, the server's default registry is assumed.
+    #[arg(long)]
+    pub image: Option<String>,
     /// How many runs to show.
     #[arg(long, default_value_t = 15)]
     pub top: u32,
@@ -77,6 +81,7 @@ async fn list(a: ListArgs) -> Result<(), CliError> {
         .list_runs(&ListQuery {
             status: a.status,
             top: Some(a.top),
+            image: a.image,
         })
         .await?;
     match a.output {

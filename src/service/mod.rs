@@ -5,6 +5,7 @@ pub mod contexts;
 pub mod logs;
 pub mod queue;
 pub mod runs;
+pub mod workers;
 
 use std::ops::RangeInclusive;
 use std::time::Duration;

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use kiln_worker::protocol::{
     ContextSource, Digest, HeartbeatReply, Lease, LeaseRequest, RunId, RunResult, RunStatus,
+    SourceReply, SourceResolved,
 };
 use tokio::time::Instant;
 
 use super::runs::RunService;
+use super::workers::WorkerRegistry;
 use super::{now_ms, ServiceError};
 use crate::store::RunRow;
 
@@ -18,18 +20,25 @@ pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(30);
 
 pub struct Queue {
     runs: Arc<RunService>,
+    /// The run service's: lease requests and claims are what it knows workers by.
+    workers: Arc<WorkerRegistry>,
 }
 
 impl Queue {
     pub fn new(runs: Arc<RunService>) -> Queue {
-        Queue { runs }
+        Queue {
+            workers: runs.workers.clone(),
+            runs,
+        }
     }
 
     /// Hands the oldest queued run for the worker's platforms to it, waiting up to `wait_ms`
     /// for one to be queued. Returns as soon as a run is queued: no fixed-interval polling.
+    /// The request marks the worker connected and idle; a claim marks it busy.
     pub async fn lease(&self, req: LeaseRequest) -> Result<Option<Lease>, ServiceError> {
         let wait = Duration::from_millis(req.wait_ms).min(MAX_LEASE_WAIT);
         let deadline = Instant::now() + wait;
+        self.workers.lease_requested(&req.worker);
         loop {
             // Register interest before querying, so a run queued in between is not missed.
             let notified = self.runs.queued.notified();
@@ -50,6 +59,7 @@ impl Queue {
                 )
                 .await?;
             if let Some(run) = claimed {
+                self.workers.claimed(&req.worker.id);
                 tracing::info!(run.id = %run.id, worker = %req.worker.name, attempt = run.attempt, "run leased");
                 return Ok(Some(self.lease_for(run)));
             }
@@ -74,6 +84,7 @@ impl Queue {
             heartbeat_interval_ms: settings.heartbeat_interval.as_millis() as u64,
             timeout_ms: run.timeout_secs * 1000,
             log_offset: self.runs.logs.size(run.id),
+            git_token: run.git_token,
             // A worker only gets the credentials of registries this run pushes to.
             credentials: settings
                 .credentials
@@ -125,14 +136,52 @@ impl Queue {
         }
     }
 
+    /// Renders a git run's image names from the commit its worker fetched.
+    pub async fn source_resolved(
+        &self,
+        id: RunId,
+        resolved: SourceResolved,
+    ) -> Result<SourceReply, ServiceError> {
+        let run = self.runs.row(id).await?;
+        if run.attempt != resolved.attempt || run.status != RunStatus::Running {
+            return Err(stale(id, resolved.attempt));
+        }
+        let mut vars = self.runs.run_vars(id, run.created_at, &run.platform);
+        vars.commit = Some(resolved.commit.clone());
+        vars.branch = resolved.branch.clone();
+        let images = self
+            .runs
+            .render_images(&run.requested_images, &vars, run.spec.push)?;
+        let current = self
+            .runs
+            .store
+            .record_source(
+                id,
+                resolved.attempt,
+                &resolved.commit,
+                resolved.branch.as_deref(),
+                &images,
+            )
+            .await?;
+        if !current {
+            return Err(stale(id, resolved.attempt));
+        }
+        Ok(SourceReply { images })
+    }
+
     /// Whether the worker may download this context: only for a run it currently holds.
     pub async fn context_of(&self, id: RunId, attempt: u32) -> Result<Digest, ServiceError> {
         let run = self.runs.row(id).await?;
         if run.attempt != attempt || run.status != RunStatus::Running {
             return Err(stale(id, attempt));
         }
-        let ContextSource::Upload { digest } = run.spec.context;
-        Ok(digest)
+        match run.spec.context {
+            ContextSource::Upload { digest } => Ok(digest),
+            other => Err(ServiceError::NotFound(format!(
+                "run '{id}' has no uploaded context: its context is {}",
+                other.describe()
+            ))),
+        }
     }
 
     /// Ends runs whose worker stopped heartbeating (Error, "worker lost") or that outlived

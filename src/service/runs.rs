@@ -1,16 +1,21 @@
-//! Runs as users see them: submission (validation and templating), listing, cancel, logs,
-//! and the one place a run ends, which also writes the run's closing log line.
+//! Runs as users see them: submission (validation and templating), listing, where a queued
+//! run stands and why, cancel, logs, and the one place a run ends, which also writes the run's
+//! closing log line.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use futures::Stream;
-use kiln_worker::protocol::{BuildSpec, ContextSource, ImageRef, OutputImage, RunId, RunStatus};
+use kiln_worker::protocol::{
+    redact_url, BuildSpec, ContextSource, ImageRef, OutputImage, Platform, RunId, RunStatus,
+};
 use tokio::sync::Notify;
 
 use super::contexts::ContextStore;
 use super::logs::LogHub;
+use super::queue::MAX_LEASE_WAIT;
+use super::workers::WorkerRegistry;
 use super::{now_ms, RunSettings, ServiceError};
 use crate::store::{Finish, NewRun, RunRow, Store};
 use crate::template::{render, RunVars};
@@ -27,6 +32,8 @@ pub struct RunService {
     pub(super) settings: RunSettings,
     /// Woken whenever a run is queued, so leasing workers need not poll.
     pub(super) queued: Arc<Notify>,
+    /// Which workers ask for work, for what queued runs wait for; the queue fills it in.
+    pub(super) workers: Arc<WorkerRegistry>,
 }
 
 impl RunService {
@@ -40,6 +47,9 @@ impl RunService {
             store,
             logs,
             contexts,
+            // A worker asks again at most MAX_LEASE_WAIT after its last request; allow it a
+            // lease's time on top before calling it gone, as for a silent running worker.
+            workers: Arc::new(WorkerRegistry::new(MAX_LEASE_WAIT + settings.lease_ttl)),
             settings,
             queued: Arc::new(Notify::new()),
         }
@@ -50,33 +60,69 @@ impl RunService {
         self.check_request(&req)?;
         let now = now_ms();
         let platform = req.platform.clone().unwrap_or_default();
+        let is_git = matches!(req.context, ContextSource::Git { .. });
+        let running = self.store.running_workers().await?;
         let created = self
             .store
-            .create_run(now, |id| {
-                let images = self.render_images(&req, id, now)?;
-                Ok::<_, ServiceError>(NewRun {
-                    trigger: "Manual".into(),
-                    platform: platform.clone(),
-                    requested_images: req.images.clone(),
-                    timeout_secs: req
-                        .timeout_secs
-                        .unwrap_or(self.settings.default_timeout_secs),
-                    spec: BuildSpec {
-                        context: req.context.clone(),
-                        dockerfile: req.dockerfile.clone(),
-                        build_args: req.build_args.clone(),
-                        target: req.target.clone(),
+            .create_run(
+                now,
+                |id| {
+                    let mut vars = self.run_vars(id, now, &platform);
+                    if is_git {
+                        // The commit is known once a worker fetches it; check the names now with
+                        // stand-ins so mistakes are a 400, and render them for real then.
+                        vars.commit = Some("0".repeat(40));
+                        vars.branch = Some("main".into());
+                    }
+                    let images = self.render_images(&req.images, &vars, req.push)?;
+                    Ok::<_, ServiceError>(NewRun {
+                        trigger: "Manual".into(),
                         platform: platform.clone(),
-                        no_cache: req.no_cache,
-                        push: req.push && !images.is_empty(),
-                        images,
-                    },
-                })
-            })
+                        requested_images: req.images.clone(),
+                        timeout_secs: req
+                            .timeout_secs
+                            .unwrap_or(self.settings.default_timeout_secs),
+                        git_token: req.git_access_token.clone(),
+                        spec: BuildSpec {
+                            context: req.context.clone(),
+                            dockerfile: req.dockerfile.clone(),
+                            build_args: req.build_args.clone(),
+                            target: req.target.clone(),
+                            platform: platform.clone(),
+                            no_cache: req.no_cache,
+                            push: req.push && !images.is_empty(),
+                            images: if is_git { Vec::new() } else { images },
+                        },
+                    })
+                },
+                |run, position| self.note_wait(run, position, &running),
+            )
             .await??;
         tracing::info!(run.id = %created.id, "run queued");
         self.queued.notify_waiters();
         self.view(created).await
+    }
+
+    /// Tells the run's log why it waits, when it cannot start at once: `kiln build` shows this
+    /// right after "Waiting for an agent...". Called before any worker can lease the run.
+    fn note_wait(
+        &self,
+        run: &RunRow,
+        position: u32,
+        running: &[(String, Platform)],
+    ) -> std::io::Result<()> {
+        let wait = self.workers.wait_reason(&run.platform, running);
+        if wait.starts_now() {
+            return Ok(());
+        }
+        let line = format!(
+            "Waiting in the queue: position {position} for {} ({wait})",
+            run.platform
+        );
+        self.logs
+            .append_line(run.id, &line)
+            .map(|_| ())
+            .map_err(std::io::Error::other)
     }
 
     fn check_request(&self, req: &CreateRun) -> Result<(), ServiceError> {
@@ -88,6 +134,38 @@ impl RunService {
                 ))
             }
             ContextSource::Upload { .. } => {}
+            ContextSource::Git { url, subdir, .. } => {
+                // file:// would read the worker's own disk: only network remotes are contexts.
+                let remote = ["https://", "http://", "git://"]
+                    .iter()
+                    .any(|scheme| url.starts_with(scheme));
+                if !remote || !kiln_worker::git::looks_like_git(url) {
+                    return invalid(format!(
+                        "invalid git context '{}': expected e.g. https://host/org/repo.git#branch:subdir",
+                        redact_url(url)
+                    ));
+                }
+                if subdir
+                    .as_deref()
+                    .is_some_and(|s| s.starts_with('/') || s.split('/').any(|c| c == ".."))
+                {
+                    return invalid(format!(
+                        "invalid git context subdir '{}': it must be a relative path inside the repository",
+                        subdir.as_deref().unwrap_or_default()
+                    ));
+                }
+            }
+            ContextSource::Tarball { url } => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return invalid(format!(
+                        "invalid tarball context '{}': expected an http:// or https:// URL",
+                        redact_url(url)
+                    ));
+                }
+            }
+        }
+        if req.git_access_token.is_some() && !matches!(req.context, ContextSource::Git { .. }) {
+            return invalid("a git access token only goes with a git context".into());
         }
         let df = &req.dockerfile;
         if df.is_empty() || df.starts_with('/') || df.split('/').any(|c| c == "..") {
@@ -118,26 +196,29 @@ impl RunService {
         Ok(())
     }
 
-    /// Renders `<<.Run.*>>` variables and puts each name in its registry.
-    fn render_images(
-        &self,
-        req: &CreateRun,
-        id: RunId,
-        now: i64,
-    ) -> Result<Vec<ImageRef>, ServiceError> {
-        let platform = req.platform.clone().unwrap_or_default();
-        let vars = RunVars {
+    /// The `<<.Run.*>>` variables of a run, without the git ones.
+    pub(super) fn run_vars(&self, id: RunId, created_at: i64, platform: &Platform) -> RunVars {
+        RunVars {
             id: id.to_string(),
             registry: self.settings.default_registry.clone(),
-            date: to_time(now),
+            date: to_time(created_at),
             os: platform.os.clone(),
             architecture: platform.architecture.clone(),
             commit: None,
             branch: None,
-        };
+        }
+    }
+
+    /// Renders each image name and puts it in its registry.
+    pub(super) fn render_images(
+        &self,
+        templates: &[String],
+        vars: &RunVars,
+        push: bool,
+    ) -> Result<Vec<ImageRef>, ServiceError> {
         let mut images: Vec<ImageRef> = Vec::new();
-        for template in &req.images {
-            let name = render(template, &vars).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        for template in templates {
+            let name = render(template, vars).map_err(|e| ServiceError::Invalid(e.to_string()))?;
             let image = ImageRef::parse(&name).map_err(|e| ServiceError::Invalid(e.to_string()))?;
             if image.digest().is_some() {
                 return Err(ServiceError::Invalid(format!(
@@ -147,7 +228,7 @@ impl RunService {
             let image = match (image.registry(), &self.settings.default_registry) {
                 (Some(_), _) => image,
                 (None, Some(registry)) => image.with_default_registry(registry),
-                (None, None) if req.push => {
+                (None, None) if push => {
                     return Err(ServiceError::Invalid(format!(
                         "image '{name}' names no registry and this server has no default registry \
                          (kiln serve --registry): name one, e.g. 'myregistry.example.com/{name}', \
@@ -177,10 +258,53 @@ impl RunService {
 
     pub async fn list(&self, q: wire::ListQuery) -> Result<wire::RunList, ServiceError> {
         let top = q.top.unwrap_or(DEFAULT_TOP).clamp(1, MAX_TOP);
-        let rows = self.store.list_runs(q.status, top).await?;
-        Ok(wire::RunList {
-            runs: rows.into_iter().map(view_without_history).collect(),
+        let image = q
+            .image
+            .as_deref()
+            .map(|i| self.image_filter(i))
+            .transpose()?;
+        let rows = self.store.list_runs(q.status, image.as_ref(), top).await?;
+        let running = if rows.iter().any(|r| r.status == RunStatus::Queued) {
+            self.store.running_workers().await?
+        } else {
+            Vec::new()
+        };
+        let mut runs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let queued = self.queue_spot(&row, &running).await?;
+            runs.push(with_queue_spot(view_without_history(row), queued));
+        }
+        Ok(wire::RunList { runs })
+    }
+
+    /// `run list --image`: a repository, or one tag of it, in the default registry unless it
+    /// names one, as image names given to `kiln build` are.
+    fn image_filter(&self, raw: &str) -> Result<ImageRef, ServiceError> {
+        let image = ImageRef::parse(raw).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        if image.digest().is_some() {
+            return Err(ServiceError::Invalid(format!(
+                "invalid image filter '{raw}': name a repository or repository:tag, not a digest"
+            )));
+        }
+        Ok(match &self.settings.default_registry {
+            Some(registry) => image.with_default_registry(registry),
+            None => image,
         })
+    }
+
+    /// A queued run's position for its platform and why it waits; `None` for other runs.
+    /// `running` is what `Store::running_workers` returned.
+    async fn queue_spot(
+        &self,
+        row: &RunRow,
+        running: &[(String, Platform)],
+    ) -> Result<Option<(u32, String)>, ServiceError> {
+        if row.status != RunStatus::Queued {
+            return Ok(None);
+        }
+        let position = self.store.queue_position(row).await?;
+        let wait = self.workers.wait_reason(&row.platform, running);
+        Ok(Some((position, wait.to_string())))
     }
 
     /// A queued run ends at once; a running one is stopped by its worker on its next heartbeat.
@@ -263,7 +387,14 @@ impl RunService {
 
     async fn view(&self, row: RunRow) -> Result<wire::Run, ServiceError> {
         let history = self.store.run_events(row.id).await?;
-        let mut run = view_without_history(row);
+        let queued = match row.status {
+            RunStatus::Queued => {
+                let running = self.store.running_workers().await?;
+                self.queue_spot(&row, &running).await?
+            }
+            _ => None,
+        };
+        let mut run = with_queue_spot(view_without_history(row), queued);
         run.status_history = history
             .into_iter()
             .map(|c| wire::StatusChange {
@@ -298,8 +429,19 @@ pub(super) fn to_time(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
+fn with_queue_spot(mut run: wire::Run, queued: Option<(u32, String)>) -> wire::Run {
+    if let Some((position, wait)) = queued {
+        run.queue_position = Some(position);
+        run.waiting_for = Some(wait);
+    }
+    run
+}
+
 fn view_without_history(row: RunRow) -> wire::Run {
-    let ContextSource::Upload { digest } = &row.spec.context;
+    let context_digest = match &row.spec.context {
+        ContextSource::Upload { digest } => Some(digest.clone()),
+        _ => None,
+    };
     wire::Run {
         id: row.id,
         status: row.status,
@@ -315,10 +457,15 @@ fn view_without_history(row: RunRow) -> wire::Run {
         error_message: row.error_message,
         timeout_secs: row.timeout_secs,
         worker: row.worker_name,
-        context_digest: Some(digest.clone()),
+        context: row.spec.context.describe(),
+        context_digest,
+        git_commit: row.git_commit,
+        git_branch: row.git_branch,
         dockerfile: row.spec.dockerfile,
         target: row.spec.target,
         no_cache: row.spec.no_cache,
         status_history: Vec::new(),
+        queue_position: None,
+        waiting_for: None,
     }
 }

@@ -1,8 +1,8 @@
 //! The `runs` and `run_events` tables: creation, the queue claim, leases and final results.
 
-use kiln_worker::protocol::{BuildSpec, OutputImage, Platform, RunId, RunStatus};
+use kiln_worker::protocol::{BuildSpec, ImageRef, OutputImage, Platform, RunId, RunStatus, Secret};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 use super::{Store, StoreError};
 
@@ -25,6 +25,10 @@ pub struct RunRow {
     pub cancel_requested: bool,
     pub output_images: Vec<OutputImage>,
     pub error_message: Option<String>,
+    /// What a git context's ref resolved to, once the worker has fetched it.
+    pub git_commit: Option<String>,
+    pub git_branch: Option<String>,
+    pub git_token: Option<Secret>,
 }
 
 /// What a new run is made of; built once its ID is known, since image names may contain it.
@@ -34,6 +38,7 @@ pub struct NewRun {
     pub requested_images: Vec<String>,
     pub spec: BuildSpec,
     pub timeout_secs: u64,
+    pub git_token: Option<Secret>,
 }
 
 /// One entry of a run's status history.
@@ -80,6 +85,11 @@ fn from_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
         cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
         output_images: serde_json::from_str(&outputs).map_err(|e| corrupt("output_images", e))?,
         error_message: row.try_get("error_message")?,
+        git_commit: row.try_get("git_commit")?,
+        git_branch: row.try_get("git_branch")?,
+        git_token: row
+            .try_get::<Option<String>, _>("git_token")?
+            .map(Secret::new),
     })
 }
 
@@ -102,13 +112,29 @@ async fn record_event(
     Ok(())
 }
 
+/// Queued runs of the run's platform that are older than it, plus one: workers claim the
+/// oldest first.
+async fn queue_position(conn: &mut SqliteConnection, run: &RunRow) -> Result<u32, StoreError> {
+    let ahead: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM runs WHERE status = 'Queued' AND platform = ? AND seq < ?",
+    )
+    .bind(run.platform.to_string())
+    .bind(seq(run.id))
+    .fetch_one(conn)
+    .await?;
+    Ok(ahead as u32 + 1)
+}
+
 impl Store {
     /// Inserts a queued run. `build` gets the new run's ID and returns its contents; when it
-    /// fails nothing is stored, so a rejected submission leaves no trace.
+    /// fails nothing is stored, so a rejected submission leaves no trace. `before_commit` gets
+    /// the run and its queue position before any worker can see it, so what it writes to the
+    /// run's log comes before the worker's lines.
     pub async fn create_run<E>(
         &self,
         now: i64,
         build: impl FnOnce(RunId) -> Result<NewRun, E>,
+        before_commit: impl FnOnce(&RunRow, u32) -> std::io::Result<()>,
     ) -> Result<Result<RunRow, E>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let seq: i64 = sqlx::query_scalar(
@@ -127,7 +153,8 @@ impl Store {
             }
         };
         let row = sqlx::query(
-            "UPDATE runs SET trigger = ?, platform = ?, requested_images = ?, spec = ?, timeout_secs = ?
+            "UPDATE runs SET trigger = ?, platform = ?, requested_images = ?, spec = ?, timeout_secs = ?,
+                 git_token = ?
              WHERE seq = ? RETURNING *",
         )
         .bind(&new.trigger)
@@ -135,12 +162,16 @@ impl Store {
         .bind(serde_json::to_string(&new.requested_images).map_err(|e| corrupt("images", e))?)
         .bind(serde_json::to_string(&new.spec).map_err(|e| corrupt("spec", e))?)
         .bind(new.timeout_secs as i64)
+        .bind(new.git_token.as_ref().map(Secret::expose))
         .bind(seq)
         .fetch_one(&mut *tx)
         .await?;
+        let run = from_row(&row)?;
         record_event(&mut tx, id, RunStatus::Queued, now).await?;
+        let position = queue_position(&mut tx, &run).await?;
+        before_commit(&run, position).map_err(|e| StoreError::Corrupt(format!("run log: {e}")))?;
         tx.commit().await?;
-        Ok(Ok(from_row(&row)?))
+        Ok(Ok(run))
     }
 
     pub async fn get_run(&self, id: RunId) -> Result<Option<RunRow>, StoreError> {
@@ -151,20 +182,63 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
-    /// Newest first, optionally only runs in one status.
+    /// Newest first, optionally only runs in one status, and only runs with an image in
+    /// `image`'s repository: with any tag, or with its tag when it has one. Image names are
+    /// stored in canonical form, so plain string comparisons match them.
     pub async fn list_runs(
         &self,
         status: Option<RunStatus>,
+        image: Option<&ImageRef>,
         limit: u32,
     ) -> Result<Vec<RunRow>, StoreError> {
+        let repository = image.map(|i| match i.registry() {
+            Some(registry) => format!("{registry}/{}", i.repository()),
+            None => i.repository().to_string(),
+        });
+        // substr, not LIKE: '_' is common in repository names and a wildcard to LIKE. A tag
+        // cannot contain '/', so "<repository>:" can only prefix a tag of that repository.
+        // An untagged name means "latest", as it does to Docker.
         let rows = sqlx::query(
-            "SELECT * FROM runs WHERE (?1 IS NULL OR status = ?1) ORDER BY seq DESC LIMIT ?2",
+            "SELECT * FROM runs
+             WHERE (?1 IS NULL OR status = ?1)
+             AND (?2 IS NULL OR EXISTS (
+                 SELECT 1 FROM json_each(spec, '$.images') WHERE CASE
+                     WHEN ?3 IS NULL THEN value = ?2 OR substr(value, 1, length(?2) + 1) = ?2 || ':'
+                     ELSE value = ?2 || ':' || ?3 OR (?3 = 'latest' AND value = ?2)
+                 END))
+             ORDER BY seq DESC LIMIT ?4",
         )
         .bind(status.map(RunStatus::as_str))
+        .bind(repository)
+        .bind(image.and_then(ImageRef::tag))
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(from_row).collect()
+    }
+
+    /// Where a queued run stands: 1 means next for its platform.
+    pub async fn queue_position(&self, run: &RunRow) -> Result<u32, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        queue_position(&mut conn, run).await
+    }
+
+    /// The worker ID and platform of every running run.
+    pub async fn running_workers(&self) -> Result<Vec<(String, Platform)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT worker_id, platform FROM runs WHERE status = 'Running' AND worker_id IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let platform: String = r.try_get("platform")?;
+                Ok((
+                    r.try_get("worker_id")?,
+                    platform.parse().map_err(|e| corrupt("platform", e))?,
+                ))
+            })
+            .collect()
     }
 
     pub async fn run_events(&self, id: RunId) -> Result<Vec<StatusChange>, StoreError> {
@@ -289,6 +363,31 @@ impl Store {
         before_commit(&run).map_err(|e| StoreError::Corrupt(format!("run log: {e}")))?;
         tx.commit().await?;
         Ok(Some(run))
+    }
+
+    /// Records what a git context resolved to and the image names rendered from it, for the
+    /// current attempt only. Returns whether the attempt was current.
+    pub async fn record_source(
+        &self,
+        id: RunId,
+        attempt: u32,
+        commit: &str,
+        branch: Option<&str>,
+        images: &[ImageRef],
+    ) -> Result<bool, StoreError> {
+        let images = serde_json::to_string(images).map_err(|e| corrupt("images", e))?;
+        let done = sqlx::query(
+            "UPDATE runs SET git_commit = ?, git_branch = ?, spec = json_set(spec, '$.images', json(?))
+             WHERE seq = ? AND attempt = ? AND status = 'Running'",
+        )
+        .bind(commit)
+        .bind(branch)
+        .bind(images)
+        .bind(seq(id))
+        .bind(attempt as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Marks a running run for cancellation; its worker learns of it on the next heartbeat.

@@ -12,6 +12,8 @@ use kiln::config::ServeArgs;
 use kiln::server::Server;
 use tempfile::TempDir;
 
+pub mod git_servers;
+
 pub const REGISTRY: &str = "127.0.0.1:5000";
 pub const BASE_IMAGE: &str = "127.0.0.1:5000/busybox:latest";
 

@@ -4,15 +4,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{ClientError, ServerClient};
 use crate::engine::{BuildJob, Built, Engine, EngineError};
 use crate::logship::{self, LogSink};
 use crate::protocol::{
-    Lease, LeaseRequest, Outcome, OutputImage, Platform, RunResult, Secret, WorkerInfo,
+    ImageRef, Lease, LeaseRequest, Outcome, OutputImage, Platform, RunResult, Secret, WorkerInfo,
 };
+use crate::source;
 
 /// How long one lease request may wait on the server before the worker asks again.
 const LEASE_WAIT: Duration = Duration::from_secs(25);
@@ -189,21 +189,18 @@ impl<E: Engine> Agent<E> {
         lease: &Lease,
         log: &LogSink,
     ) -> Result<Vec<OutputImage>, (Outcome, String)> {
-        let spec = &lease.spec;
-        let context = self
-            .client
-            .context(lease.run_id, lease.attempt)
+        let prepared = source::prepare(&self.client, lease, log)
             .await
-            .map_err(|e| {
-                (
-                    Outcome::Error,
-                    format!("downloading the build context: {e}"),
-                )
-            })?;
+            .inspect_err(|(_, msg)| log.line(format!("Context failed: {msg}")))?;
+        let mut spec = lease.spec.clone();
+        spec.dockerfile = prepared.dockerfile.clone();
+        if let Some(images) = &prepared.images {
+            spec.images = images.clone();
+        }
         let job = BuildJob {
             run_id: lease.run_id,
             spec: spec.clone(),
-            context: context.boxed(),
+            context: prepared.stream,
             credentials: lease.credentials.clone(),
         };
         let build_started = Instant::now();
@@ -226,18 +223,19 @@ impl<E: Engine> Agent<E> {
             }
             return Ok(Vec::new());
         }
-        self.push_all(lease, &built, log).await
+        self.push_all(lease, &spec.images, &built, log).await
     }
 
     async fn push_all(
         &self,
         lease: &Lease,
+        images: &[ImageRef],
         built: &Built,
         log: &LogSink,
     ) -> Result<Vec<OutputImage>, (Outcome, String)> {
         let push_started = Instant::now();
         let mut outputs = Vec::new();
-        for image in &lease.spec.images {
+        for image in images {
             let digest = self
                 .engine
                 .push(built, image, &lease.credentials, log)

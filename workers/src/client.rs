@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 
 use crate::protocol::{
     ApiErrorBody, Heartbeat, HeartbeatReply, Lease, LeaseRequest, LogAppendReply, RunId, RunResult,
-    Secret,
+    Secret, SourceReply, SourceResolved,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +106,21 @@ impl ServerClient {
             .await?;
         check(resp).await?;
         Ok(())
+    }
+
+    /// Reports the commit a git context resolved to; answers with the run's image names.
+    pub async fn source_resolved(
+        &self,
+        run: RunId,
+        resolved: &SourceResolved,
+    ) -> Result<SourceReply, ClientError> {
+        let resp = self
+            .post(&format!("/api/worker/runs/{run}/source"))
+            .timeout(Duration::from_secs(30))
+            .json(resolved)
+            .send()
+            .await?;
+        Ok(check(resp).await?.json().await?)
     }
 
     /// The run's build context archive, as a stream of bytes.

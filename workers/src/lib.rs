@@ -15,6 +15,7 @@ pub mod image_ref;
 pub mod index;
 mod logship;
 pub mod protocol;
+mod source;
 
 pub use agent::{Agent, AgentConfig};
 pub use docker::DockerEngine;

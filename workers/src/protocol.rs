@@ -337,12 +337,61 @@ pub struct RegistryCredential {
     pub password: Secret,
 }
 
-/// Where a run's build context comes from. Git and remote tarballs join this enum later.
+/// Where a run's build context comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
+#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
 pub enum ContextSource {
     /// An archive uploaded to the server, stored by digest.
     Upload { digest: Digest },
+    /// A git repository, cloned by the worker: `reference` is a branch, tag, commit SHA or
+    /// `pull/<n>/head` (default: the remote's default branch); `subdir` the context folder in it.
+    Git {
+        url: String,
+        #[serde(default)]
+        reference: Option<String>,
+        #[serde(default)]
+        subdir: Option<String>,
+    },
+    /// A tar or tar.gz archive the worker downloads.
+    Tarball { url: String },
+}
+
+impl ContextSource {
+    /// The source as a user would write it, with any credentials in URLs masked.
+    pub fn describe(&self) -> String {
+        match self {
+            ContextSource::Upload { digest } => format!("upload {digest}"),
+            ContextSource::Git {
+                url,
+                reference,
+                subdir,
+            } => {
+                let mut s = redact_url(url);
+                if reference.is_some() || subdir.is_some() {
+                    s.push('#');
+                    s.push_str(reference.as_deref().unwrap_or(""));
+                    if let Some(sub) = subdir {
+                        s.push(':');
+                        s.push_str(sub);
+                    }
+                }
+                s
+            }
+            ContextSource::Tarball { url } => redact_url(url),
+        }
+    }
+}
+
+/// `https://user:pass@host/x` → `https://****@host/x`: URLs may carry credentials.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://****@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
 }
 
 /// Everything a worker needs to build and push one run.
@@ -391,6 +440,9 @@ pub struct Lease {
     pub heartbeat_interval_ms: u64,
     /// Milliseconds the build may still take before the run ends as Timeout.
     pub timeout_ms: u64,
+    /// HTTP credentials for a private git context.
+    #[serde(default)]
+    pub git_token: Option<Secret>,
     /// Where the worker's log upload starts (the server may have written lines before).
     pub log_offset: u64,
     pub credentials: Vec<RegistryCredential>,
@@ -415,6 +467,22 @@ pub struct HeartbeatReply {
 #[serde(rename_all = "camelCase")]
 pub struct LogAppendReply {
     pub size: u64,
+}
+
+/// `POST /api/worker/runs/{id}/source`: the commit a git context resolved to. The server
+/// renders the image names (which may use `<<.Run.Commit>>`) and answers with them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceResolved {
+    pub attempt: u32,
+    pub commit: String,
+    pub branch: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceReply {
+    pub images: Vec<ImageRef>,
 }
 
 /// How a worker's attempt ended.
@@ -531,6 +599,21 @@ mod tests {
             .parse::<Digest>()
             .is_err());
         assert!("sha256:../../etc/passwd".parse::<Digest>().is_err());
+    }
+
+    #[test]
+    fn urls_lose_their_credentials_in_descriptions() {
+        assert_eq!(
+            redact_url("https://u:tok@git.example.com/a.git"),
+            "https://****@git.example.com/a.git"
+        );
+        assert_eq!(redact_url("https://host/a@b.git"), "https://host/a@b.git");
+        let git = ContextSource::Git {
+            url: "https://tok@host/r.git".into(),
+            reference: Some("main".into()),
+            subdir: Some("app".into()),
+        };
+        assert_eq!(git.describe(), "https://****@host/r.git#main:app");
     }
 
     #[test]

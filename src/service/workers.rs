@@ -1,0 +1,177 @@
+//! Which workers are connected and which are busy, so a queued run can say what it waits for.
+//!
+//! Workers never register: they only ask for work. So the server remembers each lease request
+//! in memory, and counts a worker as connected while its last request is recent (it long-polls,
+//! then asks again at once) or while it holds a running run. Nothing here is stored: after a
+//! restart, workers reappear with their next lease request, and the runs they hold still count.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kiln_worker::protocol::{Platform, WorkerInfo};
+
+/// What the server last heard from one worker.
+struct Seen {
+    platforms: Vec<Platform>,
+    asked_at: Instant,
+    /// From its claim of a run until its next lease request.
+    busy: bool,
+}
+
+pub struct WorkerRegistry {
+    workers: Mutex<HashMap<String, Seen>>,
+    /// A worker whose last lease request is older than this has gone, unless it holds a run.
+    connected_for: Duration,
+}
+
+impl WorkerRegistry {
+    pub fn new(connected_for: Duration) -> WorkerRegistry {
+        WorkerRegistry {
+            workers: Mutex::new(HashMap::new()),
+            connected_for,
+        }
+    }
+
+    /// A worker asked for work: it is connected, and done with any run it had claimed.
+    pub fn lease_requested(&self, worker: &WorkerInfo) {
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        // Restarted workers come back under new IDs; forget the silent ones. One that is only
+        // busy with a long build still counts through the run it holds.
+        workers.retain(|_, seen| seen.asked_at.elapsed() < self.connected_for);
+        workers.insert(
+            worker.id.clone(),
+            Seen {
+                platforms: worker.platforms.clone(),
+                asked_at: Instant::now(),
+                busy: false,
+            },
+        );
+    }
+
+    /// The worker claimed a run: it is busy until it asks for work again.
+    pub fn claimed(&self, worker_id: &str) {
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(seen) = workers.get_mut(worker_id) {
+            seen.busy = true;
+        }
+    }
+
+    /// Why a queued run for `platform` has not started. `running` holds the worker ID and
+    /// platform of every running run.
+    pub fn wait_reason(&self, platform: &Platform, running: &[(String, Platform)]) -> Wait {
+        let holders: HashSet<&str> = running.iter().map(|(id, _)| id.as_str()).collect();
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut connected, mut busy) = (0, 0);
+        for (id, seen) in workers.iter() {
+            if !seen.platforms.contains(platform) {
+                continue;
+            }
+            let holds = holders.contains(id.as_str());
+            if holds || seen.asked_at.elapsed() < self.connected_for {
+                connected += 1;
+                busy += usize::from(holds || seen.busy);
+            }
+        }
+        // Workers not heard from since this server started, still building for this platform.
+        let unseen: HashSet<&str> = running
+            .iter()
+            .filter(|(id, p)| p == platform && !workers.contains_key(id))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        connected += unseen.len();
+        busy += unseen.len();
+        if connected == 0 {
+            Wait::NoWorker(platform.clone())
+        } else if busy >= connected {
+            Wait::AllBusy(connected, platform.clone())
+        } else {
+            Wait::AboutToStart
+        }
+    }
+}
+
+/// Why a queued run waits, in words for `run show` and the run's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wait {
+    NoWorker(Platform),
+    /// This many workers build the platform, and each has a run.
+    AllBusy(usize, Platform),
+    /// An idle worker is connected: it takes the run as soon as its lease request sees it.
+    AboutToStart,
+}
+
+impl Wait {
+    /// Whether the run starts without waiting for a worker to connect or come free.
+    pub fn starts_now(&self) -> bool {
+        *self == Wait::AboutToStart
+    }
+}
+
+impl fmt::Display for Wait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Wait::NoWorker(p) => write!(f, "no connected worker builds {p}"),
+            Wait::AllBusy(n, p) => write!(f, "all {n} workers for {p} are busy"),
+            Wait::AboutToStart => f.write_str("a worker is about to take it"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(id: &str, platforms: &[&str]) -> WorkerInfo {
+        WorkerInfo {
+            id: id.into(),
+            name: id.into(),
+            platforms: platforms.iter().map(|p| p.parse().unwrap()).collect(),
+        }
+    }
+
+    fn platform(p: &str) -> Platform {
+        p.parse().unwrap()
+    }
+
+    #[test]
+    fn a_platform_nobody_builds_has_no_worker() {
+        let reg = WorkerRegistry::new(Duration::from_secs(60));
+        reg.lease_requested(&worker("w1", &["linux/amd64"]));
+        let wait = reg.wait_reason(&platform("linux/arm64"), &[]);
+        assert_eq!(wait.to_string(), "no connected worker builds linux/arm64");
+        assert!(!wait.starts_now());
+    }
+
+    #[test]
+    fn a_claim_keeps_a_worker_busy_until_it_asks_again() {
+        let reg = WorkerRegistry::new(Duration::from_secs(60));
+        let amd64 = platform("linux/amd64");
+        reg.lease_requested(&worker("w1", &["linux/amd64"]));
+        assert!(reg.wait_reason(&amd64, &[]).starts_now());
+        reg.claimed("w1");
+        assert_eq!(
+            reg.wait_reason(&amd64, &[]).to_string(),
+            "all 1 workers for linux/amd64 are busy"
+        );
+        reg.lease_requested(&worker("w1", &["linux/amd64"]));
+        assert_eq!(reg.wait_reason(&amd64, &[]), Wait::AboutToStart);
+    }
+
+    #[test]
+    fn a_silent_worker_counts_only_while_it_holds_a_run() {
+        let reg = WorkerRegistry::new(Duration::ZERO);
+        let amd64 = platform("linux/amd64");
+        reg.lease_requested(&worker("w1", &["linux/amd64"]));
+        assert_eq!(reg.wait_reason(&amd64, &[]), Wait::NoWorker(amd64.clone()));
+        let running = [("w1".to_string(), amd64.clone())];
+        assert_eq!(
+            reg.wait_reason(&amd64, &running),
+            Wait::AllBusy(1, amd64.clone())
+        );
+        // A worker this server never heard from (it restarted) still holds its run.
+        let running = [("w9".to_string(), amd64.clone())];
+        assert_eq!(reg.wait_reason(&amd64, &running), Wait::AllBusy(1, amd64));
+    }
+}

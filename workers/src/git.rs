@@ -1,1 +1,0 @@
-//! Git build contexts (being written).

@@ -1,0 +1,238 @@
+//! Turns a run's context source into the archive stream the engine builds from: the upload
+//! from the server, a git checkout packed on the spot, or a downloaded tarball.
+
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use tokio::io::AsyncWriteExt;
+
+use crate::client::ServerClient;
+use crate::context::pack::{self, PackRequest};
+use crate::context::verify::verify_archive;
+use crate::git::{self, GitError, GitSource};
+use crate::logship::LogSink;
+use crate::protocol::{ContextSource, ImageRef, Lease, Outcome, SourceResolved};
+
+/// Attempts at a tarball download before the run gives up on it.
+const DOWNLOAD_ATTEMPTS: u32 = 3;
+
+/// A context ready to build.
+pub struct Prepared {
+    pub stream: BoxStream<'static, io::Result<Bytes>>,
+    /// The Dockerfile's path inside the archive the stream carries.
+    pub dockerfile: String,
+    /// Image names the server rendered once a git ref was resolved (else the lease's).
+    pub images: Option<Vec<ImageRef>>,
+    /// Keeps a checkout or download on disk until the build has read it.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+/// Why a context could not be had: `Failed` is the user's input (no such ref), `Error` the
+/// infrastructure's (git host unreachable).
+pub type SourceError = (Outcome, String);
+
+pub async fn prepare(
+    client: &ServerClient,
+    lease: &Lease,
+    log: &LogSink,
+) -> Result<Prepared, SourceError> {
+    let spec = &lease.spec;
+    match &spec.context {
+        ContextSource::Upload { .. } => {
+            let stream = client
+                .context(lease.run_id, lease.attempt)
+                .await
+                .map_err(|e| {
+                    (
+                        Outcome::Error,
+                        format!("downloading the build context: {e}"),
+                    )
+                })?;
+            Ok(Prepared {
+                stream: stream.boxed(),
+                dockerfile: spec.dockerfile.clone(),
+                images: None,
+                _scratch: None,
+            })
+        }
+        ContextSource::Git {
+            url,
+            reference,
+            subdir,
+        } => {
+            let source = GitSource {
+                url: url.clone(),
+                reference: reference.clone(),
+                subdir: subdir.clone(),
+            };
+            git_context(client, lease, source, log).await
+        }
+        ContextSource::Tarball { url } => tarball_context(url, &spec.dockerfile, log).await,
+    }
+}
+
+async fn git_context(
+    client: &ServerClient,
+    lease: &Lease,
+    source: GitSource,
+    log: &LogSink,
+) -> Result<Prepared, SourceError> {
+    log.line(format!(
+        "Fetching git context {}",
+        lease.spec.context.describe()
+    ));
+    let scratch = scratch_dir()?;
+    let dest = scratch.path().join("checkout");
+    let token = lease.git_token.clone();
+    let checkout = tokio::task::spawn_blocking(move || git::fetch(&source, token.as_ref(), &dest))
+        .await
+        .map_err(|e| (Outcome::Error, format!("git fetch stopped: {e}")))?
+        .map_err(|e| (git_outcome(&e), e.to_string()))?;
+    log.line(format!(
+        "Checked out commit {}{}",
+        checkout.commit,
+        checkout
+            .branch
+            .as_deref()
+            .map(|b| format!(" (branch {b})"))
+            .unwrap_or_default()
+    ));
+    let reply = client
+        .source_resolved(
+            lease.run_id,
+            &SourceResolved {
+                attempt: lease.attempt,
+                commit: checkout.commit.clone(),
+                branch: checkout.branch.clone(),
+            },
+        )
+        .await
+        .map_err(|e| (Outcome::Failed, e.to_string()))?;
+    let request = PackRequest {
+        dockerfile: checkout.context_dir.join(&lease.spec.dockerfile),
+        context_dir: checkout.context_dir,
+    };
+    let plan = tokio::task::spawn_blocking(move || pack::plan(&request))
+        .await
+        .map_err(|e| (Outcome::Error, format!("packing the checkout stopped: {e}")))?
+        .map_err(|e| (Outcome::Failed, e.to_string()))?;
+    Ok(Prepared {
+        dockerfile: plan.dockerfile_in_archive.clone(),
+        stream: pack::stream_tar_gz(plan, |_| {}).boxed(),
+        images: Some(reply.images),
+        _scratch: Some(scratch),
+    })
+}
+
+/// A wrong URL, ref or credentials is the user's to fix; a fetch that broke is not.
+fn git_outcome(e: &GitError) -> Outcome {
+    match e {
+        GitError::Fetch { .. } => Outcome::Error,
+        _ => Outcome::Failed,
+    }
+}
+
+async fn tarball_context(
+    url: &str,
+    dockerfile: &str,
+    log: &LogSink,
+) -> Result<Prepared, SourceError> {
+    let shown = crate::protocol::redact_url(url);
+    log.line(format!("Downloading tarball context {shown}"));
+    let scratch = scratch_dir()?;
+    let path = scratch.path().join("context.tar");
+    let size = download(url, &path, &shown).await?;
+    let check = path.clone();
+    let summary = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(check).map_err(crate::context::verify::VerifyError::Io)?;
+        verify_archive(io::BufReader::new(file))
+    })
+    .await
+    .map_err(|e| (Outcome::Error, format!("checking the tarball stopped: {e}")))?
+    .map_err(|e| (Outcome::Failed, format!("tarball {shown} rejected: {e}")))?;
+    log.line(format!(
+        "Downloaded {size} bytes: {} entries",
+        summary.entries
+    ));
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| (Outcome::Error, format!("reading the tarball: {e}")))?;
+    Ok(Prepared {
+        stream: tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).boxed(),
+        dockerfile: dockerfile.to_string(),
+        images: None,
+        _scratch: Some(scratch),
+    })
+}
+
+/// GETs `url` into `path`, retrying server errors and broken connections with backoff.
+/// A 4xx answer is final: asking again will not change it.
+async fn download(url: &str, path: &Path, shown: &str) -> Result<u64, SourceError> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .build()
+        .map_err(|e| (Outcome::Error, format!("HTTP client: {e}")))?;
+    let mut last = String::new();
+    for attempt in 0..DOWNLOAD_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+        }
+        let resp = match http.get(url).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                last = format!("tarball download failed: {shown}: {}", without_url(&e));
+                continue;
+            }
+        };
+        let status = resp.status();
+        if status.is_client_error() {
+            return Err((
+                Outcome::Failed,
+                format!("tarball download failed: {shown} answered HTTP {status}"),
+            ));
+        }
+        if !status.is_success() {
+            last = format!("tarball download failed: {shown} answered HTTP {status}");
+            continue;
+        }
+        match save(resp, path).await {
+            Ok(size) => return Ok(size),
+            Err(e) => last = format!("tarball download failed: {shown}: {e}"),
+        }
+    }
+    Err((Outcome::Error, last))
+}
+
+async fn save(resp: reqwest::Response, path: &Path) -> io::Result<u64> {
+    let mut file = tokio::fs::File::create(path).await?;
+    let mut body = resp.bytes_stream().map_err(io::Error::other);
+    let mut size = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        size += chunk.len() as u64;
+        file.write_all(&chunk).await?;
+    }
+    file.flush().await?;
+    Ok(size)
+}
+
+/// reqwest's errors repeat the URL, which may hold credentials.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    if let Some(url) = e.url() {
+        msg = msg.replace(url.as_str(), "");
+    }
+    msg.trim_matches(|c: char| c == ' ' || c == '(' || c == ')' || c == ':')
+        .to_string()
+}
+
+fn scratch_dir() -> Result<tempfile::TempDir, SourceError> {
+    tempfile::Builder::new()
+        .prefix("kiln-context-")
+        .tempdir()
+        .map_err(|e| (Outcome::Error, format!("cannot make a scratch dir: {e}")))
+}
