@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use kiln_worker::protocol::{
-    ContextSource, Digest, OutputImage, Platform, RunId, RunStatus, Secret,
+    ContextSource, Digest, OutputImage, PlatformSet, RunId, RunStatus, Secret,
 };
 use serde::{Deserialize, Serialize};
 
@@ -25,7 +25,8 @@ pub struct CreateRun {
     #[serde(default)]
     pub target: Option<String>,
     #[serde(default)]
-    pub platform: Option<Platform>,
+    /// One platform, or several (`linux/amd64,linux/arm64`) for one multi-platform image.
+    pub platform: Option<PlatformSet>,
     #[serde(default = "yes")]
     pub push: bool,
     #[serde(default)]
@@ -52,7 +53,7 @@ pub struct Run {
     pub id: RunId,
     pub status: RunStatus,
     pub trigger: String,
-    pub platform: Platform,
+    pub platform: PlatformSet,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::Args;
 use futures::StreamExt;
 use kiln_worker::git::GitSource;
-use kiln_worker::protocol::{ContextSource, Digest, Platform, RunStatus, Secret};
+use kiln_worker::protocol::{ContextSource, Digest, PlatformSet, RunStatus, Secret};
 
 use super::client::KilnClient;
 use super::follow::print_log;
@@ -36,9 +36,9 @@ pub struct BuildArgs {
     /// The Dockerfile stage to build.
     #[arg(long)]
     pub target: Option<String>,
-    /// Target platform, os/arch[/variant].
+    /// Target platform(s), os/arch[/variant]; a comma-separated list builds one image index.
     #[arg(long, default_value = "linux/amd64")]
-    pub platform: Platform,
+    pub platform: PlatformSet,
     /// Build, but push nothing.
     #[arg(long)]
     pub no_push: bool,

@@ -146,7 +146,7 @@ impl Queue {
         if run.attempt != resolved.attempt || run.status != RunStatus::Running {
             return Err(stale(id, resolved.attempt));
         }
-        let mut vars = self.runs.run_vars(id, run.created_at, &run.platform);
+        let mut vars = self.runs.run_vars(id, run.created_at, run.platform.first());
         vars.commit = Some(resolved.commit.clone());
         vars.branch = resolved.branch.clone();
         let images = self

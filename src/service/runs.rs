@@ -8,7 +8,8 @@ use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use futures::Stream;
 use kiln_worker::protocol::{
-    redact_url, BuildSpec, ContextSource, ImageRef, OutputImage, Platform, RunId, RunStatus,
+    redact_url, BuildSpec, ContextSource, ImageRef, OutputImage, Platform, PlatformSet, RunId,
+    RunStatus,
 };
 use tokio::sync::Notify;
 
@@ -67,7 +68,7 @@ impl RunService {
             .create_run(
                 now,
                 |id| {
-                    let mut vars = self.run_vars(id, now, &platform);
+                    let mut vars = self.run_vars(id, now, platform.first());
                     if is_git {
                         // The commit is known once a worker fetches it; check the names now with
                         // stand-ins so mistakes are a 400, and render them for real then.
@@ -88,7 +89,7 @@ impl RunService {
                             dockerfile: req.dockerfile.clone(),
                             build_args: req.build_args.clone(),
                             target: req.target.clone(),
-                            platform: platform.clone(),
+                            platforms: platform.clone(),
                             no_cache: req.no_cache,
                             push: req.push && !images.is_empty(),
                             images: if is_git { Vec::new() } else { images },
@@ -109,7 +110,7 @@ impl RunService {
         &self,
         run: &RunRow,
         position: u32,
-        running: &[(String, Platform)],
+        running: &[(String, PlatformSet)],
     ) -> std::io::Result<()> {
         let wait = self.workers.wait_reason(&run.platform, running);
         if wait.starts_now() {
@@ -297,7 +298,7 @@ impl RunService {
     async fn queue_spot(
         &self,
         row: &RunRow,
-        running: &[(String, Platform)],
+        running: &[(String, PlatformSet)],
     ) -> Result<Option<(u32, String)>, ServiceError> {
         if row.status != RunStatus::Queued {
             return Ok(None);

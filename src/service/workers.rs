@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use kiln_worker::protocol::{Platform, WorkerInfo};
+use kiln_worker::protocol::{Platform, PlatformSet, WorkerInfo};
 
 /// What the server last heard from one worker.
 struct Seen {
@@ -58,14 +58,14 @@ impl WorkerRegistry {
         }
     }
 
-    /// Why a queued run for `platform` has not started. `running` holds the worker ID and
+    /// Why a queued run for `platform` (every platform in it) has not started. `running` holds the worker ID and
     /// platform of every running run.
-    pub fn wait_reason(&self, platform: &Platform, running: &[(String, Platform)]) -> Wait {
+    pub fn wait_reason(&self, platform: &PlatformSet, running: &[(String, PlatformSet)]) -> Wait {
         let holders: HashSet<&str> = running.iter().map(|(id, _)| id.as_str()).collect();
         let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         let (mut connected, mut busy) = (0, 0);
         for (id, seen) in workers.iter() {
-            if !seen.platforms.contains(platform) {
+            if !platform.is_within(&seen.platforms) {
                 continue;
             }
             let holds = holders.contains(id.as_str());
@@ -95,9 +95,9 @@ impl WorkerRegistry {
 /// Why a queued run waits, in words for `run show` and the run's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wait {
-    NoWorker(Platform),
+    NoWorker(PlatformSet),
     /// This many workers build the platform, and each has a run.
-    AllBusy(usize, Platform),
+    AllBusy(usize, PlatformSet),
     /// An idle worker is connected: it takes the run as soon as its lease request sees it.
     AboutToStart,
 }
@@ -131,7 +131,7 @@ mod tests {
         }
     }
 
-    fn platform(p: &str) -> Platform {
+    fn platform(p: &str) -> PlatformSet {
         p.parse().unwrap()
     }
 

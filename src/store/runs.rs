@@ -1,6 +1,8 @@
 //! The `runs` and `run_events` tables: creation, the queue claim, leases and final results.
 
-use kiln_worker::protocol::{BuildSpec, ImageRef, OutputImage, Platform, RunId, RunStatus, Secret};
+use kiln_worker::protocol::{
+    BuildSpec, ImageRef, OutputImage, Platform, PlatformSet, RunId, RunStatus, Secret,
+};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
@@ -12,7 +14,7 @@ pub struct RunRow {
     pub id: RunId,
     pub status: RunStatus,
     pub trigger: String,
-    pub platform: Platform,
+    pub platform: PlatformSet,
     pub requested_images: Vec<String>,
     pub spec: BuildSpec,
     pub timeout_secs: u64,
@@ -34,7 +36,7 @@ pub struct RunRow {
 /// What a new run is made of; built once its ID is known, since image names may contain it.
 pub struct NewRun {
     pub trigger: String,
-    pub platform: Platform,
+    pub platform: PlatformSet,
     pub requested_images: Vec<String>,
     pub spec: BuildSpec,
     pub timeout_secs: u64,
@@ -224,7 +226,7 @@ impl Store {
     }
 
     /// The worker ID and platform of every running run.
-    pub async fn running_workers(&self) -> Result<Vec<(String, Platform)>, StoreError> {
+    pub async fn running_workers(&self) -> Result<Vec<(String, PlatformSet)>, StoreError> {
         let rows = sqlx::query(
             "SELECT worker_id, platform FROM runs WHERE status = 'Running' AND worker_id IS NOT NULL",
         )
@@ -258,8 +260,9 @@ impl Store {
             .collect()
     }
 
-    /// Claims the oldest queued run for one of `platforms`, starting attempt N+1 under a lease.
-    /// A single UPDATE picks and marks the row, so two workers can never claim the same run.
+    /// Claims the oldest queued run whose platforms the worker all builds, starting attempt
+    /// N+1 under a lease. The UPDATE only takes a row that is still queued, so two workers can
+    /// never claim the same run: one that loses the race moves on to the next candidate.
     pub async fn claim_run(
         &self,
         platforms: &[Platform],
@@ -268,32 +271,40 @@ impl Store {
         now: i64,
         lease_expires_at: i64,
     ) -> Result<Option<RunRow>, StoreError> {
-        let platforms: Vec<String> = platforms.iter().map(ToString::to_string).collect();
-        let platforms = serde_json::to_string(&platforms).map_err(|e| corrupt("platforms", e))?;
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "UPDATE runs
-             SET status = 'Running', attempt = attempt + 1, worker_id = ?, worker_name = ?,
-                 started_at = ?, lease_expires_at = ?
-             WHERE seq = (SELECT seq FROM runs
-                          WHERE status = 'Queued' AND platform IN (SELECT value FROM json_each(?))
-                          ORDER BY seq LIMIT 1)
-             RETURNING *",
+        let candidates: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, platform FROM runs WHERE status = 'Queued' ORDER BY seq LIMIT 200",
         )
-        .bind(worker_id)
-        .bind(worker_name)
-        .bind(now)
-        .bind(lease_expires_at)
-        .bind(platforms)
-        .fetch_optional(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let run = from_row(&row)?;
-        record_event(&mut tx, run.id, RunStatus::Running, now).await?;
-        tx.commit().await?;
-        Ok(Some(run))
+        for (candidate, wanted) in candidates {
+            let wanted: PlatformSet = wanted.parse().map_err(|e| corrupt("platform", e))?;
+            if !wanted.is_within(platforms) {
+                continue;
+            }
+            let mut tx = self.pool.begin().await?;
+            let row = sqlx::query(
+                "UPDATE runs
+                 SET status = 'Running', attempt = attempt + 1, worker_id = ?, worker_name = ?,
+                     started_at = ?, lease_expires_at = ?
+                 WHERE seq = ? AND status = 'Queued'
+                 RETURNING *",
+            )
+            .bind(worker_id)
+            .bind(worker_name)
+            .bind(now)
+            .bind(lease_expires_at)
+            .bind(candidate)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                continue;
+            };
+            let run = from_row(&row)?;
+            record_event(&mut tx, run.id, RunStatus::Running, now).await?;
+            tx.commit().await?;
+            return Ok(Some(run));
+        }
+        Ok(None)
     }
 
     /// Extends the lease of a running attempt. `None` means the attempt is no longer current.

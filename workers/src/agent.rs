@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{ClientError, ServerClient};
-use crate::engine::{BuildJob, Built, Engine, EngineError};
+use crate::engine::{BuildJob, Engine, EngineError};
 use crate::logship::{self, LogSink};
 use crate::protocol::{
-    ImageRef, Lease, LeaseRequest, Outcome, OutputImage, Platform, RunResult, Secret, WorkerInfo,
+    Lease, LeaseRequest, Outcome, OutputImage, Platform, RunResult, Secret, WorkerInfo,
 };
-use crate::source;
+use crate::{publish, source};
 
 /// How long one lease request may wait on the server before the worker asks again.
 const LEASE_WAIT: Duration = Duration::from_secs(25);
@@ -104,7 +104,7 @@ impl<E: Engine> Agent<E> {
             logship::start(self.client.clone(), run, lease.attempt, lease.log_offset);
         log.line(format!(
             "Run ID: {run} started on worker {} ({})",
-            self.config.name, lease.spec.platform
+            self.config.name, lease.spec.platforms
         ));
         let stop = CancellationToken::new();
         let reason = Arc::new(std::sync::Mutex::new(None));
@@ -197,23 +197,32 @@ impl<E: Engine> Agent<E> {
         if let Some(images) = &prepared.images {
             spec.images = images.clone();
         }
-        let job = BuildJob {
-            run_id: lease.run_id,
-            spec: spec.clone(),
-            context: prepared.stream,
-            credentials: lease.credentials.clone(),
-        };
         let build_started = Instant::now();
-        let built = self.engine.build(job, log).await.map_err(|e| {
-            let outcome = engine_outcome(&e);
-            log.line(format!("Build failed: {e}"));
-            (outcome, e.to_string())
-        })?;
+        let mut builds = Vec::new();
+        for platform in spec.platforms.iter() {
+            if spec.platforms.len() > 1 {
+                log.line(format!("Building for {platform}"));
+            }
+            let job = BuildJob {
+                run_id: lease.run_id,
+                spec: spec.clone(),
+                platform: platform.clone(),
+                local_name: local_name(lease, platform),
+                context: prepared.open(&self.client, lease).await?,
+                credentials: lease.credentials.clone(),
+            };
+            let built = self.engine.build(job, log).await.map_err(|e| {
+                let outcome = engine_outcome(&e);
+                log.line(format!("Build failed: {e}"));
+                (outcome, e.to_string())
+            })?;
+            builds.push(built);
+        }
+        let steps: usize = builds.iter().map(|b| b.steps_total).sum();
+        let cached: usize = builds.iter().map(|b| b.steps_cached).sum();
         log.line(format!(
-            "Build finished in {:.1}s: {} steps, {} cached",
+            "Build finished in {:.1}s: {steps} steps, {cached} cached",
             build_started.elapsed().as_secs_f64(),
-            built.steps_total,
-            built.steps_cached
         ));
         if !spec.push {
             if spec.images.is_empty() {
@@ -223,41 +232,24 @@ impl<E: Engine> Agent<E> {
             }
             return Ok(Vec::new());
         }
-        self.push_all(lease, &spec.images, &built, log).await
+        publish::publish(
+            self.engine.as_ref(),
+            &builds,
+            &spec.images,
+            &lease.credentials,
+            log,
+        )
+        .await
     }
+}
 
-    async fn push_all(
-        &self,
-        lease: &Lease,
-        images: &[ImageRef],
-        built: &Built,
-        log: &LogSink,
-    ) -> Result<Vec<OutputImage>, (Outcome, String)> {
-        let push_started = Instant::now();
-        let mut outputs = Vec::new();
-        for image in images {
-            let digest = self
-                .engine
-                .push(built, image, &lease.credentials, log)
-                .await
-                .map_err(|e| {
-                    log.line(format!("Push failed: {e}"));
-                    (engine_outcome(&e), e.to_string())
-                })?;
-            outputs.push(OutputImage {
-                registry: image.registry().map(str::to_string),
-                repository: image.repository().to_string(),
-                tag: image.tag_or_latest().to_string(),
-                digest,
-            });
-        }
-        log.line(format!(
-            "Pushed {} image(s) in {:.1}s",
-            outputs.len(),
-            push_started.elapsed().as_secs_f64()
-        ));
-        Ok(outputs)
-    }
+/// The engine-local name of one platform's build, e.g. `kiln-build/ca7:linux-arm64`.
+fn local_name(lease: &Lease, platform: &Platform) -> String {
+    format!(
+        "kiln-build/{}:{}",
+        lease.run_id,
+        platform.to_string().replace('/', "-")
+    )
 }
 
 fn engine_outcome(e: &EngineError) -> Outcome {

@@ -16,9 +16,9 @@ use tokio::sync::OnceCell;
 use crate::buildkit_log::{
     LogChunk, PlainPrinter, StatusBatch, StatusUpdate, VertexUpdate, WarningUpdate,
 };
-use crate::engine::{BuildJob, Built, Engine, EngineError};
+use crate::engine::{BuildJob, Built, Engine, EngineError, Pushed};
 use crate::logship::LogSink;
-use crate::protocol::{Digest, ImageRef, Platform, RegistryCredential};
+use crate::protocol::{ImageRef, Platform, RegistryCredential};
 
 /// How long to wait for the engine to answer a request (not for a whole build).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -91,16 +91,24 @@ impl Engine for DockerEngine {
             .map_err(|e| EngineError::Infrastructure(format!("docker version: {e}")))?;
         let os = info.os.unwrap_or_else(|| "linux".into());
         let arch = info.arch.unwrap_or_else(|| "amd64".into());
-        let platform = format!("{os}/{arch}")
+        let native: Platform = format!("{os}/{arch}")
             .parse()
             .map_err(|e| EngineError::Infrastructure(format!("engine platform: {e}")))?;
-        Ok(vec![platform])
+        let mut platforms = vec![native];
+        // Emulators registered on this machine only help an engine that runs on it.
+        if self.host.starts_with("unix://") {
+            for p in emulated_platforms() {
+                if !platforms.contains(&p) {
+                    platforms.push(p);
+                }
+            }
+        }
+        Ok(platforms)
     }
 
     async fn build(&self, job: BuildJob, log: &LogSink) -> Result<Built, EngineError> {
         let docker = self.docker().await?;
         let spec = &job.spec;
-        let local_name = spec.images.first().map(ToString::to_string);
         let session = format!("kiln-{}-{}", job.run_id, uuid::Uuid::new_v4().simple());
         let build_args: HashMap<String, String> = spec
             .build_args
@@ -113,13 +121,11 @@ impl Engine for DockerEngine {
             .session(&session)
             .nocache(spec.no_cache)
             .rm(true)
-            .platform(&spec.platform.to_string())
+            .platform(&job.platform.to_string())
+            .t(&job.local_name)
             .buildargs(&build_args);
         if let Some(target) = &spec.target {
             options = options.target(target);
-        }
-        if let Some(name) = &local_name {
-            options = options.t(name);
         }
         // For pulling base images from private registries.
         let auth: HashMap<String, DockerCredentials> = job
@@ -166,27 +172,9 @@ impl Engine for DockerEngine {
             return Err(failure);
         }
         let (steps_total, steps_cached) = printer.step_counts();
-        // Every other name points at the same image.
-        for image in spec.images.iter().skip(1) {
-            let (Some(source), Some(tag)) = (&local_name, image.tag()) else {
-                continue;
-            };
-            let repo = repository_name(image);
-            docker
-                .tag_image(
-                    source,
-                    Some(
-                        TagImageOptionsBuilder::default()
-                            .repo(&repo)
-                            .tag(tag)
-                            .build(),
-                    ),
-                )
-                .await
-                .map_err(|e| EngineError::Infrastructure(format!("tagging {image}: {e}")))?;
-        }
         Ok(Built {
-            local_name,
+            platform: job.platform,
+            local_name: job.local_name,
             steps_total,
             steps_cached,
         })
@@ -194,14 +182,26 @@ impl Engine for DockerEngine {
 
     async fn push(
         &self,
-        _built: &Built,
+        built: &Built,
         image: &ImageRef,
         credentials: &[RegistryCredential],
         log: &LogSink,
-    ) -> Result<Digest, EngineError> {
+    ) -> Result<Pushed, EngineError> {
         let docker = self.docker().await?;
         let repo = repository_name(image);
         let tag = image.tag_or_latest().to_string();
+        docker
+            .tag_image(
+                &built.local_name,
+                Some(
+                    TagImageOptionsBuilder::default()
+                        .repo(&repo)
+                        .tag(&tag)
+                        .build(),
+                ),
+            )
+            .await
+            .map_err(|e| EngineError::Infrastructure(format!("tagging {image}: {e}")))?;
         let creds = image
             .registry()
             .and_then(|r| credentials.iter().find(|c| c.registry == r))
@@ -212,7 +212,7 @@ impl Engine for DockerEngine {
             Some(PushImageOptionsBuilder::default().tag(&tag).build()),
             creds,
         );
-        let mut digest = None;
+        let mut result = None;
         let (mut pushed, mut existing) = (0, 0);
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| push_error(image, e))?;
@@ -227,27 +227,54 @@ impl Engine for DockerEngine {
                 Some("Layer already exists") => existing += 1,
                 Some(s) if s.starts_with("Mounted from") => existing += 1,
                 Some(s) => {
-                    if let Some(d) = digest_in(s) {
+                    if let Some(d) = pushed_in(s) {
                         log.line(format!(
                             "{pushed} layer(s) pushed, {existing} already in the registry"
                         ));
                         log.line(s);
-                        digest = Some(d);
+                        result = Some(d);
                     }
                 }
                 None => {}
             }
         }
-        digest.ok_or_else(|| {
+        result.ok_or_else(|| {
             EngineError::Infrastructure(format!("push of {image} reported no manifest digest"))
         })
     }
 }
 
+/// Platforms this machine runs through qemu-user-static's binfmt_misc handlers, which
+/// BuildKit uses for RUN steps of foreign platforms.
+fn emulated_platforms() -> Vec<Platform> {
+    const HANDLERS: [(&str, &str); 6] = [
+        ("qemu-aarch64", "linux/arm64"),
+        ("qemu-arm", "linux/arm/v7"),
+        ("qemu-x86_64", "linux/amd64"),
+        ("qemu-riscv64", "linux/riscv64"),
+        ("qemu-s390x", "linux/s390x"),
+        ("qemu-ppc64le", "linux/ppc64le"),
+    ];
+    let dir = std::path::Path::new("/proc/sys/fs/binfmt_misc");
+    HANDLERS
+        .iter()
+        .filter(|(handler, _)| {
+            std::fs::read_to_string(dir.join(handler)).is_ok_and(|s| s.starts_with("enabled"))
+        })
+        .filter_map(|(_, platform)| platform.parse().ok())
+        .collect()
+}
+
 /// Docker ends a push with `<tag>: digest: sha256:… size: N`.
-fn digest_in(status: &str) -> Option<Digest> {
+fn pushed_in(status: &str) -> Option<Pushed> {
     let rest = status.split("digest: ").nth(1)?;
-    rest.split_whitespace().next()?.parse().ok()
+    let mut words = rest.split_whitespace();
+    let digest = words.next()?.parse().ok()?;
+    let size = match (words.next(), words.next()) {
+        (Some("size:"), Some(n)) => n.parse().ok()?,
+        _ => return None,
+    };
+    Some(Pushed { digest, size })
 }
 
 fn push_error(image: &ImageRef, e: bollard::errors::Error) -> EngineError {
@@ -333,10 +360,8 @@ mod tests {
     #[test]
     fn finds_the_digest_in_docker_push_output() {
         let d = format!("sha256:{}", "ab".repeat(32));
-        assert_eq!(
-            digest_in(&format!("ca1: digest: {d} size: 527")).map(|d| d.to_string()),
-            Some(d)
-        );
-        assert_eq!(digest_in("Preparing"), None);
+        let pushed = pushed_in(&format!("ca1: digest: {d} size: 527")).unwrap();
+        assert_eq!((pushed.digest.to_string(), pushed.size), (d, 527));
+        assert_eq!(pushed_in("Preparing"), None);
     }
 }

@@ -19,10 +19,13 @@ pub enum EngineError {
     Infrastructure(String),
 }
 
-/// One build to run.
+/// One build to run, for one platform.
 pub struct BuildJob {
     pub run_id: RunId,
     pub spec: BuildSpec,
+    pub platform: Platform,
+    /// What the engine names the result locally, until it is pushed under its real names.
+    pub local_name: String,
     /// The context archive (tar, optionally gzip-compressed), streamed from the server.
     pub context: BoxStream<'static, std::io::Result<Bytes>>,
     pub credentials: Vec<RegistryCredential>,
@@ -31,8 +34,9 @@ pub struct BuildJob {
 /// What a build produced.
 #[derive(Debug, Clone)]
 pub struct Built {
-    /// The local name the engine knows the image by, if it was tagged.
-    pub local_name: Option<String>,
+    pub platform: Platform,
+    /// The local name the engine knows the image by.
+    pub local_name: String,
     pub steps_total: usize,
     pub steps_cached: usize,
 }
@@ -48,12 +52,20 @@ pub trait Engine: Send + Sync + 'static {
         log: &LogSink,
     ) -> impl Future<Output = Result<Built, EngineError>> + Send;
 
-    /// Pushes `image` (built as `built`) and returns the manifest digest the registry stored.
+    /// Pushes the image built as `built` under the name `image`; returns what the registry
+    /// stored.
     fn push(
         &self,
         built: &Built,
         image: &ImageRef,
         credentials: &[RegistryCredential],
         log: &LogSink,
-    ) -> impl Future<Output = Result<Digest, EngineError>> + Send;
+    ) -> impl Future<Output = Result<Pushed, EngineError>> + Send;
+}
+
+/// A manifest in a registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    pub digest: Digest,
+    pub size: u64,
 }

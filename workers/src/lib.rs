@@ -15,6 +15,7 @@ pub mod image_ref;
 pub mod index;
 mod logship;
 pub mod protocol;
+mod publish;
 mod source;
 
 pub use agent::{Agent, AgentConfig};

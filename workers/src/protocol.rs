@@ -243,6 +243,89 @@ impl Default for Platform {
     }
 }
 
+/// The platforms one run builds: one or more, distinct, in the order given. Written as a
+/// comma-separated list (`linux/amd64,linux/arm64`), so a single platform reads as before.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PlatformSet(Vec<Platform>);
+
+impl PlatformSet {
+    pub fn single(platform: Platform) -> PlatformSet {
+        PlatformSet(vec![platform])
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Platform> {
+        self.0.iter()
+    }
+
+    /// The first platform named: a set is never empty.
+    pub fn first(&self) -> &Platform {
+        &self.0[0]
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether a worker building `available` can build all of these.
+    pub fn is_within(&self, available: &[Platform]) -> bool {
+        self.0.iter().all(|p| available.contains(p))
+    }
+}
+
+impl Default for PlatformSet {
+    fn default() -> Self {
+        PlatformSet::single(Platform::default())
+    }
+}
+
+impl FromStr for PlatformSet {
+    type Err = PlatformError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut platforms: Vec<Platform> = Vec::new();
+        for part in s.split(',').map(str::trim) {
+            let p: Platform = part.parse()?;
+            if platforms.contains(&p) {
+                return Err(PlatformError {
+                    input: s.to_string(),
+                    reason: "a platform is named twice",
+                });
+            }
+            platforms.push(p);
+        }
+        Ok(PlatformSet(platforms))
+    }
+}
+
+impl fmt::Display for PlatformSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl TryFrom<String> for PlatformSet {
+    type Error = PlatformError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<PlatformSet> for String {
+    fn from(p: PlatformSet) -> String {
+        p.to_string()
+    }
+}
+
 /// A content digest, `sha256:<64 lowercase hex>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -403,7 +486,8 @@ pub struct BuildSpec {
     pub dockerfile: String,
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
-    pub platform: Platform,
+    /// Several platforms make one image index under each tag.
+    pub platforms: PlatformSet,
     pub no_cache: bool,
     /// Rendered, fully qualified image references; pushed when `push` is set.
     pub images: Vec<ImageRef>,
@@ -507,13 +591,23 @@ impl From<Outcome> for RunStatus {
     }
 }
 
-/// One pushed tag and the manifest digest the registry stored for it.
+/// One pushed tag and the manifest digest the registry stored for it: an image index when
+/// the run built several platforms, with each platform's own manifest in `platforms`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputImage {
     pub registry: Option<String>,
     pub repository: String,
     pub tag: String,
+    pub digest: Digest,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<PlatformDigest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformDigest {
+    pub platform: Platform,
     pub digest: Digest,
 }
 
@@ -588,6 +682,18 @@ mod tests {
         ] {
             assert!(bad.parse::<Platform>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn platform_sets_parse_as_comma_lists() {
+        let set: PlatformSet = "linux/amd64, linux/arm64".parse().unwrap();
+        assert_eq!(set.to_string(), "linux/amd64,linux/arm64");
+        assert_eq!(set.first().to_string(), "linux/amd64");
+        assert!(set.is_within(&["linux/arm64".parse().unwrap(), Platform::default()]));
+        assert!(!set.is_within(&[Platform::default()]));
+        assert!("linux/amd64,linux/amd64".parse::<PlatformSet>().is_err());
+        assert!("linux/amd64,".parse::<PlatformSet>().is_err());
+        assert!("".parse::<PlatformSet>().is_err());
     }
 
     #[test]

@@ -20,15 +20,54 @@ use crate::protocol::{ContextSource, ImageRef, Lease, Outcome, SourceResolved};
 /// Attempts at a tarball download before the run gives up on it.
 const DOWNLOAD_ATTEMPTS: u32 = 3;
 
-/// A context ready to build.
+/// Where a prepared context's archive comes from each time it is opened.
+enum Archive {
+    /// Downloaded from the server again for each build: it sits next door.
+    Upload,
+    /// A git checkout, packed again for each build.
+    Packed(pack::PackPlan),
+    /// A downloaded tarball.
+    File(std::path::PathBuf),
+}
+
+/// A context ready to build; a multi-platform run opens it once per platform.
 pub struct Prepared {
-    pub stream: BoxStream<'static, io::Result<Bytes>>,
-    /// The Dockerfile's path inside the archive the stream carries.
+    archive: Archive,
+    /// The Dockerfile's path inside the archive.
     pub dockerfile: String,
     /// Image names the server rendered once a git ref was resolved (else the lease's).
     pub images: Option<Vec<ImageRef>>,
     /// Keeps a checkout or download on disk until the build has read it.
     _scratch: Option<tempfile::TempDir>,
+}
+
+impl Prepared {
+    /// The context archive as a stream, ready for one build.
+    pub async fn open(
+        &self,
+        client: &ServerClient,
+        lease: &Lease,
+    ) -> Result<BoxStream<'static, io::Result<Bytes>>, SourceError> {
+        match &self.archive {
+            Archive::Upload => Ok(client
+                .context(lease.run_id, lease.attempt)
+                .await
+                .map_err(|e| {
+                    (
+                        Outcome::Error,
+                        format!("downloading the build context: {e}"),
+                    )
+                })?
+                .boxed()),
+            Archive::Packed(plan) => Ok(pack::stream_tar_gz(plan.clone(), |_| {}).boxed()),
+            Archive::File(path) => {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| (Outcome::Error, format!("reading the tarball: {e}")))?;
+                Ok(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).boxed())
+            }
+        }
+    }
 }
 
 /// Why a context could not be had: `Failed` is the user's input (no such ref), `Error` the
@@ -42,23 +81,12 @@ pub async fn prepare(
 ) -> Result<Prepared, SourceError> {
     let spec = &lease.spec;
     match &spec.context {
-        ContextSource::Upload { .. } => {
-            let stream = client
-                .context(lease.run_id, lease.attempt)
-                .await
-                .map_err(|e| {
-                    (
-                        Outcome::Error,
-                        format!("downloading the build context: {e}"),
-                    )
-                })?;
-            Ok(Prepared {
-                stream: stream.boxed(),
-                dockerfile: spec.dockerfile.clone(),
-                images: None,
-                _scratch: None,
-            })
-        }
+        ContextSource::Upload { .. } => Ok(Prepared {
+            archive: Archive::Upload,
+            dockerfile: spec.dockerfile.clone(),
+            images: None,
+            _scratch: None,
+        }),
         ContextSource::Git {
             url,
             reference,
@@ -122,7 +150,7 @@ async fn git_context(
         .map_err(|e| (Outcome::Failed, e.to_string()))?;
     Ok(Prepared {
         dockerfile: plan.dockerfile_in_archive.clone(),
-        stream: pack::stream_tar_gz(plan, |_| {}).boxed(),
+        archive: Archive::Packed(plan),
         images: Some(reply.images),
         _scratch: Some(scratch),
     })
@@ -158,11 +186,8 @@ async fn tarball_context(
         "Downloaded {size} bytes: {} entries",
         summary.entries
     ));
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| (Outcome::Error, format!("reading the tarball: {e}")))?;
     Ok(Prepared {
-        stream: tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).boxed(),
+        archive: Archive::File(path),
         dockerfile: dockerfile.to_string(),
         images: None,
         _scratch: Some(scratch),
