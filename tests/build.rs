@@ -56,6 +56,22 @@ async fn multi_stage_build_with_args_and_target_is_pushed_with_templated_tags() 
         out.stdout
     );
 
+    let summary = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Summary: "))
+        .unwrap_or_else(|| panic!("no summary line: {}", out.stdout));
+    for part in [
+        "steps (",
+        "cached)",
+        "MiB uploaded at",
+        "build ",
+        "push ",
+        "total ",
+    ] {
+        assert!(summary.contains(part), "{summary}");
+    }
+
     let tagged = format!("{REGISTRY}/{repo}:{id}");
     let digest_by_id = registry_digest(&tagged)
         .await

@@ -292,3 +292,31 @@ async fn run_list_filters_by_image_status_and_top() {
     assert_eq!(bad.code, 2, "{bad:#?}");
     assert!(bad.stderr.contains("must be lowercase"), "{bad:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuilds_go_to_the_worker_that_built_them_last() {
+    let server = TestServer::start_with(|a| a.workers = 2).await;
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {BASE_IMAGE}\nRUN echo affinity > /a\n"),
+    )]);
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let out = server
+            .kiln_output(&[
+                "build",
+                "--no-push",
+                "-t",
+                "affinity/app:v1",
+                ctx.path().to_str().unwrap(),
+            ])
+            .await;
+        assert_eq!(out.code, 0, "{out:#?}");
+        let run = server.run_json(&out.run_id()).await;
+        workers.push(run["worker"].as_str().unwrap().to_string());
+    }
+    assert!(
+        workers.iter().all(|w| w == &workers[0]),
+        "each rebuild should follow the warm cache: {workers:?}"
+    );
+}

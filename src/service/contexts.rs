@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use kiln_worker::protocol::Digest;
+use kiln_worker::protocol::{ContextStats, Digest};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -61,11 +61,24 @@ impl ContextStore {
     pub fn new(root: PathBuf, max_bytes: u64) -> io::Result<ContextStore> {
         std::fs::create_dir_all(root.join("sha256"))?;
         std::fs::create_dir_all(root.join("tmp"))?;
+        std::fs::create_dir_all(root.join("stats"))?;
         Ok(ContextStore { root, max_bytes })
     }
 
     pub fn path(&self, digest: &Digest) -> PathBuf {
         self.root.join("sha256").join(digest.hex())
+    }
+
+    fn stats_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("stats")
+            .join(format!("{}.json", digest.hex()))
+    }
+
+    /// What was measured when the context was first uploaded.
+    pub fn stats(&self, digest: &Digest) -> Option<ContextStats> {
+        let text = std::fs::read_to_string(self.stats_path(digest)).ok()?;
+        serde_json::from_str(&text).ok()
     }
 
     pub fn exists(&self, digest: &Digest) -> bool {
@@ -79,6 +92,7 @@ impl ContextStore {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        let started = std::time::Instant::now();
         let tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
         let (tmp_file, tmp_path) = tmp.into_parts();
         let mut file = tokio::fs::File::from_std(tmp_file);
@@ -124,6 +138,16 @@ impl ContextStore {
         let target = self.path(&digest);
         file.sync_all().await?;
         drop(file);
+        let stats = ContextStats {
+            size,
+            files: summary.entries,
+            upload_ms: started.elapsed().as_millis() as u64,
+        };
+        // Kept from the first upload: a repeat says nothing about how long the data took.
+        if !target.exists() {
+            let json = serde_json::to_vec(&stats).map_err(io::Error::other)?;
+            tokio::fs::write(self.stats_path(&digest), json).await?;
+        }
         // Rename is atomic: a reader sees the whole archive or none.
         tmp_path
             .persist(&target)

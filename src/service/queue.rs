@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kiln_worker::protocol::{
     ContextSource, Digest, HeartbeatReply, Lease, LeaseRequest, RunId, RunResult, RunStatus,
-    SourceReply, SourceResolved,
+    SourceReply, SourceResolved, WorkerInfo,
 };
 use tokio::time::Instant;
 
@@ -17,6 +17,8 @@ use crate::store::RunRow;
 
 /// The longest a lease request may wait; workers ask again after it.
 pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(30);
+/// How deep into the queue a worker looks for a run it can take.
+const CLAIM_SCAN: u32 = 200;
 
 pub struct Queue {
     runs: Arc<RunService>,
@@ -47,18 +49,7 @@ impl Queue {
 
             let now = now_ms();
             let expires = now + self.runs.settings.lease_ttl.as_millis() as i64;
-            let claimed = self
-                .runs
-                .store
-                .claim_run(
-                    &req.worker.platforms,
-                    &req.worker.id,
-                    &req.worker.name,
-                    now,
-                    expires,
-                )
-                .await?;
-            if let Some(run) = claimed {
+            if let Some(run) = self.claim_next(&req.worker, now, expires).await? {
                 self.workers.claimed(&req.worker.id);
                 tracing::info!(run.id = %run.id, worker = %req.worker.name, attempt = run.attempt, "run leased");
                 return Ok(Some(self.lease_for(run)));
@@ -68,6 +59,32 @@ impl Queue {
                 _ = tokio::time::sleep_until(deadline) => return Ok(None),
             }
         }
+    }
+
+    /// Claims the oldest queued run this worker builds all platforms of, unless a better
+    /// placed worker is free to take it (see `WorkerRegistry::leave_to_other`).
+    async fn claim_next(
+        &self,
+        worker: &WorkerInfo,
+        now: i64,
+        expires: i64,
+    ) -> Result<Option<RunRow>, ServiceError> {
+        for queued in self.runs.store.queued_runs(CLAIM_SCAN).await? {
+            if !queued.platforms.is_within(&worker.platforms)
+                || self.workers.leave_to_other(worker, &queued)
+            {
+                continue;
+            }
+            let claimed = self
+                .runs
+                .store
+                .try_claim(queued.seq, &worker.id, &worker.name, now, expires)
+                .await?;
+            if claimed.is_some() {
+                return Ok(claimed);
+            }
+        }
+        Ok(None)
     }
 
     fn lease_for(&self, run: RunRow) -> Lease {
@@ -85,6 +102,10 @@ impl Queue {
             timeout_ms: run.timeout_secs * 1000,
             log_offset: self.runs.logs.size(run.id),
             git_token: run.git_token,
+            context_stats: match &run.spec.context {
+                ContextSource::Upload { digest } => self.runs.contexts.stats(digest),
+                _ => None,
+            },
             // A worker only gets the credentials of registries this run pushes to.
             credentials: settings
                 .credentials
@@ -131,7 +152,14 @@ impl Queue {
             )
             .await?;
         match ended {
-            Some(_) => Ok(()),
+            Some(run) => {
+                // Its next lease request follows at once: count it free already, so the
+                // next rebuild is not handed elsewhere in the meantime.
+                if let Some(worker) = &run.worker_name {
+                    self.workers.released(worker);
+                }
+                Ok(())
+            }
             None => Err(stale(id, result.attempt)),
         }
     }

@@ -29,7 +29,7 @@ const MAX_TOP: u32 = 1000;
 pub struct RunService {
     pub(super) store: Store,
     pub(super) logs: Arc<LogHub>,
-    contexts: Arc<ContextStore>,
+    pub(super) contexts: Arc<ContextStore>,
     pub(super) settings: RunSettings,
     /// Woken whenever a run is queued, so leasing workers need not poll.
     pub(super) queued: Arc<Notify>,
@@ -84,6 +84,7 @@ impl RunService {
                             .timeout_secs
                             .unwrap_or(self.settings.default_timeout_secs),
                         git_token: req.git_access_token.clone(),
+                        cache_key: cache_key(&req, &platform),
                         spec: BuildSpec {
                             context: req.context.clone(),
                             dockerfile: req.dockerfile.clone(),
@@ -405,6 +406,29 @@ impl RunService {
             .collect();
         Ok(run)
     }
+}
+
+/// Runs that share this key reuse each other's layer cache: same context location, same
+/// Dockerfile, same target repository and platforms. An uploaded context counts as one place,
+/// since its digest changes with every edit.
+fn cache_key(req: &CreateRun, platforms: &PlatformSet) -> String {
+    use sha2::Digest as _;
+    let context = match &req.context {
+        ContextSource::Upload { .. } => "upload".to_string(),
+        ContextSource::Git { url, subdir, .. } => {
+            format!("git {url} {}", subdir.as_deref().unwrap_or(""))
+        }
+        ContextSource::Tarball { url } => format!("tarball {url}"),
+    };
+    let repository = req
+        .images
+        .first()
+        .map_or("", |image| match image.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => repo,
+            _ => image.as_str(),
+        });
+    let key = format!("{context}\n{}\n{repository}\n{platforms}", req.dockerfile);
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
 }
 
 /// `Run ID: ca7 was successful after 27s`, in the words ACR's service uses.

@@ -12,13 +12,22 @@ use std::time::{Duration, Instant};
 
 use kiln_worker::protocol::{Platform, PlatformSet, WorkerInfo};
 
+use crate::store::QueuedRun;
+
 /// What the server last heard from one worker.
 struct Seen {
+    name: String,
     platforms: Vec<Platform>,
+    emulated: Vec<Platform>,
     asked_at: Instant,
     /// From its claim of a run until its next lease request.
     busy: bool,
 }
+
+/// A worker counts as free for scheduling only this soon after its lease request (it asks
+/// again at once after each run and each long-poll), so a vanished worker holds no run back
+/// for long.
+const FREE_FOR: Duration = Duration::from_secs(30);
 
 pub struct WorkerRegistry {
     workers: Mutex<HashMap<String, Seen>>,
@@ -43,7 +52,9 @@ impl WorkerRegistry {
         workers.insert(
             worker.id.clone(),
             Seen {
+                name: worker.name.clone(),
                 platforms: worker.platforms.clone(),
+                emulated: worker.emulated.clone(),
                 asked_at: Instant::now(),
                 busy: false,
             },
@@ -55,6 +66,37 @@ impl WorkerRegistry {
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(seen) = workers.get_mut(worker_id) {
             seen.busy = true;
+        }
+    }
+
+    /// Whether `asking` should leave this run to another worker that is free right now and
+    /// better placed: first one that builds its platforms natively where `asking` would
+    /// emulate, then the one that built it last (its layer cache is warm). The ranking is a
+    /// total order, so the best free worker never defers and the run cannot be left by all.
+    /// A free worker is waiting in a lease request, so it takes the run at once.
+    pub fn leave_to_other(&self, asking: &WorkerInfo, run: &QueuedRun) -> bool {
+        let rank = |name: &str, emulated: &[Platform]| {
+            let native = !run.platforms.iter().any(|p| emulated.contains(p));
+            let warm = run.cache_worker.as_deref() == Some(name);
+            (native, warm)
+        };
+        let mine = rank(&asking.name, &asking.emulated);
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        workers.values().any(|seen| {
+            !seen.busy
+                && seen.name != asking.name
+                && seen.asked_at.elapsed() < FREE_FOR
+                && run.platforms.is_within(&seen.platforms)
+                && rank(&seen.name, &seen.emulated) > mine
+        })
+    }
+
+    /// The named worker reported its run's result and is about to ask for work again.
+    pub fn released(&self, worker_name: &str) {
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        for seen in workers.values_mut().filter(|s| s.name == worker_name) {
+            seen.busy = false;
+            seen.asked_at = Instant::now();
         }
     }
 
@@ -128,11 +170,51 @@ mod tests {
             id: id.into(),
             name: id.into(),
             platforms: platforms.iter().map(|p| p.parse().unwrap()).collect(),
+            emulated: Vec::new(),
         }
     }
 
     fn platform(p: &str) -> PlatformSet {
         p.parse().unwrap()
+    }
+
+    fn queued(platforms: &str, cache_worker: Option<&str>) -> QueuedRun {
+        QueuedRun {
+            seq: 1,
+            platforms: platform(platforms),
+            cache_worker: cache_worker.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_rebuild_is_left_to_the_free_worker_with_the_warm_cache() {
+        let reg = WorkerRegistry::new(Duration::from_secs(60));
+        let (a, b) = (worker("a", &["linux/amd64"]), worker("b", &["linux/amd64"]));
+        reg.lease_requested(&a);
+        reg.lease_requested(&b);
+        let run = queued("linux/amd64", Some("b"));
+        assert!(reg.leave_to_other(&a, &run));
+        assert!(!reg.leave_to_other(&b, &run));
+        // A busy cache holder is not waited for.
+        reg.claimed("b");
+        assert!(!reg.leave_to_other(&a, &run));
+    }
+
+    #[test]
+    fn native_builders_come_before_warm_caches_and_never_both_defer() {
+        let reg = WorkerRegistry::new(Duration::from_secs(60));
+        let native = worker("native", &["linux/amd64", "linux/arm64"]);
+        let mut emulating = worker("emulating", &["linux/amd64", "linux/arm64"]);
+        emulating.emulated = vec!["linux/arm64".parse().unwrap()];
+        reg.lease_requested(&native);
+        reg.lease_requested(&emulating);
+        let run = queued("linux/amd64,linux/arm64", Some("emulating"));
+        assert!(reg.leave_to_other(&emulating, &run));
+        assert!(!reg.leave_to_other(&native, &run));
+        // For amd64 both are native, so the warm cache decides.
+        let amd64 = queued("linux/amd64", Some("emulating"));
+        assert!(reg.leave_to_other(&native, &amd64));
+        assert!(!reg.leave_to_other(&emulating, &amd64));
     }
 
     #[test]

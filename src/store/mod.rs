@@ -5,7 +5,7 @@
 
 mod runs;
 
-pub use runs::{Finish, NewRun, RunRow, StatusChange};
+pub use runs::{Finish, NewRun, QueuedRun, RunRow, StatusChange};
 
 use std::path::Path;
 use std::str::FromStr;

@@ -1,7 +1,7 @@
 //! The `runs` and `run_events` tables: creation, the queue claim, leases and final results.
 
 use kiln_worker::protocol::{
-    BuildSpec, ImageRef, OutputImage, Platform, PlatformSet, RunId, RunStatus, Secret,
+    BuildSpec, ImageRef, OutputImage, PlatformSet, RunId, RunStatus, Secret,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
@@ -41,6 +41,16 @@ pub struct NewRun {
     pub spec: BuildSpec,
     pub timeout_secs: u64,
     pub git_token: Option<Secret>,
+    pub cache_key: String,
+}
+
+/// A run waiting for a worker, as the scheduler sees it.
+#[derive(Debug, Clone)]
+pub struct QueuedRun {
+    pub seq: i64,
+    pub platforms: PlatformSet,
+    /// The worker that last built a run with the same cache key, if any succeeded.
+    pub cache_worker: Option<String>,
 }
 
 /// One entry of a run's status history.
@@ -156,7 +166,7 @@ impl Store {
         };
         let row = sqlx::query(
             "UPDATE runs SET trigger = ?, platform = ?, requested_images = ?, spec = ?, timeout_secs = ?,
-                 git_token = ?
+                 git_token = ?, cache_key = ?
              WHERE seq = ? RETURNING *",
         )
         .bind(&new.trigger)
@@ -165,6 +175,7 @@ impl Store {
         .bind(serde_json::to_string(&new.spec).map_err(|e| corrupt("spec", e))?)
         .bind(new.timeout_secs as i64)
         .bind(new.git_token.as_ref().map(Secret::expose))
+        .bind(&new.cache_key)
         .bind(seq)
         .fetch_one(&mut *tx)
         .await?;
@@ -260,51 +271,62 @@ impl Store {
             .collect()
     }
 
-    /// Claims the oldest queued run whose platforms the worker all builds, starting attempt
-    /// N+1 under a lease. The UPDATE only takes a row that is still queued, so two workers can
-    /// never claim the same run: one that loses the race moves on to the next candidate.
-    pub async fn claim_run(
+    /// Queued runs, oldest first, with the worker that last built each one's cache key.
+    pub async fn queued_runs(&self, limit: u32) -> Result<Vec<QueuedRun>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, platform,
+                    (SELECT prev.worker_name FROM runs prev
+                     WHERE prev.cache_key = runs.cache_key AND prev.status = 'Succeeded'
+                     ORDER BY prev.seq DESC LIMIT 1) AS cache_worker
+             FROM runs WHERE status = 'Queued' ORDER BY seq LIMIT ?",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let platform: String = r.try_get("platform")?;
+                Ok(QueuedRun {
+                    seq: r.try_get("seq")?,
+                    platforms: platform.parse().map_err(|e| corrupt("platform", e))?,
+                    cache_worker: r.try_get("cache_worker")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Starts attempt N+1 of a queued run under a lease. The UPDATE only takes a row that is
+    /// still queued, so two workers can never claim the same run: `None` means another did.
+    pub async fn try_claim(
         &self,
-        platforms: &[Platform],
+        seq: i64,
         worker_id: &str,
         worker_name: &str,
         now: i64,
         lease_expires_at: i64,
     ) -> Result<Option<RunRow>, StoreError> {
-        let candidates: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT seq, platform FROM runs WHERE status = 'Queued' ORDER BY seq LIMIT 200",
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE runs
+             SET status = 'Running', attempt = attempt + 1, worker_id = ?, worker_name = ?,
+                 started_at = ?, lease_expires_at = ?
+             WHERE seq = ? AND status = 'Queued'
+             RETURNING *",
         )
-        .fetch_all(&self.pool)
+        .bind(worker_id)
+        .bind(worker_name)
+        .bind(now)
+        .bind(lease_expires_at)
+        .bind(seq)
+        .fetch_optional(&mut *tx)
         .await?;
-        for (candidate, wanted) in candidates {
-            let wanted: PlatformSet = wanted.parse().map_err(|e| corrupt("platform", e))?;
-            if !wanted.is_within(platforms) {
-                continue;
-            }
-            let mut tx = self.pool.begin().await?;
-            let row = sqlx::query(
-                "UPDATE runs
-                 SET status = 'Running', attempt = attempt + 1, worker_id = ?, worker_name = ?,
-                     started_at = ?, lease_expires_at = ?
-                 WHERE seq = ? AND status = 'Queued'
-                 RETURNING *",
-            )
-            .bind(worker_id)
-            .bind(worker_name)
-            .bind(now)
-            .bind(lease_expires_at)
-            .bind(candidate)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else {
-                continue;
-            };
-            let run = from_row(&row)?;
-            record_event(&mut tx, run.id, RunStatus::Running, now).await?;
-            tx.commit().await?;
-            return Ok(Some(run));
-        }
-        Ok(None)
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let run = from_row(&row)?;
+        record_event(&mut tx, run.id, RunStatus::Running, now).await?;
+        tx.commit().await?;
+        Ok(Some(run))
     }
 
     /// Extends the lease of a running attempt. `None` means the attempt is no longer current.

@@ -16,7 +16,7 @@ use tokio::sync::OnceCell;
 use crate::buildkit_log::{
     LogChunk, PlainPrinter, StatusBatch, StatusUpdate, VertexUpdate, WarningUpdate,
 };
-use crate::engine::{BuildJob, Built, Engine, EngineError, Pushed};
+use crate::engine::{BuildJob, Built, Engine, EngineError, PlatformSupport, Pushed};
 use crate::logship::LogSink;
 use crate::protocol::{ImageRef, Platform, RegistryCredential};
 
@@ -82,7 +82,7 @@ fn repository_name(image: &ImageRef) -> String {
 }
 
 impl Engine for DockerEngine {
-    async fn platforms(&self) -> Result<Vec<Platform>, EngineError> {
+    async fn platforms(&self) -> Result<PlatformSupport, EngineError> {
         let info = self
             .docker()
             .await?
@@ -94,16 +94,19 @@ impl Engine for DockerEngine {
         let native: Platform = format!("{os}/{arch}")
             .parse()
             .map_err(|e| EngineError::Infrastructure(format!("engine platform: {e}")))?;
-        let mut platforms = vec![native];
         // Emulators registered on this machine only help an engine that runs on it.
-        if self.host.starts_with("unix://") {
-            for p in emulated_platforms() {
-                if !platforms.contains(&p) {
-                    platforms.push(p);
-                }
-            }
-        }
-        Ok(platforms)
+        let emulated = if self.host.starts_with("unix://") {
+            emulated_platforms()
+                .into_iter()
+                .filter(|p| *p != native)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(PlatformSupport {
+            native: vec![native],
+            emulated,
+        })
     }
 
     async fn build(&self, job: BuildJob, log: &LogSink) -> Result<Built, EngineError> {

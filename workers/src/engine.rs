@@ -42,8 +42,8 @@ pub struct Built {
 }
 
 pub trait Engine: Send + Sync + 'static {
-    /// The platforms this engine builds natively.
-    fn platforms(&self) -> impl Future<Output = Result<Vec<Platform>, EngineError>> + Send;
+    /// The platforms this engine builds: natively, and by emulation.
+    fn platforms(&self) -> impl Future<Output = Result<PlatformSupport, EngineError>> + Send;
 
     /// Builds the image, writing progress to `log`. Dropping the future stops the build.
     fn build(
@@ -61,6 +61,13 @@ pub trait Engine: Send + Sync + 'static {
         credentials: &[RegistryCredential],
         log: &LogSink,
     ) -> impl Future<Output = Result<Pushed, EngineError>> + Send;
+}
+
+/// What an engine can build.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlatformSupport {
+    pub native: Vec<Platform>,
+    pub emulated: Vec<Platform>,
 }
 
 /// A manifest in a registry.

@@ -494,6 +494,15 @@ pub struct BuildSpec {
     pub push: bool,
 }
 
+/// What the server measured when a context was uploaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextStats {
+    pub size: u64,
+    pub files: u64,
+    pub upload_ms: u64,
+}
+
 /// Who is asking for work.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -502,7 +511,12 @@ pub struct WorkerInfo {
     pub id: String,
     /// Human-readable, shown in logs (`host-1`, `embedded-0`).
     pub name: String,
+    /// Every platform the worker builds.
     pub platforms: Vec<Platform>,
+    /// Those of `platforms` it builds only by emulation (slower): the server prefers a worker
+    /// that builds a run's platforms natively when one is free.
+    #[serde(default)]
+    pub emulated: Vec<Platform>,
 }
 
 /// `POST /api/worker/lease`: wait up to `waitMs` for a run; 204 when none came.
@@ -527,6 +541,9 @@ pub struct Lease {
     /// HTTP credentials for a private git context.
     #[serde(default)]
     pub git_token: Option<Secret>,
+    /// Size and upload time of an uploaded context, for the run's summary line.
+    #[serde(default)]
+    pub context_stats: Option<ContextStats>,
     /// Where the worker's log upload starts (the server may have written lines before).
     pub log_offset: u64,
     pub credentials: Vec<RegistryCredential>,
