@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use common::*;
 use kiln_worker::protocol::Secret;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn spawn_worker(server: &TestServer, name: &str) -> tokio::process::Child {
     tokio::process::Command::new(worker_binary())
@@ -38,27 +37,13 @@ async fn a_worker_that_dies_mid_build_loses_its_run_and_a_fresh_one_carries_on()
         "Dockerfile",
         &format!("FROM {BASE_IMAGE}\nRUN echo doomed-build && sleep 4444\n"),
     )]);
-    let mut build = server
-        .kiln(&[
-            "build",
-            "--no-push",
-            "--no-cache",
-            ctx.path().to_str().unwrap(),
-        ])
-        .env("KILN_TOKEN", "worker-secret")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(build.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        let started = line.ends_with(" doomed-build");
-        seen.push(line);
-        if started {
-            break;
-        }
-    }
+    let dir = ctx.path().to_str().unwrap();
+    let mut build = Live::spawn({
+        let mut cmd = server.kiln(&["build", "--no-push", "--no-cache", dir]);
+        cmd.env("KILN_TOKEN", "worker-secret");
+        cmd
+    });
+    let seen = build.until(|l| l.ends_with(" doomed-build")).await;
     assert!(
         seen.iter()
             .any(|l| l.contains("started on worker remote-1")),
@@ -67,13 +52,8 @@ async fn a_worker_that_dies_mid_build_loses_its_run_and_a_fresh_one_carries_on()
     worker.kill().await.unwrap();
 
     // The follower sees the run end as Error once the lease (3 s) runs out.
-    let out = build.wait_with_output().await.unwrap();
-    assert_eq!(out.status.code(), Some(5));
-    let mut rest = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        rest.push_str(&line);
-        rest.push('\n');
-    }
+    let (code, rest, _) = build.finish().await;
+    assert_eq!(code, Some(5));
     assert!(rest.contains("ended with an error"), "{rest}");
     assert!(rest.contains("worker lost: worker 'remote-1'"), "{rest}");
 

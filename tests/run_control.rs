@@ -2,11 +2,9 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A build that prints a marker, then sleeps for a long time in a RUN step.
 fn sleeper(marker: &str, secs: u32) -> tempfile::TempDir {
@@ -36,6 +34,19 @@ fn process_running(cmdline: &str) -> bool {
     })
 }
 
+/// Waits up to 20 s for a process with this command line to appear (or to be gone).
+async fn wait_for_process(cmdline: &str, present: bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while process_running(cmdline) != present {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "'{cmdline}' should {} running",
+            if present { "be" } else { "no longer be" }
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_client_follows_the_log_live() {
     let server = TestServer::start().await;
@@ -44,33 +55,17 @@ async fn a_second_client_follows_the_log_live() {
         &format!("FROM {BASE_IMAGE}\nRUN for i in 1 2 3; do echo tick-$i; sleep 1; done\n"),
     )]);
     let id = queue(&server, ctx.path(), &["--no-push", "--no-cache"]).await;
-    let mut follower = server
-        .kiln(&["run", "logs", &id, "--follow"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
+    let mut follower = Live::spawn(server.kiln(&["run", "logs", &id, "--follow"]));
     // tick-1 arrives while the run is still running: the follower is live, not replaying.
-    while let Some(line) = lines.next_line().await.unwrap() {
-        let done = line.contains("tick-1");
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
+    let seen = follower.until(|l| l.contains("tick-1")).await;
     let run = server.run_json(&id).await;
     assert_eq!(run["status"], "Running", "{seen:#?}");
-    while let Some(line) = lines.next_line().await.unwrap() {
-        seen.push(line);
-    }
-    let status = follower.wait().await.unwrap();
-    assert_eq!(status.code(), Some(0));
-    let text = seen.join("\n");
-    assert!(text.contains("tick-3"), "{text}");
+    let (code, rest, _) = follower.finish().await;
+    assert_eq!(code, Some(0));
+    assert!(rest.contains("tick-3"), "{rest}");
     assert!(
-        text.contains(&format!("Run ID: {id} was successful")),
-        "{text}"
+        rest.contains(&format!("Run ID: {id} was successful")),
+        "{rest}"
     );
 }
 
@@ -78,27 +73,13 @@ async fn a_second_client_follows_the_log_live() {
 async fn cancel_stops_the_build_on_the_worker() {
     let server = TestServer::start().await;
     let ctx = sleeper("cancel-me", 4242);
-    let mut build = server
-        .kiln(&[
-            "build",
-            "--no-push",
-            "--no-cache",
-            ctx.path().to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(build.stdout.take().unwrap()).lines();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if line.contains("cancel-me") && !line.contains("RUN") {
-            break;
-        }
-    }
-    assert!(
-        process_running("sleep 4242"),
-        "the RUN step should be running"
-    );
+    let dir = ctx.path().to_str().unwrap();
+    let mut build = Live::spawn(server.kiln(&["build", "--no-push", "--no-cache", dir]));
+    build
+        .until(|l| l.contains("cancel-me") && !l.contains("RUN"))
+        .await;
+    // The marker is echoed just before the sleep starts.
+    wait_for_process("sleep 4242", true).await;
     let list = server
         .kiln_output(&["run", "list", "--status", "Running", "-o", "json"])
         .await;
@@ -107,13 +88,8 @@ async fn cancel_stops_the_build_on_the_worker() {
 
     let cancel = server.kiln_output(&["run", "cancel", &id]).await;
     assert_eq!(cancel.code, 0, "{cancel:#?}");
-    let out = build.wait_with_output().await.unwrap();
-    let mut rest = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        rest.push_str(&line);
-        rest.push('\n');
-    }
-    assert_eq!(out.status.code(), Some(3), "exit code of a canceled run");
+    let (code, rest, _) = build.finish().await;
+    assert_eq!(code, Some(3), "exit code of a canceled run");
     assert!(
         rest.contains("Build stopped: the run was canceled"),
         "{rest}"
@@ -124,14 +100,7 @@ async fn cancel_stops_the_build_on_the_worker() {
     );
     assert_eq!(server.run_json(&id).await["status"], "Canceled");
     // The build itself stopped: its RUN process is gone.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while process_running("sleep 4242") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "RUN step still running after cancel"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_process("sleep 4242", false).await;
     // A finished run cannot be canceled again.
     let again = server.kiln_output(&["run", "cancel", &id]).await;
     assert_eq!(again.code, 2);
@@ -179,14 +148,7 @@ async fn timeout_stops_the_build_and_ends_the_run_as_timeout() {
         out.stdout
     );
     assert_eq!(server.run_json(&id).await["status"], "Timeout");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while process_running("sleep 4343") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "RUN step still running after timeout"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_process("sleep 4343", false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,32 +246,16 @@ async fn ctrl_c_stops_following_but_not_the_run() {
         "Dockerfile",
         &format!("FROM {BASE_IMAGE}\nRUN echo interrupt-me && sleep 3 && echo still-built\n"),
     )]);
-    let mut build = server
-        .kiln(&[
-            "build",
-            "--no-push",
-            "--no-cache",
-            ctx.path().to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(build.stdout.take().unwrap()).lines();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if line.ends_with(" interrupt-me") {
-            break;
-        }
-    }
-    let pid = build.id().unwrap().to_string();
+    let dir = ctx.path().to_str().unwrap();
+    let mut build = Live::spawn(server.kiln(&["build", "--no-push", "--no-cache", dir]));
+    build.until(|l| l.ends_with(" interrupt-me")).await;
     let kill = std::process::Command::new("kill")
-        .args(["-INT", &pid])
+        .args(["-INT", &build.pid().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    let out = build.wait_with_output().await.unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let (code, _, stderr) = build.finish().await;
+    assert_eq!(code, Some(130), "{stderr}");
     let id = stderr
         .lines()
         .find_map(|l| l.strip_prefix("Queued a build with ID: "))

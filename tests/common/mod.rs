@@ -291,3 +291,58 @@ pub fn worker_binary() -> PathBuf {
         })
         .clone()
 }
+
+/// A command (`kiln build`, `kiln run logs --follow`) running in the background, its output
+/// read line by line as it streams.
+pub struct Live {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Live {
+    pub fn spawn(mut cmd: tokio::process::Command) -> Live {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        Live {
+            child,
+            lines: tokio::io::BufReader::new(stdout).lines(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+
+    /// Reads lines up to and including the first for which `done` holds.
+    pub async fn until(&mut self, done: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Some(line) = self.lines.next_line().await.unwrap() {
+            let last = done(&line);
+            seen.push(line);
+            if last {
+                return seen;
+            }
+        }
+        panic!("output ended before the expected line: {seen:#?}");
+    }
+
+    /// Waits for the exit: its code, the rest of stdout, and all of stderr.
+    pub async fn finish(mut self) -> (Option<i32>, String, String) {
+        let mut rest = String::new();
+        while let Some(line) = self.lines.next_line().await.unwrap() {
+            rest.push_str(&line);
+            rest.push('\n');
+        }
+        let out = self.child.wait_with_output().await.unwrap();
+        (
+            out.status.code(),
+            rest,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
