@@ -285,3 +285,46 @@ async fn run_list_and_show_describe_finished_runs() {
     assert_eq!(run["push"], false);
     assert_eq!(run["outputImages"].as_array().unwrap().len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuilds_are_cached_and_the_worker_keeps_no_tags() {
+    let server = TestServer::start().await;
+    let repo = unique_repo("rebuild");
+    let marker = unique_repo("marker").replace('/', "-");
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {BASE_IMAGE}\nRUN echo {marker} > /m\n"),
+    )]);
+    let image = format!("{repo}:v1");
+    let dir = ctx.path().to_str().unwrap();
+    let first = server.kiln_output(&["build", "-t", &image, dir]).await;
+    assert_eq!(first.code, 0, "{first:#?}");
+    let second = server.kiln_output(&["build", "-t", &image, dir]).await;
+    assert_eq!(second.code, 0, "{second:#?}");
+    let run_step = second
+        .stdout
+        .lines()
+        .position(|l| l.contains(&format!("RUN echo {marker}")))
+        .expect("the RUN step is in the log");
+    assert_eq!(
+        second
+            .stdout
+            .lines()
+            .nth(run_step + 1)
+            .map(|l| l.ends_with(" CACHED")),
+        Some(true),
+        "{}",
+        second.stdout
+    );
+    // Pushed and gone from the worker's engine: no tag per run piles up there.
+    let listed = tokio::process::Command::new("docker")
+        .args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
+        .output()
+        .await
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(!listed.contains(&repo), "{listed}");
+    assert!(registry_digest(&format!("{REGISTRY}/{image}"))
+        .await
+        .is_some());
+}

@@ -119,6 +119,7 @@ impl<E: Engine> Agent<E> {
     async fn execute(&self, lease: Lease) {
         let run = lease.run_id;
         let started = Instant::now();
+        let build_name = format!("kiln-build/{run}-{}", uuid::Uuid::new_v4().simple());
         let (log, shipper) =
             logship::start(self.client.clone(), run, lease.attempt, lease.log_offset);
         log.line(format!(
@@ -135,7 +136,7 @@ impl<E: Engine> Agent<E> {
         ));
         let timeout = Duration::from_millis(lease.timeout_ms);
         let outcome = tokio::select! {
-            r = self.build_and_push(&lease, &log) => r,
+            r = self.build_and_push(&lease, &build_name, &log) => r,
             _ = stop.cancelled() => {
                 let why = reason.lock().unwrap_or_else(|e| e.into_inner()).take();
                 match why {
@@ -182,6 +183,9 @@ impl<E: Engine> Agent<E> {
             tracing::warn!(run.id = %run, error = %e, "log upload failed");
         }
         self.report(&lease, &result).await;
+        self.engine
+            .forget(&local_names(&lease, &build_name, &result))
+            .await;
     }
 
     async fn report(&self, lease: &Lease, result: &RunResult) {
@@ -203,6 +207,7 @@ impl<E: Engine> Agent<E> {
     async fn build_and_push(
         &self,
         lease: &Lease,
+        build_name: &str,
         log: &LogSink,
     ) -> Result<(Vec<OutputImage>, Summary), (Outcome, String)> {
         let prepared = source::prepare(&self.client, lease, log)
@@ -223,7 +228,7 @@ impl<E: Engine> Agent<E> {
                 run_id: lease.run_id,
                 spec: spec.clone(),
                 platform: platform.clone(),
-                local_name: local_name(lease, platform),
+                local_name: local_name(build_name, platform),
                 context: prepared.open(&self.client, lease).await?,
                 credentials: lease.credentials.clone(),
             };
@@ -297,13 +302,30 @@ impl Summary {
     }
 }
 
-/// The engine-local name of one platform's build, e.g. `kiln-build/ca7:linux-arm64`.
-fn local_name(lease: &Lease, platform: &Platform) -> String {
-    format!(
-        "kiln-build/{}:{}",
-        lease.run_id,
-        platform.to_string().replace('/', "-")
-    )
+/// Every name the engine may hold for this run's images: the per-platform build names and
+/// the pushed tags.
+fn local_names(lease: &Lease, build_name: &str, result: &RunResult) -> Vec<String> {
+    let built = lease
+        .spec
+        .platforms
+        .iter()
+        .map(|p| local_name(build_name, p));
+    let named = lease.spec.images.iter().map(ToString::to_string);
+    let pushed = result.output_images.iter().map(|o| match &o.registry {
+        Some(r) => format!("{r}/{}:{}", o.repository, o.tag),
+        None => format!("{}:{}", o.repository, o.tag),
+    });
+    let mut names: Vec<String> = built.chain(named).chain(pushed).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The engine-local name of one platform's build, e.g. `kiln-build/ca7-3f9a…:linux-arm64`.
+/// `build_name` is new for every attempt: engines may be shared by workers of several servers,
+/// whose run IDs can be equal.
+fn local_name(build_name: &str, platform: &Platform) -> String {
+    format!("{build_name}:{}", platform.to_string().replace('/', "-"))
 }
 
 fn engine_outcome(e: &EngineError) -> Outcome {

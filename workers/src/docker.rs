@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bollard::auth::DockerCredentials;
 use bollard::models::{BuildInfo, BuildInfoAux};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, BuilderVersion, PushImageOptionsBuilder, TagImageOptionsBuilder,
+    BuildImageOptionsBuilder, BuilderVersion, PushImageOptionsBuilder, RemoveImageOptionsBuilder,
+    TagImageOptionsBuilder,
 };
 use bollard::Docker;
 use futures::StreamExt;
@@ -183,6 +184,21 @@ impl Engine for DockerEngine {
         })
     }
 
+    async fn forget(&self, names: &[String]) {
+        let Ok(docker) = self.docker().await else {
+            return;
+        };
+        for name in names {
+            let options = RemoveImageOptionsBuilder::default().build();
+            match docker.remove_image(name, Some(options), None).await {
+                Ok(_) => {}
+                Err(e) if already_gone(&e) => {}
+                // An image still used by a container, say: leave it.
+                Err(e) => tracing::debug!(image = %name, error = %e, "image not removed"),
+            }
+        }
+    }
+
     async fn push(
         &self,
         built: &Built,
@@ -245,6 +261,17 @@ impl Engine for DockerEngine {
             EngineError::Infrastructure(format!("push of {image} reported no manifest digest"))
         })
     }
+}
+
+/// Errors from `forget` that mean there was nothing to forget.
+fn already_gone(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 /// Platforms this machine runs through qemu-user-static's binfmt_misc handlers, which

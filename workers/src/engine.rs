@@ -61,6 +61,11 @@ pub trait Engine: Send + Sync + 'static {
         credentials: &[RegistryCredential],
         log: &LogSink,
     ) -> impl Future<Output = Result<Pushed, EngineError>> + Send;
+
+    /// Drops the engine's local names for a run's images once they are pushed (or the run
+    /// ended), so a long-lived worker's image store does not grow by a tag per run. BuildKit
+    /// keeps its layer cache apart, so rebuilds stay warm. Best effort: failures are logged.
+    fn forget(&self, names: &[String]) -> impl Future<Output = ()> + Send;
 }
 
 /// What an engine can build.
