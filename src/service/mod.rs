@@ -5,6 +5,7 @@ pub mod contexts;
 pub mod logs;
 pub mod queue;
 pub mod runs;
+mod submit;
 pub mod workers;
 
 use std::ops::RangeInclusive;

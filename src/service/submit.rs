@@ -1,0 +1,227 @@
+//! Submitting a run: validating the request, rendering its image names from templates and
+//! queueing it.
+
+use kiln_worker::protocol::{
+    redact_url, BuildSpec, ContextSource, ImageRef, Platform, PlatformSet, RunId,
+};
+
+use super::runs::{to_time, RunService};
+use super::{now_ms, ServiceError};
+use crate::store::{NewRun, RunRow};
+use crate::template::{render, RunVars};
+use crate::wire::{self, CreateRun};
+
+impl RunService {
+    /// Validates and queues a build. Nothing is stored when any part of it is rejected.
+    pub async fn create(&self, req: CreateRun) -> Result<wire::Run, ServiceError> {
+        self.check_request(&req)?;
+        let now = now_ms();
+        let platform = req.platform.clone().unwrap_or_default();
+        let is_git = matches!(req.context, ContextSource::Git { .. });
+        let running = self.store.running_workers().await?;
+        let created = self
+            .store
+            .create_run(
+                now,
+                |id| {
+                    let mut vars = self.run_vars(id, now, platform.first());
+                    if is_git {
+                        // The commit is known once a worker fetches it; check the names now with
+                        // stand-ins so mistakes are a 400, and render them for real then.
+                        vars.commit = Some("0".repeat(40));
+                        vars.branch = Some("main".into());
+                    }
+                    let images = self.render_images(&req.images, &vars, req.push)?;
+                    Ok::<_, ServiceError>(NewRun {
+                        trigger: "Manual".into(),
+                        platform: platform.clone(),
+                        requested_images: req.images.clone(),
+                        timeout_secs: req
+                            .timeout_secs
+                            .unwrap_or(self.settings.default_timeout_secs),
+                        git_token: req.git_access_token.clone(),
+                        cache_key: cache_key(&req, &platform),
+                        spec: BuildSpec {
+                            context: req.context.clone(),
+                            dockerfile: req.dockerfile.clone(),
+                            build_args: req.build_args.clone(),
+                            target: req.target.clone(),
+                            platforms: platform.clone(),
+                            no_cache: req.no_cache,
+                            push: req.push && !images.is_empty(),
+                            images: if is_git { Vec::new() } else { images },
+                        },
+                    })
+                },
+                |run, position| self.note_wait(run, position, &running),
+            )
+            .await??;
+        tracing::info!(run.id = %created.id, "run queued");
+        self.queued.notify_waiters();
+        self.view(created).await
+    }
+
+    /// Tells the run's log why it waits, when it cannot start at once: `kiln build` shows this
+    /// right after "Waiting for an agent...". Called before any worker can lease the run.
+    fn note_wait(
+        &self,
+        run: &RunRow,
+        position: u32,
+        running: &[(String, PlatformSet)],
+    ) -> std::io::Result<()> {
+        let wait = self.workers.wait_reason(&run.platform, running);
+        if wait.starts_now() {
+            return Ok(());
+        }
+        let line = format!(
+            "Waiting in the queue: position {position} for {} ({wait})",
+            run.platform
+        );
+        self.logs
+            .append_line(run.id, &line)
+            .map(|_| ())
+            .map_err(std::io::Error::other)
+    }
+
+    fn check_request(&self, req: &CreateRun) -> Result<(), ServiceError> {
+        let invalid = |m: String| Err(ServiceError::Invalid(m));
+        match &req.context {
+            ContextSource::Upload { digest } if !self.contexts.exists(digest) => {
+                return invalid(format!(
+                    "unknown build context {digest}: upload it with POST /api/contexts first"
+                ))
+            }
+            ContextSource::Upload { .. } => {}
+            ContextSource::Git { url, subdir, .. } => {
+                // file:// would read the worker's own disk: only network remotes are contexts.
+                let remote = ["https://", "http://", "git://"]
+                    .iter()
+                    .any(|scheme| url.starts_with(scheme));
+                if !remote || !kiln_worker::git::looks_like_git(url) {
+                    return invalid(format!(
+                        "invalid git context '{}': expected e.g. https://host/org/repo.git#branch:subdir",
+                        redact_url(url)
+                    ));
+                }
+                if subdir
+                    .as_deref()
+                    .is_some_and(|s| s.starts_with('/') || s.split('/').any(|c| c == ".."))
+                {
+                    return invalid(format!(
+                        "invalid git context subdir '{}': it must be a relative path inside the repository",
+                        subdir.as_deref().unwrap_or_default()
+                    ));
+                }
+            }
+            ContextSource::Tarball { url } => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return invalid(format!(
+                        "invalid tarball context '{}': expected an http:// or https:// URL",
+                        redact_url(url)
+                    ));
+                }
+            }
+        }
+        if req.git_access_token.is_some() && !matches!(req.context, ContextSource::Git { .. }) {
+            return invalid("a git access token only goes with a git context".into());
+        }
+        let df = &req.dockerfile;
+        if df.is_empty() || df.starts_with('/') || df.split('/').any(|c| c == "..") {
+            return invalid(format!(
+                "invalid dockerfile path '{df}': it must be a relative path inside the context"
+            ));
+        }
+        let range = &self.settings.timeout_range;
+        if let Some(t) = req.timeout_secs {
+            if !range.contains(&t) {
+                return invalid(format!(
+                    "invalid timeout {t}s: it must be between {} and {} seconds",
+                    range.start(),
+                    range.end()
+                ));
+            }
+        }
+        for key in req.build_args.keys() {
+            if key.is_empty() || key.contains('=') || key.contains(char::is_whitespace) {
+                return invalid(format!("invalid build argument name '{key}'"));
+            }
+        }
+        if let Some(t) = &req.target {
+            if t.is_empty() || t.contains(char::is_whitespace) {
+                return invalid(format!("invalid target stage '{t}'"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `<<.Run.*>>` variables of a run, without the git ones.
+    pub(super) fn run_vars(&self, id: RunId, created_at: i64, platform: &Platform) -> RunVars {
+        RunVars {
+            id: id.to_string(),
+            registry: self.settings.default_registry.clone(),
+            date: to_time(created_at),
+            os: platform.os.clone(),
+            architecture: platform.architecture.clone(),
+            commit: None,
+            branch: None,
+        }
+    }
+
+    /// Renders each image name and puts it in its registry.
+    pub(super) fn render_images(
+        &self,
+        templates: &[String],
+        vars: &RunVars,
+        push: bool,
+    ) -> Result<Vec<ImageRef>, ServiceError> {
+        let mut images: Vec<ImageRef> = Vec::new();
+        for template in templates {
+            let name = render(template, vars).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+            let image = ImageRef::parse(&name).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+            if image.digest().is_some() {
+                return Err(ServiceError::Invalid(format!(
+                    "invalid image '{name}': a pushed image needs a tag, not a digest"
+                )));
+            }
+            let image = match (image.registry(), &self.settings.default_registry) {
+                (Some(_), _) => image,
+                (None, Some(registry)) => image.with_default_registry(registry),
+                (None, None) if push => {
+                    return Err(ServiceError::Invalid(format!(
+                        "image '{name}' names no registry and this server has no default registry \
+                         (kiln serve --registry): name one, e.g. 'myregistry.example.com/{name}', \
+                         or build with --no-push"
+                    )))
+                }
+                (None, None) => image,
+            };
+            if !images.contains(&image) {
+                images.push(image);
+            }
+        }
+        Ok(images)
+    }
+}
+
+/// Runs that share this key reuse each other's layer cache: same context location, same
+/// Dockerfile, same target repository and platforms. An uploaded context counts as one place,
+/// since its digest changes with every edit.
+fn cache_key(req: &CreateRun, platforms: &PlatformSet) -> String {
+    use sha2::Digest as _;
+    let context = match &req.context {
+        ContextSource::Upload { .. } => "upload".to_string(),
+        ContextSource::Git { url, subdir, .. } => {
+            format!("git {url} {}", subdir.as_deref().unwrap_or(""))
+        }
+        ContextSource::Tarball { url } => format!("tarball {url}"),
+    };
+    let repository = req
+        .images
+        .first()
+        .map_or("", |image| match image.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => repo,
+            _ => image.as_str(),
+        });
+    let key = format!("{context}\n{}\n{repository}\n{platforms}", req.dockerfile);
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
+}

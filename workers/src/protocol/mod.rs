@@ -1,0 +1,23 @@
+//! Types on the wire between the Kiln server, its workers and the CLI.
+//!
+//! `kiln-worker` sits at the bottom of the dependency graph (the server embeds it), so the
+//! shared vocabulary lives here and every side serializes through one definition.
+//! Validated newtypes deserialize through `try_from`, so bad input cannot bypass validation.
+
+mod build;
+mod errors;
+mod ids;
+mod platform;
+mod secret;
+mod worker;
+
+pub use crate::image_ref::{ImageRef, ImageRefError};
+pub use build::{redact_url, BuildSpec, ContextSource, ContextStats, OutputImage, PlatformDigest};
+pub use errors::{ApiErrorBody, ApiErrorDetail};
+pub use ids::{Digest, DigestError, RunId, RunIdError, RunStatus, RunStatusError};
+pub use platform::{Platform, PlatformError, PlatformSet};
+pub use secret::{RegistryCredential, Secret};
+pub use worker::{
+    Heartbeat, HeartbeatReply, Lease, LeaseRequest, LogAppendReply, Outcome, RunResult,
+    SourceReply, SourceResolved, WorkerInfo,
+};

@@ -1,0 +1,123 @@
+//! The worker API: leasing runs, heartbeats, log uploads, resolved sources and results.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    BuildSpec, ContextStats, ImageRef, OutputImage, Platform, RegistryCredential, RunId, RunStatus,
+    Secret,
+};
+
+/// Who is asking for work.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerInfo {
+    /// Unique per worker process; a restarted worker gets a new one.
+    pub id: String,
+    /// Human-readable, shown in logs (`host-1`, `embedded-0`).
+    pub name: String,
+    /// Every platform the worker builds.
+    pub platforms: Vec<Platform>,
+    /// Those of `platforms` it builds only by emulation (slower): the server prefers a worker
+    /// that builds a run's platforms natively when one is free.
+    #[serde(default)]
+    pub emulated: Vec<Platform>,
+}
+
+/// `POST /api/worker/lease`: wait up to `waitMs` for a run; 204 when none came.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseRequest {
+    pub worker: WorkerInfo,
+    pub wait_ms: u64,
+}
+
+/// A run handed to a worker. `attempt` fences every later call: a stale attempt is refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    pub run_id: RunId,
+    pub attempt: u32,
+    pub spec: BuildSpec,
+    /// The worker must heartbeat at least this often, or the run is declared lost.
+    pub heartbeat_interval_ms: u64,
+    /// Milliseconds the build may still take before the run ends as Timeout.
+    pub timeout_ms: u64,
+    /// HTTP credentials for a private git context.
+    #[serde(default)]
+    pub git_token: Option<Secret>,
+    /// Size and upload time of an uploaded context, for the run's summary line.
+    #[serde(default)]
+    pub context_stats: Option<ContextStats>,
+    /// Where the worker's log upload starts (the server may have written lines before).
+    pub log_offset: u64,
+    pub credentials: Vec<RegistryCredential>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Heartbeat {
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatReply {
+    /// The user canceled the run: stop the build and report `Canceled`.
+    pub cancel: bool,
+}
+
+/// `POST /api/worker/runs/{id}/logs?attempt=N&offset=M`: the body is appended at `offset`,
+/// which makes a retried upload idempotent. The reply carries the log's new size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogAppendReply {
+    pub size: u64,
+}
+
+/// `POST /api/worker/runs/{id}/source`: the commit a git context resolved to. The server
+/// renders the image names (which may use `<<.Run.Commit>>`) and answers with them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceResolved {
+    pub attempt: u32,
+    pub commit: String,
+    pub branch: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceReply {
+    pub images: Vec<ImageRef>,
+}
+
+/// How a worker's attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Canceled,
+    Timeout,
+    Error,
+}
+
+impl From<Outcome> for RunStatus {
+    fn from(o: Outcome) -> RunStatus {
+        match o {
+            Outcome::Succeeded => RunStatus::Succeeded,
+            Outcome::Failed => RunStatus::Failed,
+            Outcome::Canceled => RunStatus::Canceled,
+            Outcome::Timeout => RunStatus::Timeout,
+            Outcome::Error => RunStatus::Error,
+        }
+    }
+}
+
+/// `POST /api/worker/runs/{id}/result`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunResult {
+    pub attempt: u32,
+    pub outcome: Outcome,
+    pub error_message: Option<String>,
+    pub output_images: Vec<OutputImage>,
+}
