@@ -45,9 +45,9 @@ pub struct BuildArgs {
     /// Do not use the build cache.
     #[arg(long)]
     pub no_cache: bool,
-    /// Run timeout in seconds.
-    #[arg(long, default_value_t = 3600)]
-    pub timeout: u64,
+    /// Run timeout in seconds (default: the server's, 3600).
+    #[arg(long)]
+    pub timeout: Option<u64>,
     /// Wait for the run without streaming its log.
     #[arg(long, conflicts_with = "no_wait")]
     pub no_logs: bool,
@@ -87,7 +87,7 @@ pub async fn run(args: BuildArgs) -> Result<(), CliError> {
             platform: Some(args.platform.clone()),
             push: !args.no_push,
             no_cache: args.no_cache,
-            timeout_secs: Some(args.timeout),
+            timeout_secs: args.timeout,
             git_access_token: args.git_access_token.clone(),
         })
         .await?;

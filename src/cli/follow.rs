@@ -10,7 +10,7 @@ use kiln_worker::protocol::RunId;
 use super::client::KilnClient;
 use super::CliError;
 
-/// Consecutive failed reconnects before giving up.
+/// Consecutive reconnects without progress before giving up.
 const MAX_RECONNECTS: u32 = 8;
 
 /// Writes the log from the start to `out` until the run ends (with `follow`) or the log as it
@@ -24,7 +24,12 @@ pub async fn print_log(
     let mut offset = 0u64;
     let mut failures = 0u32;
     loop {
+        let before = offset;
         let result = stream_once(client, id, follow, &mut offset, out).await;
+        if offset > before {
+            // Progress: only consecutive failures count against the budget.
+            failures = 0;
+        }
         match result {
             Ok(()) => return Ok(()),
             // The server said no (unknown run): retrying will not help.

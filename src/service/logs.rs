@@ -104,9 +104,24 @@ impl LogHub {
     }
 
     /// Appends a line written by the server itself (queue and final status messages).
+    /// Goes at the end under the same lock as uploads, so no upload can land in between.
     pub fn append_line(&self, id: RunId, line: &str) -> Result<u64, LogError> {
-        let size = self.live(id).tx.borrow().size;
-        self.append_at(id, size, format!("{line}\n").as_bytes())
+        let data = format!("{line}\n");
+        let mut result = Ok(0);
+        self.live(id).tx.send_if_modified(|state| {
+            match append_file(&self.path(id), data.as_bytes()) {
+                Ok(()) => {
+                    state.size += data.len() as u64;
+                    result = Ok(state.size);
+                    true
+                }
+                Err(e) => {
+                    result = Err(e.into());
+                    false
+                }
+            }
+        });
+        result
     }
 
     /// Wakes the run's followers for the last time: the log is complete.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_worker::protocol::{
-    ContextSource, Digest, HeartbeatReply, Lease, LeaseRequest, RunId, RunResult, RunStatus,
-    SourceReply, SourceResolved, WorkerInfo,
+    ContextSource, Digest, HeartbeatReply, ImageRef, Lease, LeaseRequest, RegistryCredential,
+    RunId, RunResult, RunStatus, SourceReply, SourceResolved, WorkerInfo,
 };
 use tokio::time::Instant;
 
@@ -81,6 +81,8 @@ impl Queue {
                 .try_claim(queued.seq, &worker.id, &worker.name, now, expires)
                 .await?;
             if claimed.is_some() {
+                // Workers that left runs to this one must look again: it is busy now.
+                self.runs.queued.notify_waiters();
                 return Ok(claimed);
             }
         }
@@ -89,12 +91,6 @@ impl Queue {
 
     fn lease_for(&self, run: RunRow) -> Lease {
         let settings = &self.runs.settings;
-        let registries: Vec<&str> = run
-            .spec
-            .images
-            .iter()
-            .filter_map(|i| i.registry())
-            .collect();
         Lease {
             run_id: run.id,
             attempt: run.attempt,
@@ -106,15 +102,21 @@ impl Queue {
                 ContextSource::Upload { digest } => self.runs.contexts.stats(digest),
                 _ => None,
             },
-            // A worker only gets the credentials of registries this run pushes to.
-            credentials: settings
-                .credentials
-                .iter()
-                .filter(|c| registries.contains(&c.registry.as_str()))
-                .cloned()
-                .collect(),
+            credentials: self.credentials_for(&run.spec.images),
             spec: run.spec,
         }
+    }
+
+    /// A worker only gets the credentials of the registries its run pushes to.
+    fn credentials_for(&self, images: &[ImageRef]) -> Vec<RegistryCredential> {
+        let registries: Vec<&str> = images.iter().filter_map(|i| i.registry()).collect();
+        self.runs
+            .settings
+            .credentials
+            .iter()
+            .filter(|c| registries.contains(&c.registry.as_str()))
+            .cloned()
+            .collect()
     }
 
     /// Renews the lease; tells the worker whether to cancel.
@@ -194,7 +196,10 @@ impl Queue {
         if !current {
             return Err(stale(id, resolved.attempt));
         }
-        Ok(SourceReply { images })
+        Ok(SourceReply {
+            credentials: self.credentials_for(&images),
+            images,
+        })
     }
 
     /// Whether the worker may download this context: only for a run it currently holds.
@@ -251,9 +256,14 @@ impl Queue {
                 )
             };
             tracing::warn!(run.id = %run.id, run.status = %status, "{message}");
-            self.runs
+            // One run that cannot be ended must not keep the others from being reaped.
+            if let Err(e) = self
+                .runs
                 .finish(run.id, Some(run.attempt), status, Some(&message), &[])
-                .await?;
+                .await
+            {
+                tracing::error!(run.id = %run.id, error = %e, "ending an overdue run failed");
+            }
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{ClientError, ServerClient};
-use crate::engine::{BuildJob, Engine, EngineError, PlatformSupport};
+use crate::engine::{BuildJob, Engine, PlatformSupport};
 use crate::logship::{self, LogSink};
 use crate::protocol::{
     Lease, LeaseRequest, Outcome, OutputImage, Platform, RunResult, Secret, WorkerInfo,
@@ -145,6 +145,13 @@ impl<E: Engine> Agent<E> {
                         heartbeat.abort();
                         drop(log);
                         let _ = shipper.await;
+                        let nothing = RunResult {
+                            attempt: lease.attempt,
+                            outcome: Outcome::Error,
+                            error_message: None,
+                            output_images: Vec::new(),
+                        };
+                        self.engine.forget(&local_names(&lease, &build_name, &nothing)).await;
                         return;
                     }
                     _ => {
@@ -159,7 +166,6 @@ impl<E: Engine> Agent<E> {
                 Err((Outcome::Timeout, msg))
             }
         };
-        heartbeat.abort();
         let result = match outcome {
             Ok((outputs, summary)) => {
                 log.line(summary.line(&lease, started.elapsed()));
@@ -183,6 +189,8 @@ impl<E: Engine> Agent<E> {
             tracing::warn!(run.id = %run, error = %e, "log upload failed");
         }
         self.report(&lease, &result).await;
+        // Beats go on until the result is in: a slow log upload must not lose the lease.
+        heartbeat.abort();
         self.engine
             .forget(&local_names(&lease, &build_name, &result))
             .await;
@@ -215,8 +223,10 @@ impl<E: Engine> Agent<E> {
             .inspect_err(|(_, msg)| log.line(format!("Context failed: {msg}")))?;
         let mut spec = lease.spec.clone();
         spec.dockerfile = prepared.dockerfile.clone();
-        if let Some(images) = &prepared.images {
-            spec.images = images.clone();
+        let mut credentials = lease.credentials.clone();
+        if let Some(resolved) = &prepared.resolved {
+            spec.images = resolved.images.clone();
+            credentials = resolved.credentials.clone();
         }
         let build_started = Instant::now();
         let mut builds = Vec::new();
@@ -230,12 +240,11 @@ impl<E: Engine> Agent<E> {
                 platform: platform.clone(),
                 local_name: local_name(build_name, platform),
                 context: prepared.open(&self.client, lease).await?,
-                credentials: lease.credentials.clone(),
+                credentials: credentials.clone(),
             };
             let built = self.engine.build(job, log).await.map_err(|e| {
-                let outcome = engine_outcome(&e);
                 log.line(format!("Build failed: {e}"));
-                (outcome, e.to_string())
+                (e.outcome(), e.to_string())
             })?;
             builds.push(built);
         }
@@ -264,7 +273,7 @@ impl<E: Engine> Agent<E> {
             self.engine.as_ref(),
             &builds,
             &spec.images,
-            &lease.credentials,
+            &credentials,
             log,
         )
         .await?;
@@ -326,13 +335,6 @@ fn local_names(lease: &Lease, build_name: &str, result: &RunResult) -> Vec<Strin
 /// whose run IDs can be equal.
 fn local_name(build_name: &str, platform: &Platform) -> String {
     format!("{build_name}:{}", platform.to_string().replace('/', "-"))
-}
-
-fn engine_outcome(e: &EngineError) -> Outcome {
-    match e {
-        EngineError::BuildFailed(_) => Outcome::Failed,
-        EngineError::Infrastructure(_) => Outcome::Error,
-    }
 }
 
 /// Renews the lease until aborted; fires `stop` when the user cancels or the run is lost.

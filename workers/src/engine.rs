@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use crate::logship::LogSink;
-use crate::protocol::{BuildSpec, Digest, ImageRef, Platform, RegistryCredential, RunId};
+use crate::protocol::{BuildSpec, Digest, ImageRef, Outcome, Platform, RegistryCredential, RunId};
 
 /// Why an engine call failed. The split decides the run's status: `Failed` is the build's own
 /// fault (a RUN step exited non-zero), `Error` is the infrastructure's.
@@ -17,6 +17,16 @@ pub enum EngineError {
     BuildFailed(String),
     #[error("{0}")]
     Infrastructure(String),
+}
+
+impl EngineError {
+    /// The run status this failure ends a run with.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            EngineError::BuildFailed(_) => Outcome::Failed,
+            EngineError::Infrastructure(_) => Outcome::Error,
+        }
+    }
 }
 
 /// One build to run, for one platform.

@@ -38,10 +38,7 @@ fn push_failed(log: &LogSink, e: impl std::fmt::Display, outcome: Outcome) -> Fa
 }
 
 fn engine_failed(log: &LogSink, e: EngineError) -> Failure {
-    let outcome = match e {
-        EngineError::BuildFailed(_) => Outcome::Failed,
-        EngineError::Infrastructure(_) => Outcome::Error,
-    };
+    let outcome = e.outcome();
     push_failed(log, e, outcome)
 }
 

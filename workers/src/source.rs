@@ -10,12 +10,12 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
 
-use crate::client::ServerClient;
+use crate::client::{ClientError, ServerClient};
 use crate::context::pack::{self, PackRequest};
 use crate::context::verify::verify_archive;
 use crate::git::{self, GitError, GitSource};
 use crate::logship::LogSink;
-use crate::protocol::{ContextSource, ImageRef, Lease, Outcome, SourceResolved};
+use crate::protocol::{ContextSource, Lease, Outcome, SourceReply, SourceResolved};
 
 /// Attempts at a tarball download before the run gives up on it.
 const DOWNLOAD_ATTEMPTS: u32 = 3;
@@ -35,8 +35,9 @@ pub struct Prepared {
     archive: Archive,
     /// The Dockerfile's path inside the archive.
     pub dockerfile: String,
-    /// Image names the server rendered once a git ref was resolved (else the lease's).
-    pub images: Option<Vec<ImageRef>>,
+    /// Image names (and their registries' credentials) the server rendered once a git ref
+    /// was resolved; otherwise the lease's hold.
+    pub resolved: Option<SourceReply>,
     /// Keeps a checkout or download on disk until the build has read it.
     _scratch: Option<tempfile::TempDir>,
 }
@@ -84,7 +85,7 @@ pub async fn prepare(
         ContextSource::Upload { .. } => Ok(Prepared {
             archive: Archive::Upload,
             dockerfile: spec.dockerfile.clone(),
-            images: None,
+            resolved: None,
             _scratch: None,
         }),
         ContextSource::Git {
@@ -139,7 +140,15 @@ async fn git_context(
             },
         )
         .await
-        .map_err(|e| (Outcome::Failed, e.to_string()))?;
+        .map_err(|e| {
+            // A 4xx is the names' fault (a template needing a branch a tag build lacks, say);
+            // anything else is the server's or the network's.
+            let outcome = match &e {
+                ClientError::Server { status, .. } if status.is_client_error() => Outcome::Failed,
+                _ => Outcome::Error,
+            };
+            (outcome, e.to_string())
+        })?;
     let request = PackRequest {
         dockerfile: checkout.context_dir.join(&lease.spec.dockerfile),
         context_dir: checkout.context_dir,
@@ -151,7 +160,7 @@ async fn git_context(
     Ok(Prepared {
         dockerfile: plan.dockerfile_in_archive.clone(),
         archive: Archive::Packed(plan),
-        images: Some(reply.images),
+        resolved: Some(reply),
         _scratch: Some(scratch),
     })
 }
@@ -189,7 +198,7 @@ async fn tarball_context(
     Ok(Prepared {
         archive: Archive::File(path),
         dockerfile: dockerfile.to_string(),
-        images: None,
+        resolved: None,
         _scratch: Some(scratch),
     })
 }
@@ -199,6 +208,8 @@ async fn tarball_context(
 async fn download(url: &str, path: &Path, shown: &str) -> Result<u64, SourceError> {
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(15))
+        // A server that stops sending is a failed download to retry, not a run that hangs.
+        .read_timeout(Duration::from_secs(60))
         .build()
         .map_err(|e| (Outcome::Error, format!("HTTP client: {e}")))?;
     let mut last = String::new();

@@ -52,14 +52,20 @@ impl ContextSource {
 }
 
 /// `https://user:pass@host/x` → `https://****@host/x`: URLs may carry credentials.
+///
+/// A query string is masked too: presigned download URLs carry their signature there.
 pub fn redact_url(url: &str) -> String {
+    let (url, masked_query) = match url.split_once('?') {
+        Some((base, _)) => (base, "?****"),
+        None => (url, ""),
+    };
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+        return format!("{url}{masked_query}");
     };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://****@{}", &rest[at + 1..]),
-        None => url.to_string(),
+        Some(at) => format!("{scheme}://****@{}{masked_query}", &rest[at + 1..]),
+        None => format!("{url}{masked_query}"),
     }
 }
 
@@ -120,6 +126,10 @@ mod tests {
             "https://****@git.example.com/a.git"
         );
         assert_eq!(redact_url("https://host/a@b.git"), "https://host/a@b.git");
+        assert_eq!(
+            redact_url("https://bucket.example.com/ctx.tar.gz?X-Amz-Signature=abc"),
+            "https://bucket.example.com/ctx.tar.gz?****"
+        );
         let git = ContextSource::Git {
             url: "https://tok@host/r.git".into(),
             reference: Some("main".into()),

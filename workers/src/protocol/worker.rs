@@ -88,6 +88,9 @@ pub struct SourceResolved {
 #[serde(rename_all = "camelCase")]
 pub struct SourceReply {
     pub images: Vec<ImageRef>,
+    /// Credentials for the registries those images go to.
+    #[serde(default)]
+    pub credentials: Vec<RegistryCredential>,
 }
 
 /// How a worker's attempt ended.
