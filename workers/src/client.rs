@@ -46,6 +46,17 @@ impl ServerClient {
         self.auth(self.http.post(format!("{}{path}", self.base)))
     }
 
+    /// POSTs `body` as JSON and checks the status; the caller reads the answer.
+    async fn post_json(
+        &self,
+        path: &str,
+        timeout: Duration,
+        body: &impl serde::Serialize,
+    ) -> Result<reqwest::Response, ClientError> {
+        let resp = self.post(path).timeout(timeout).json(body).send().await?;
+        check(resp).await
+    }
+
     fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.token {
             Some(t) => req.bearer_auth(t.expose()),
@@ -68,13 +79,12 @@ impl ServerClient {
     }
 
     pub async fn heartbeat(&self, run: RunId, attempt: u32) -> Result<HeartbeatReply, ClientError> {
+        let path = format!("/api/worker/runs/{run}/heartbeat");
+        let heartbeat = Heartbeat { attempt };
         let resp = self
-            .post(&format!("/api/worker/runs/{run}/heartbeat"))
-            .timeout(Duration::from_secs(10))
-            .json(&Heartbeat { attempt })
-            .send()
+            .post_json(&path, Duration::from_secs(10), &heartbeat)
             .await?;
-        Ok(check(resp).await?.json().await?)
+        Ok(resp.json().await?)
     }
 
     /// Appends log bytes at `offset`; returns the log's new size.
@@ -98,13 +108,9 @@ impl ServerClient {
     }
 
     pub async fn report(&self, run: RunId, result: &RunResult) -> Result<(), ClientError> {
-        let resp = self
-            .post(&format!("/api/worker/runs/{run}/result"))
-            .timeout(Duration::from_secs(30))
-            .json(result)
-            .send()
+        let path = format!("/api/worker/runs/{run}/result");
+        self.post_json(&path, Duration::from_secs(30), result)
             .await?;
-        check(resp).await?;
         Ok(())
     }
 
@@ -114,13 +120,11 @@ impl ServerClient {
         run: RunId,
         resolved: &SourceResolved,
     ) -> Result<SourceReply, ClientError> {
+        let path = format!("/api/worker/runs/{run}/source");
         let resp = self
-            .post(&format!("/api/worker/runs/{run}/source"))
-            .timeout(Duration::from_secs(30))
-            .json(resolved)
-            .send()
+            .post_json(&path, Duration::from_secs(30), resolved)
             .await?;
-        Ok(check(resp).await?.json().await?)
+        Ok(resp.json().await?)
     }
 
     /// The run's build context archive, as a stream of bytes.
