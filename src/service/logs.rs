@@ -88,17 +88,8 @@ impl LogHub {
                 result = Ok(state.size);
                 return false;
             }
-            match append_file(&self.path(id), fresh) {
-                Ok(()) => {
-                    state.size += fresh.len() as u64;
-                    result = Ok(state.size);
-                    true
-                }
-                Err(e) => {
-                    result = Err(e.into());
-                    false
-                }
-            }
+            result = self.write_end(id, state, fresh);
+            result.is_ok()
         });
         result
     }
@@ -109,19 +100,17 @@ impl LogHub {
         let data = format!("{line}\n");
         let mut result = Ok(0);
         self.live(id).tx.send_if_modified(|state| {
-            match append_file(&self.path(id), data.as_bytes()) {
-                Ok(()) => {
-                    state.size += data.len() as u64;
-                    result = Ok(state.size);
-                    true
-                }
-                Err(e) => {
-                    result = Err(e.into());
-                    false
-                }
-            }
+            result = self.write_end(id, state, data.as_bytes());
+            result.is_ok()
         });
         result
+    }
+
+    /// Writes `data` at the end of the log; called with the log's state locked.
+    fn write_end(&self, id: RunId, state: &mut LogState, data: &[u8]) -> Result<u64, LogError> {
+        append_file(&self.path(id), data)?;
+        state.size += data.len() as u64;
+        Ok(state.size)
     }
 
     /// Wakes the run's followers for the last time: the log is complete.
