@@ -142,25 +142,7 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
         .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
 }
 
-/// The URL with any userinfo replaced by `****`: `https://****@host/org/repo.git`.
-/// Both `scheme://user:pass@host/...` and scp-like `user@host:path` are covered.
-pub(crate) fn redact_url(url: &str) -> String {
-    let (prefix, rest) = match url.find("://") {
-        Some(i) => url.split_at(i + 3),
-        None => ("", url),
-    };
-    // The userinfo ends at the last '@' before the path starts.
-    let authority_end = if prefix.is_empty() {
-        rest.find([':', '/']).unwrap_or(rest.len())
-    } else {
-        rest.find(['/', '?', '#']).unwrap_or(rest.len())
-    };
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) => format!("{prefix}****{}", &rest[at..]),
-        None => url.to_string(),
-    }
-}
+pub(crate) use crate::protocol::redact_url;
 
 #[cfg(test)]
 mod tests {

@@ -51,21 +51,27 @@ impl ContextSource {
     }
 }
 
-/// `https://user:pass@host/x` → `https://****@host/x`: URLs may carry credentials.
-///
-/// A query string is masked too: presigned download URLs carry their signature there.
+/// `https://user:pass@host/x` → `https://****@host/x`: URLs may carry credentials. The
+/// scp-like `user@host:path` is covered too, and a query string is masked, since presigned
+/// download URLs carry their signature there.
 pub fn redact_url(url: &str) -> String {
-    let (url, masked_query) = match url.split_once('?') {
+    let (url, query) = match url.split_once('?') {
         Some((base, _)) => (base, "?****"),
         None => (url, ""),
     };
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return format!("{url}{masked_query}");
+    let (prefix, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
+    // The userinfo ends at the last '@' before the path starts.
+    let authority_end = if prefix.is_empty() {
+        rest.find([':', '/']).unwrap_or(rest.len())
+    } else {
+        rest.find(['/', '#']).unwrap_or(rest.len())
+    };
     match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://****@{}{masked_query}", &rest[at + 1..]),
-        None => format!("{url}{masked_query}"),
+        Some(at) => format!("{prefix}****{}{query}", &rest[at..]),
+        None => format!("{url}{query}"),
     }
 }
 
