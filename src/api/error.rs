@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kiln_worker::protocol::{ApiErrorBody, ApiErrorDetail};
 
+use crate::service::auth::AccessError;
 use crate::service::contexts::ContextError;
 use crate::service::logs::LogError;
 use crate::service::ServiceError;
@@ -14,6 +15,8 @@ use crate::service::ServiceError;
 pub enum ApiError {
     BadRequest(String),
     Unauthorized,
+    /// Good credentials that do not allow the request.
+    Forbidden(String),
     NotFound(String),
     Conflict(String),
     PayloadTooLarge(String),
@@ -31,6 +34,15 @@ impl From<ServiceError> for ApiError {
             e @ (ServiceError::Store(_) | ServiceError::Log(_) | ServiceError::Io(_)) => {
                 ApiError::Internal(e.to_string())
             }
+        }
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> ApiError {
+        match e {
+            AccessError::Unauthenticated | AccessError::InsufficientScope => ApiError::Unauthorized,
+            AccessError::Denied(m) => ApiError::Forbidden(m),
         }
     }
 }
@@ -56,6 +68,7 @@ impl IntoResponse for ApiError {
                 "UNAUTHORIZED",
                 "missing or invalid token: pass --token or set KILN_TOKEN".to_string(),
             ),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "DENIED", m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "NOT_FOUND", m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "CONFLICT", m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE", m),

@@ -34,7 +34,7 @@ pub fn router(app: App) -> Router {
         .merge(workers::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            auth::require_token,
+            auth::authenticate,
         ));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))

@@ -1,6 +1,7 @@
 //! Orchestration and rules. Services own the store; routes call services; services never
 //! call routes.
 
+pub mod auth;
 pub mod contexts;
 pub mod logs;
 pub mod queue;
