@@ -5,6 +5,7 @@ mod auth;
 mod contexts;
 pub mod error;
 mod extract;
+pub mod oci_error;
 mod runs;
 mod workers;
 
