@@ -1,7 +1,7 @@
 use std::io::IsTerminal;
 
 use clap::Parser;
-use kiln::cli::{build, run, Cli, CliError, Command};
+use kiln::cli::{build, registry, run, Cli, CliError, Command};
 use kiln::server::Server;
 
 fn init_tracing(default: &str) {
@@ -63,6 +63,10 @@ async fn main() {
         Command::Run(cmd) => {
             init_tracing("warn");
             report(run::run(cmd).await)
+        }
+        Command::Registry(cmd) => {
+            init_tracing("warn");
+            report(registry::run(cmd).await)
         }
     };
     std::process::exit(code);

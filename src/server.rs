@@ -14,6 +14,7 @@ use crate::config::ServeArgs;
 use crate::service::contexts::ContextStore;
 use crate::service::logs::LogHub;
 use crate::service::queue::Queue;
+use crate::service::repositories::RepositoryService;
 use crate::service::runs::RunService;
 use crate::service::RunSettings;
 use crate::store::Store;
@@ -68,6 +69,7 @@ impl Server {
             runs,
             queue: queue.clone(),
             contexts,
+            repositories: Arc::new(RepositoryService::new(store.clone())),
             token: args.token.as_ref().map(|t| Arc::from(t.expose())),
         };
         let addr = listener.local_addr()?;

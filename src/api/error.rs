@@ -30,6 +30,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(m) => ApiError::NotFound(m),
             ServiceError::Conflict(m) => ApiError::Conflict(m),
             ServiceError::Context(e) => e.into(),
+            ServiceError::Access(e) => e.into(),
             ServiceError::Log(e @ LogError::Gap { .. }) => ApiError::Conflict(e.to_string()),
             e @ (ServiceError::Store(_) | ServiceError::Log(_) | ServiceError::Io(_)) => {
                 ApiError::Internal(e.to_string())

@@ -6,6 +6,7 @@ mod contexts;
 pub mod error;
 mod extract;
 pub mod oci_error;
+mod repositories;
 mod runs;
 mod workers;
 
@@ -16,6 +17,7 @@ use axum::Router;
 
 use crate::service::contexts::ContextStore;
 use crate::service::queue::Queue;
+use crate::service::repositories::RepositoryService;
 use crate::service::runs::RunService;
 
 /// What every handler can reach.
@@ -24,6 +26,7 @@ pub struct App {
     pub runs: Arc<RunService>,
     pub queue: Arc<Queue>,
     pub contexts: Arc<ContextStore>,
+    pub repositories: Arc<RepositoryService>,
     /// `None`: the API is open (a server on loopback for one user).
     pub token: Option<Arc<str>>,
 }
@@ -32,6 +35,7 @@ pub fn router(app: App) -> Router {
     let api = Router::new()
         .merge(contexts::routes())
         .merge(runs::routes())
+        .merge(repositories::routes())
         .merge(workers::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -55,6 +55,38 @@ impl KilnClient {
         ))
     }
 
+    /// `GET path` with a query, answered with JSON.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &impl serde::Serialize,
+    ) -> Result<T, CliError> {
+        let req = self.request(reqwest::Method::GET, path).query(query);
+        json(self.send(req).await?).await
+    }
+
+    /// `POST path` with a JSON body, answered with JSON.
+    pub async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<T, CliError> {
+        let req = self.request(reqwest::Method::POST, path).json(body);
+        json(self.send(req).await?).await
+    }
+
+    /// `DELETE path`, answered with JSON.
+    pub async fn delete_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, CliError> {
+        json(
+            self.send(self.request(reqwest::Method::DELETE, path))
+                .await?,
+        )
+        .await
+    }
+
     pub async fn context_exists(&self, digest: &Digest) -> Result<bool, CliError> {
         let resp = self
             .request(reqwest::Method::HEAD, &format!("/api/contexts/{digest}"))

@@ -6,6 +6,7 @@ pub mod client;
 pub mod follow;
 pub mod format;
 pub mod progress;
+pub mod registry;
 pub mod run;
 
 use clap::{Args, Parser, Subcommand};
@@ -33,6 +34,9 @@ pub enum Command {
     /// Inspect and control runs.
     #[command(subcommand)]
     Run(run::RunCommand),
+    /// Manage Kiln's own registry: repositories, tags, manifests and garbage collection.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
 }
 
 /// How client commands find the server.

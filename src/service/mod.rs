@@ -5,6 +5,7 @@ pub mod auth;
 pub mod contexts;
 pub mod logs;
 pub mod queue;
+pub mod repositories;
 pub mod runs;
 mod submit;
 pub mod workers;
@@ -51,6 +52,8 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Log(#[from] logs::LogError),
+    #[error(transparent)]
+    Access(#[from] auth::AccessError),
     #[error("I/O failed: {0}")]
     Io(#[from] std::io::Error),
 }

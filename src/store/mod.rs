@@ -3,8 +3,10 @@
 //! SQLite is the embedded default. Queries are checked at run time (no offline query cache),
 //! and each backend keeps its own migrations under `migrations/<backend>/`.
 
+mod repositories;
 mod runs;
 
+pub use repositories::{ManifestRow, RepositoryRow, TagRow, TagSort};
 pub use runs::{Finish, NewRun, QueuedRun, RunRow, StatusChange};
 
 use std::path::Path;

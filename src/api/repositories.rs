@@ -1,0 +1,142 @@
+//! `/api/registry/repositories/…`: list, show and delete repositories, tags and manifests.
+//! Repository names contain slashes, so everything after `repositories/` is one path that
+//! `Target::parse` splits at the `_tags` or `_manifests` segment (no repository name
+//! component may start with `_`).
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use super::error::ApiError;
+use super::extract::ValidQuery;
+use super::App;
+use crate::service::auth::{Action, Principal};
+use crate::wire::registry::{Deleted, TagsQuery};
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/api/registry/repositories", get(list))
+        .route(
+            "/api/registry/repositories/{*path}",
+            get(show).delete(delete),
+        )
+}
+
+/// What a path under `/api/registry/repositories/` names.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    Repository(String),
+    Tags(String),
+    Tag(String, String),
+    Manifests(String),
+    /// A manifest by digest or by tag.
+    Manifest(String, String),
+}
+
+impl Target {
+    fn parse(path: &str) -> Result<Target, ApiError> {
+        let path = path.trim_start_matches('/');
+        let bad = || ApiError::NotFound(format!("no such registry resource '{path}'"));
+        let Some((repo, rest)) = path.split_once("/_") else {
+            return match path {
+                "" => Err(bad()),
+                _ => Ok(Target::Repository(path.to_string())),
+            };
+        };
+        let repo = repo.to_string();
+        match rest.split_once('/') {
+            None if rest == "tags" => Ok(Target::Tags(repo)),
+            None if rest == "manifests" => Ok(Target::Manifests(repo)),
+            Some(("tags", tag)) if !tag.is_empty() && !tag.contains('/') => {
+                Ok(Target::Tag(repo, tag.to_string()))
+            }
+            Some(("manifests", r)) if !r.is_empty() && !r.contains('/') => {
+                Ok(Target::Manifest(repo, r.to_string()))
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    fn repository(&self) -> &str {
+        match self {
+            Target::Repository(r)
+            | Target::Tags(r)
+            | Target::Tag(r, _)
+            | Target::Manifests(r)
+            | Target::Manifest(r, _) => r,
+        }
+    }
+}
+
+async fn list(State(app): State<App>, who: Principal) -> Result<Json<serde_json::Value>, ApiError> {
+    who.require_any(Action::Pull)?;
+    let repositories = app.repositories.list(&who).await?;
+    Ok(Json(serde_json::json!({ "repositories": repositories })))
+}
+
+async fn show(
+    State(app): State<App>,
+    who: Principal,
+    Path(path): Path<String>,
+    ValidQuery(query): ValidQuery<TagsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let target = Target::parse(&path)?;
+    who.authorize(target.repository(), Action::Pull)?;
+    let repos = &app.repositories;
+    let value = match target {
+        Target::Repository(r) => serde_json::to_value(repos.show(&r).await?),
+        Target::Tags(r) => serde_json::to_value(repos.tags(&r, query.orderby).await?),
+        Target::Tag(r, t) => serde_json::to_value(repos.tag(&r, &t).await?),
+        Target::Manifests(r) => serde_json::to_value(repos.manifests(&r).await?),
+        Target::Manifest(r, m) => serde_json::to_value(repos.manifest(&r, &m).await?),
+    };
+    Ok(Json(value.map_err(|e| ApiError::Internal(e.to_string()))?))
+}
+
+/// Deleting a repository, a manifest (by digest or by one of its tags: the manifest goes with
+/// all its tags) or just one tag.
+async fn delete(
+    State(app): State<App>,
+    who: Principal,
+    Path(path): Path<String>,
+) -> Result<Json<Deleted>, ApiError> {
+    let target = Target::parse(&path)?;
+    who.authorize(target.repository(), Action::Delete)?;
+    let repos = &app.repositories;
+    let deleted = match target {
+        Target::Repository(r) => repos.delete_repository(&r).await?,
+        Target::Tag(r, t) => repos.untag(&r, &t).await?,
+        Target::Manifest(r, m) => repos.delete_manifest(&r, &m).await?,
+        Target::Tags(_) | Target::Manifests(_) => {
+            return Err(ApiError::BadRequest(
+                "name a repository, a tag or a manifest to delete".into(),
+            ))
+        }
+    };
+    Ok(Json(deleted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_at_the_underscore_segment() {
+        let t = |p: &str| Target::parse(p).ok();
+        assert_eq!(t("app/web"), Some(Target::Repository("app/web".into())));
+        assert_eq!(t("app/web/_tags"), Some(Target::Tags("app/web".into())));
+        assert_eq!(
+            t("app/web/_tags/v1.2"),
+            Some(Target::Tag("app/web".into(), "v1.2".into()))
+        );
+        assert_eq!(t("a/_manifests"), Some(Target::Manifests("a".into())));
+        assert_eq!(
+            t("a/_manifests/sha256:ab"),
+            Some(Target::Manifest("a".into(), "sha256:ab".into()))
+        );
+        assert_eq!(t("a/_blobs"), None);
+        assert_eq!(t("a/_tags/"), None);
+        assert_eq!(t("a/_tags/x/y"), None);
+        assert_eq!(t(""), None);
+    }
+}

@@ -1,0 +1,442 @@
+//! `kiln registry repository list | show-tags | show-manifests | show | untag | delete` and
+//! `kiln registry gc`, in the vocabulary of `az acr repository`.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use clap::{Args, Subcommand};
+
+use super::client::KilnClient;
+use super::format::{print_json, table, timestamp};
+use super::{CliError, OutputFormat, ServerArgs};
+use crate::wire::registry::{Deleted, Manifest, Repository, Tag, TagOrder, TagsQuery};
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Manage the repositories of Kiln's registry.
+    #[command(subcommand)]
+    Repository(RepositoryCommand),
+    /// Delete blobs no manifest uses and abandoned uploads (older than the server's grace
+    /// period).
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepositoryCommand {
+    /// List repositories.
+    List(ListArgs),
+    /// List a repository's tags.
+    ShowTags(ShowTagsArgs),
+    /// List a repository's manifests with their tags.
+    ShowManifests(ShowManifestsArgs),
+    /// Show a repository, or one image of it (`repo:tag` or `repo@digest`).
+    Show(ShowArgs),
+    /// Remove a tag; the manifest it points at stays.
+    Untag(UntagArgs),
+    /// Delete a repository, or an image (`repo:tag` or `repo@digest`) with all its tags.
+    Delete(DeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowTagsArgs {
+    pub repository: String,
+    /// Show digests, times and the run that pushed each tag.
+    #[arg(long)]
+    pub detail: bool,
+    #[arg(long, value_enum, default_value_t = TagOrder::Name)]
+    pub orderby: TagOrder,
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowManifestsArgs {
+    pub repository: String,
+    /// Show media types, platforms, sizes and the run that pushed each manifest.
+    #[arg(long)]
+    pub detail: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// `repo`, `repo:tag` or `repo@sha256:…`.
+    pub image: String,
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UntagArgs {
+    /// `repo:tag`.
+    pub image: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// `repo` (everything in it), `repo:tag` or `repo@sha256:…` (the manifest and its tags).
+    pub image: String,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Report what would be deleted without deleting it.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `repo`, `repo:tag` or `repo@digest`, as the user wrote it.
+#[derive(Debug, PartialEq, Eq)]
+enum Image {
+    Repository(String),
+    Tag(String, String),
+    Digest(String, String),
+}
+
+impl Image {
+    fn parse(s: &str) -> Result<Image, CliError> {
+        let bad = |why: &str| CliError::Input(format!("invalid image '{s}': {why}"));
+        if let Some((repo, digest)) = s.split_once('@') {
+            if repo.is_empty() || !digest.starts_with("sha256:") {
+                return Err(bad("expected repo@sha256:<hex>"));
+            }
+            return Ok(Image::Digest(repo.into(), digest.into()));
+        }
+        let last_slash = s.rfind('/').map_or(0, |i| i + 1);
+        match s[last_slash..].split_once(':') {
+            Some((_, "")) => Err(bad("the tag is empty")),
+            Some((name, tag)) => Ok(Image::Tag(s[..last_slash].to_string() + name, tag.into())),
+            None if s.is_empty() => Err(bad("name a repository")),
+            None => Ok(Image::Repository(s.into())),
+        }
+    }
+
+    fn repository(&self) -> &str {
+        match self {
+            Image::Repository(r) | Image::Tag(r, _) | Image::Digest(r, _) => r,
+        }
+    }
+
+    fn reference(&self) -> Option<&str> {
+        match self {
+            Image::Repository(_) => None,
+            Image::Tag(_, r) | Image::Digest(_, r) => Some(r),
+        }
+    }
+}
+
+fn path(repo: &str, rest: &str) -> String {
+    format!("/api/registry/repositories/{repo}{rest}")
+}
+
+pub async fn run(cmd: RegistryCommand) -> Result<(), CliError> {
+    match cmd {
+        RegistryCommand::Repository(RepositoryCommand::List(a)) => list(a).await,
+        RegistryCommand::Repository(RepositoryCommand::ShowTags(a)) => show_tags(a).await,
+        RegistryCommand::Repository(RepositoryCommand::ShowManifests(a)) => show_manifests(a).await,
+        RegistryCommand::Repository(RepositoryCommand::Show(a)) => show(a).await,
+        RegistryCommand::Repository(RepositoryCommand::Untag(a)) => untag(a).await,
+        RegistryCommand::Repository(RepositoryCommand::Delete(a)) => delete(a).await,
+        RegistryCommand::Gc(a) => gc(a).await,
+    }
+}
+
+async fn list(a: ListArgs) -> Result<(), CliError> {
+    #[derive(serde::Deserialize, serde::Serialize)]
+    struct List {
+        repositories: Vec<Repository>,
+    }
+    let client = KilnClient::new(&a.server)?;
+    let list: List = client.get_json("/api/registry/repositories", &()).await?;
+    if a.output == OutputFormat::Json {
+        return print_json(&list.repositories);
+    }
+    let rows: Vec<[String; 4]> = list
+        .repositories
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.tag_count.to_string(),
+                r.manifest_count.to_string(),
+                timestamp(r.last_update_time),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(&["REPOSITORY", "TAGS", "MANIFESTS", "LAST UPDATED"], &rows)
+    );
+    Ok(())
+}
+
+async fn show_tags(a: ShowTagsArgs) -> Result<(), CliError> {
+    let client = KilnClient::new(&a.server)?;
+    let query = TagsQuery { orderby: a.orderby };
+    let tags: Vec<Tag> = client
+        .get_json(&path(&a.repository, "/_tags"), &query)
+        .await?;
+    match (a.output, a.detail) {
+        (OutputFormat::Json, true) => print_json(&tags),
+        (OutputFormat::Json, false) => {
+            print_json(&tags.iter().map(|t| &t.name).collect::<Vec<_>>())
+        }
+        (OutputFormat::Table, false) => {
+            tags.iter().for_each(|t| println!("{}", t.name));
+            Ok(())
+        }
+        (OutputFormat::Table, true) => {
+            let rows: Vec<[String; 5]> = tags.iter().map(tag_row).collect();
+            print!(
+                "{}",
+                table(&["TAG", "DIGEST", "CREATED", "LAST UPDATED", "RUN"], &rows)
+            );
+            Ok(())
+        }
+    }
+}
+
+fn tag_row(t: &Tag) -> [String; 5] {
+    [
+        t.name.clone(),
+        t.digest.clone(),
+        timestamp(t.created_time),
+        timestamp(t.last_update_time),
+        t.run_id.clone().unwrap_or("-".into()),
+    ]
+}
+
+async fn show_manifests(a: ShowManifestsArgs) -> Result<(), CliError> {
+    let client = KilnClient::new(&a.server)?;
+    let manifests: Vec<Manifest> = client
+        .get_json(&path(&a.repository, "/_manifests"), &())
+        .await?;
+    if a.output == OutputFormat::Json {
+        return print_json(&manifests);
+    }
+    if a.detail {
+        let rows: Vec<[String; 8]> = manifests.iter().map(manifest_row).collect();
+        let header = [
+            "DIGEST",
+            "TAGS",
+            "MEDIA TYPE",
+            "PLATFORMS",
+            "SIZE",
+            "CREATED",
+            "LAST UPDATED",
+            "RUN",
+        ];
+        print!("{}", table(&header, &rows));
+    } else {
+        let rows: Vec<[String; 3]> = manifests
+            .iter()
+            .map(|m| {
+                let [digest, tags, .., updated, _] = manifest_row(m);
+                [digest, tags, updated]
+            })
+            .collect();
+        print!("{}", table(&["DIGEST", "TAGS", "LAST UPDATED"], &rows));
+    }
+    Ok(())
+}
+
+fn manifest_row(m: &Manifest) -> [String; 8] {
+    let or_dash = |s: String| if s.is_empty() { "-".into() } else { s };
+    [
+        m.digest.clone(),
+        or_dash(m.tags.join(",")),
+        m.media_type.clone(),
+        or_dash(m.platforms.join(",")),
+        human_size(m.image_size),
+        timestamp(m.created_time),
+        timestamp(m.last_update_time),
+        m.run_id.clone().unwrap_or("-".into()),
+    ]
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} B"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
+    }
+}
+
+async fn show(a: ShowArgs) -> Result<(), CliError> {
+    let client = KilnClient::new(&a.server)?;
+    let image = Image::parse(&a.image)?;
+    let repo = image.repository();
+    let Some(reference) = image.reference() else {
+        let r: Repository = client.get_json(&path(repo, ""), &()).await?;
+        if a.output == OutputFormat::Json {
+            return print_json(&r);
+        }
+        let rows = [
+            ("Repository:", r.name),
+            ("Tags:", r.tag_count.to_string()),
+            ("Manifests:", r.manifest_count.to_string()),
+            ("Created:", timestamp(r.created_time)),
+            ("Last updated:", timestamp(r.last_update_time)),
+        ];
+        rows.iter().for_each(|(k, v)| println!("{k:<14} {v}"));
+        return Ok(());
+    };
+    let m: Manifest = client
+        .get_json(&path(repo, &format!("/_manifests/{reference}")), &())
+        .await?;
+    if a.output == OutputFormat::Json {
+        return print_json(&m);
+    }
+    let [digest, tags, media_type, platforms, size, created, updated, run] = manifest_row(&m);
+    let rows = [
+        ("Repository:", repo.to_string()),
+        ("Digest:", digest),
+        ("Tags:", tags),
+        ("Media type:", media_type),
+        ("Platforms:", platforms),
+        ("Size:", size),
+        ("Created:", created),
+        ("Last updated:", updated),
+        ("Pushed by run:", run),
+    ];
+    rows.iter().for_each(|(k, v)| println!("{k:<15} {v}"));
+    Ok(())
+}
+
+async fn untag(a: UntagArgs) -> Result<(), CliError> {
+    let Image::Tag(repo, tag) = Image::parse(&a.image)? else {
+        return Err(CliError::Input(format!(
+            "untag takes repo:tag, not '{}'",
+            a.image
+        )));
+    };
+    let client = KilnClient::new(&a.server)?;
+    let _: Deleted = client
+        .delete_json(&path(&repo, &format!("/_tags/{tag}")))
+        .await?;
+    println!("Untagged {repo}:{tag}");
+    Ok(())
+}
+
+async fn delete(a: DeleteArgs) -> Result<(), CliError> {
+    let image = Image::parse(&a.image)?;
+    let (what, api_path) = match &image {
+        Image::Repository(r) => (format!("repository '{r}' with all its images"), path(r, "")),
+        Image::Tag(r, reference) | Image::Digest(r, reference) => (
+            format!("the manifest of '{}' and all tags pointing at it", a.image),
+            path(r, &format!("/_manifests/{reference}")),
+        ),
+    };
+    if !a.yes && !confirm(&format!("Delete {what}?"))? {
+        return Err(CliError::Input("nothing deleted".into()));
+    }
+    let client = KilnClient::new(&a.server)?;
+    let deleted: Deleted = client.delete_json(&api_path).await?;
+    let repo = image.repository();
+    for digest in &deleted.manifests {
+        println!("Deleted {repo}@{digest}");
+    }
+    for tag in &deleted.tags {
+        println!("Deleted {repo}:{tag}");
+    }
+    Ok(())
+}
+
+/// Asks on the terminal; without one, refuses rather than deleting unasked.
+fn confirm(question: &str) -> Result<bool, CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Input(format!(
+            "{question} Pass --yes to confirm when not on a terminal; nothing deleted"
+        )));
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::Input(format!("cannot read the answer: {e}")))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+async fn gc(a: GcArgs) -> Result<(), CliError> {
+    let client = KilnClient::new(&a.server)?;
+    let report: serde_json::Value = client
+        .post_json(
+            "/api/registry/gc",
+            &serde_json::json!({ "dryRun": a.dry_run }),
+        )
+        .await?;
+    if a.output == OutputFormat::Json {
+        return print_json(&report);
+    }
+    let verb = if a.dry_run { "Would delete" } else { "Deleted" };
+    let field = |k: &str| report.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    println!(
+        "{verb} {} blobs ({}) and {} abandoned uploads",
+        field("blobsDeleted"),
+        human_size(field("bytesFreed")),
+        field("uploadsDeleted"),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_parse_like_docker_references() {
+        let p = |s: &str| Image::parse(s).ok();
+        assert_eq!(p("app/web"), Some(Image::Repository("app/web".into())));
+        assert_eq!(
+            p("app/web:v1"),
+            Some(Image::Tag("app/web".into(), "v1".into()))
+        );
+        assert_eq!(
+            p("app@sha256:abc"),
+            Some(Image::Digest("app".into(), "sha256:abc".into()))
+        );
+        assert_eq!(p("app:"), None);
+        assert_eq!(p("app@md5:x"), None);
+        assert_eq!(p(""), None);
+    }
+
+    #[test]
+    fn sizes_read_like_docker_images() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(5 << 20), "5.0 MiB");
+    }
+}

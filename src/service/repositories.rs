@@ -1,0 +1,178 @@
+//! Registry management: what `kiln registry repository …` lists, shows and deletes. Routes
+//! authorise each repository before calling; `list` filters by what the caller may pull.
+//! Deleting leaves blob bytes to garbage collection.
+
+use chrono::{DateTime, Utc};
+
+use super::auth::{Action, Principal};
+use super::ServiceError;
+use crate::store::{ManifestRow, RepositoryRow, Store, TagRow, TagSort};
+use crate::wire::registry::{Deleted, Manifest, Repository, Tag, TagOrder};
+
+pub struct RepositoryService {
+    store: Store,
+}
+
+impl RepositoryService {
+    pub fn new(store: Store) -> RepositoryService {
+        RepositoryService { store }
+    }
+
+    /// The repositories `who` may pull from, by name.
+    pub async fn list(&self, who: &Principal) -> Result<Vec<Repository>, ServiceError> {
+        let rows = self.store.repositories().await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| who.authorize(&r.name, Action::Pull).is_ok())
+            .map(repository)
+            .collect())
+    }
+
+    pub async fn show(&self, name: &str) -> Result<Repository, ServiceError> {
+        self.store
+            .repository(name)
+            .await?
+            .map(repository)
+            .ok_or_else(|| repository_not_found(name))
+    }
+
+    pub async fn tags(&self, name: &str, order: TagOrder) -> Result<Vec<Tag>, ServiceError> {
+        self.show(name).await?;
+        let sort = match order {
+            TagOrder::Name => TagSort::Name,
+            TagOrder::TimeDesc => TagSort::NewestFirst,
+            TagOrder::TimeAsc => TagSort::OldestFirst,
+        };
+        let rows = self.store.tags(name, sort).await?;
+        Ok(rows.into_iter().map(tag).collect())
+    }
+
+    pub async fn tag(&self, name: &str, tag_name: &str) -> Result<Tag, ServiceError> {
+        self.store
+            .tag(name, tag_name)
+            .await?
+            .map(tag)
+            .ok_or_else(|| tag_not_found(name, tag_name))
+    }
+
+    pub async fn manifests(&self, name: &str) -> Result<Vec<Manifest>, ServiceError> {
+        self.show(name).await?;
+        let rows = self.store.manifests(name).await?;
+        rows.into_iter().map(manifest).collect()
+    }
+
+    /// One manifest, named by digest or by one of its tags.
+    pub async fn manifest(&self, name: &str, reference: &str) -> Result<Manifest, ServiceError> {
+        let digest = self.resolve(name, reference).await?;
+        let row = self.store.manifest(name, &digest).await?;
+        row.map(manifest)
+            .transpose()?
+            .ok_or_else(|| manifest_not_found(name, reference))
+    }
+
+    pub async fn untag(&self, name: &str, tag_name: &str) -> Result<Deleted, ServiceError> {
+        if !self.store.untag(name, tag_name).await? {
+            return Err(tag_not_found(name, tag_name));
+        }
+        Ok(Deleted {
+            manifests: Vec::new(),
+            tags: vec![tag_name.to_string()],
+        })
+    }
+
+    /// Deletes a manifest, named by digest or tag, with every tag pointing at it, as
+    /// `az acr repository delete --image repo:tag` does.
+    pub async fn delete_manifest(
+        &self,
+        name: &str,
+        reference: &str,
+    ) -> Result<Deleted, ServiceError> {
+        let digest = self.resolve(name, reference).await?;
+        let tags = self
+            .store
+            .delete_manifest(name, &digest)
+            .await?
+            .ok_or_else(|| manifest_not_found(name, reference))?;
+        Ok(Deleted {
+            manifests: vec![digest],
+            tags,
+        })
+    }
+
+    pub async fn delete_repository(&self, name: &str) -> Result<Deleted, ServiceError> {
+        let (manifests, tags) = self
+            .store
+            .delete_repository(name)
+            .await?
+            .ok_or_else(|| repository_not_found(name))?;
+        Ok(Deleted { manifests, tags })
+    }
+
+    /// A digest stays as it is; a tag becomes the digest it points at.
+    async fn resolve(&self, name: &str, reference: &str) -> Result<String, ServiceError> {
+        if reference.contains(':') {
+            return Ok(reference.to_string());
+        }
+        Ok(self.tag(name, reference).await?.digest)
+    }
+}
+
+fn repository_not_found(name: &str) -> ServiceError {
+    ServiceError::NotFound(format!("repository '{name}' not found"))
+}
+
+fn tag_not_found(name: &str, tag: &str) -> ServiceError {
+    ServiceError::NotFound(format!("tag '{tag}' not found in repository '{name}'"))
+}
+
+fn manifest_not_found(name: &str, reference: &str) -> ServiceError {
+    ServiceError::NotFound(format!(
+        "manifest '{reference}' not found in repository '{name}'"
+    ))
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn repository(r: RepositoryRow) -> Repository {
+    Repository {
+        name: r.name,
+        tag_count: r.tag_count.max(0) as u64,
+        manifest_count: r.manifest_count.max(0) as u64,
+        created_time: time(r.created_at),
+        last_update_time: time(r.updated_at),
+    }
+}
+
+fn tag(t: TagRow) -> Tag {
+    Tag {
+        name: t.name,
+        digest: t.digest,
+        created_time: time(t.created_at),
+        last_update_time: time(t.updated_at),
+        run_id: t.run_id,
+    }
+}
+
+fn manifest(m: ManifestRow) -> Result<Manifest, ServiceError> {
+    let platforms: Vec<String> = serde_json::from_str(&m.platforms).map_err(|e| {
+        ServiceError::Store(crate::store::StoreError::Corrupt(format!(
+            "platforms of manifest {}: {e}",
+            m.digest
+        )))
+    })?;
+    Ok(Manifest {
+        tags: m
+            .tags
+            .map(|t| t.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
+        digest: m.digest,
+        media_type: m.media_type,
+        platforms,
+        image_size: m.image_size.max(0) as u64,
+        created_time: time(m.created_at),
+        last_update_time: time(m.updated_at),
+        run_id: m.run_id,
+    })
+}

@@ -1,0 +1,249 @@
+//! Registry management reads and deletes over `repositories`, `tags` and `manifests`: what
+//! `kiln registry repository …` shows and removes. Blob bytes are left to GC.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct RepositoryRow {
+    pub name: String,
+    pub tag_count: i64,
+    pub manifest_count: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TagRow {
+    pub name: String,
+    pub digest: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub run_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ManifestRow {
+    pub digest: String,
+    pub media_type: String,
+    /// JSON array of platform strings.
+    pub platforms: String,
+    /// The manifest plus the blobs it names directly.
+    pub image_size: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub run_id: Option<String>,
+    /// Its tags, comma-joined by the query.
+    pub tags: Option<String>,
+}
+
+/// Tag orderings; the SQL is chosen here so callers cannot inject any.
+#[derive(Debug, Clone, Copy)]
+pub enum TagSort {
+    Name,
+    NewestFirst,
+    OldestFirst,
+}
+
+const REPOSITORY_COLUMNS: &str = "r.name, r.created_at, r.updated_at,
+    (SELECT COUNT(*) FROM tags t WHERE t.repository_id = r.id) AS tag_count,
+    (SELECT COUNT(*) FROM manifests m WHERE m.repository_id = r.id) AS manifest_count";
+
+const MANIFEST_COLUMNS: &str = "m.digest, m.media_type, m.platforms, m.created_at, m.updated_at,
+    m.run_id,
+    m.size + COALESCE((SELECT SUM(b.size) FROM manifest_references mr JOIN blobs b
+        ON b.digest = mr.child_digest
+        WHERE mr.repository_id = m.repository_id AND mr.manifest_digest = m.digest
+          AND mr.child_kind = 'blob'), 0) AS image_size,
+    (SELECT GROUP_CONCAT(t.name, ',') FROM (SELECT name FROM tags t
+        WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest
+        ORDER BY name) t) AS tags";
+
+impl Store {
+    pub async fn repositories(&self) -> Result<Vec<RepositoryRow>, StoreError> {
+        let sql = format!("SELECT {REPOSITORY_COLUMNS} FROM repositories r ORDER BY r.name");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(repository_row).collect()
+    }
+
+    pub async fn repository(&self, name: &str) -> Result<Option<RepositoryRow>, StoreError> {
+        let sql = format!("SELECT {REPOSITORY_COLUMNS} FROM repositories r WHERE r.name = ?");
+        let row = sqlx::query(&sql)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(repository_row).transpose()
+    }
+
+    pub async fn tags(&self, repository: &str, sort: TagSort) -> Result<Vec<TagRow>, StoreError> {
+        let order = match sort {
+            TagSort::Name => "t.name",
+            TagSort::NewestFirst => "t.updated_at DESC, t.name",
+            TagSort::OldestFirst => "t.updated_at ASC, t.name",
+        };
+        let sql = format!(
+            "SELECT t.name, t.manifest_digest, t.created_at, t.updated_at, t.run_id
+             FROM tags t JOIN repositories r ON r.id = t.repository_id
+             WHERE r.name = ? ORDER BY {order}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(repository)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(tag_row).collect()
+    }
+
+    pub async fn tag(&self, repository: &str, tag: &str) -> Result<Option<TagRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT t.name, t.manifest_digest, t.created_at, t.updated_at, t.run_id
+             FROM tags t JOIN repositories r ON r.id = t.repository_id
+             WHERE r.name = ? AND t.name = ?",
+        )
+        .bind(repository)
+        .bind(tag)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(tag_row).transpose()
+    }
+
+    /// Newest first, as `az acr repository show-manifests` lists them.
+    pub async fn manifests(&self, repository: &str) -> Result<Vec<ManifestRow>, StoreError> {
+        let sql = format!(
+            "SELECT {MANIFEST_COLUMNS} FROM manifests m JOIN repositories r
+             ON r.id = m.repository_id WHERE r.name = ?
+             ORDER BY m.updated_at DESC, m.digest"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(repository)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(manifest_row).collect()
+    }
+
+    pub async fn manifest(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<ManifestRow>, StoreError> {
+        let sql = format!(
+            "SELECT {MANIFEST_COLUMNS} FROM manifests m JOIN repositories r
+             ON r.id = m.repository_id WHERE r.name = ? AND m.digest = ?"
+        );
+        let row = sqlx::query(&sql)
+            .bind(repository)
+            .bind(digest)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(manifest_row).transpose()
+    }
+
+    /// Removes one tag; its manifest stays. False when there was no such tag.
+    pub async fn untag(&self, repository: &str, tag: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM tags WHERE name = ?
+             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
+        )
+        .bind(tag)
+        .bind(repository)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Removes a manifest and every tag pointing at it; returns those tags, or `None` when
+    /// there was no such manifest.
+    pub async fn delete_manifest(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let tags: Vec<String> = sqlx::query_scalar(
+            "SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
+             WHERE r.name = ? AND t.manifest_digest = ? ORDER BY t.name",
+        )
+        .bind(repository)
+        .bind(digest)
+        .fetch_all(&mut *tx)
+        .await?;
+        // Tags and references go with it (ON DELETE CASCADE).
+        let done = sqlx::query(
+            "DELETE FROM manifests WHERE digest = ?
+             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
+        )
+        .bind(digest)
+        .bind(repository)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((done.rows_affected() > 0).then_some(tags))
+    }
+
+    /// Removes a repository with all its tags, manifests and blob links; returns the digests
+    /// and tags it held, or `None` when there was no such repository.
+    pub async fn delete_repository(
+        &self,
+        repository: &str,
+    ) -> Result<Option<(Vec<String>, Vec<String>)>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM repositories WHERE name = ?")
+            .bind(repository)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let digests: Vec<String> = sqlx::query_scalar(
+            "SELECT digest FROM manifests WHERE repository_id = ? ORDER BY digest",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let tags: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM tags WHERE repository_id = ? ORDER BY name")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        sqlx::query("DELETE FROM repositories WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some((digests, tags)))
+    }
+}
+
+fn repository_row(r: &SqliteRow) -> Result<RepositoryRow, StoreError> {
+    Ok(RepositoryRow {
+        name: r.try_get("name")?,
+        tag_count: r.try_get("tag_count")?,
+        manifest_count: r.try_get("manifest_count")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn tag_row(r: &SqliteRow) -> Result<TagRow, StoreError> {
+    Ok(TagRow {
+        name: r.try_get("name")?,
+        digest: r.try_get("manifest_digest")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        run_id: r.try_get("run_id")?,
+    })
+}
+
+fn manifest_row(r: &SqliteRow) -> Result<ManifestRow, StoreError> {
+    Ok(ManifestRow {
+        digest: r.try_get("digest")?,
+        media_type: r.try_get("media_type")?,
+        platforms: r.try_get("platforms")?,
+        image_size: r.try_get("image_size")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        run_id: r.try_get("run_id")?,
+        tags: r.try_get("tags")?,
+    })
+}

@@ -1,0 +1,70 @@
+//! JSON shapes of the registry management API (`/api/registry/…`), in the vocabulary of
+//! `az acr repository`: names, tags and manifests with created and last-updated times.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Repository {
+    pub name: String,
+    pub tag_count: u64,
+    pub manifest_count: u64,
+    pub created_time: DateTime<Utc>,
+    pub last_update_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tag {
+    pub name: String,
+    pub digest: String,
+    pub created_time: DateTime<Utc>,
+    pub last_update_time: DateTime<Utc>,
+    /// The build run that pushed the tag, when a run did.
+    pub run_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub digest: String,
+    pub tags: Vec<String>,
+    pub media_type: String,
+    /// `os/arch[/variant]` of an image, or of each image an index lists.
+    pub platforms: Vec<String>,
+    /// Size of the manifest plus, for an image, its config and layers (what a pull fetches).
+    pub image_size: u64,
+    pub created_time: DateTime<Utc>,
+    pub last_update_time: DateTime<Utc>,
+    pub run_id: Option<String>,
+}
+
+/// `GET /api/registry/repositories/<name>/_tags?orderby=…`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum TagOrder {
+    /// By name.
+    #[default]
+    Name,
+    /// Most recently updated first.
+    TimeDesc,
+    /// Least recently updated first.
+    TimeAsc,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagsQuery {
+    #[serde(default)]
+    pub orderby: TagOrder,
+}
+
+/// What a delete removed, so the CLI can say it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deleted {
+    pub manifests: Vec<String>,
+    pub tags: Vec<String>,
+}
