@@ -41,8 +41,11 @@ class Server:
     def __init__(self, workers, extra=()):
         self.dir = tempfile.mkdtemp(prefix="kiln-bench-")
         self.log = open(os.path.join(self.dir, "serve.log"), "w+")
+        # The server writes its owner token here on first start; the CLI finds it there.
+        self.credentials = os.path.join(self.dir, "credentials.json")
         self.proc = subprocess.Popen(
             [KILN, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir, "data"),
+             "--credentials-file", self.credentials,
              "--registry", REGISTRY, "--workers", str(workers), *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
@@ -51,12 +54,15 @@ class Server:
             m = re.search(r"addr=(127\.0\.0\.1:\d+)", self.log.read())
             if m:
                 self.url = f"http://{m.group(1)}"
+                with open(self.credentials) as f:
+                    self.token = json.load(f)["servers"][self.url]["token"]
                 return
             time.sleep(0.05)
         raise SystemExit("kiln serve did not start: see " + self.log.name)
 
     def env(self, cache):
-        return dict(os.environ, KILN_SERVER=self.url, XDG_CACHE_HOME=cache)
+        return dict(os.environ, KILN_SERVER=self.url, XDG_CACHE_HOME=cache,
+                    KILN_CREDENTIALS_FILE=self.credentials)
 
     def peak_rss_mib(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -68,7 +74,8 @@ class Server:
     def api(self, method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {self.token}"})
         with urllib.request.urlopen(req, timeout=600) as resp:
             raw = resp.read()
             return json.loads(raw) if raw and resp.headers.get_content_type() == "application/json" else raw
