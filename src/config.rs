@@ -14,7 +14,8 @@ pub struct ServeArgs {
     /// Where the database, build contexts and logs are kept.
     #[arg(long, env = "KILN_DATA_DIR", default_value = "./kiln-data")]
     pub data_dir: PathBuf,
-    /// Default push registry, as HOST or HOST:PORT: image names without a registry are pushed there.
+    /// Default push registry, as HOST or HOST:PORT: image names without a registry are pushed
+    /// there. Unset: Kiln's own registry on this server.
     #[arg(long, env = "KILN_REGISTRY")]
     pub registry: Option<String>,
     /// Username for the default registry.

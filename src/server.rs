@@ -50,8 +50,18 @@ impl Server {
             data.join("contexts"),
             args.max_context_size,
         )?);
+        let addr = listener.local_addr()?;
+        // Embedded workers, and the Docker engine they push through, reach this server over
+        // loopback.
+        let local = if addr.ip().is_unspecified() {
+            std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        } else {
+            addr
+        };
+        let own_registry = local.to_string();
         let settings = RunSettings {
-            default_registry: args.registry.clone(),
+            default_registry: args.registry.clone().unwrap_or(own_registry.clone()),
+            own_registry,
             credentials: args.credentials()?,
             default_timeout_secs: DEFAULT_TIMEOUT_SECS.max(args.min_timeout),
             timeout_range: args.min_timeout..=MAX_TIMEOUT_SECS,
@@ -72,7 +82,6 @@ impl Server {
             repositories: Arc::new(RepositoryService::new(store.clone())),
             token: args.token.as_ref().map(|t| Arc::from(t.expose())),
         };
-        let addr = listener.local_addr()?;
         let mut tasks = JoinSet::new();
         tasks.spawn(async move {
             if let Err(e) = axum::serve(listener, api::router(app)).await {
@@ -81,14 +90,9 @@ impl Server {
         });
         tasks.spawn(queue.reap_forever(REAP_EVERY));
         // Embedded workers speak the same HTTP protocol as remote ones, over loopback.
-        let host = if addr.ip().is_unspecified() {
-            std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
-        } else {
-            addr
-        };
         for i in 0..args.workers {
             let config = AgentConfig {
-                server: format!("http://{host}"),
+                server: format!("http://{local}"),
                 token: args.token.clone(),
                 name: format!("embedded-{i}"),
                 platforms: Vec::new(),

@@ -55,6 +55,9 @@ pub struct Run {
     pub id: RunId,
     pub status: RunStatus,
     pub trigger: String,
+    /// Who queued it: `token 'ci'`.
+    #[serde(default)]
+    pub submitted_by: Option<String>,
     pub platform: PlatformSet,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,

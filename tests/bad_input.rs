@@ -189,15 +189,6 @@ async fn invalid_image_names_and_templates_are_400s_that_queue_nothing() {
     }
     assert_eq!(server.run_count().await, 0);
 
-    // Without a default registry, a name without one has nowhere to go.
-    let no_registry = TestServer::start_with(|a| a.registry = None).await;
-    let out = no_registry
-        .kiln_output(&["build", "-t", "app:v1", dir])
-        .await;
-    assert_eq!(out.code, 2, "{out:#?}");
-    assert!(out.stderr.contains("names no registry"), "{}", out.stderr);
-    assert_eq!(no_registry.run_count().await, 0);
-
     // The next accepted run still gets the first ID: rejected ones leave no gap.
     let out = server
         .kiln_output(&["build", "--no-wait", "--no-push", dir])

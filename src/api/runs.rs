@@ -11,6 +11,7 @@ use kiln_worker::protocol::RunId;
 use super::error::ApiError;
 use super::extract::ValidQuery;
 use super::App;
+use crate::service::auth::Principal;
 use crate::wire::{CreateRun, ListQuery, LogQuery, Run, RunList};
 
 pub fn routes() -> Router<App> {
@@ -29,10 +30,11 @@ pub(super) fn run_id(raw: &str) -> Result<RunId, ApiError> {
 
 async fn create(
     State(app): State<App>,
+    who: Principal,
     body: Result<Json<CreateRun>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
     let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    Ok((StatusCode::CREATED, Json(app.runs.create(req).await?)))
+    Ok((StatusCode::CREATED, Json(app.runs.create(req, &who).await?)))
 }
 
 async fn list(

@@ -99,6 +99,9 @@ pub fn run_details(r: &Run) -> String {
     field("Run ID:", r.id.to_string());
     field("Status:", r.status.to_string());
     field("Trigger:", r.trigger.clone());
+    if let Some(who) = &r.submitted_by {
+        field("Queued by:", who.clone());
+    }
     field("Platform:", r.platform.to_string());
     if let Some(position) = r.queue_position {
         field("Queue:", format!("position {position} for {}", r.platform));

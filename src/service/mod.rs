@@ -25,8 +25,11 @@ pub fn now_ms() -> i64 {
 /// Rules the run and queue services apply, from the server's configuration.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
-    /// Prefixed to image names that name no registry. `None`: such names are an error.
-    pub default_registry: Option<String>,
+    /// Prefixed to image names that name no registry: `--registry`, else Kiln's own.
+    pub default_registry: String,
+    /// Kiln's own registry as workers reach it (`host:port`). Runs pushing there get
+    /// credentials minted for them instead of stored ones.
+    pub own_registry: String,
     pub credentials: Vec<RegistryCredential>,
     pub default_timeout_secs: u64,
     pub timeout_range: RangeInclusive<u64>,

@@ -179,9 +179,7 @@ impl Queue {
         let mut vars = self.runs.run_vars(id, run.created_at, run.platform.first());
         vars.commit = Some(resolved.commit.clone());
         vars.branch = resolved.branch.clone();
-        let images = self
-            .runs
-            .render_images(&run.requested_images, &vars, run.spec.push)?;
+        let images = self.runs.render_images(&run.requested_images, &vars)?;
         let current = self
             .runs
             .store

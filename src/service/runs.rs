@@ -94,10 +94,7 @@ impl RunService {
                 "invalid image filter '{raw}': name a repository or repository:tag, not a digest"
             )));
         }
-        Ok(match &self.settings.default_registry {
-            Some(registry) => image.with_default_registry(registry),
-            None => image,
-        })
+        Ok(image.with_default_registry(&self.settings.default_registry))
     }
 
     /// A queued run's position for its platform and why it waits; `None` for other runs.
@@ -254,6 +251,7 @@ fn view_without_history(row: RunRow) -> wire::Run {
         id: row.id,
         status: row.status,
         trigger: row.trigger,
+        submitted_by: row.submitted_by,
         platform: row.platform,
         created_at: to_time(row.created_at),
         started_at: row.started_at.map(to_time),

@@ -1,10 +1,13 @@
 //! Submitting a run: validating the request, rendering its image names from templates and
 //! queueing it.
 
+use std::str::FromStr as _;
+
 use kiln_worker::protocol::{
     redact_url, BuildSpec, ContextSource, ImageRef, Platform, PlatformSet, RunId,
 };
 
+use super::auth::{Action, Grant, Principal, RepoPattern};
 use super::runs::{to_time, RunService};
 use super::{now_ms, ServiceError};
 use crate::store::{NewRun, RunRow};
@@ -12,8 +15,9 @@ use crate::template::{render, RunVars};
 use crate::wire::{self, CreateRun};
 
 impl RunService {
-    /// Validates and queues a build. Nothing is stored when any part of it is rejected.
-    pub async fn create(&self, req: CreateRun) -> Result<wire::Run, ServiceError> {
+    /// Validates and queues a build for `who`, who must be allowed to push every image it
+    /// names in Kiln's own registry. Nothing is stored when any part of it is rejected.
+    pub async fn create(&self, req: CreateRun, who: &Principal) -> Result<wire::Run, ServiceError> {
         self.check_request(&req)?;
         let now = now_ms();
         let platform = req.platform.clone().unwrap_or_default();
@@ -31,7 +35,8 @@ impl RunService {
                         vars.commit = Some("0".repeat(40));
                         vars.branch = Some("main".into());
                     }
-                    let images = self.render_images(&req.images, &vars, req.push)?;
+                    let images = self.render_images(&req.images, &vars)?;
+                    let registry_grants = self.registry_grants(&images, who)?;
                     Ok::<_, ServiceError>(NewRun {
                         trigger: "Manual".into(),
                         platform: platform.clone(),
@@ -41,6 +46,8 @@ impl RunService {
                             .unwrap_or(self.settings.default_timeout_secs),
                         git_token: req.git_access_token.clone(),
                         cache_key: cache_key(&req, &platform),
+                        submitted_by: who.subject().map(|s| s.describe()),
+                        registry_grants,
                         spec: BuildSpec {
                             context: req.context.clone(),
                             dockerfile: req.dockerfile.clone(),
@@ -158,7 +165,7 @@ impl RunService {
     pub(super) fn run_vars(&self, id: RunId, created_at: i64, platform: &Platform) -> RunVars {
         RunVars {
             id: id.to_string(),
-            registry: self.settings.default_registry.clone(),
+            registry: Some(self.settings.default_registry.clone()),
             date: to_time(created_at),
             os: platform.os.clone(),
             architecture: platform.architecture.clone(),
@@ -167,12 +174,41 @@ impl RunService {
         }
     }
 
+    /// What the run's build may do in Kiln's own registry: push and pull the repositories it
+    /// names there (which `who` must be allowed to push), and pull whatever `who` may pull, so
+    /// a Dockerfile can start `FROM` one of them.
+    fn registry_grants(
+        &self,
+        images: &[ImageRef],
+        who: &Principal,
+    ) -> Result<Vec<Grant>, ServiceError> {
+        let mut grants = Vec::new();
+        for image in images {
+            if image.registry() != Some(self.settings.own_registry.as_str()) {
+                continue;
+            }
+            let repo = image.repository();
+            who.authorize(repo, Action::Push)?;
+            let pattern = RepoPattern::from_str(repo).map_err(ServiceError::Invalid)?;
+            grants.push(Grant::new(pattern, &[Action::Pull, Action::Push]));
+        }
+        if let Some(subject) = who.subject() {
+            grants.extend(
+                subject
+                    .grants
+                    .iter()
+                    .filter(|g| g.actions.contains(&Action::Pull))
+                    .map(|g| Grant::new(g.pattern.clone(), &[Action::Pull])),
+            );
+        }
+        Ok(grants)
+    }
+
     /// Renders each image name and puts it in its registry.
     pub(super) fn render_images(
         &self,
         templates: &[String],
         vars: &RunVars,
-        push: bool,
     ) -> Result<Vec<ImageRef>, ServiceError> {
         let mut images: Vec<ImageRef> = Vec::new();
         for template in templates {
@@ -183,17 +219,9 @@ impl RunService {
                     "invalid image '{name}': a pushed image needs a tag, not a digest"
                 )));
             }
-            let image = match (image.registry(), &self.settings.default_registry) {
-                (Some(_), _) => image,
-                (None, Some(registry)) => image.with_default_registry(registry),
-                (None, None) if push => {
-                    return Err(ServiceError::Invalid(format!(
-                        "image '{name}' names no registry and this server has no default registry \
-                         (kiln serve --registry): name one, e.g. 'myregistry.example.com/{name}', \
-                         or build with --no-push"
-                    )))
-                }
-                (None, None) => image,
+            let image = match image.registry() {
+                Some(_) => image,
+                None => image.with_default_registry(&self.settings.default_registry),
             };
             if !images.contains(&image) {
                 images.push(image);

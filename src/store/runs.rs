@@ -7,6 +7,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 use super::{Store, StoreError};
+use crate::service::auth::{Action, Grant, RepoPattern};
 
 /// A run as stored. Times are Unix milliseconds.
 #[derive(Debug, Clone)]
@@ -31,6 +32,10 @@ pub struct RunRow {
     pub git_commit: Option<String>,
     pub git_branch: Option<String>,
     pub git_token: Option<Secret>,
+    /// The name of the token that queued the run.
+    pub submitted_by: Option<String>,
+    /// What the run's build may do in Kiln's own registry.
+    pub registry_grants: Vec<Grant>,
 }
 
 /// What a new run is made of; built once its ID is known, since image names may contain it.
@@ -42,6 +47,8 @@ pub struct NewRun {
     pub timeout_secs: u64,
     pub git_token: Option<Secret>,
     pub cache_key: String,
+    pub submitted_by: Option<String>,
+    pub registry_grants: Vec<Grant>,
 }
 
 /// A run waiting for a worker, as the scheduler sees it.
@@ -102,7 +109,43 @@ fn from_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
         git_token: row
             .try_get::<Option<String>, _>("git_token")?
             .map(Secret::new),
+        submitted_by: row.try_get("submitted_by")?,
+        registry_grants: grants_from_json(&row.try_get::<String, _>("registry_grants")?)?,
     })
+}
+
+/// A grant as stored: `{"pattern": "app/*", "actions": ["pull"]}`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredGrant {
+    pattern: RepoPattern,
+    actions: Vec<String>,
+}
+
+fn grants_json(grants: &[Grant]) -> Result<String, StoreError> {
+    let stored: Vec<StoredGrant> = grants
+        .iter()
+        .map(|g| StoredGrant {
+            pattern: g.pattern.clone(),
+            actions: g.actions.iter().map(|a| a.as_str().to_string()).collect(),
+        })
+        .collect();
+    serde_json::to_string(&stored).map_err(|e| corrupt("registry_grants", e))
+}
+
+fn grants_from_json(text: &str) -> Result<Vec<Grant>, StoreError> {
+    let stored: Vec<StoredGrant> =
+        serde_json::from_str(text).map_err(|e| corrupt("registry_grants", e))?;
+    stored
+        .into_iter()
+        .map(|g| {
+            let actions = g
+                .actions
+                .iter()
+                .map(|a| Action::parse(a).ok_or_else(|| corrupt("registry_grants", a)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Grant::new(g.pattern, &actions))
+        })
+        .collect()
 }
 
 fn seq(id: RunId) -> i64 {
@@ -166,7 +209,7 @@ impl Store {
         };
         let row = sqlx::query(
             "UPDATE runs SET trigger = ?, platform = ?, requested_images = ?, spec = ?, timeout_secs = ?,
-                 git_token = ?, cache_key = ?
+                 git_token = ?, cache_key = ?, submitted_by = ?, registry_grants = ?
              WHERE seq = ? RETURNING *",
         )
         .bind(&new.trigger)
@@ -176,6 +219,8 @@ impl Store {
         .bind(new.timeout_secs as i64)
         .bind(new.git_token.as_ref().map(Secret::expose))
         .bind(&new.cache_key)
+        .bind(&new.submitted_by)
+        .bind(grants_json(&new.registry_grants)?)
         .bind(seq)
         .fetch_one(&mut *tx)
         .await?;
