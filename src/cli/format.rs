@@ -1,4 +1,4 @@
-//! Human-readable output of runs: the `run list` table and `run show` details.
+//! Human-readable output: tables (`run list`, `token list`) and `run show` details.
 
 use std::fmt::Write;
 
@@ -33,8 +33,13 @@ pub fn run_table(runs: &[Run]) -> String {
             ]
         })
         .collect();
+    table(header, &rows)
+}
+
+/// Columns padded to their widest cell, two spaces apart.
+pub fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
     let mut widths = header.map(str::len);
-    for row in &rows {
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -49,7 +54,7 @@ pub fn run_table(runs: &[Run]) -> String {
         let _ = writeln!(out, "{}", text.join("  ").trim_end());
     };
     line(&header);
-    for row in &rows {
+    for row in rows {
         line(&row.each_ref().map(String::as_str));
     }
     out
@@ -70,7 +75,7 @@ fn images_cell(r: &Run) -> String {
     r.rendered_images.join(", ")
 }
 
-fn timestamp(t: DateTime<Utc>) -> String {
+pub fn timestamp(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 

@@ -4,8 +4,10 @@
 //! and each backend keeps its own migrations under `migrations/<backend>/`.
 
 mod runs;
+mod tokens;
 
 pub use runs::{Finish, NewRun, QueuedRun, RunRow, StatusChange};
+pub use tokens::{Inserted, TokenRow};
 
 use std::path::Path;
 use std::str::FromStr;
