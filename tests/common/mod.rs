@@ -183,15 +183,19 @@ impl TestServer {
         created["secret"].as_str().unwrap().to_string()
     }
 
+    /// `GET path` as the owner, as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        let resp = self.http().get(format!("{}{path}", self.url)).send();
+        resp.await.unwrap().text().await.unwrap()
+    }
+
+    /// `GET path` as the owner, as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        serde_json::from_str(&self.get_text(path).await).unwrap()
+    }
+
     pub async fn run_json(&self, id: &str) -> serde_json::Value {
-        self.http()
-            .get(format!("{}/api/runs/{id}", self.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get_json(&format!("/api/runs/{id}")).await
     }
 
     /// Waits until the run has the given status, for at most `limit`.
@@ -218,15 +222,7 @@ impl TestServer {
     }
 
     pub async fn run_count(&self) -> usize {
-        let list: serde_json::Value = self
-            .http()
-            .get(format!("{}/api/runs?top=1000", self.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = self.get_json("/api/runs?top=1000").await;
         list["runs"].as_array().unwrap().len()
     }
 }
