@@ -134,3 +134,12 @@ pub fn status_exit_code(status: RunStatus) -> i32 {
         RunStatus::Error => 5,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn verify_cli() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
+    }
+}
