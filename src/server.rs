@@ -29,7 +29,7 @@ const DEFAULT_TIMEOUT_SECS: u64 = 3_600;
 
 /// Where a client on this machine reaches a server listening on `addr`.
 fn local_addr(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() || addr.ip().is_loopback() && addr.is_ipv4() {
+    if addr.ip().is_unspecified() || (addr.ip().is_loopback() && addr.is_ipv4()) {
         SocketAddr::from(([127, 0, 0, 1], addr.port()))
     } else {
         addr
