@@ -33,9 +33,14 @@ pub struct ServeArgs {
     /// The Docker engine the embedded workers use: unix:///path or tcp://host:port.
     #[arg(long, env = "KILN_DOCKER_HOST")]
     pub docker_host: Option<String>,
-    /// API token clients and workers must present. Unset: the API is open.
-    #[arg(long, env = "KILN_TOKEN", hide_env_values = true, value_parser = parse_secret)]
-    pub token: Option<Secret>,
+    /// Where the first start stores the owner token for the `kiln` CLI on this machine
+    /// (default: $XDG_CONFIG_HOME/kiln/credentials.json, else ~/.config/kiln/credentials.json).
+    #[arg(long, env = "KILN_CREDENTIALS_FILE")]
+    pub credentials_file: Option<PathBuf>,
+    /// The server's URL as clients see it, e.g. https://kiln.example.com behind a TLS proxy;
+    /// the registry sends Docker there for tokens. Default: http:// and the request's Host.
+    #[arg(long, env = "KILN_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
     /// Largest accepted build context, e.g. 2GiB, 500MiB, 1000000.
     #[arg(long, env = "KILN_MAX_CONTEXT_SIZE", default_value = "2GiB", value_parser = parse_size)]
     pub max_context_size: u64,
@@ -52,6 +57,16 @@ pub fn parse_secret(s: &str) -> Result<Secret, String> {
         return Err("must not be empty".into());
     }
     Ok(Secret::new(s))
+}
+
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let s = s.trim_end_matches('/');
+    match s.split_once("://") {
+        Some(("http" | "https", host)) if !host.is_empty() && !host.contains(['"', ' ']) => {
+            Ok(s.to_string())
+        }
+        _ => Err(format!("'{s}' is not an http:// or https:// URL")),
+    }
 }
 
 /// `2GiB`, `500MiB`, `64KiB`, `1000` (bytes).

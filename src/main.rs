@@ -1,7 +1,7 @@
 use std::io::IsTerminal;
 
 use clap::Parser;
-use kiln::cli::{build, registry, run, Cli, CliError, Command};
+use kiln::cli::{build, login, registry, run, token, Cli, CliError, Command};
 use kiln::server::Server;
 
 fn init_tracing(default: &str) {
@@ -68,6 +68,15 @@ async fn main() {
             init_tracing("warn");
             report(registry::run(cmd).await)
         }
+        Command::Token(cmd) => {
+            init_tracing("warn");
+            report(token::run(cmd).await)
+        }
+        Command::Login(args) => {
+            init_tracing("warn");
+            report(login::login(args).await)
+        }
+        Command::Logout(args) => report(login::logout(args)),
     };
     std::process::exit(code);
 }

@@ -1,6 +1,7 @@
 //! `kiln serve`: opens the data dir, runs migrations, serves the API and starts the embedded
 //! workers and the reaper. Tests start it in-process on a port-0 listener.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::api::{self, App};
+use crate::cli::credentials;
 use crate::config::ServeArgs;
+use crate::service::auth::{AuthService, OWNER_TOKEN};
 use crate::service::contexts::ContextStore;
 use crate::service::logs::LogHub;
 use crate::service::queue::Queue;
@@ -25,9 +28,64 @@ const REAP_EVERY: Duration = Duration::from_secs(1);
 const MAX_TIMEOUT_SECS: u64 = 28_800;
 const DEFAULT_TIMEOUT_SECS: u64 = 3_600;
 
+/// Where a client on this machine reaches a server listening on `addr`.
+fn local_addr(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() || (addr.ip().is_loopback() && addr.is_ipv4()) {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+
+/// Kiln's own registry as `host:port` in image names: the host of `--public-url` when set, so
+/// build hosts elsewhere can push to it, else the loopback address of this server.
+fn own_registry(public_url: Option<&str>, addr: SocketAddr) -> anyhow::Result<String> {
+    let Some(url) = public_url else {
+        return Ok(local_addr(addr).to_string());
+    };
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("invalid --public-url: {e}"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| anyhow::anyhow!("invalid --public-url '{url}': it names no host"))?;
+    Ok(match parsed.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    })
+}
+
+/// On the first start, an owner token in the credentials file, where the `kiln` CLI on this
+/// machine finds it for `local_url`. The secret goes to the file only, never to the log.
+async fn bootstrap_owner(
+    auth: &AuthService,
+    args: &ServeArgs,
+    local_url: &str,
+) -> anyhow::Result<()> {
+    let Some(secret) = auth.bootstrap_owner().await? else {
+        return Ok(());
+    };
+    let stored = credentials::path(args.credentials_file.as_deref())
+        .and_then(|path| credentials::store(&path, local_url, &secret).map(|()| path));
+    let path = match stored {
+        Ok(path) => path,
+        Err(e) => {
+            // A secret nobody holds would lock the owner out: the next start tries again.
+            auth.revoke_token(OWNER_TOKEN).await?;
+            return Err(e.into());
+        }
+    };
+    tracing::info!(
+        token.name = OWNER_TOKEN,
+        credentials_file = %path.display(),
+        server = local_url,
+        "created the owner token; the kiln CLI on this machine uses it from the credentials file"
+    );
+    Ok(())
+}
+
 /// A running server. Dropping it does not stop it: call `shutdown`.
 pub struct Server {
-    addr: std::net::SocketAddr,
+    addr: SocketAddr,
     tasks: JoinSet<()>,
     store: Store,
 }
@@ -51,14 +109,10 @@ impl Server {
             args.max_context_size,
         )?);
         let addr = listener.local_addr()?;
-        // Embedded workers, and the Docker engine they push through, reach this server over
-        // loopback.
-        let local = if addr.ip().is_unspecified() {
-            std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
-        } else {
-            addr
-        };
-        let own_registry = local.to_string();
+        // Embedded workers and the local CLI reach the server over loopback.
+        let local_url = format!("http://{}", local_addr(addr));
+        let own_registry = own_registry(args.public_url.as_deref(), addr)?;
+        let auth = Arc::new(AuthService::new(store.clone()).await?);
         let settings = RunSettings {
             default_registry: args.registry.clone().unwrap_or(own_registry.clone()),
             own_registry,
@@ -72,15 +126,22 @@ impl Server {
             store.clone(),
             logs,
             contexts.clone(),
+            auth.clone(),
             settings,
         ));
         let queue = Arc::new(Queue::new(runs.clone()));
+        bootstrap_owner(&auth, &args, &local_url).await?;
+        let worker_token = match args.workers {
+            0 => None,
+            _ => Some(auth.rotate_embedded_worker_token().await?),
+        };
         let app = App {
             runs,
             queue: queue.clone(),
             contexts,
             repositories: Arc::new(RepositoryService::new(store.clone())),
-            token: args.token.as_ref().map(|t| Arc::from(t.expose())),
+            auth,
+            public_url: args.public_url.as_deref().map(Arc::from),
         };
         let mut tasks = JoinSet::new();
         tasks.spawn(async move {
@@ -89,11 +150,11 @@ impl Server {
             }
         });
         tasks.spawn(queue.reap_forever(REAP_EVERY));
-        // Embedded workers speak the same HTTP protocol as remote ones, over loopback.
+        // Embedded workers speak the same HTTP protocol as remote ones.
         for i in 0..args.workers {
             let config = AgentConfig {
-                server: format!("http://{local}"),
-                token: args.token.clone(),
+                server: local_url.clone(),
+                token: worker_token.clone(),
                 name: format!("embedded-{i}"),
                 platforms: Vec::new(),
             };
@@ -104,7 +165,7 @@ impl Server {
         Ok(Server { addr, tasks, store })
     }
 
-    pub fn addr(&self) -> std::net::SocketAddr {
+    pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 

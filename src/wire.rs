@@ -11,6 +11,8 @@ use kiln_worker::protocol::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::service::auth::{RepoPattern, Role, TokenName};
+
 /// `POST /api/runs`: queue a build.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -125,4 +127,42 @@ pub struct ListQuery {
     pub top: Option<u32>,
     /// `repo` (any tag) or `repo:tag`; without a registry, the server's default one.
     pub image: Option<String>,
+}
+
+/// `POST /api/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateToken {
+    pub name: TokenName,
+    pub roles: Vec<Role>,
+    /// Repository patterns the roles apply to; none for owner and worker tokens.
+    #[serde(default)]
+    pub repositories: Vec<RepoPattern>,
+    #[serde(default)]
+    pub expires_in_secs: Option<u64>,
+}
+
+/// A token as the API shows it: never its secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Token {
+    pub name: String,
+    pub roles: Vec<Role>,
+    pub repositories: Vec<RepoPattern>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// The answer to `POST /api/tokens`, the only time the secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub token: Token,
+    pub secret: Secret,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenList {
+    pub tokens: Vec<Token>,
 }

@@ -264,37 +264,32 @@ async fn an_unreachable_engine_or_registry_ends_the_run_as_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_protects_the_api() {
-    let server = TestServer::start_with(|a| {
-        a.token = Some(kiln_worker::protocol::Secret::new("s3cret"));
-    })
-    .await;
-    let resp = server
-        .http()
-        .get(format!("{}/api/runs", server.url))
-        .send()
+async fn the_api_needs_a_token_and_says_how_to_get_one() {
+    let server = TestServer::start_with(|a| a.workers = 0).await;
+    let resp = reqwest::get(format!("{}/api/runs", server.url))
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
-    let health = server
-        .http()
-        .get(format!("{}/healthz", server.url))
-        .send()
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("kiln login"), "{message}");
+    assert!(message.contains("KILN_TOKEN"), "{message}");
+    let health = reqwest::get(format!("{}/healthz", server.url))
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    let ctx = context(&[(
-        "Dockerfile",
-        &format!("FROM {BASE_IMAGE}\nRUN echo with-token\n"),
-    )]);
+
+    // A CLI with no stored token for this server.
     let out = server
-        .kiln(&["build", "--no-push", ctx.path().to_str().unwrap()])
-        .env("KILN_TOKEN", "s3cret")
+        .kiln(&["run", "list"])
+        .env(
+            "KILN_CREDENTIALS_FILE",
+            server.home.path().join("elsewhere.json"),
+        )
         .output()
         .await
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let out = server.kiln_output(&["run", "list"]).await;
-    assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("token"), "{}", out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("kiln login"), "{stderr}");
 }

@@ -7,12 +7,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use kiln_worker::protocol::Secret;
 
-fn spawn_worker(server: &TestServer, name: &str) -> tokio::process::Child {
+fn spawn_worker(server: &TestServer, token: &str, name: &str) -> tokio::process::Child {
     tokio::process::Command::new(worker_binary())
         .args(["--server", &server.url, "--name", name])
-        .env("KILN_TOKEN", "worker-secret")
+        .env("KILN_TOKEN", token)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -20,29 +19,25 @@ fn spawn_worker(server: &TestServer, name: &str) -> tokio::process::Child {
         .unwrap()
 }
 
-async fn secured_server() -> TestServer {
+async fn remote_only_server() -> TestServer {
     TestServer::start_with(|a| {
         a.workers = 0;
         a.lease_ttl = 3;
-        a.token = Some(Secret::new("worker-secret"));
     })
     .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_dies_mid_build_loses_its_run_and_a_fresh_one_carries_on() {
-    let server = secured_server().await;
-    let mut worker = spawn_worker(&server, "remote-1");
+    let server = remote_only_server().await;
+    let token = server.create_token("build-hosts", &["worker"], &[]).await;
+    let mut worker = spawn_worker(&server, &token, "remote-1");
     let ctx = context(&[(
         "Dockerfile",
         &format!("FROM {BASE_IMAGE}\nRUN echo doomed-build && sleep 4444\n"),
     )]);
     let dir = ctx.path().to_str().unwrap();
-    let mut build = Live::spawn({
-        let mut cmd = server.kiln(&["build", "--no-push", "--no-cache", dir]);
-        cmd.env("KILN_TOKEN", "worker-secret");
-        cmd
-    });
+    let mut build = Live::spawn(server.kiln(&["build", "--no-push", "--no-cache", dir]));
     let seen = build.until(|l| l.ends_with(" doomed-build")).await;
     assert!(
         seen.iter()
@@ -57,7 +52,7 @@ async fn a_worker_that_dies_mid_build_loses_its_run_and_a_fresh_one_carries_on()
     assert!(rest.contains("ended with an error"), "{rest}");
     assert!(rest.contains("worker lost: worker 'remote-1'"), "{rest}");
 
-    let _fresh = spawn_worker(&server, "remote-2");
+    let _fresh = spawn_worker(&server, &token, "remote-2");
     let ctx = context(&[(
         "Dockerfile",
         &format!("FROM {BASE_IMAGE}\nRUN echo fresh\n"),
@@ -66,7 +61,6 @@ async fn a_worker_that_dies_mid_build_loses_its_run_and_a_fresh_one_carries_on()
         Duration::from_secs(120),
         server
             .kiln(&["build", "--no-push", ctx.path().to_str().unwrap()])
-            .env("KILN_TOKEN", "worker-secret")
             .output(),
     )
     .await

@@ -197,8 +197,9 @@ async fn a_run_whose_worker_vanishes_ends_as_error() {
     let ctx = context(&[("Dockerfile", &format!("FROM {BASE_IMAGE}\n"))]);
     let id = queue(&server, ctx.path(), &["--no-push"]).await;
     // A worker leases the run, then dies without a word.
-    let lease: serde_json::Value = server
-        .http()
+    let worker = server.create_token("doomed", &["worker"], &[]).await;
+    let worker = server.http_as(&worker);
+    let lease: serde_json::Value = worker
         .post(format!("{}/api/worker/lease", server.url))
         .json(&serde_json::json!({
             "worker": {"id": "doomed-1", "name": "doomed", "platforms": ["linux/amd64"]},
@@ -228,8 +229,7 @@ async fn a_run_whose_worker_vanishes_ends_as_error() {
     );
 
     // The dead worker's attempt is fenced: its late result is refused and changes nothing.
-    let late = server
-        .http()
+    let late = worker
         .post(format!("{}/api/worker/runs/{id}/result", server.url))
         .json(&serde_json::json!({"attempt": 1, "outcome": "Succeeded", "errorMessage": null, "outputImages": []}))
         .send()
@@ -277,13 +277,7 @@ async fn ctrl_c_stops_following_but_not_the_run() {
     let full = server.kiln_output(&["run", "logs", &id]).await.stdout;
     assert!(full.contains("still-built"), "{full}");
     let tail = server
-        .http()
-        .get(format!("{}/api/runs/{id}/logs?offset=10", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .get_text(&format!("/api/runs/{id}/logs?offset=10"))
+        .await;
     assert_eq!(tail, full[10..]);
 }

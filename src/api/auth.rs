@@ -1,46 +1,167 @@
-//! Authentication for every route but `/healthz`: the middleware resolves the request's
-//! credentials into a `Principal` once, and handlers take it as an extractor to authorise.
+//! Authentication for every route but `/healthz` and `/token`: the middleware resolves the
+//! request's credentials into a `Principal` once, and handlers take it as an extractor to
+//! authorise.
 //!
-//! Interim rule until tokens land: the single shared `--token` (or an open server) makes the
-//! caller an owner.
+//! The API (`/api/…`) refuses a request without good credentials with the JSON `ApiError`.
+//! The registry (`/v2/…`) lets a request without credentials through as `Anonymous`, so that
+//! its handler can answer 401 with the scope it needs, and turns every 401 into Docker's
+//! token challenge: `WWW-Authenticate: Bearer realm=…/token,service=…,scope=…`.
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, HOST, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine as _;
+use kiln_worker::protocol::Secret;
 
 use super::error::ApiError;
+use super::oci_error::{ChallengeScope, OciError, API_VERSION, API_VERSION_HEADER};
 use super::App;
-use crate::service::auth::{Principal, Role, Subject};
+use crate::service::auth::{AuthError, Credentials, Principal};
 
-pub async fn authenticate(
-    State(app): State<App>,
-    mut req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let given = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let principal = match (app.token.as_deref(), given) {
-        (None, _) => owner(),
-        (Some(expected), Some(token))
-            if constant_time_eq(token.as_bytes(), expected.as_bytes()) =>
-        {
-            owner()
-        }
-        _ => return Err(ApiError::Unauthorized),
+pub async fn authenticate(State(app): State<App>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let registry = path == "/v2" || path.starts_with("/v2/");
+    let challenge = registry.then(|| Challenge::new(&app, req.headers()));
+    let outcome = match (credentials(req.headers()), registry) {
+        (Ok(None), true) => Ok(Principal::Anonymous),
+        (Ok(None), false) => Err(AuthError::Unauthenticated("no token given".into())),
+        (Ok(Some(creds)), true) => app.auth.authenticate_registry(&creds).await,
+        (Ok(Some(creds)), false) => app.auth.authenticate_api(&creds).await,
+        (Err(e), _) => Err(e),
     };
-    req.extensions_mut().insert(principal);
-    Ok(next.run(req).await)
+    let resp = match outcome {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        Err(e) if registry => OciError::from(e).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    match challenge {
+        Some(challenge) if resp.status() == StatusCode::UNAUTHORIZED => challenge.apply(resp),
+        _ => resp,
+    }
 }
 
-fn owner() -> Principal {
-    let mut subject = Subject::token("shared", "shared", &[Role::Owner], &[]);
-    subject.roles.push(Role::Worker);
-    Principal::Direct(subject)
+/// The `Authorization` header's credentials; `None` without one.
+pub(super) fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>, AuthError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let malformed = || {
+        AuthError::Unauthenticated(
+            "malformed Authorization header: expected 'Bearer <token>' or 'Basic <base64>'".into(),
+        )
+    };
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, rest) = value.split_once(' ').ok_or_else(malformed)?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+        return Ok(Some(Credentials::Bearer(Secret::new(rest))));
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(malformed());
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(malformed)?;
+    let (username, password) = decoded.split_once(':').ok_or_else(malformed)?;
+    Ok(Some(Credentials::Basic {
+        username: username.to_string(),
+        password: Secret::new(password),
+    }))
+}
+
+/// Where Docker should fetch a registry token: this server's `/token`, as the client reached
+/// it (or as `--public-url` says, behind a proxy).
+struct Challenge {
+    realm: String,
+    service: String,
+}
+
+impl Challenge {
+    fn new(app: &App, headers: &HeaderMap) -> Challenge {
+        if let Some(url) = &app.public_url {
+            let service = url.split_once("://").map_or(&**url, |(_, rest)| rest);
+            return Challenge {
+                realm: format!("{url}/token"),
+                service: service.trim_end_matches('/').to_string(),
+            };
+        }
+        // The Host header is the client's own; anything that could break out of the quoted
+        // parameter is not used.
+        let host = headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+            })
+            .unwrap_or("localhost");
+        Challenge {
+            realm: format!("http://{host}/token"),
+            service: host.to_string(),
+        }
+    }
+
+    fn apply(self, mut resp: Response) -> Response {
+        let mut value = format!(
+            r#"Bearer realm="{}",service="{}""#,
+            self.realm, self.service
+        );
+        if let Some(ChallengeScope(Some(scope))) = resp.extensions().get::<ChallengeScope>() {
+            value.push_str(&format!(r#",scope="{scope}""#));
+        }
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(WWW_AUTHENTICATE, value);
+        }
+        resp
+    }
+}
+
+impl From<AuthError> for OciError {
+    fn from(e: AuthError) -> OciError {
+        match e {
+            AuthError::Unauthenticated(m) => OciError::unauthorized(m, None),
+            AuthError::Invalid(m) | AuthError::Conflict(m) => {
+                OciError::new(StatusCode::BAD_REQUEST, "UNSUPPORTED", m)
+            }
+            AuthError::NotFound(m) => OciError::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", m),
+            e @ AuthError::Store(_) => {
+                tracing::error!(error = %e, "authentication failed");
+                OciError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "UNKNOWN",
+                    "internal server error: see the server's log",
+                )
+            }
+        }
+    }
+}
+
+/// Interim `GET /v2/`, the endpoint `docker login` probes for the challenge, until the
+/// registry's own base endpoint (`src/api/registry/`) takes its place: then delete this and
+/// its `merge` in `api::router`.
+pub fn registry_base_routes() -> Router<App> {
+    Router::new().route("/v2/", get(registry_base))
+}
+
+async fn registry_base(principal: Principal) -> Result<Response, OciError> {
+    if principal.subject().is_none() {
+        return Err(OciError::unauthorized("authentication required", None));
+    }
+    let mut resp = Json(serde_json::json!({})).into_response();
+    resp.headers_mut()
+        .insert(API_VERSION_HEADER, HeaderValue::from_static(API_VERSION));
+    Ok(resp)
 }
 
 /// Handlers take the principal the middleware resolved; a route outside the middleware sees
@@ -55,9 +176,4 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
             .cloned()
             .unwrap_or(Principal::Anonymous))
     }
-}
-
-/// Compares without an early exit, so response timing does not reveal a token prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -12,6 +12,7 @@ use tokio_util::io::ReaderStream;
 use super::error::ApiError;
 use super::extract::ValidPath;
 use super::App;
+use crate::service::auth::{Action, Principal};
 use crate::wire::ContextUploaded;
 
 pub fn routes() -> Router<App> {
@@ -22,9 +23,11 @@ pub fn routes() -> Router<App> {
 
 async fn upload(
     State(app): State<App>,
+    principal: Principal,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<ContextUploaded>), ApiError> {
+    principal.require_any(Action::Push)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -47,18 +50,26 @@ async fn upload(
     ))
 }
 
-async fn exists(State(app): State<App>, ValidPath(digest): ValidPath<Digest>) -> StatusCode {
-    if app.contexts.exists(&digest) {
+/// Part of uploading: the CLI skips an upload the server already has.
+async fn exists(
+    State(app): State<App>,
+    principal: Principal,
+    ValidPath(digest): ValidPath<Digest>,
+) -> Result<StatusCode, ApiError> {
+    principal.require_any(Action::Push)?;
+    Ok(if app.contexts.exists(&digest) {
         StatusCode::OK
     } else {
         StatusCode::NOT_FOUND
-    }
+    })
 }
 
 async fn download(
     State(app): State<App>,
+    principal: Principal,
     ValidPath(digest): ValidPath<Digest>,
 ) -> Result<Response, ApiError> {
+    principal.require_any(Action::Pull)?;
     archive_response(&app, &digest).await
 }
 

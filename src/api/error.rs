@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kiln_worker::protocol::{ApiErrorBody, ApiErrorDetail};
 
-use crate::service::auth::AccessError;
+use crate::service::auth::{AccessError, AuthError};
 use crate::service::contexts::ContextError;
 use crate::service::logs::LogError;
 use crate::service::ServiceError;
@@ -14,7 +14,8 @@ use crate::service::ServiceError;
 #[derive(Debug)]
 pub enum ApiError {
     BadRequest(String),
-    Unauthorized,
+    /// Missing or bad credentials; the message says which, and the body adds how to log in.
+    Unauthorized(String),
     /// Good credentials that do not allow the request.
     Forbidden(String),
     NotFound(String),
@@ -42,8 +43,23 @@ impl From<ServiceError> for ApiError {
 impl From<AccessError> for ApiError {
     fn from(e: AccessError) -> ApiError {
         match e {
-            AccessError::Unauthenticated | AccessError::InsufficientScope => ApiError::Unauthorized,
+            AccessError::Unauthenticated => ApiError::Unauthorized("no token given".into()),
+            AccessError::InsufficientScope => {
+                ApiError::Unauthorized("the API does not take registry tokens".into())
+            }
             AccessError::Denied(m) => ApiError::Forbidden(m),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> ApiError {
+        match e {
+            AuthError::Unauthenticated(m) => ApiError::Unauthorized(m),
+            AuthError::Invalid(m) => ApiError::BadRequest(m),
+            AuthError::NotFound(m) => ApiError::NotFound(m),
+            AuthError::Conflict(m) => ApiError::Conflict(m),
+            e @ AuthError::Store(_) => ApiError::Internal(e.to_string()),
         }
     }
 }
@@ -64,10 +80,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "BAD_REQUEST", m),
-            ApiError::Unauthorized => (
+            ApiError::Unauthorized(m) => (
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHORIZED",
-                "missing or invalid token: pass --token or set KILN_TOKEN".to_string(),
+                format!(
+                    "{m}: run `kiln login <server>` with a token from `kiln token create`, \
+                     or set KILN_TOKEN"
+                ),
             ),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "DENIED", m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "NOT_FOUND", m),

@@ -3,11 +3,13 @@
 
 mod auth;
 mod contexts;
+mod docker_token;
 pub mod error;
 mod extract;
 pub mod oci_error;
 mod repositories;
 mod runs;
+mod tokens;
 mod workers;
 
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::Router;
 
+use crate::service::auth::AuthService;
 use crate::service::contexts::ContextStore;
 use crate::service::queue::Queue;
 use crate::service::repositories::RepositoryService;
@@ -27,8 +30,10 @@ pub struct App {
     pub queue: Arc<Queue>,
     pub contexts: Arc<ContextStore>,
     pub repositories: Arc<RepositoryService>,
-    /// `None`: the API is open (a server on loopback for one user).
-    pub token: Option<Arc<str>>,
+    pub auth: Arc<AuthService>,
+    /// The server's URL as clients outside see it (`https://kiln.example.com`), for the
+    /// registry's token challenge. `None`: `http://` and the request's Host.
+    pub public_url: Option<Arc<str>>,
 }
 
 pub fn router(app: App) -> Router {
@@ -37,12 +42,15 @@ pub fn router(app: App) -> Router {
         .merge(runs::routes())
         .merge(repositories::routes())
         .merge(workers::routes())
+        .merge(tokens::routes())
+        .merge(auth::registry_base_routes())
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::authenticate,
         ));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .merge(docker_token::routes())
         .merge(api)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)

@@ -11,7 +11,7 @@ use kiln_worker::protocol::RunId;
 use super::error::ApiError;
 use super::extract::ValidQuery;
 use super::App;
-use crate::service::auth::Principal;
+use crate::service::auth::{Action, Principal};
 use crate::wire::{CreateRun, ListQuery, LogQuery, Run, RunList};
 
 pub fn routes() -> Router<App> {
@@ -33,22 +33,35 @@ async fn create(
     who: Principal,
     body: Result<Json<CreateRun>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
+    who.require_any(Action::Push)?;
     let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     Ok((StatusCode::CREATED, Json(app.runs.create(req, &who).await?)))
 }
 
 async fn list(
     State(app): State<App>,
+    principal: Principal,
     ValidQuery(q): ValidQuery<ListQuery>,
 ) -> Result<Json<RunList>, ApiError> {
+    principal.require_any(Action::Pull)?;
     Ok(Json(app.runs.list(q).await?))
 }
 
-async fn show(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Run>, ApiError> {
+async fn show(
+    State(app): State<App>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Run>, ApiError> {
+    principal.require_any(Action::Pull)?;
     Ok(Json(app.runs.get(run_id(&id)?).await?))
 }
 
-async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Result<Json<Run>, ApiError> {
+async fn cancel(
+    State(app): State<App>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Run>, ApiError> {
+    principal.require_any(Action::Push)?;
     Ok(Json(app.runs.cancel(run_id(&id)?).await?))
 }
 
@@ -56,9 +69,11 @@ async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Result<Json<R
 /// clean end of body means "complete" and a broken one means "reconnect at your offset".
 async fn logs(
     State(app): State<App>,
+    principal: Principal,
     Path(id): Path<String>,
     ValidQuery(q): ValidQuery<LogQuery>,
 ) -> Result<Response, ApiError> {
+    principal.require_any(Action::Pull)?;
     let stream = app.runs.logs(run_id(&id)?, q.offset, q.follow).await?;
     let mut resp = Body::from_stream(stream).into_response();
     resp.headers_mut().insert(

@@ -17,6 +17,7 @@ use super::error::ApiError;
 use super::extract::ValidQuery;
 use super::runs::run_id;
 use super::App;
+use crate::service::auth::Principal;
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -37,8 +38,10 @@ struct AttemptQuery {
 
 async fn lease(
     State(app): State<App>,
+    principal: Principal,
     Json(req): Json<LeaseRequest>,
 ) -> Result<Response, ApiError> {
+    principal.require_worker()?;
     Ok(match app.queue.lease(req).await? {
         Some(lease) => Json(lease).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
@@ -47,18 +50,22 @@ async fn lease(
 
 async fn heartbeat(
     State(app): State<App>,
+    principal: Principal,
     Path(id): Path<String>,
     Json(hb): Json<Heartbeat>,
 ) -> Result<Json<HeartbeatReply>, ApiError> {
+    principal.require_worker()?;
     Ok(Json(app.queue.heartbeat(run_id(&id)?, hb.attempt).await?))
 }
 
 async fn append_logs(
     State(app): State<App>,
+    principal: Principal,
     Path(id): Path<String>,
     ValidQuery(q): ValidQuery<AttemptQuery>,
     body: Bytes,
 ) -> Result<Json<LogAppendReply>, ApiError> {
+    principal.require_worker()?;
     let size = app
         .queue
         .append_logs(run_id(&id)?, q.attempt, q.offset, &body)
@@ -68,18 +75,22 @@ async fn append_logs(
 
 async fn result(
     State(app): State<App>,
+    principal: Principal,
     Path(id): Path<String>,
     Json(res): Json<RunResult>,
 ) -> Result<StatusCode, ApiError> {
+    principal.require_worker()?;
     app.queue.report(run_id(&id)?, res).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn source(
     State(app): State<App>,
+    principal: Principal,
     Path(id): Path<String>,
     Json(resolved): Json<SourceResolved>,
 ) -> Result<Json<SourceReply>, ApiError> {
+    principal.require_worker()?;
     Ok(Json(
         app.queue.source_resolved(run_id(&id)?, resolved).await?,
     ))
@@ -87,9 +98,11 @@ async fn source(
 
 async fn context(
     State(app): State<App>,
+    principal: Principal,
     Path(id): Path<String>,
     ValidQuery(q): ValidQuery<AttemptQuery>,
 ) -> Result<Response, ApiError> {
+    principal.require_worker()?;
     let digest = app.queue.context_of(run_id(&id)?, q.attempt).await?;
     archive_response(&app, &digest).await
 }

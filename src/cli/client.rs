@@ -8,7 +8,10 @@ use kiln_worker::protocol::{ApiErrorBody, Digest, RunId, Secret};
 use reqwest::StatusCode;
 
 use super::{CliError, ServerArgs};
-use crate::wire::{ContextUploaded, CreateRun, ListQuery, Run, RunList};
+use crate::wire::{
+    ContextUploaded, CreateRun, CreateToken, CreatedToken, ListQuery, Run, RunList, Token,
+    TokenList,
+};
 
 #[derive(Clone)]
 pub struct KilnClient {
@@ -27,7 +30,7 @@ impl KilnClient {
         Ok(KilnClient {
             http,
             base: args.server.trim_end_matches('/').to_string(),
-            token: args.token.clone(),
+            token: args.resolve_token()?,
         })
     }
 
@@ -160,6 +163,37 @@ impl KilnClient {
         Ok(resp
             .bytes_stream()
             .map_err(move |e| CliError::Server(format!("log stream from {base} broke: {e}"))))
+    }
+}
+
+impl KilnClient {
+    pub async fn create_token(&self, req: &CreateToken) -> Result<CreatedToken, CliError> {
+        let req = self.request(reqwest::Method::POST, "/api/tokens").json(req);
+        json(self.send(req).await?).await
+    }
+
+    pub async fn list_tokens(&self) -> Result<TokenList, CliError> {
+        json(
+            self.send(self.request(reqwest::Method::GET, "/api/tokens"))
+                .await?,
+        )
+        .await
+    }
+
+    pub async fn revoke_token(&self, name: &str) -> Result<(), CliError> {
+        let path = format!("/api/tokens/{name}");
+        self.send(self.request(reqwest::Method::DELETE, &path))
+            .await?;
+        Ok(())
+    }
+
+    /// The token this client sends, as the server knows it.
+    pub async fn whoami(&self) -> Result<Token, CliError> {
+        json(
+            self.send(self.request(reqwest::Method::GET, "/api/whoami"))
+                .await?,
+        )
+        .await
     }
 }
 

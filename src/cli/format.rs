@@ -1,4 +1,5 @@
-//! Human-readable output: tables, timestamps, and the `run list` and `run show` views.
+//! Human-readable output: tables (`run list`, `token list`, registry listings), timestamps
+//! and `run show` details.
 
 use std::fmt::Write;
 
@@ -33,11 +34,11 @@ pub fn run_table(runs: &[Run]) -> String {
             ]
         })
         .collect();
-    table(&header, &rows)
+    table(header, &rows)
 }
 
-/// Columns padded to their widest cell, two spaces apart, header first.
-pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+/// Columns padded to their widest cell, two spaces apart.
+pub fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
     let mut widths = header.map(str::len);
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -53,7 +54,7 @@ pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String
             .collect();
         let _ = writeln!(out, "{}", text.join("  ").trim_end());
     };
-    line(header);
+    line(&header);
     for row in rows {
         line(&row.each_ref().map(String::as_str));
     }

@@ -3,11 +3,16 @@
 
 pub mod build;
 pub mod client;
+pub mod credentials;
 pub mod follow;
 pub mod format;
+pub mod login;
 pub mod progress;
 pub mod registry;
 pub mod run;
+pub mod token;
+
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use kiln_worker::protocol::{RunStatus, Secret};
@@ -37,6 +42,13 @@ pub enum Command {
     /// Manage Kiln's own registry: repositories, tags, manifests and garbage collection.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    /// Create, list and revoke access tokens (owners only).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Check a token and store it for a server, for use from this machine.
+    Login(login::LoginArgs),
+    /// Forget the stored token for a server.
+    Logout(login::LogoutArgs),
 }
 
 /// How client commands find the server.
@@ -50,9 +62,31 @@ pub struct ServerArgs {
         global = true
     )]
     pub server: String,
-    /// API token.
+    /// API token; default: the one stored for --server by `kiln login` (or by `kiln serve`
+    /// on this machine).
     #[arg(long, env = "KILN_TOKEN", hide_env_values = true, value_parser = parse_secret, global = true)]
     pub token: Option<Secret>,
+    /// Where tokens are stored per server (default: $XDG_CONFIG_HOME/kiln/credentials.json,
+    /// else ~/.config/kiln/credentials.json).
+    #[arg(long, env = "KILN_CREDENTIALS_FILE", global = true)]
+    pub credentials_file: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    /// `--token`/`KILN_TOKEN`, else the credentials file's entry for `--server`.
+    pub fn resolve_token(&self) -> Result<Option<Secret>, CliError> {
+        if let Some(token) = &self.token {
+            return Ok(Some(token.clone()));
+        }
+        let found = credentials::path(self.credentials_file.as_deref())
+            .and_then(|path| credentials::token_for(&path, &self.server));
+        match found {
+            Ok(token) => Ok(token),
+            // Without a place for the file there is no stored token; the server says what to do.
+            Err(credentials::CredentialsError::NoLocation) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 /// `--output` of client commands.
@@ -102,5 +136,14 @@ pub fn status_exit_code(status: RunStatus) -> i32 {
         RunStatus::Canceled => 3,
         RunStatus::Timeout => 4,
         RunStatus::Error => 5,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn verify_cli() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
     }
 }

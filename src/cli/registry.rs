@@ -190,7 +190,7 @@ async fn list(a: ListArgs) -> Result<(), CliError> {
         .collect();
     print!(
         "{}",
-        table(&["REPOSITORY", "TAGS", "MANIFESTS", "LAST UPDATED"], &rows)
+        table(["REPOSITORY", "TAGS", "MANIFESTS", "LAST UPDATED"], &rows)
     );
     Ok(())
 }
@@ -214,7 +214,7 @@ async fn show_tags(a: ShowTagsArgs) -> Result<(), CliError> {
             let rows: Vec<[String; 5]> = tags.iter().map(tag_row).collect();
             print!(
                 "{}",
-                table(&["TAG", "DIGEST", "CREATED", "LAST UPDATED", "RUN"], &rows)
+                table(["TAG", "DIGEST", "CREATED", "LAST UPDATED", "RUN"], &rows)
             );
             Ok(())
         }
@@ -251,7 +251,7 @@ async fn show_manifests(a: ShowManifestsArgs) -> Result<(), CliError> {
             "LAST UPDATED",
             "RUN",
         ];
-        print!("{}", table(&header, &rows));
+        print!("{}", table(header, &rows));
     } else {
         let rows: Vec<[String; 3]> = manifests
             .iter()
@@ -260,7 +260,7 @@ async fn show_manifests(a: ShowManifestsArgs) -> Result<(), CliError> {
                 [digest, tags, updated]
             })
             .collect();
-        print!("{}", table(&["DIGEST", "TAGS", "LAST UPDATED"], &rows));
+        print!("{}", table(["DIGEST", "TAGS", "LAST UPDATED"], &rows));
     }
     Ok(())
 }

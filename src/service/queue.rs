@@ -10,6 +10,7 @@ use kiln_worker::protocol::{
 };
 use tokio::time::Instant;
 
+use super::auth::RUN_USERNAME;
 use super::runs::RunService;
 use super::workers::WorkerRegistry;
 use super::{now_ms, ServiceError};
@@ -19,6 +20,8 @@ use crate::store::RunRow;
 pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(30);
 /// How deep into the queue a worker looks for a run it can take.
 const CLAIM_SCAN: u32 = 200;
+/// Run credentials outlive the run's timeout by this much, for the push after the build.
+const RUN_CREDENTIALS_SLACK: Duration = Duration::from_secs(600);
 
 pub struct Queue {
     runs: Arc<RunService>,
@@ -91,6 +94,7 @@ impl Queue {
 
     fn lease_for(&self, run: RunRow) -> Lease {
         let settings = &self.runs.settings;
+        let credentials = self.credentials_for(&run, &run.spec.images);
         Lease {
             run_id: run.id,
             attempt: run.attempt,
@@ -102,21 +106,35 @@ impl Queue {
                 ContextSource::Upload { digest } => self.runs.contexts.stats(digest),
                 _ => None,
             },
-            credentials: self.credentials_for(&run.spec.images),
+            credentials,
             spec: run.spec,
         }
     }
 
-    /// A worker only gets the credentials of the registries its run pushes to.
-    fn credentials_for(&self, images: &[ImageRef]) -> Vec<RegistryCredential> {
+    /// A worker only gets the credentials of the registries its run pushes to, and for Kiln's
+    /// own registry ones minted for the run, which allow what the run's grants allow until
+    /// the run would have timed out.
+    fn credentials_for(&self, run: &RunRow, images: &[ImageRef]) -> Vec<RegistryCredential> {
+        let settings = &self.runs.settings;
         let registries: Vec<&str> = images.iter().filter_map(|i| i.registry()).collect();
-        self.runs
-            .settings
+        let mut credentials: Vec<RegistryCredential> = settings
             .credentials
             .iter()
             .filter(|c| registries.contains(&c.registry.as_str()))
             .cloned()
-            .collect()
+            .collect();
+        // Always minted, even for a build-only run: its Dockerfile may start FROM an image here.
+        let ttl = Duration::from_secs(run.timeout_secs) + RUN_CREDENTIALS_SLACK;
+        credentials.push(RegistryCredential {
+            registry: settings.own_registry.clone(),
+            username: RUN_USERNAME.into(),
+            password: self.runs.auth.mint_run_credentials(
+                &run.id.to_string(),
+                run.registry_grants.clone(),
+                ttl,
+            ),
+        });
+        credentials
     }
 
     /// Renews the lease; tells the worker whether to cancel.
@@ -195,7 +213,7 @@ impl Queue {
             return Err(stale(id, resolved.attempt));
         }
         Ok(SourceReply {
-            credentials: self.credentials_for(&images),
+            credentials: self.credentials_for(&run, &images),
             images,
         })
     }

@@ -10,6 +10,7 @@ use futures::Stream;
 use kiln_worker::protocol::{ContextSource, ImageRef, OutputImage, PlatformSet, RunId, RunStatus};
 use tokio::sync::Notify;
 
+use super::auth::AuthService;
 use super::contexts::ContextStore;
 use super::logs::LogHub;
 use super::queue::MAX_LEASE_WAIT;
@@ -27,6 +28,8 @@ pub struct RunService {
     pub(super) logs: Arc<LogHub>,
     pub(super) contexts: Arc<ContextStore>,
     pub(super) settings: RunSettings,
+    /// Mints the credentials a run's build uses for Kiln's own registry.
+    pub(super) auth: Arc<AuthService>,
     /// Woken whenever a run is queued, so leasing workers need not poll.
     pub(super) queued: Arc<Notify>,
     /// Which workers ask for work, for what queued runs wait for; the queue fills it in.
@@ -38,12 +41,14 @@ impl RunService {
         store: Store,
         logs: Arc<LogHub>,
         contexts: Arc<ContextStore>,
+        auth: Arc<AuthService>,
         settings: RunSettings,
     ) -> RunService {
         RunService {
             store,
             logs,
             contexts,
+            auth,
             // A worker asks again at most MAX_LEASE_WAIT after its last request; allow it a
             // lease's time on top before calling it gone, as for a silent running worker.
             workers: Arc::new(WorkerRegistry::new(MAX_LEASE_WAIT + settings.lease_ttl)),

@@ -5,9 +5,11 @@
 
 mod repositories;
 mod runs;
+mod tokens;
 
 pub use repositories::{ManifestRow, RepositoryRow, TagRow, TagSort};
 pub use runs::{Finish, NewRun, QueuedRun, RunRow, StatusChange};
+pub use tokens::{Inserted, TokenRow};
 
 use std::path::Path;
 use std::str::FromStr;

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use kiln::cli::credentials;
 use kiln::config::ServeArgs;
 use kiln::server::Server;
+use kiln_worker::protocol::Secret;
 use tempfile::TempDir;
 
 pub mod git_servers;
@@ -20,10 +22,13 @@ pub const BASE_IMAGE: &str = "127.0.0.1:5000/busybox:latest";
 pub struct TestServer {
     server: Option<Server>,
     pub data: TempDir,
-    /// The client's cache dir, so tests do not share upload fingerprints.
+    /// The client's cache dir, so tests do not share upload fingerprints, and its
+    /// credentials file, where the server stores the owner token on its first start.
     pub home: TempDir,
     pub url: String,
     pub args: ServeArgs,
+    /// The owner token the server created on its first start.
+    pub owner: Option<Secret>,
 }
 
 /// Panics with a clear message unless the Docker engine and the registry are up.
@@ -54,7 +59,8 @@ pub fn serve_args(data: &Path) -> ServeArgs {
         docker_config: None,
         workers: 1,
         docker_host: None,
-        token: None,
+        credentials_file: None,
+        public_url: None,
         max_context_size: 2 << 30,
         lease_ttl: 30,
         min_timeout: 1,
@@ -69,14 +75,17 @@ impl TestServer {
     pub async fn start_with(configure: impl FnOnce(&mut ServeArgs)) -> TestServer {
         require_environment();
         let data = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
         let mut args = serve_args(data.path());
+        args.credentials_file = Some(home.path().join("credentials.json"));
         configure(&mut args);
         let mut ts = TestServer {
             server: None,
             data,
-            home: tempfile::tempdir().unwrap(),
+            home,
             url: String::new(),
             args,
+            owner: None,
         };
         ts.boot().await;
         ts
@@ -87,6 +96,25 @@ impl TestServer {
         let server = Server::start(self.args.clone(), listener).await.unwrap();
         self.url = format!("http://{}", server.addr());
         self.server = Some(server);
+        let file = self.credentials_file();
+        match &self.owner {
+            None => self.owner = credentials::token_for(&file, &self.url).unwrap(),
+            // A restart listens on a new port: point the stored token at it, as `kiln login` would.
+            Some(owner) => credentials::store(&file, &self.url, owner).unwrap(),
+        }
+    }
+
+    /// Where the server stores the owner token and the CLI looks for tokens.
+    pub fn credentials_file(&self) -> PathBuf {
+        self.args.credentials_file.clone().unwrap()
+    }
+
+    /// The owner token's secret.
+    pub fn owner_token(&self) -> &str {
+        self.owner
+            .as_ref()
+            .expect("the server stored an owner token")
+            .expose()
     }
 
     /// Stops the server and starts it again on the same data dir, with changed settings.
@@ -104,6 +132,7 @@ impl TestServer {
         cmd.args(args)
             .env("KILN_SERVER", &self.url)
             .env("XDG_CACHE_HOME", self.home.path())
+            .env("KILN_CREDENTIALS_FILE", self.credentials_file())
             .env_remove("KILN_TOKEN")
             .kill_on_drop(true);
         cmd
@@ -114,19 +143,59 @@ impl TestServer {
         CliRun::from(out)
     }
 
+    /// A client that sends the owner token.
     pub fn http(&self) -> reqwest::Client {
-        reqwest::Client::new()
+        self.http_as(self.owner_token())
+    }
+
+    /// A client that sends `token` as a Bearer token.
+    pub fn http_as(&self, token: &str) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let value = format!("Bearer {token}");
+        headers.insert(reqwest::header::AUTHORIZATION, value.parse().unwrap());
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    }
+
+    /// Creates a token through the API: its secret.
+    pub async fn create_token(&self, name: &str, roles: &[&str], repositories: &[&str]) -> String {
+        self.create_token_with(serde_json::json!({
+            "name": name,
+            "roles": roles,
+            "repositories": repositories,
+        }))
+        .await
+    }
+
+    /// Creates a token from a raw `POST /api/tokens` body: its secret.
+    pub async fn create_token_with(&self, body: serde_json::Value) -> String {
+        let resp = self
+            .http()
+            .post(format!("{}/api/tokens", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{body}: {}", resp.text().await.unwrap());
+        let created: serde_json::Value = resp.json().await.unwrap();
+        created["secret"].as_str().unwrap().to_string()
+    }
+
+    /// `GET path` as the owner, as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        let resp = self.http().get(format!("{}{path}", self.url)).send();
+        resp.await.unwrap().text().await.unwrap()
+    }
+
+    /// `GET path` as the owner, as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        serde_json::from_str(&self.get_text(path).await).unwrap()
     }
 
     pub async fn run_json(&self, id: &str) -> serde_json::Value {
-        self.http()
-            .get(format!("{}/api/runs/{id}", self.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get_json(&format!("/api/runs/{id}")).await
     }
 
     /// Waits until the run has the given status, for at most `limit`.
@@ -153,15 +222,7 @@ impl TestServer {
     }
 
     pub async fn run_count(&self) -> usize {
-        let list: serde_json::Value = self
-            .http()
-            .get(format!("{}/api/runs?top=1000", self.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = self.get_json("/api/runs?top=1000").await;
         list["runs"].as_array().unwrap().len()
     }
 }

@@ -14,7 +14,7 @@ struct Args {
     /// The Kiln server's base URL.
     #[arg(long, env = "KILN_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
-    /// API token for the server.
+    /// A worker token for the server (`kiln token create --name NAME --role worker`).
     #[arg(long, env = "KILN_TOKEN", hide_env_values = true, value_parser = parse_secret)]
     token: Option<Secret>,
     /// Name shown in run logs; defaults to the host name.

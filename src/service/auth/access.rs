@@ -8,7 +8,10 @@
 use std::fmt;
 
 /// What can be done to a repository.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Action {
     Pull,
     Push,
@@ -44,7 +47,10 @@ impl fmt::Display for Action {
 }
 
 /// A token's role. A token may hold several user roles; `worker` stands alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum Role {
     Pull,
     Push,
@@ -84,6 +90,29 @@ impl Role {
             Role::Owner => &Action::ALL,
             Role::Worker => &[],
         }
+    }
+}
+
+impl TryFrom<String> for Role {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Role, String> {
+        s.parse()
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::parse(s)
+            .ok_or_else(|| format!("unknown role '{s}': use pull, push, delete, owner or worker"))
+    }
+}
+
+impl From<Role> for &'static str {
+    fn from(r: Role) -> &'static str {
+        r.as_str()
     }
 }
 

@@ -1,6 +1,46 @@
-//! Who may do what. `access` is the pure model (roles, repository patterns, principals); the
-//! token service that turns credentials into a `Principal` lives beside it.
+//! Who may do what. `access` is the pure model (roles, repository patterns, principals);
+//! `AuthService` turns credentials into a `Principal`: `tokens` manages the stored tokens,
+//! `registry_token` signs the short-lived tokens of Docker's token protocol and run
+//! credentials, and `credentials` decides which kinds of credentials each surface takes.
 
 pub mod access;
+mod credentials;
+mod registry_token;
+mod tokens;
 
 pub use access::{AccessError, Action, Grant, Principal, RepoPattern, Role, Subject, SubjectKind};
+pub use credentials::{Credentials, RUN_USERNAME};
+pub use registry_token::{IssuedToken, REGISTRY_TOKEN_TTL};
+pub use tokens::{NewToken, TokenName, EMBEDDED_WORKER_TOKEN, OWNER_TOKEN};
+
+use crate::store::{Store, StoreError};
+
+/// Tokens, registry tokens and run credentials, over the store.
+pub struct AuthService {
+    store: Store,
+    signer: registry_token::Signer,
+}
+
+/// Errors of the auth service. Routes map them to HTTP in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Missing, malformed, unknown, revoked or expired credentials (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AuthService {
+    /// Loads the signing key, creating it on the first start.
+    pub async fn new(store: Store) -> Result<AuthService, AuthError> {
+        let signer = registry_token::Signer::load(&store).await?;
+        Ok(AuthService { store, signer })
+    }
+}

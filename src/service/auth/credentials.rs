@@ -1,0 +1,194 @@
+//! Which credentials each surface takes, and the principal they resolve to:
+//!
+//! | credentials                          | API | registry | `/token` |
+//! |--------------------------------------|-----|----------|----------|
+//! | `Bearer kiln_…` (token secret)       | yes | yes      | yes      |
+//! | `Basic name:kiln_…`                  | no  | yes      | yes      |
+//! | `Basic kiln-run:<run credentials>`   | no  | yes      | yes      |
+//! | `Bearer <registry token>`            | no  | yes      | no       |
+
+use kiln_worker::protocol::Secret;
+
+use super::registry_token::IssuedToken;
+use super::tokens::is_token_secret;
+use super::{AuthError, AuthService, Principal, Subject};
+
+/// The username that goes with run credentials.
+pub const RUN_USERNAME: &str = "kiln-run";
+
+/// What an `Authorization` header carried.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    Bearer(Secret),
+    Basic { username: String, password: Secret },
+}
+
+/// A subject authenticated by credentials presented directly, and when they end (Unix ms).
+struct Direct {
+    subject: Subject,
+    expires_at: Option<i64>,
+}
+
+impl AuthService {
+    /// The API takes token secrets only.
+    pub async fn authenticate_api(&self, creds: &Credentials) -> Result<Principal, AuthError> {
+        match creds {
+            Credentials::Bearer(secret) if is_token_secret(secret.expose()) => {
+                let token = self.resolve_secret(secret.expose()).await?;
+                Ok(Principal::Direct(token.subject()))
+            }
+            Credentials::Bearer(_) => Err(AuthError::Unauthenticated(
+                "the API takes a Kiln token (kiln_…), not a registry token".into(),
+            )),
+            Credentials::Basic { .. } => Err(AuthError::Unauthenticated(
+                "the API takes a token as 'Authorization: Bearer kiln_…', not Basic auth".into(),
+            )),
+        }
+    }
+
+    /// The registry takes everything: a token secret, run credentials, or a registry token.
+    pub async fn authenticate_registry(&self, creds: &Credentials) -> Result<Principal, AuthError> {
+        match creds {
+            Credentials::Bearer(token) if !is_token_secret(token.expose()) => {
+                self.verify_registry_token(token.expose()).await
+            }
+            _ => Ok(Principal::Direct(self.direct(creds).await?.subject)),
+        }
+    }
+
+    /// `/token`: a registry token for what of `scopes` the credentials allow.
+    pub async fn token_for_scopes(
+        &self,
+        creds: &Credentials,
+        scopes: &[String],
+    ) -> Result<IssuedToken, AuthError> {
+        let direct = self.direct(creds).await?;
+        self.issue_registry_token(&direct.subject, direct.expires_at, scopes)
+    }
+
+    async fn direct(&self, creds: &Credentials) -> Result<Direct, AuthError> {
+        let (username, secret) = match creds {
+            Credentials::Bearer(secret) => (None, secret),
+            Credentials::Basic { username, password } if username == RUN_USERNAME => {
+                let (subject, expires_at) = self.verify_run_credentials(password.expose())?;
+                return Ok(Direct {
+                    subject,
+                    expires_at: Some(expires_at),
+                });
+            }
+            Credentials::Basic { username, password } => (Some(username), password),
+        };
+        if !is_token_secret(secret.expose()) {
+            return Err(AuthError::Unauthenticated(
+                "expected a Kiln token (kiln_…) as the password".into(),
+            ));
+        }
+        let token = self.resolve_secret(secret.expose()).await?;
+        // Docker sends the username it was given; a mismatch is a mistake worth reporting.
+        if username.is_some_and(|u| *u != token.shown.name) {
+            return Err(AuthError::Unauthenticated(
+                "the username must be the token's name".into(),
+            ));
+        }
+        Ok(Direct {
+            expires_at: token.shown.expires_at.map(|t| t.timestamp_millis()),
+            subject: token.subject(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::service::auth::{AccessError, Action, Grant, NewToken, Role, TokenName};
+    use crate::store::Store;
+
+    async fn service() -> (tempfile::TempDir, AuthService) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kiln.db")).await.unwrap();
+        (dir, AuthService::new(store).await.unwrap())
+    }
+
+    fn run_login(password: Secret) -> Credentials {
+        Credentials::Basic {
+            username: RUN_USERNAME.into(),
+            password,
+        }
+    }
+
+    #[tokio::test]
+    async fn run_credentials_act_for_their_run_within_its_grants() {
+        let (_dir, auth) = service().await;
+        let grants = vec![Grant::new(
+            "app/*".parse().unwrap(),
+            &[Action::Pull, Action::Push],
+        )];
+        let password = auth.mint_run_credentials("ca7", grants, Duration::from_secs(60));
+        let creds = run_login(password.clone());
+
+        let direct = auth.authenticate_registry(&creds).await.unwrap();
+        assert!(matches!(direct, Principal::Direct(_)));
+        assert_eq!(direct.run_id(), Some("ca7"));
+        assert!(direct.authorize("app/web", Action::Push).is_ok());
+        assert!(matches!(
+            direct.authorize("other/x", Action::Pull),
+            Err(AccessError::Denied(_))
+        ));
+        assert!(direct.authorize("app/web", Action::Delete).is_err());
+
+        let scope = "repository:app/web:pull,push,delete".to_string();
+        let issued = auth.token_for_scopes(&creds, &[scope]).await.unwrap();
+        let scoped = auth
+            .authenticate_registry(&Credentials::Bearer(issued.token))
+            .await
+            .unwrap();
+        assert_eq!(scoped.run_id(), Some("ca7"));
+        assert!(scoped.authorize("app/web", Action::Push).is_ok());
+        assert!(scoped.authorize("app/web", Action::Delete).is_err());
+
+        assert!(auth.authenticate_api(&creds).await.is_err());
+        let as_token = Credentials::Basic {
+            username: "ci".into(),
+            password,
+        };
+        assert!(auth.authenticate_registry(&as_token).await.is_err());
+        let expired = auth.mint_run_credentials("ca7", Vec::new(), Duration::ZERO);
+        assert!(auth
+            .authenticate_registry(&run_login(expired))
+            .await
+            .is_err());
+    }
+
+    #[tokio::test]
+    async fn revoking_a_token_ends_the_registry_tokens_issued_from_it() {
+        let (_dir, auth) = service().await;
+        let (_, secret) = auth
+            .create_token(NewToken {
+                name: TokenName::try_from("ci".to_string()).unwrap(),
+                roles: vec![Role::Push],
+                repositories: vec!["app/*".parse().unwrap()],
+                expires_in: None,
+            })
+            .await
+            .unwrap();
+        let login = |username: &str| Credentials::Basic {
+            username: username.into(),
+            password: secret.clone(),
+        };
+        assert!(auth.token_for_scopes(&login("other"), &[]).await.is_err());
+        let scope = "repository:app/web:pull,push".to_string();
+        let issued = auth.token_for_scopes(&login("ci"), &[scope]).await.unwrap();
+        let bearer = Credentials::Bearer(issued.token);
+        let scoped = auth.authenticate_registry(&bearer).await.unwrap();
+        assert!(scoped.authorize("app/web", Action::Push).is_ok());
+
+        auth.revoke_token("ci").await.unwrap();
+        assert!(auth.authenticate_registry(&bearer).await.is_err());
+        assert!(auth
+            .authenticate_api(&Credentials::Bearer(secret.clone()))
+            .await
+            .is_err());
+    }
+}
