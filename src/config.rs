@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 use kiln_worker::protocol::{RegistryCredential, Secret};
@@ -44,6 +45,12 @@ pub struct ServeArgs {
     /// Smallest run timeout a client may ask for, in seconds.
     #[arg(long, env = "KILN_MIN_TIMEOUT", default_value_t = 300)]
     pub min_timeout: u64,
+    /// How often the registry's garbage collection runs: seconds, or e.g. 30m, 1h (0: never).
+    #[arg(long, env = "KILN_GC_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub gc_interval: Duration,
+    /// How long unreferenced registry blobs and idle uploads are kept before collection.
+    #[arg(long, env = "KILN_GC_GRACE", default_value = "1h", value_parser = parse_duration)]
+    pub gc_grace: Duration,
 }
 
 pub fn parse_secret(s: &str) -> Result<Secret, String> {
@@ -51,6 +58,26 @@ pub fn parse_secret(s: &str) -> Result<Secret, String> {
         return Err("must not be empty".into());
     }
     Ok(Secret::new(s))
+}
+
+/// `90`, `90s`, `30m`, `1h`, `1d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration '{s}': expected e.g. 3600, 30m or 1h"))?;
+    let mult = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("invalid duration unit '{other}': use s, m, h or d")),
+    };
+    n.checked_mul(mult)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("duration '{s}' is too long"))
 }
 
 /// `2GiB`, `500MiB`, `64KiB`, `1000` (bytes).
@@ -152,6 +179,16 @@ mod tests {
         assert_eq!(parse_size("1000"), Ok(1000));
         assert!(parse_size("2XB").is_err());
         assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("3600"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("soon").is_err());
     }
 
     #[test]

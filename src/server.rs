@@ -14,6 +14,7 @@ use crate::config::ServeArgs;
 use crate::service::contexts::ContextStore;
 use crate::service::logs::LogHub;
 use crate::service::queue::Queue;
+use crate::service::registry::RegistryService;
 use crate::service::runs::RunService;
 use crate::service::RunSettings;
 use crate::store::Store;
@@ -64,10 +65,16 @@ impl Server {
             settings,
         ));
         let queue = Arc::new(Queue::new(runs.clone()));
+        let registry = Arc::new(RegistryService::new(
+            store.clone(),
+            data.join("registry"),
+            args.gc_grace,
+        )?);
         let app = App {
             runs,
             queue: queue.clone(),
             contexts,
+            registry: registry.clone(),
             token: args.token.as_ref().map(|t| Arc::from(t.expose())),
         };
         let addr = listener.local_addr()?;
@@ -78,6 +85,9 @@ impl Server {
             }
         });
         tasks.spawn(queue.reap_forever(REAP_EVERY));
+        if !args.gc_interval.is_zero() {
+            tasks.spawn(registry.collect_forever(args.gc_interval));
+        }
         // Embedded workers speak the same HTTP protocol as remote ones, over loopback.
         let host = if addr.ip().is_unspecified() {
             std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))

@@ -6,6 +6,7 @@ mod contexts;
 pub mod error;
 mod extract;
 pub mod oci_error;
+mod registry;
 mod runs;
 mod workers;
 
@@ -16,6 +17,7 @@ use axum::Router;
 
 use crate::service::contexts::ContextStore;
 use crate::service::queue::Queue;
+use crate::service::registry::RegistryService;
 use crate::service::runs::RunService;
 
 /// What every handler can reach.
@@ -24,6 +26,7 @@ pub struct App {
     pub runs: Arc<RunService>,
     pub queue: Arc<Queue>,
     pub contexts: Arc<ContextStore>,
+    pub registry: Arc<RegistryService>,
     /// `None`: the API is open (a server on loopback for one user).
     pub token: Option<Arc<str>>,
 }
@@ -33,6 +36,7 @@ pub fn router(app: App) -> Router {
         .merge(contexts::routes())
         .merge(runs::routes())
         .merge(workers::routes())
+        .merge(registry::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::authenticate,

@@ -58,6 +58,8 @@ pub fn serve_args(data: &Path) -> ServeArgs {
         max_context_size: 2 << 30,
         lease_ttl: 30,
         min_timeout: 1,
+        gc_interval: Duration::ZERO,
+        gc_grace: Duration::from_secs(3600),
     }
 }
 

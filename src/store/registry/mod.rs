@@ -1,0 +1,67 @@
+//! The registry tables (`migrations/sqlite/0004_registry.sql`): which blobs exist, which
+//! repository may see them, manifests with what they reference, tags, upload sessions, and the
+//! garbage collector's queries. Digests are stored as `sha256:<hex>` text.
+
+mod blobs;
+mod gc;
+mod manifests;
+mod tags;
+mod uploads;
+
+pub use gc::Unreferenced;
+pub use manifests::{ManifestRow, NewManifest, Reference, ReferrerRow};
+pub use uploads::UploadRow;
+
+use sqlx::SqliteConnection;
+
+use super::StoreError;
+
+/// The repository's id, creating it on first push.
+async fn ensure_repository(
+    conn: &mut SqliteConnection,
+    name: &str,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let id = sqlx::query_scalar(
+        "INSERT INTO repositories (name, created_at, updated_at) VALUES (?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at
+         RETURNING id",
+    )
+    .bind(name)
+    .bind(now)
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(id)
+}
+
+/// Records that a blob's bytes are on disk and visible in the repository; bumps `touched_at`
+/// so the garbage collector's grace period starts again.
+async fn link_blob(
+    conn: &mut SqliteConnection,
+    repository_id: i64,
+    digest: &str,
+    size: u64,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO blobs (digest, size, created_at, touched_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (digest) DO UPDATE SET touched_at = excluded.touched_at",
+    )
+    .bind(digest)
+    .bind(size as i64)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(repository_id)
+    .bind(digest)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
