@@ -18,7 +18,7 @@ pub(super) async fn get(
     reference: &str,
 ) -> Result<Response, V2Error> {
     authorize(&req.principal, &repo, &[Action::Pull])?;
-    let reference = Reference::try_from(reference)?;
+    let reference = existing(reference)?;
     let with_body = req.method != Method::HEAD;
     let manifest = req
         .app
@@ -94,7 +94,16 @@ pub(super) async fn delete(
     reference: &str,
 ) -> Result<Response, V2Error> {
     authorize(&req.principal, &repo, &[Action::Delete])?;
-    let reference = Reference::try_from(reference)?;
+    let reference = existing(reference)?;
     req.app.registry.delete_manifest(&repo, &reference).await?;
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// A reference to read or delete: one that is not a valid tag names no manifest, so it is
+/// unknown (404) rather than invalid, as the conformance suite expects.
+fn existing(reference: &str) -> Result<Reference, RegistryError> {
+    Reference::try_from(reference).map_err(|e| match e {
+        RegistryError::TagInvalid(t) => RegistryError::ManifestUnknown(t),
+        e => e,
+    })
 }
