@@ -13,6 +13,7 @@ use kiln::server::Server;
 use tempfile::TempDir;
 
 pub mod git_servers;
+pub mod oci;
 
 pub const REGISTRY: &str = "127.0.0.1:5000";
 pub const BASE_IMAGE: &str = "127.0.0.1:5000/busybox:latest";
