@@ -62,22 +62,18 @@ pub fn parse_secret(s: &str) -> Result<Secret, String> {
 
 /// `90`, `90s`, `30m`, `1h`, `1d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    const UNITS: [(&str, u64); 4] = [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)];
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration '{s}': expected e.g. 3600, 30m or 1h"))?;
-    let mult = match unit.trim() {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        other => return Err(format!("invalid duration unit '{other}': use s, m, h or d")),
-    };
-    n.checked_mul(mult)
+    let (digits, unit) = UNITS
+        .iter()
+        .find_map(|&(suffix, secs)| s.strip_suffix(suffix).map(|d| (d, secs)))
+        .unwrap_or((s, 1));
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("duration '{s}' is too long"))
+        .ok_or_else(|| format!("invalid duration '{s}': use seconds or e.g. 90s, 30m, 1h, 1d"))
 }
 
 /// `2GiB`, `500MiB`, `64KiB`, `1000` (bytes).

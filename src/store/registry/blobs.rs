@@ -1,6 +1,6 @@
 //! Blobs and their visibility in repositories.
 
-use super::{ensure_repository, link_blob};
+use super::{ensure_repository, link_blob, REPOSITORY_BLOB_SIZE};
 use crate::store::{Store, StoreError};
 
 impl Store {
@@ -49,16 +49,11 @@ impl Store {
         repository: &str,
         digest: &str,
     ) -> Result<Option<u64>, StoreError> {
-        let size: Option<i64> = sqlx::query_scalar(
-            "SELECT b.size FROM blobs b
-             JOIN repository_blobs rb ON rb.digest = b.digest
-             JOIN repositories r ON r.id = rb.repository_id
-             WHERE r.name = ? AND b.digest = ?",
-        )
-        .bind(repository)
-        .bind(digest)
-        .fetch_optional(&self.pool)
-        .await?;
+        let size: Option<i64> = sqlx::query_scalar(REPOSITORY_BLOB_SIZE)
+            .bind(repository)
+            .bind(digest)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(size.map(|s| s as u64))
     }
 
@@ -71,16 +66,11 @@ impl Store {
         now: i64,
     ) -> Result<Option<u64>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let size: Option<i64> = sqlx::query_scalar(
-            "SELECT b.size FROM blobs b
-             JOIN repository_blobs rb ON rb.digest = b.digest
-             JOIN repositories r ON r.id = rb.repository_id
-             WHERE r.name = ? AND b.digest = ?",
-        )
-        .bind(from)
-        .bind(digest)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let size: Option<i64> = sqlx::query_scalar(REPOSITORY_BLOB_SIZE)
+            .bind(from)
+            .bind(digest)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(size) = size else {
             return Ok(None);
         };
@@ -92,14 +82,7 @@ impl Store {
 
     /// Removes a blob from a repository; the bytes stay until the collector finds them unused.
     pub async fn unlink_blob(&self, repository: &str, digest: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM repository_blobs
-             WHERE digest = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
-        )
-        .bind(digest)
-        .bind(repository)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_in_repository("repository_blobs", "digest", repository, digest)
+            .await
     }
 }

@@ -234,15 +234,8 @@ impl Store {
         repository: &str,
         digest: &str,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM manifests
-             WHERE digest = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
-        )
-        .bind(digest)
-        .bind(repository)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_in_repository("manifests", "digest", repository, digest)
+            .await
     }
 
     /// Manifests of `repository` whose subject is `subject`, oldest first, optionally only

@@ -14,7 +14,7 @@ pub use uploads::UploadRow;
 
 use sqlx::SqliteConnection;
 
-use super::StoreError;
+use super::{Store, StoreError};
 
 /// The repository's id, creating it on first push.
 async fn ensure_repository(
@@ -64,4 +64,32 @@ async fn link_blob(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// A blob's size if the named repository (`?1`) may see it (`?2` digest).
+const REPOSITORY_BLOB_SIZE: &str = "SELECT b.size FROM blobs b
+     JOIN repository_blobs rb ON rb.digest = b.digest
+     JOIN repositories r ON r.id = rb.repository_id
+     WHERE r.name = ?1 AND b.digest = ?2";
+
+impl Store {
+    /// Deletes the row of `table` whose `column` is `key` in the named repository.
+    async fn delete_in_repository(
+        &self,
+        table: &'static str,
+        column: &'static str,
+        repository: &str,
+        key: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "DELETE FROM {table}
+             WHERE {column} = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)"
+        );
+        let done = sqlx::query(&sql)
+            .bind(key)
+            .bind(repository)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
 }

@@ -30,15 +30,8 @@ impl Store {
     }
 
     pub async fn delete_tag(&self, repository: &str, tag: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM tags
-             WHERE name = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
-        )
-        .bind(tag)
-        .bind(repository)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_in_repository("tags", "name", repository, tag)
+            .await
     }
 
     /// Up to `limit` repository names after `last`, in lexical order.
