@@ -55,7 +55,39 @@ impl RegistryService {
                 report.uploads_removed += 1;
             }
         }
+        report.uploads_removed += self.remove_stray_files(grace, dry_run).await?;
         Ok(report)
+    }
+
+    /// Files a crash left in the uploads folder: temporary files of monolithic uploads and
+    /// manifests, and files of sessions whose row is gone. Any upload in progress writes to
+    /// its file, so one untouched for the grace period is abandoned.
+    async fn remove_stray_files(
+        &self,
+        grace: Duration,
+        dry_run: bool,
+    ) -> Result<u64, RegistryError> {
+        let mut removed = 0;
+        let mut entries = tokio::fs::read_dir(self.disk.uploads_dir()).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            // A file gone meanwhile was removed by a concurrent run or its upload completed.
+            let Ok(modified) = entry.metadata().await.and_then(|m| m.modified()) else {
+                continue;
+            };
+            let idle = modified.elapsed().is_ok_and(|age| age > grace);
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !idle || self.store.upload(&name).await?.is_some() {
+                continue;
+            }
+            if !dry_run {
+                match tokio::fs::remove_file(entry.path()).await {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    done => done?,
+                }
+            }
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// Removes an idle session unless a request is writing to it right now: a chunk that
