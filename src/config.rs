@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 use kiln_worker::protocol::{RegistryCredential, Secret};
@@ -50,6 +51,12 @@ pub struct ServeArgs {
     /// Smallest run timeout a client may ask for, in seconds.
     #[arg(long, env = "KILN_MIN_TIMEOUT", default_value_t = 300)]
     pub min_timeout: u64,
+    /// How often the registry's garbage collection runs: seconds, or e.g. 30m, 1h (0: never).
+    #[arg(long, env = "KILN_GC_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub gc_interval: Duration,
+    /// How long unreferenced registry blobs and idle uploads are kept before collection.
+    #[arg(long, env = "KILN_GC_GRACE", default_value = "1h", value_parser = parse_duration)]
+    pub gc_grace: Duration,
 }
 
 pub fn parse_secret(s: &str) -> Result<Secret, String> {
@@ -67,6 +74,22 @@ fn parse_public_url(s: &str) -> Result<String, String> {
         }
         _ => Err(format!("'{s}' is not an http:// or https:// URL")),
     }
+}
+
+/// `90`, `90s`, `30m`, `1h`, `1d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    const UNITS: [(&str, u64); 4] = [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)];
+    let s = s.trim();
+    let (digits, unit) = UNITS
+        .iter()
+        .find_map(|&(suffix, secs)| s.strip_suffix(suffix).map(|d| (d, secs)))
+        .unwrap_or((s, 1));
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("invalid duration '{s}': use seconds or e.g. 90s, 30m, 1h, 1d"))
 }
 
 /// `2GiB`, `500MiB`, `64KiB`, `1000` (bytes).
@@ -168,6 +191,16 @@ mod tests {
         assert_eq!(parse_size("1000"), Ok(1000));
         assert!(parse_size("2XB").is_err());
         assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("3600"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("soon").is_err());
     }
 
     #[test]

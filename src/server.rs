@@ -17,6 +17,7 @@ use crate::service::auth::{AuthService, OWNER_TOKEN};
 use crate::service::contexts::ContextStore;
 use crate::service::logs::LogHub;
 use crate::service::queue::Queue;
+use crate::service::registry::RegistryService;
 use crate::service::repositories::RepositoryService;
 use crate::service::runs::RunService;
 use crate::service::RunSettings;
@@ -135,6 +136,11 @@ impl Server {
             0 => None,
             _ => Some(auth.rotate_embedded_worker_token().await?),
         };
+        let registry = Arc::new(RegistryService::new(
+            store.clone(),
+            data.join("registry"),
+            args.gc_grace,
+        )?);
         let app = App {
             runs,
             queue: queue.clone(),
@@ -142,6 +148,7 @@ impl Server {
             repositories: Arc::new(RepositoryService::new(store.clone())),
             auth,
             public_url: args.public_url.as_deref().map(Arc::from),
+            registry: registry.clone(),
         };
         let mut tasks = JoinSet::new();
         tasks.spawn(async move {
@@ -150,6 +157,9 @@ impl Server {
             }
         });
         tasks.spawn(queue.reap_forever(REAP_EVERY));
+        if !args.gc_interval.is_zero() {
+            tasks.spawn(registry.collect_forever(args.gc_interval));
+        }
         // Embedded workers speak the same HTTP protocol as remote ones.
         for i in 0..args.workers {
             let config = AgentConfig {

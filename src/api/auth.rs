@@ -13,13 +13,11 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use base64::Engine as _;
 use kiln_worker::protocol::Secret;
 
 use super::error::ApiError;
-use super::oci_error::{ChallengeScope, OciError, API_VERSION, API_VERSION_HEADER};
+use super::oci_error::{ChallengeScope, OciError};
 use super::App;
 use crate::service::auth::{AuthError, Credentials, Principal};
 
@@ -145,23 +143,6 @@ impl From<AuthError> for OciError {
             }
         }
     }
-}
-
-/// Interim `GET /v2/`, the endpoint `docker login` probes for the challenge, until the
-/// registry's own base endpoint (`src/api/registry/`) takes its place: then delete this and
-/// its `merge` in `api::router`.
-pub fn registry_base_routes() -> Router<App> {
-    Router::new().route("/v2/", get(registry_base))
-}
-
-async fn registry_base(principal: Principal) -> Result<Response, OciError> {
-    if principal.subject().is_none() {
-        return Err(OciError::unauthorized("authentication required", None));
-    }
-    let mut resp = Json(serde_json::json!({})).into_response();
-    resp.headers_mut()
-        .insert(API_VERSION_HEADER, HeaderValue::from_static(API_VERSION));
-    Ok(resp)
 }
 
 /// Handlers take the principal the middleware resolved; a route outside the middleware sees

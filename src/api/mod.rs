@@ -7,6 +7,7 @@ mod docker_token;
 pub mod error;
 mod extract;
 pub mod oci_error;
+mod registry;
 mod repositories;
 mod runs;
 mod tokens;
@@ -20,6 +21,7 @@ use axum::Router;
 use crate::service::auth::AuthService;
 use crate::service::contexts::ContextStore;
 use crate::service::queue::Queue;
+use crate::service::registry::RegistryService;
 use crate::service::repositories::RepositoryService;
 use crate::service::runs::RunService;
 
@@ -34,6 +36,7 @@ pub struct App {
     /// The server's URL as clients outside see it (`https://kiln.example.com`), for the
     /// registry's token challenge. `None`: `http://` and the request's Host.
     pub public_url: Option<Arc<str>>,
+    pub registry: Arc<RegistryService>,
 }
 
 pub fn router(app: App) -> Router {
@@ -43,7 +46,7 @@ pub fn router(app: App) -> Router {
         .merge(repositories::routes())
         .merge(workers::routes())
         .merge(tokens::routes())
-        .merge(auth::registry_base_routes())
+        .merge(registry::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::authenticate,

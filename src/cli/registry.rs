@@ -9,6 +9,7 @@ use super::client::KilnClient;
 use super::format::{print_json, table, timestamp};
 use super::{CliError, OutputFormat, ServerArgs};
 use crate::wire::registry::{Deleted, Manifest, Repository, Tag, TagOrder, TagsQuery};
+use crate::wire::{GcReport, GcRequest};
 
 #[derive(Debug, Subcommand)]
 pub enum RegistryCommand {
@@ -392,22 +393,22 @@ fn confirm(question: &str) -> Result<bool, CliError> {
 
 async fn gc(a: GcArgs) -> Result<(), CliError> {
     let client = KilnClient::new(&a.server)?;
-    let report: serde_json::Value = client
-        .post_json(
-            "/api/registry/gc",
-            &serde_json::json!({ "dryRun": a.dry_run }),
-        )
+    let report: GcReport = client
+        .post_json("/api/registry/gc", &GcRequest { dry_run: a.dry_run })
         .await?;
     if a.output == OutputFormat::Json {
         return print_json(&report);
     }
-    let verb = if a.dry_run { "Would delete" } else { "Deleted" };
-    let field = |k: &str| report.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    let verb = if report.dry_run {
+        "Would delete"
+    } else {
+        "Deleted"
+    };
     println!(
         "{verb} {} blobs ({}) and {} abandoned uploads",
-        field("blobsDeleted"),
-        human_size(field("bytesFreed")),
-        field("uploadsDeleted"),
+        report.blobs_deleted,
+        human_size(report.bytes_freed),
+        report.uploads_removed,
     );
     Ok(())
 }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod contexts;
 pub mod logs;
 pub mod queue;
+pub mod registry;
 pub mod repositories;
 pub mod runs;
 mod submit;

@@ -71,7 +71,7 @@ impl RepositoryService {
     }
 
     pub async fn untag(&self, name: &str, tag_name: &str) -> Result<Deleted, ServiceError> {
-        if !self.store.untag(name, tag_name).await? {
+        if !self.store.delete_tag(name, tag_name).await? {
             return Err(tag_not_found(name, tag_name));
         }
         Ok(Deleted {
@@ -90,7 +90,7 @@ impl RepositoryService {
         let digest = self.resolve(name, reference).await?;
         let tags = self
             .store
-            .delete_manifest(name, &digest)
+            .delete_manifest_with_tags(name, &digest)
             .await?
             .ok_or_else(|| manifest_not_found(name, reference))?;
         Ok(Deleted {

@@ -139,22 +139,9 @@ impl Store {
         row.as_ref().map(manifest_row).transpose()
     }
 
-    /// Removes one tag; its manifest stays. False when there was no such tag.
-    pub async fn untag(&self, repository: &str, tag: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM tags WHERE name = ?
-             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
-        )
-        .bind(tag)
-        .bind(repository)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
     /// Removes a manifest and every tag pointing at it; returns those tags, or `None` when
     /// there was no such manifest.
-    pub async fn delete_manifest(
+    pub async fn delete_manifest_with_tags(
         &self,
         repository: &str,
         digest: &str,

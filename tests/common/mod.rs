@@ -14,7 +14,9 @@ use kiln::server::Server;
 use kiln_worker::protocol::Secret;
 use tempfile::TempDir;
 
+pub mod docker_cli;
 pub mod git_servers;
+pub mod oci;
 
 pub const REGISTRY: &str = "127.0.0.1:5000";
 pub const BASE_IMAGE: &str = "127.0.0.1:5000/busybox:latest";
@@ -64,6 +66,8 @@ pub fn serve_args(data: &Path) -> ServeArgs {
         max_context_size: 2 << 30,
         lease_ttl: 30,
         min_timeout: 1,
+        gc_interval: Duration::ZERO,
+        gc_grace: Duration::from_secs(3600),
     }
 }
 

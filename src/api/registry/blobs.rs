@@ -1,0 +1,68 @@
+//! `/v2/<name>/blobs/<digest>`: HEAD, GET (whole or one range) and DELETE.
+
+use axum::body::Body;
+use axum::http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::io::AsyncReadExt;
+use tokio_util::io::ReaderStream;
+
+use super::error::{authorize, header_value, V2Error};
+use super::{respond, V2Request, DIGEST_HEADER};
+use crate::service::auth::Action;
+use crate::service::registry::{parse_digest, RepoName};
+
+/// Large reads keep a 1 GiB pull to a few thousand frames.
+const READ_BUFFER: usize = 1 << 20;
+
+pub(super) async fn get(req: V2Request, repo: RepoName, digest: &str) -> Result<Response, V2Error> {
+    authorize(&req.principal, &repo, &[Action::Pull])?;
+    let digest = parse_digest(digest)?;
+    let registry = &req.app.registry;
+    let digest_header = header_value(digest.to_string());
+    let octets = HeaderValue::from_static("application/octet-stream");
+    if req.method == Method::HEAD {
+        let size = registry.stat_blob(&repo, &digest).await?;
+        return Ok(respond(
+            StatusCode::OK,
+            [
+                (CONTENT_LENGTH, size.into()),
+                (CONTENT_TYPE, octets),
+                (DIGEST_HEADER, digest_header),
+                (ACCEPT_RANGES, HeaderValue::from_static("bytes")),
+            ],
+        ));
+    }
+    let read = registry
+        .read_blob(&repo, &digest, req.header(RANGE))
+        .await?;
+    let (status, length) = match read.range {
+        Some(r) => (StatusCode::PARTIAL_CONTENT, r.length()),
+        None => (StatusCode::OK, read.size),
+    };
+    let stream = ReaderStream::with_capacity(read.file.take(length), READ_BUFFER);
+    let mut resp = (status, Body::from_stream(stream)).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_LENGTH, length.into());
+    headers.insert(CONTENT_TYPE, octets);
+    headers.insert(DIGEST_HEADER, digest_header);
+    headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(r) = read.range {
+        headers.insert(
+            CONTENT_RANGE,
+            header_value(format!("bytes {}-{}/{}", r.start, r.end, read.size)),
+        );
+    }
+    Ok(resp)
+}
+
+pub(super) async fn delete(
+    req: V2Request,
+    repo: RepoName,
+    digest: &str,
+) -> Result<Response, V2Error> {
+    authorize(&req.principal, &repo, &[Action::Delete])?;
+    let digest = parse_digest(digest)?;
+    req.app.registry.delete_blob(&repo, &digest).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}

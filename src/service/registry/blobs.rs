@@ -1,0 +1,137 @@
+//! Blobs of a repository: existence checks, downloads (whole or ranged), monolithic uploads,
+//! cross-repository mounts and unlinking.
+
+use std::io::SeekFrom;
+use std::path::Path;
+
+use bytes::Bytes;
+use futures::Stream;
+use kiln_worker::protocol::Digest;
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncSeekExt;
+
+use super::disk::HashingWriter;
+use super::ranges::{parse_range, ByteRange};
+use super::{RegistryError, RegistryService, RepoName};
+use crate::service::now_ms;
+
+/// A blob download: the file positioned at the start of what to send.
+pub struct BlobRead {
+    pub file: tokio::fs::File,
+    /// The whole blob's size.
+    pub size: u64,
+    /// The part asked for, if not the whole.
+    pub range: Option<ByteRange>,
+}
+
+impl RegistryService {
+    /// The blob's size. Counts as use: the collector's grace starts again, since a client
+    /// that checked for a blob before pushing a manifest relies on it staying.
+    pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64, RegistryError> {
+        self.store
+            .touch_repository_blob(repo.as_str(), digest.as_str(), now_ms())
+            .await?
+            .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))
+    }
+
+    pub async fn read_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        range: Option<&str>,
+    ) -> Result<BlobRead, RegistryError> {
+        let size = self
+            .store
+            .repository_blob(repo.as_str(), digest.as_str())
+            .await?
+            .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))?;
+        let range = parse_range(range, size)?;
+        let mut file = self.disk.open(digest).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                tracing::warn!(blob.digest = %digest, "blob recorded but its file is missing");
+                RegistryError::BlobUnknown(digest.clone())
+            } else {
+                e.into()
+            }
+        })?;
+        if let Some(r) = range {
+            file.seek(SeekFrom::Start(r.start)).await?;
+        }
+        Ok(BlobRead { file, size, range })
+    }
+
+    /// Removes the blob from the repository; the bytes go when the collector finds them unused.
+    pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<(), RegistryError> {
+        if self
+            .store
+            .unlink_blob(repo.as_str(), digest.as_str())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(RegistryError::BlobUnknown(digest.clone()))
+        }
+    }
+
+    /// A blob sent whole in one request, verified against `digest`.
+    pub async fn put_blob<S, E>(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        body: S,
+    ) -> Result<(), RegistryError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let temp = self.disk.temp_file()?;
+        let mut writer = HashingWriter::append_to(&temp, Sha256::new(), 0).await?;
+        writer.write_stream(body).await?;
+        let (actual, size) = writer.sync().await?;
+        verify(digest, &actual)?;
+        self.commit_blob(repo, &temp, digest, size).await
+    }
+
+    /// Makes `from`'s blob visible in `to`. `false` when `from` does not hold it.
+    pub async fn mount_blob(
+        &self,
+        from: &RepoName,
+        to: &RepoName,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        let mounted = self
+            .store
+            .mount_blob(from.as_str(), to.as_str(), digest.as_str(), now_ms())
+            .await?;
+        Ok(mounted.is_some())
+    }
+
+    /// Renames a verified, synced file into place and records it, shut out from the
+    /// collector's deletes so it cannot remove the file between the two.
+    pub(super) async fn commit_blob(
+        &self,
+        repo: &RepoName,
+        file: &Path,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), RegistryError> {
+        let _writing = self.sweep.read().await;
+        self.disk.commit(file, digest).await?;
+        self.store
+            .record_blob(repo.as_str(), digest.as_str(), size, now_ms())
+            .await?;
+        tracing::debug!(repository = %repo, blob.digest = %digest, size_bytes = size, "blob stored");
+        Ok(())
+    }
+}
+
+/// Content whose hash is not the digest the client announced is refused.
+pub(super) fn verify(expected: &Digest, actual: &Digest) -> Result<(), RegistryError> {
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(RegistryError::DigestInvalid(format!(
+            "content hashes to {actual}, not {expected}"
+        )))
+    }
+}

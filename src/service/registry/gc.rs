@@ -1,0 +1,134 @@
+//! Garbage collection: mark and sweep of blobs no manifest references and of abandoned upload
+//! sessions, each kept for a grace period after its last use so an in-flight push survives.
+
+use std::time::Duration;
+
+use kiln_worker::protocol::Digest;
+
+use super::{RegistryError, RegistryService};
+use crate::service::now_ms;
+use crate::wire::GcReport;
+
+impl RegistryService {
+    /// Collects with the server's configured grace.
+    pub async fn collect_garbage(&self, dry_run: bool) -> Result<GcReport, RegistryError> {
+        self.collect_garbage_with_grace(self.gc_grace, dry_run)
+            .await
+    }
+
+    pub async fn collect_garbage_with_grace(
+        &self,
+        grace: Duration,
+        dry_run: bool,
+    ) -> Result<GcReport, RegistryError> {
+        let cutoff = now_ms() - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        let mut report = GcReport {
+            dry_run,
+            ..GcReport::default()
+        };
+        for blob in self.store.unreferenced_blobs(cutoff).await? {
+            let deleted = dry_run || {
+                // Exclusive against uploads completing: the row and the file go together, and a
+                // blob re-uploaded, mounted or checked since the mark is kept by the re-check.
+                let _sweeping = self.sweep.write().await;
+                let forgotten = self
+                    .store
+                    .delete_unreferenced_blob(&blob.digest, cutoff)
+                    .await?;
+                if forgotten {
+                    let digest: Digest = blob
+                        .digest
+                        .parse()
+                        .map_err(|e| std::io::Error::other(format!("stored blob digest: {e}")))?;
+                    self.disk.remove(&digest).await?;
+                }
+                forgotten
+            };
+            if deleted {
+                report.blobs_deleted += 1;
+                report.bytes_freed += blob.size;
+            }
+        }
+        for id in self.store.stale_uploads(cutoff).await? {
+            let removed = dry_run || self.remove_stale_upload(&id, cutoff).await?;
+            if removed {
+                report.uploads_removed += 1;
+            }
+        }
+        report.uploads_removed += self.remove_stray_files(grace, dry_run).await?;
+        Ok(report)
+    }
+
+    /// Files a crash left in the uploads folder: temporary files of monolithic uploads and
+    /// manifests, and files of sessions whose row is gone. Any upload in progress writes to
+    /// its file, so one untouched for the grace period is abandoned.
+    async fn remove_stray_files(
+        &self,
+        grace: Duration,
+        dry_run: bool,
+    ) -> Result<u64, RegistryError> {
+        let mut removed = 0;
+        let mut entries = tokio::fs::read_dir(self.disk.uploads_dir()).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            // A file gone meanwhile was removed by a concurrent run or its upload completed.
+            let Ok(modified) = entry.metadata().await.and_then(|m| m.modified()) else {
+                continue;
+            };
+            let idle = modified.elapsed().is_ok_and(|age| age > grace);
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !idle || self.store.upload(&name).await?.is_some() {
+                continue;
+            }
+            if !dry_run {
+                match tokio::fs::remove_file(entry.path()).await {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    done => done?,
+                }
+            }
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Removes an idle session unless a request is writing to it right now: a chunk that
+    /// streams for longer than the grace period must not lose its file.
+    async fn remove_stale_upload(&self, id: &str, cutoff: i64) -> Result<bool, RegistryError> {
+        let session = self
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .get(id)
+            .cloned();
+        let _held = match &session {
+            Some(s) => match s.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(_) => return Ok(false),
+            },
+            None => None,
+        };
+        if !self.store.delete_stale_upload(id, cutoff).await? {
+            return Ok(false);
+        }
+        self.forget_upload(id).await?;
+        Ok(true)
+    }
+
+    /// Collects every `every`, logging what each run freed; a failed run is logged and the
+    /// next one tries again.
+    pub async fn collect_forever(self: std::sync::Arc<Self>, every: Duration) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            match self.collect_garbage(false).await {
+                Ok(r) => tracing::info!(
+                    blobs_deleted = r.blobs_deleted,
+                    bytes_freed = r.bytes_freed,
+                    uploads_removed = r.uploads_removed,
+                    "registry garbage collected"
+                ),
+                Err(e) => tracing::error!(error = %e, "registry garbage collection failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Kiln's registry with real clients and real credentials: `docker login` with each role,
+//! refusals a user sees, and `kiln build` pushing to the server's own registry.
+
+mod common;
+
+use common::docker_cli::Docker;
+use common::oci::skopeo_copy;
+use common::{context, CliRun, TestServer, BASE_IMAGE};
+
+fn host(server: &TestServer) -> String {
+    server.url.trim_start_matches("http://").to_string()
+}
+
+/// Tags the local busybox image as `image` in the Docker engine.
+async fn tag_local(image: &str) {
+    let docker = Docker::new();
+    let pulled = docker.run(&["pull", "-q", BASE_IMAGE]).await;
+    assert_eq!(pulled.code, 0, "{pulled:#?}");
+    let tagged = docker.run(&["tag", BASE_IMAGE, image]).await;
+    assert_eq!(tagged.code, 0, "{tagged:#?}");
+}
+
+async fn own_registry_server() -> TestServer {
+    TestServer::start_with(|a| {
+        a.registry = None;
+        a.workers = 0;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_login_push_and_pull_follow_each_role() {
+    let server = own_registry_server().await;
+    let host = host(&server);
+    let ci = server.create_token("ci", &["push"], &["app/*"]).await;
+    let reader = server.create_token("reader", &["pull"], &["app/*"]).await;
+
+    let bad = Docker::new().login(&host, "ci", "kiln_wrong").await;
+    assert_ne!(bad.code, 0, "{bad:#?}");
+    assert!(bad.stderr.contains("unauthorized"), "{}", bad.stderr);
+
+    // A push token pushes where its pattern allows, and nowhere else.
+    let pusher = Docker::new();
+    let login = pusher.login(&host, "ci", &ci).await;
+    assert_eq!(login.code, 0, "{login:#?}");
+    assert!(login.stdout.contains("Login Succeeded"), "{login:#?}");
+    let web = format!("{host}/app/web:v1");
+    tag_local(&web).await;
+    let pushed = pusher.run(&["push", &web]).await;
+    assert_eq!(pushed.code, 0, "{pushed:#?}");
+    let other = format!("{host}/other/x:v1");
+    tag_local(&other).await;
+    let refused = pusher.run(&["push", &other]).await;
+    assert_ne!(refused.code, 0, "{refused:#?}");
+    assert!(
+        refused.stderr.contains("denied"),
+        "push outside app/* should be denied: {}",
+        refused.stderr
+    );
+
+    // A pull token pulls, and cannot push.
+    let puller = Docker::new();
+    assert_eq!(puller.login(&host, "reader", &reader).await.code, 0);
+    let rmi = puller.run(&["rmi", &web]).await;
+    assert_eq!(rmi.code, 0, "{rmi:#?}");
+    let pulled = puller.run(&["pull", &web]).await;
+    assert_eq!(pulled.code, 0, "{pulled:#?}");
+    let push_denied = puller.run(&["push", &web]).await;
+    assert_ne!(push_denied.code, 0, "{push_denied:#?}");
+    assert!(
+        push_denied.stderr.contains("denied"),
+        "{}",
+        push_denied.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_needs_the_delete_role_in_the_api_and_the_registry() {
+    let server = own_registry_server().await;
+    let host = host(&server);
+    let owner = Docker::new();
+    assert_eq!(
+        owner.login(&host, "owner", server.owner_token()).await.code,
+        0
+    );
+    let web = format!("{host}/app/web:v1");
+    tag_local(&web).await;
+    assert_eq!(owner.run(&["push", &web]).await.code, 0);
+
+    let ci = server.create_token("ci", &["push"], &["app/*"]).await;
+    let janitor = server
+        .create_token("janitor", &["delete"], &["app/*"])
+        .await;
+    let other = server
+        .create_token("other", &["delete"], &["other/*"])
+        .await;
+
+    let as_token = |secret: &str, args: &[&str]| {
+        let mut cmd = server.kiln(args);
+        cmd.env("KILN_TOKEN", secret);
+        cmd
+    };
+    let out = CliRun::from(
+        as_token(
+            &ci,
+            &["registry", "repository", "delete", "app/web:v1", "--yes"],
+        )
+        .output()
+        .await
+        .unwrap(),
+    );
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("token 'ci' may not delete repository 'app/web'"),
+        "{}",
+        out.stderr
+    );
+
+    // The registry API answers the same way, with the OCI error code.
+    let digest = server
+        .http()
+        .head(format!("{}/v2/app/web/manifests/v1", server.url))
+        .header(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .send()
+        .await
+        .unwrap()
+        .headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let resp = reqwest::Client::new()
+        .delete(format!("{}/v2/app/web/manifests/{digest}", server.url))
+        .basic_auth("ci", Some(&ci))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "DENIED", "{body}");
+
+    // A token for other/* cannot even see app/web.
+    let resp = reqwest::Client::new()
+        .get(format!("{}/v2/app/web/tags/list", server.url))
+        .basic_auth("other", Some(&other))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+
+    let out = CliRun::from(
+        as_token(
+            &janitor,
+            &["registry", "repository", "delete", "app/web:v1", "--yes"],
+        )
+        .output()
+        .await
+        .unwrap(),
+    );
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(out.stdout.contains("Deleted app/web:v1"), "{}", out.stdout);
+    let gone = owner
+        .run(&["manifest", "inspect", "--insecure", &web])
+        .await;
+    assert_ne!(gone.code, 0, "{gone:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kiln_build_pushes_to_its_own_registry_and_records_the_run() {
+    let server = TestServer::start_with(|a| a.registry = None).await;
+    let host = host(&server);
+    // The base image comes from Kiln's own registry too, so the build pulls with the run's
+    // credentials.
+    let creds = format!("owner:{}", server.owner_token());
+    let base = format!("docker://{host}/base/busybox:latest");
+    skopeo_copy(
+        &format!("docker://{BASE_IMAGE}"),
+        &base,
+        &["--all", "--dest-creds", &creds],
+    )
+    .await;
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            &format!("FROM {host}/base/busybox:latest\nCOPY hello.txt /hello.txt\n"),
+        ),
+        ("hello.txt", "Hello from Kiln\n"),
+    ]);
+    let dir = ctx.path().to_str().unwrap();
+    let out = server
+        .kiln_output(&[
+            "build",
+            "-t",
+            "hello:<<.Run.ID>>",
+            "-t",
+            "hello:latest",
+            dir,
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    let run_id = out.run_id();
+
+    let docker = Docker::new();
+    assert_eq!(
+        docker
+            .login(&host, "owner", server.owner_token())
+            .await
+            .code,
+        0
+    );
+    let image = format!("{host}/hello:{run_id}");
+    let ran = docker
+        .run(&[
+            "run",
+            "--rm",
+            "--pull",
+            "always",
+            &image,
+            "cat",
+            "/hello.txt",
+        ])
+        .await;
+    assert_eq!(ran.code, 0, "{ran:#?}");
+    assert_eq!(ran.stdout, "Hello from Kiln\n");
+
+    let tags = server
+        .kiln_output(&["registry", "repository", "show-tags", "hello", "--detail"])
+        .await;
+    assert_eq!(tags.code, 0, "{tags:#?}");
+    let row = tags
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&run_id))
+        .unwrap_or_else(|| panic!("no tag {run_id}: {}", tags.stdout));
+    assert!(
+        row.trim_end().ends_with(&run_id),
+        "the run that pushed it: {row}"
+    );
+    let shown = server
+        .kiln_output(&["registry", "repository", "show", &format!("hello:{run_id}")])
+        .await;
+    assert!(shown.stdout.contains("linux/amd64"), "{}", shown.stdout);
+    assert!(shown.stdout.contains("latest"), "{}", shown.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_may_only_push_where_its_submitter_may() {
+    let server = own_registry_server().await;
+    let ci = server.create_token("ci", &["push"], &["app/*"]).await;
+    let ctx = context(&[("Dockerfile", &format!("FROM {BASE_IMAGE}\n"))]);
+    let dir = ctx.path().to_str().unwrap();
+    let mut cmd = server.kiln(&["build", "--no-wait", "-t", "other/x:v1", dir]);
+    cmd.env("KILN_TOKEN", &ci);
+    let out = CliRun::from(cmd.output().await.unwrap());
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("token 'ci' may not push repository 'other/x'"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(server.run_count().await, 0);
+}
