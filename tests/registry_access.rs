@@ -262,5 +262,78 @@ async fn a_build_may_only_push_where_its_submitter_may() {
         "{}",
         out.stderr
     );
+    // Its patterns hold for other registries too, where the server's own credentials push.
+    let external = format!("{}/other/x:v1", common::REGISTRY);
+    let mut cmd = server.kiln(&["build", "--no-wait", "-t", &external, dir]);
+    cmd.env("KILN_TOKEN", &ci);
+    let out = CliRun::from(cmd.output().await.unwrap());
+    assert_eq!(out.code, 2, "{out:#?}");
     assert_eq!(server.run_count().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_tokens_list_the_catalog_and_worker_tokens_stay_out() {
+    let server = own_registry_server().await;
+    let host = host(&server);
+    let creds = format!("owner:{}", server.owner_token());
+    let to = format!("docker://{host}/app/web:v1");
+    skopeo_copy(
+        &format!("docker://{BASE_IMAGE}"),
+        &to,
+        &["--dest-creds", &creds],
+    )
+    .await;
+    let http = reqwest::Client::new();
+
+    // A Docker-style client: a token for the catalog scope, then the catalog with it.
+    let issued: serde_json::Value = http
+        .get(format!(
+            "{}/token?service={host}&scope=registry:catalog:*",
+            server.url
+        ))
+        .basic_auth("owner", Some(server.owner_token()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let catalog: serde_json::Value = http
+        .get(format!("{}/v2/_catalog", server.url))
+        .bearer_auth(issued["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(catalog["repositories"], serde_json::json!(["app/web"]));
+
+    // The token endpoint asks for Basic credentials when it gets none.
+    let anonymous = http
+        .get(format!(
+            "{}/token?scope=repository:app/web:pull",
+            server.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        anonymous.headers()["www-authenticate"],
+        "Basic realm=\"kiln\""
+    );
+
+    let worker = server.create_token("host1", &["worker"], &[]).await;
+    for url in ["/v2/", "/token?scope=repository:app/web:pull"] {
+        let resp = http
+            .get(format!("{}{url}", server.url))
+            .basic_auth("host1", Some(&worker))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{url}");
+        let body = resp.text().await.unwrap();
+        assert!(body.contains("worker protocol"), "{url}: {body}");
+    }
 }

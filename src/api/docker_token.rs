@@ -4,7 +4,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -65,12 +66,27 @@ async fn issue(
     State(app): State<App>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Result<Json<TokenResponse>, OciError> {
-    let creds = credentials(&headers)?.ok_or_else(login_required)?;
+) -> Result<Json<TokenResponse>, Response> {
+    let creds = credentials(&headers)
+        .map_err(OciError::from)
+        .and_then(|c| c.ok_or_else(login_required))
+        .map_err(basic_challenge)?;
     let scopes = scopes(&pairs(&query.unwrap_or_default()));
-    Ok(Json(
-        app.auth.token_for_scopes(&creds, &scopes).await?.into(),
-    ))
+    let issued = app.auth.token_for_scopes(&creds, &scopes).await;
+    Ok(Json(issued.map_err(|e| basic_challenge(e.into()))?.into()))
+}
+
+/// The token endpoint itself takes Basic credentials; its 401s say so.
+fn basic_challenge(e: OciError) -> Response {
+    let unauthorized = e.status == StatusCode::UNAUTHORIZED;
+    let mut resp = e.into_response();
+    if unauthorized {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"kiln\""),
+        );
+    }
+    resp
 }
 
 async fn issue_for_form(

@@ -88,6 +88,9 @@ fn write(path: &Path, file: &File) -> Result<(), CredentialsError> {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    // A leftover from a crashed write is ours to replace; anything else there is refused
+    // below rather than followed.
+    let _ = std::fs::remove_file(&tmp);
     let mut out = private_file(&tmp).map_err(io)?;
     let text = serde_json::to_string_pretty(file).expect("credentials serialize");
     out.write_all(text.as_bytes()).map_err(io)?;
@@ -99,8 +102,7 @@ fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt as _;
     std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)
 }

@@ -36,7 +36,16 @@ impl RunService {
                         vars.branch = Some("main".into());
                     }
                     let images = self.render_images(&req.images, &vars)?;
-                    let registry_grants = self.registry_grants(&images, who)?;
+                    // A repository name that depends on the commit or branch is only known
+                    // once a worker fetched it: the run may then push wherever `who` may.
+                    let templated = is_git && {
+                        vars.commit = Some("1".repeat(40));
+                        vars.branch = Some("other".into());
+                        repositories(&self.render_images(&req.images, &vars)?)
+                            != repositories(&images)
+                    };
+                    let registry_grants =
+                        self.registry_grants(&images, templated, req.push, who)?;
                     Ok::<_, ServiceError>(NewRun {
                         trigger: "Manual".into(),
                         platform: platform.clone(),
@@ -175,31 +184,41 @@ impl RunService {
     }
 
     /// What the run's build may do in Kiln's own registry: push and pull the repositories it
-    /// names there (which `who` must be allowed to push), and pull whatever `who` may pull, so
-    /// a Dockerfile can start `FROM` one of them.
+    /// names there, and pull whatever `who` may pull, so a Dockerfile can start `FROM` one of
+    /// them. With `templated` repository names (git variables), push wherever `who` may.
+    ///
+    /// `who` must be allowed to push every repository the run pushes to, in any registry: a
+    /// token's repository patterns apply to the server's stored credentials for other
+    /// registries too.
     fn registry_grants(
         &self,
         images: &[ImageRef],
+        templated: bool,
+        push: bool,
         who: &Principal,
     ) -> Result<Vec<Grant>, ServiceError> {
         let mut grants = Vec::new();
-        for image in images {
-            if image.registry() != Some(self.settings.own_registry.as_str()) {
-                continue;
-            }
+        for image in images.iter().filter(|_| push) {
             let repo = image.repository();
             who.authorize(repo, Action::Push)?;
-            let pattern = RepoPattern::from_str(repo).map_err(ServiceError::Invalid)?;
-            grants.push(Grant::new(pattern, &[Action::Pull, Action::Push]));
+            if image.registry() == Some(self.settings.own_registry.as_str()) && !templated {
+                let pattern = RepoPattern::from_str(repo).map_err(ServiceError::Invalid)?;
+                grants.push(Grant::new(pattern, &[Action::Pull, Action::Push]));
+            }
         }
-        if let Some(subject) = who.subject() {
-            grants.extend(
-                subject
-                    .grants
-                    .iter()
-                    .filter(|g| g.actions.contains(&Action::Pull))
-                    .map(|g| Grant::new(g.pattern.clone(), &[Action::Pull])),
-            );
+        let Some(subject) = who.subject() else {
+            return Ok(grants);
+        };
+        for g in &subject.grants {
+            let push_too = templated && push && g.actions.contains(&Action::Push);
+            let actions: &[Action] = if push_too {
+                &[Action::Pull, Action::Push]
+            } else {
+                &[Action::Pull]
+            };
+            if g.actions.contains(&Action::Pull) {
+                grants.push(Grant::new(g.pattern.clone(), actions));
+            }
         }
         Ok(grants)
     }
@@ -229,6 +248,10 @@ impl RunService {
         }
         Ok(images)
     }
+}
+
+fn repositories(images: &[ImageRef]) -> std::collections::BTreeSet<&str> {
+    images.iter().map(ImageRef::repository).collect()
 }
 
 /// Runs that share this key reuse each other's layer cache: same context location, same

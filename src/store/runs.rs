@@ -395,6 +395,15 @@ impl Store {
     }
 
     /// Whether `attempt` is the run's current, running attempt.
+    /// Whether the run is being built now: run credentials work only then.
+    pub async fn is_running(&self, id: RunId) -> Result<bool, StoreError> {
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE seq = ?")
+            .bind(seq(id))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(status.as_deref() == Some("Running"))
+    }
+
     pub async fn is_current_attempt(&self, id: RunId, attempt: u32) -> Result<bool, StoreError> {
         let found: Option<i64> = sqlx::query_scalar(
             "SELECT 1 FROM runs WHERE seq = ? AND attempt = ? AND status = 'Running'",

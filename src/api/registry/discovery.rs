@@ -41,8 +41,12 @@ pub(super) async fn catalog(req: V2Request) -> Result<Response, V2Error> {
     let page = req
         .app
         .registry
+        // The catalog scope is granted to anyone signed in, so a registry token's repository
+        // scopes do not narrow it: the list is what the holder may pull.
         .catalog(req.query("last"), n, |name| {
-            principal.authorize(name, Action::Pull).is_ok()
+            principal
+                .subject()
+                .is_some_and(|s| s.permits(name, Action::Pull))
         })
         .await?;
     let link = next_link("/v2/_catalog", n, &page);

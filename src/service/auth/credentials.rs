@@ -11,7 +11,7 @@ use kiln_worker::protocol::Secret;
 
 use super::registry_token::IssuedToken;
 use super::tokens::is_token_secret;
-use super::{AuthError, AuthService, Principal, Subject};
+use super::{AuthError, AuthService, Principal, Role, Subject, SubjectKind};
 
 /// The username that goes with run credentials.
 pub const RUN_USERNAME: &str = "kiln-run";
@@ -71,6 +71,9 @@ impl AuthService {
             Credentials::Bearer(secret) => (None, secret),
             Credentials::Basic { username, password } if username == RUN_USERNAME => {
                 let (subject, expires_at) = self.verify_run_credentials(password.expose())?;
+                if let SubjectKind::Run { run_id } = &subject.kind {
+                    self.ensure_run_is_live(run_id).await?;
+                }
                 return Ok(Direct {
                     subject,
                     expires_at: Some(expires_at),
@@ -88,6 +91,11 @@ impl AuthService {
         if username.is_some_and(|u| *u != token.shown.name) {
             return Err(AuthError::Unauthenticated(
                 "the username must be the token's name".into(),
+            ));
+        }
+        if token.subject().roles.contains(&Role::Worker) {
+            return Err(AuthError::Unauthenticated(
+                "a worker token only speaks the worker protocol, not the registry".into(),
             ));
         }
         Ok(Direct {
@@ -111,6 +119,40 @@ mod tests {
         (dir, AuthService::new(store).await.unwrap())
     }
 
+    /// Queues run ca1 and has a worker claim it, so that its credentials are live.
+    async fn running_run(auth: &AuthService) -> String {
+        let spec: kiln_worker::protocol::BuildSpec = serde_json::from_value(serde_json::json!({
+            "context": {"kind": "tarball", "url": "http://example.com/c.tar"},
+            "dockerfile": "Dockerfile", "buildArgs": {}, "target": null,
+            "platforms": "linux/amd64", "noCache": false, "push": false, "images": []
+        }))
+        .unwrap();
+        let new = crate::store::NewRun {
+            trigger: "Manual".into(),
+            platform: spec.platforms.clone(),
+            requested_images: Vec::new(),
+            spec,
+            timeout_secs: 60,
+            git_token: None,
+            cache_key: String::new(),
+            submitted_by: None,
+            registry_grants: Vec::new(),
+        };
+        let run = auth
+            .store
+            .create_run(1, |_| Ok::<_, ()>(new), |_, _| Ok(()))
+            .await
+            .unwrap()
+            .unwrap();
+        let claimed = auth
+            .store
+            .try_claim(1, "w", "w", 1, i64::MAX)
+            .await
+            .unwrap();
+        assert!(claimed.is_some());
+        run.id.to_string()
+    }
+
     fn run_login(password: Secret) -> Credentials {
         Credentials::Basic {
             username: RUN_USERNAME.into(),
@@ -121,16 +163,26 @@ mod tests {
     #[tokio::test]
     async fn run_credentials_act_for_their_run_within_its_grants() {
         let (_dir, auth) = service().await;
+        let run = running_run(&auth).await;
         let grants = vec![Grant::new(
             "app/*".parse().unwrap(),
             &[Action::Pull, Action::Push],
         )];
-        let password = auth.mint_run_credentials("ca7", grants, Duration::from_secs(60));
+        let password = auth.mint_run_credentials(&run, grants.clone(), Duration::from_secs(60));
+        let ended = auth.mint_run_credentials("ca7", grants, Duration::from_secs(60));
+        let refused = auth.authenticate_registry(&run_login(ended)).await;
+        assert!(
+            refused
+                .unwrap_err()
+                .to_string()
+                .contains("run ca7 has ended"),
+            "credentials of a run that is not running"
+        );
         let creds = run_login(password.clone());
 
         let direct = auth.authenticate_registry(&creds).await.unwrap();
         assert!(matches!(direct, Principal::Direct(_)));
-        assert_eq!(direct.run_id(), Some("ca7"));
+        assert_eq!(direct.run_id(), Some(run.as_str()));
         assert!(direct.authorize("app/web", Action::Push).is_ok());
         assert!(matches!(
             direct.authorize("other/x", Action::Pull),
@@ -144,7 +196,7 @@ mod tests {
             .authenticate_registry(&Credentials::Bearer(issued.token))
             .await
             .unwrap();
-        assert_eq!(scoped.run_id(), Some("ca7"));
+        assert_eq!(scoped.run_id(), Some(run.as_str()));
         assert!(scoped.authorize("app/web", Action::Push).is_ok());
         assert!(scoped.authorize("app/web", Action::Delete).is_err());
 

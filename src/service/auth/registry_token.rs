@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use kiln_worker::protocol::Secret;
+use kiln_worker::protocol::{RunId, Secret};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -210,7 +210,10 @@ impl AuthService {
                     )
                 })?
                 .subject(),
-            Parent::Run { id, grants } => run_subject(id, grants),
+            Parent::Run { id, grants } => {
+                self.ensure_run_is_live(&id).await?;
+                run_subject(id, grants)
+            }
         };
         let granted = claims
             .access
@@ -246,6 +249,22 @@ impl AuthService {
             iat: now / 1000,
             exp: (now + ttl.as_millis() as i64) / 1000,
         })
+    }
+
+    /// Run credentials, and registry tokens issued from them, end with their run, so that a
+    /// finished or canceled run's worker can push nothing more.
+    pub(super) async fn ensure_run_is_live(&self, run_id: &str) -> Result<(), AuthError> {
+        let ended = || {
+            AuthError::Unauthenticated(format!(
+                "run {run_id} has ended: its credentials no longer work"
+            ))
+        };
+        let id: RunId = run_id.parse().map_err(|_| ended())?;
+        if self.store.is_running(id).await? {
+            Ok(())
+        } else {
+            Err(ended())
+        }
     }
 
     /// The run subject of run credentials, with when they end (Unix ms).

@@ -47,12 +47,18 @@ impl Disk {
 
     /// Moves a complete, synced file to its content address. Rename is atomic, so a reader
     /// sees the whole blob or none; a blob already there has the same bytes and is replaced.
+    /// The folder is synced too, so the database never records a blob a crash could lose.
     pub async fn commit(&self, from: &Path, digest: &Digest) -> io::Result<()> {
         let target = self.blob_path(digest);
-        if let Some(dir) = target.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        tokio::fs::rename(from, &target).await
+        let dir = target
+            .parent()
+            .expect("blob paths have a folder")
+            .to_path_buf();
+        tokio::fs::create_dir_all(&dir).await?;
+        tokio::fs::rename(from, &target).await?;
+        tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+            .await
+            .map_err(io::Error::other)?
     }
 
     pub async fn open(&self, digest: &Digest) -> io::Result<tokio::fs::File> {

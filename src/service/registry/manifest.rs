@@ -115,9 +115,11 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Parsed, Registry
                     .media_type
                     .as_deref()
                     .is_some_and(|m| m.contains("nondistributable") || m.contains("foreign"));
-                if !external {
-                    references.push(Reference::Blob(digest));
-                }
+                references.push(if external {
+                    Reference::ForeignBlob(digest)
+                } else {
+                    Reference::Blob(digest)
+                });
             }
             let artifact_type = raw.artifact_type.or_else(|| config.media_type.clone());
             Ok(Parsed {
@@ -196,7 +198,11 @@ mod tests {
         assert_eq!(p.media_type, DOCKER_MANIFEST);
         assert_eq!(
             p.references,
-            vec![Reference::Blob(d('a')), Reference::Blob(d('b'))]
+            vec![
+                Reference::Blob(d('a')),
+                Reference::Blob(d('b')),
+                Reference::ForeignBlob(d('c'))
+            ]
         );
         assert_eq!(p.artifact_type.as_deref(), Some(IMAGE_CONFIGS[1]));
         assert!(p.subject.is_none());

@@ -12,18 +12,21 @@ pub enum Reference {
     Blob(String),
     /// A manifest an index lists.
     Manifest(String),
+    /// A foreign or non-distributable layer: fetched from elsewhere, so not required, but
+    /// recorded so that garbage collection keeps it when a client did push it.
+    ForeignBlob(String),
 }
 
 impl Reference {
     fn digest(&self) -> &str {
         match self {
-            Reference::Blob(d) | Reference::Manifest(d) => d,
+            Reference::Blob(d) | Reference::Manifest(d) | Reference::ForeignBlob(d) => d,
         }
     }
 
     fn kind(&self) -> &'static str {
         match self {
-            Reference::Blob(_) => "blob",
+            Reference::Blob(_) | Reference::ForeignBlob(_) => "blob",
             Reference::Manifest(_) => "manifest",
         }
     }
@@ -79,6 +82,7 @@ async fn first_missing(
             Reference::Manifest(_) => {
                 "SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?"
             }
+            Reference::ForeignBlob(_) => continue,
         };
         let found: Option<i64> = sqlx::query_scalar(sql)
             .bind(repository_id)
@@ -105,7 +109,10 @@ impl Store {
             .bind(repository)
             .fetch_optional(&mut *conn)
             .await?;
-        match (id, references.first()) {
+        let required = references
+            .iter()
+            .find(|r| !matches!(r, Reference::ForeignBlob(_)));
+        match (id, required) {
             (Some(id), _) => first_missing(&mut conn, id, references).await,
             (None, Some(first)) => Ok(Some(first.digest().to_string())),
             (None, None) => Ok(None),
