@@ -15,6 +15,7 @@ Usage: scripts/bench_registry.py [--repeat 3] [--image-mib 1024] [--seconds 10] 
 
 import argparse
 import base64
+import glob
 import hashlib
 import http.client
 import json
@@ -164,7 +165,15 @@ def skopeo(src, dest, creds):
         cmd += ["--src-creds", creds]
     if creds and dest.startswith("docker://"):
         cmd += ["--dest-creds", creds]
-    return timed(cmd + [src, dest])[0]
+    # skopeo's blob-info cache would turn every push after the first into cross-repository
+    # mounts, measuring nothing: a fresh HOME holds it, or for root, /var/lib/containers.
+    for stale in glob.glob("/var/lib/containers/cache/blob-info-cache-v1*"):
+        os.remove(stale)
+    home = tempfile.mkdtemp(prefix="kiln-bench-home-")
+    try:
+        return timed(cmd + [src, dest], env=dict(os.environ, HOME=home, XDG_DATA_HOME=home))[0]
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def bench_big(registries, image, repeat):

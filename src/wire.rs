@@ -166,22 +166,3 @@ pub struct CreatedToken {
 pub struct TokenList {
     pub tokens: Vec<Token>,
 }
-
-/// `POST /api/registry/gc`; the body is optional.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct GcRequest {
-    /// Report what would be removed without removing it.
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-/// What a registry garbage collection removed, or with `dryRun` would remove.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GcReport {
-    pub dry_run: bool,
-    pub blobs_deleted: u64,
-    pub bytes_freed: u64,
-    pub uploads_removed: u64,
-}

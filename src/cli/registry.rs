@@ -8,8 +8,9 @@ use clap::{Args, Subcommand};
 use super::client::KilnClient;
 use super::format::{print_json, table, timestamp};
 use super::{CliError, OutputFormat, ServerArgs};
-use crate::wire::registry::{Deleted, Manifest, Repository, Tag, TagOrder, TagsQuery};
-use crate::wire::{GcReport, GcRequest};
+use crate::wire::registry::{
+    Deleted, GcReport, GcRequest, Manifest, Repository, Tag, TagOrder, TagsQuery,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum RegistryCommand {

@@ -7,7 +7,7 @@ use axum::Json;
 use crate::api::error::ApiError;
 use crate::api::App;
 use crate::service::auth::Principal;
-use crate::wire::{GcReport, GcRequest};
+use crate::wire::registry::{GcReport, GcRequest};
 
 pub(super) async fn collect(
     State(app): State<App>,

@@ -7,7 +7,7 @@ use kiln_worker::protocol::Digest;
 
 use super::{RegistryError, RegistryService};
 use crate::service::now_ms;
-use crate::wire::GcReport;
+use crate::wire::registry::GcReport;
 
 impl RegistryService {
     /// Collects with the server's configured grace.
