@@ -151,6 +151,9 @@ async fn deleting_needs_the_delete_role_in_the_api_and_the_registry() {
         .unwrap();
     assert_eq!(resp.status(), 403);
 
+    // Every role can log Docker in; what it may do then is the role's.
+    let login = Docker::new().login(&host, "janitor", &janitor).await;
+    assert_eq!(login.code, 0, "{login:#?}");
     let out = CliRun::from(
         as_token(
             &janitor,

@@ -128,13 +128,23 @@ impl RegistryService {
     }
 
     /// The session's in-memory state, after checking it exists and belongs to `repo`.
+    ///
+    /// The entry is taken before the check: a session forgotten in between then fails the
+    /// check and its entry is dropped here, and one forgotten after it loses the entry to
+    /// `forget_upload`, so no entry outlives its session.
     async fn session(&self, repo: &RepoName, id: &str) -> Result<SessionState, RegistryError> {
+        let state = {
+            let mut sessions = self.sessions.lock().expect("sessions lock");
+            sessions.entry(id.to_string()).or_default().clone()
+        };
         match self.store.upload(id).await? {
-            Some(row) if row.repository == repo.as_str() => {}
-            _ => return Err(RegistryError::UploadUnknown),
+            Some(row) if row.repository == repo.as_str() => Ok(state),
+            Some(_) => Err(RegistryError::UploadUnknown),
+            None => {
+                self.sessions.lock().expect("sessions lock").remove(id);
+                Err(RegistryError::UploadUnknown)
+            }
         }
-        let mut sessions = self.sessions.lock().expect("sessions lock");
-        Ok(sessions.entry(id.to_string()).or_default().clone())
     }
 
     /// The session's progress, re-hashing its file if the running hash was lost.

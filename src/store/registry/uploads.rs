@@ -7,8 +7,6 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct UploadRow {
     pub repository: String,
-    /// Bytes received so far.
-    pub size: u64,
 }
 
 impl Store {
@@ -29,14 +27,13 @@ impl Store {
     }
 
     pub async fn upload(&self, id: &str) -> Result<Option<UploadRow>, StoreError> {
-        let row = sqlx::query("SELECT repository, size FROM uploads WHERE id = ?")
+        let row = sqlx::query("SELECT repository FROM uploads WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| {
             Ok(UploadRow {
                 repository: r.try_get("repository")?,
-                size: r.try_get::<i64, _>("size")? as u64,
             })
         })
         .transpose()
