@@ -4,7 +4,7 @@
 mod common;
 
 use common::docker_cli::Docker;
-use common::oci::skopeo_copy;
+use common::oci::{push_blob, skopeo_copy};
 use common::{context, CliRun, TestServer, BASE_IMAGE};
 
 fn host(server: &TestServer) -> String {
@@ -339,4 +339,45 @@ async fn registry_tokens_list_the_catalog_and_worker_tokens_stay_out() {
         let body = resp.text().await.unwrap();
         assert!(body.contains("worker protocol"), "{url}: {body}");
     }
+}
+
+/// A registry token that covers the target but not the source of a mount is asked to cover
+/// both, so the mount happens instead of a re-upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mounts_ask_for_a_token_covering_the_source() {
+    let server = own_registry_server().await;
+    let digest = push_blob(&server.http(), &server.url, "app/src", b"shared layer").await;
+    let http = reqwest::Client::new();
+    let token = |scopes: &'static [&'static str]| {
+        let query: Vec<(&str, &str)> = scopes.iter().map(|s| ("scope", *s)).collect();
+        let req = http
+            .get(format!("{}/token", server.url))
+            .query(&query)
+            .basic_auth("owner", Some(server.owner_token()));
+        async move {
+            let body: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
+            body["token"].as_str().unwrap().to_string()
+        }
+    };
+    let mount = format!(
+        "{}/v2/app/dst/blobs/uploads/?mount={digest}&from=app/src",
+        server.url
+    );
+
+    let narrow = token(&["repository:app/dst:pull,push"]).await;
+    let resp = http.post(&mount).bearer_auth(narrow).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains(r#"scope="repository:app/dst:pull,push repository:app/src:pull""#),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+
+    let both = token(&["repository:app/dst:pull,push", "repository:app/src:pull"]).await;
+    let resp = http.post(&mount).bearer_auth(both).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
 }

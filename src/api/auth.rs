@@ -32,8 +32,10 @@ pub async fn authenticate(State(app): State<App>, mut req: Request, next: Next) 
         (Ok(Some(creds)), false) => app.auth.authenticate_api(&creds).await,
         (Err(e), _) => Err(e),
     };
+    let mut scoped = false;
     let resp = match outcome {
         Ok(principal) => {
+            scoped = matches!(principal, Principal::Scoped { .. });
             req.extensions_mut().insert(principal);
             next.run(req).await
         }
@@ -41,7 +43,9 @@ pub async fn authenticate(State(app): State<App>, mut req: Request, next: Next) 
         Err(e) => ApiError::from(e).into_response(),
     };
     match challenge {
-        Some(challenge) if resp.status() == StatusCode::UNAUTHORIZED => challenge.apply(resp),
+        Some(challenge) if resp.status() == StatusCode::UNAUTHORIZED => {
+            challenge.apply(resp, scoped)
+        }
         _ => resp,
     }
 }
@@ -110,13 +114,18 @@ impl Challenge {
         }
     }
 
-    fn apply(self, mut resp: Response) -> Response {
+    /// `scoped`: the request carried a registry token, so a 401 naming a scope means that
+    /// token's scope fell short, which RFC 6750 calls `insufficient_scope`.
+    fn apply(self, mut resp: Response, scoped: bool) -> Response {
         let mut value = format!(
             r#"Bearer realm="{}",service="{}""#,
             self.realm, self.service
         );
         if let Some(ChallengeScope(Some(scope))) = resp.extensions().get::<ChallengeScope>() {
             value.push_str(&format!(r#",scope="{scope}""#));
+            if scoped {
+                value.push_str(r#",error="insufficient_scope""#);
+            }
         }
         if let Ok(value) = HeaderValue::from_str(&value) {
             resp.headers_mut().insert(WWW_AUTHENTICATE, value);
