@@ -341,10 +341,11 @@ async fn registry_tokens_list_the_catalog_and_worker_tokens_stay_out() {
     }
 }
 
-/// A registry token that covers the target but not the source of a mount is asked to cover
-/// both, so the mount happens instead of a re-upload.
+/// A registry token that covers a mount's target and source mounts; one that covers only the
+/// target gets an upload session instead. A token short of its holder's rights is told which
+/// scope it lacks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mounts_ask_for_a_token_covering_the_source() {
+async fn registry_tokens_mount_what_they_cover_and_name_what_they_lack() {
     let server = own_registry_server().await;
     let digest = push_blob(&server.http(), &server.url, "app/src", b"shared layer").await;
     let http = reqwest::Client::new();
@@ -365,19 +366,26 @@ async fn mounts_ask_for_a_token_covering_the_source() {
     );
 
     let narrow = token(&["repository:app/dst:pull,push"]).await;
-    let resp = http.post(&mount).bearer_auth(narrow).send().await.unwrap();
+    let resp = http.post(&mount).bearer_auth(&narrow).send().await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let both = token(&["repository:app/dst:pull,push", "repository:app/src:pull"]).await;
+    let resp = http.post(&mount).bearer_auth(both).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+
+    let resp = http
+        .delete(format!("{}/v2/app/dst/blobs/{digest}", server.url))
+        .bearer_auth(&narrow)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
     let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
     assert!(
-        challenge.contains(r#"scope="repository:app/dst:pull,push repository:app/src:pull""#),
+        challenge.contains(r#"scope="repository:app/dst:delete""#),
         "{challenge}"
     );
     assert!(
         challenge.contains(r#"error="insufficient_scope""#),
         "{challenge}"
     );
-
-    let both = token(&["repository:app/dst:pull,push", "repository:app/src:pull"]).await;
-    let resp = http.post(&mount).bearer_auth(both).send().await.unwrap();
-    assert_eq!(resp.status(), 201);
 }
