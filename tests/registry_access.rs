@@ -389,3 +389,49 @@ async fn registry_tokens_mount_what_they_cover_and_name_what_they_lack() {
         "{challenge}"
     );
 }
+
+/// Runs and their logs are visible to tokens that may pull a repository the run pushes to
+/// (and to whoever queued it), and cancellable by those that may push there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_visible_to_the_tokens_of_their_repositories() {
+    let server = own_registry_server().await;
+    let ci = server.create_token("ci", &["push"], &["app/*"]).await;
+    let reader = server.create_token("reader", &["pull"], &["app/*"]).await;
+    let other = server.create_token("other", &["push"], &["other/*"]).await;
+    let ctx = context(&[("Dockerfile", &format!("FROM {BASE_IMAGE}\n"))]);
+    let dir = ctx.path().to_str().unwrap();
+    let as_token = |secret: &str, args: &[&str]| {
+        let mut cmd = server.kiln(args);
+        cmd.env("KILN_TOKEN", secret);
+        async move { CliRun::from(cmd.output().await.unwrap()) }
+    };
+    // No workers: the run stays queued.
+    let queued = as_token(&ci, &["build", "--no-wait", "-t", "app/web:v1", dir]).await;
+    assert_eq!(queued.code, 0, "{queued:#?}");
+    let id = queued.stdout.trim().to_string();
+
+    assert_eq!(as_token(&reader, &["run", "show", &id]).await.code, 0);
+    let listed = as_token(&reader, &["run", "list"]).await;
+    assert!(listed.stdout.contains(&id), "{}", listed.stdout);
+
+    let hidden = as_token(&other, &["run", "show", &id]).await;
+    assert_eq!(hidden.code, 2, "{hidden:#?}");
+    assert!(
+        hidden
+            .stderr
+            .contains(&format!("token 'other' may not see run {id}")),
+        "{}",
+        hidden.stderr
+    );
+    let logs = as_token(&other, &["run", "logs", &id]).await;
+    assert_eq!(logs.code, 2, "{logs:#?}");
+    let listed = as_token(&other, &["run", "list"]).await;
+    assert!(!listed.stdout.contains(&id), "{}", listed.stdout);
+    let cancel = as_token(&other, &["run", "cancel", &id]).await;
+    assert_eq!(cancel.code, 2, "{cancel:#?}");
+    let cancel = as_token(&reader, &["run", "cancel", &id]).await;
+    assert_eq!(cancel.code, 2, "{cancel:#?}");
+
+    let cancel = as_token(&ci, &["run", "cancel", &id]).await;
+    assert_eq!(cancel.code, 0, "{cancel:#?}");
+}

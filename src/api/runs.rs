@@ -44,7 +44,7 @@ async fn list(
     ValidQuery(q): ValidQuery<ListQuery>,
 ) -> Result<Json<RunList>, ApiError> {
     principal.require_any(Action::Pull)?;
-    Ok(Json(app.runs.list(q).await?))
+    Ok(Json(app.runs.list(q, &principal).await?))
 }
 
 async fn show(
@@ -53,7 +53,9 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Run>, ApiError> {
     principal.require_any(Action::Pull)?;
-    Ok(Json(app.runs.get(run_id(&id)?).await?))
+    let id = run_id(&id)?;
+    app.runs.authorize(id, &principal, Action::Pull).await?;
+    Ok(Json(app.runs.get(id).await?))
 }
 
 async fn cancel(
@@ -62,7 +64,9 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Run>, ApiError> {
     principal.require_any(Action::Push)?;
-    Ok(Json(app.runs.cancel(run_id(&id)?).await?))
+    let id = run_id(&id)?;
+    app.runs.authorize(id, &principal, Action::Push).await?;
+    Ok(Json(app.runs.cancel(id).await?))
 }
 
 /// Plain text from `offset`; with `follow=true` the body ends only when the run finishes, so a
@@ -74,7 +78,9 @@ async fn logs(
     ValidQuery(q): ValidQuery<LogQuery>,
 ) -> Result<Response, ApiError> {
     principal.require_any(Action::Pull)?;
-    let stream = app.runs.logs(run_id(&id)?, q.offset, q.follow).await?;
+    let id = run_id(&id)?;
+    app.runs.authorize(id, &principal, Action::Pull).await?;
+    let stream = app.runs.logs(id, q.offset, q.follow).await?;
     let mut resp = Body::from_stream(stream).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

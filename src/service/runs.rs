@@ -10,7 +10,7 @@ use futures::Stream;
 use kiln_worker::protocol::{ContextSource, ImageRef, OutputImage, PlatformSet, RunId, RunStatus};
 use tokio::sync::Notify;
 
-use super::auth::AuthService;
+use super::auth::{AccessError, Action, AuthService, Principal};
 use super::contexts::ContextStore;
 use super::logs::LogHub;
 use super::queue::MAX_LEASE_WAIT;
@@ -62,6 +62,30 @@ impl RunService {
         self.view(row).await
     }
 
+    /// Refuses unless `who` may see (`Pull`) or cancel (`Push`) the run.
+    pub async fn authorize(
+        &self,
+        id: RunId,
+        who: &Principal,
+        action: Action,
+    ) -> Result<(), ServiceError> {
+        let row = self.row(id).await?;
+        if may(&row, who, action) {
+            return Ok(());
+        }
+        let holder = who
+            .subject()
+            .map_or("an anonymous caller".into(), |s| s.describe());
+        let verb = match action {
+            Action::Push => "cancel",
+            _ => "see",
+        };
+        Err(ServiceError::Access(AccessError::Denied(format!(
+            "{holder} may not {verb} run {id}: it pushes to none of the repositories the token \
+             may {action}"
+        ))))
+    }
+
     pub(super) async fn row(&self, id: RunId) -> Result<RunRow, ServiceError> {
         self.store
             .get_run(id)
@@ -69,14 +93,30 @@ impl RunService {
             .ok_or_else(|| ServiceError::NotFound(format!("run '{id}' not found")))
     }
 
-    pub async fn list(&self, q: wire::ListQuery) -> Result<wire::RunList, ServiceError> {
+    /// The newest runs `who` may see (see `may`).
+    pub async fn list(
+        &self,
+        q: wire::ListQuery,
+        who: &Principal,
+    ) -> Result<wire::RunList, ServiceError> {
         let top = q.top.unwrap_or(DEFAULT_TOP).clamp(1, MAX_TOP);
         let image = q
             .image
             .as_deref()
             .map(|i| self.image_filter(i))
             .transpose()?;
-        let rows = self.store.list_runs(q.status, image.as_ref(), top).await?;
+        // Others' runs are filtered out after the query, so look further back for them.
+        let owner = who.require_owner().is_ok();
+        let limit = if owner { top } else { MAX_TOP };
+        let rows = self
+            .store
+            .list_runs(q.status, image.as_ref(), limit)
+            .await?;
+        let rows: Vec<RunRow> = rows
+            .into_iter()
+            .filter(|r| owner || may(r, who, Action::Pull))
+            .take(top as usize)
+            .collect();
         let running = if rows.iter().any(|r| r.status == RunStatus::Queued) {
             self.store.running_workers().await?
         } else {
@@ -279,4 +319,22 @@ fn view_without_history(row: RunRow) -> wire::Run {
         queue_position: None,
         waiting_for: None,
     }
+}
+
+/// Who may see (`Pull`) or cancel (`Push`) a run: owners, whoever queued it, and tokens that
+/// may do `action` to a repository it pushes to. A git run's images are known once its
+/// source is fetched; until then only owners and its submitter see it.
+fn may(row: &RunRow, who: &Principal, action: Action) -> bool {
+    if who.require_owner().is_ok() {
+        return true;
+    }
+    let Some(subject) = who.subject() else {
+        return false;
+    };
+    row.submitted_by.as_deref() == Some(subject.describe().as_str())
+        || row
+            .spec
+            .images
+            .iter()
+            .any(|i| who.authorize(i.repository(), action).is_ok())
 }
