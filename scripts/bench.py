@@ -198,7 +198,8 @@ def bench_upload(total_mib, files):
     try:
         cache = tempfile.mkdtemp()
         base_t, _, _ = timed(
-            f"tar c -C {ctx} . | gzip -1 | curl -sS -f -X POST -H 'Content-Type: application/gzip' -T - {server.url}/api/contexts")
+            f"tar c -C {ctx} . | gzip -1 | curl -sS -f -X POST -H 'Content-Type: application/gzip'"
+            f" -H 'Authorization: Bearer {server.token}' -T - {server.url}/api/contexts")
         kiln_t, kiln_rss, _ = timed([KILN, "build", "--no-push", "--no-wait", ctx], env=server.env(cache))
         again_t, _, _ = timed([KILN, "build", "--no-push", "--no-wait", ctx], env=server.env(cache))
         return {"mib": mib, "files": files, "baseline_s": base_t, "kiln_s": kiln_t, "again_s": again_t,
