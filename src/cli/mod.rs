@@ -89,6 +89,15 @@ impl ServerArgs {
     }
 }
 
+/// The arguments of a client command that only prints: where the server is and how to print.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
 /// `--output` of client commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 
 use super::client::KilnClient;
 use super::format::{print_json, table, timestamp};
-use super::{CliError, OutputFormat, ServerArgs};
+use super::{CliError, OutputArgs, OutputFormat, ServerArgs};
 use crate::wire::registry::{
     Deleted, GcReport, GcRequest, Manifest, Repository, Tag, TagOrder, TagsQuery,
 };
@@ -25,7 +25,7 @@ pub enum RegistryCommand {
 #[derive(Debug, Subcommand)]
 pub enum RepositoryCommand {
     /// List repositories.
-    List(ListArgs),
+    List(OutputArgs),
     /// List a repository's tags.
     ShowTags(ShowTagsArgs),
     /// List a repository's manifests with their tags.
@@ -36,14 +36,6 @@ pub enum RepositoryCommand {
     Untag(UntagArgs),
     /// Delete a repository, or an image (`repo:tag` or `repo@digest`) with all its tags.
     Delete(DeleteArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
-    #[command(flatten)]
-    pub server: ServerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -168,7 +160,7 @@ pub async fn run(cmd: RegistryCommand) -> Result<(), CliError> {
     }
 }
 
-async fn list(a: ListArgs) -> Result<(), CliError> {
+async fn list(a: OutputArgs) -> Result<(), CliError> {
     #[derive(serde::Deserialize, serde::Serialize)]
     struct List {
         repositories: Vec<Repository>,

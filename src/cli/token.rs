@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::client::KilnClient;
 use super::format::{print_json, table, timestamp};
-use super::{CliError, OutputFormat, ServerArgs};
+use super::{CliError, OutputArgs, OutputFormat, ServerArgs};
 use crate::service::auth::{RepoPattern, Role, TokenName};
 use crate::wire::{CreateToken, Token};
 
@@ -15,7 +15,7 @@ pub enum TokenCommand {
     /// Create a token and print its secret, which is shown this once.
     Create(CreateArgs),
     /// List tokens (never their secrets).
-    List(ListArgs),
+    List(OutputArgs),
     /// Revoke a token: its secret and the registry tokens issued from it stop working at once.
     Revoke(RevokeArgs),
 }
@@ -36,14 +36,6 @@ pub struct CreateArgs {
     #[arg(long, value_parser = parse_expiry)]
     pub expires: Option<Duration>,
     /// `json` prints the token with its secret as JSON.
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
-    #[command(flatten)]
-    pub server: ServerArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct ListArgs {
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     #[command(flatten)]
@@ -129,7 +121,7 @@ async fn create(args: CreateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn list(args: ListArgs) -> Result<(), CliError> {
+async fn list(args: OutputArgs) -> Result<(), CliError> {
     let list = KilnClient::new(&args.server)?.list_tokens().await?;
     if args.output == OutputFormat::Json {
         return print_json(&list);
