@@ -4,6 +4,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
+use super::registry::delete_in_repository;
 use super::{Store, StoreError};
 
 #[derive(Debug, Clone)]
@@ -156,16 +157,10 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         // Tags and references go with it (ON DELETE CASCADE).
-        let done = sqlx::query(
-            "DELETE FROM manifests WHERE digest = ?
-             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
-        )
-        .bind(digest)
-        .bind(repository)
-        .execute(&mut *tx)
-        .await?;
+        let deleted =
+            delete_in_repository(&mut tx, "manifests", "digest", repository, digest).await?;
         tx.commit().await?;
-        Ok((done.rows_affected() > 0).then_some(tags))
+        Ok(deleted.then_some(tags))
     }
 
     /// Removes a repository with all its tags, manifests and blob links; returns the digests

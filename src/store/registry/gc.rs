@@ -12,25 +12,26 @@ pub struct Unreferenced {
     pub size: u64,
 }
 
-/// The blob is unreferenced and untouched since the cutoff (`?1` digest, `?2` cutoff).
-const SWEEPABLE: &str = "
-    EXISTS (SELECT 1 FROM blobs b WHERE b.digest = ?1 AND b.touched_at < ?2)
-    AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = ?1)
-    AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.child_digest = ?1)";
+/// The condition that the blob whose digest is the SQL expression `digest` is unreferenced and
+/// untouched since the cutoff, bound as `?1`. Listing and deleting share it, so what is listed
+/// is what may be deleted.
+fn sweepable(digest: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM blobs b WHERE b.digest = {digest} AND b.touched_at < ?1)
+         AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = {digest})
+         AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.child_digest = {digest})"
+    )
+}
 
 impl Store {
     /// Blobs no manifest references (a manifest's own bytes count as referenced while it
     /// exists) and untouched since `cutoff`.
     pub async fn unreferenced_blobs(&self, cutoff: i64) -> Result<Vec<Unreferenced>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT digest, size FROM blobs b WHERE touched_at < ?
-             AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = b.digest)
-             AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.child_digest = b.digest)
-             ORDER BY digest",
-        )
-        .bind(cutoff)
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!(
+            "SELECT digest, size FROM blobs WHERE {} ORDER BY digest",
+            sweepable("blobs.digest")
+        );
+        let rows = sqlx::query(&sql).bind(cutoff).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(Unreferenced {
@@ -51,18 +52,20 @@ impl Store {
         // The first write takes SQLite's write lock, so both conditions are judged on the
         // same state and no other writer can slip in between them.
         sqlx::query(&format!(
-            "DELETE FROM repository_blobs WHERE digest = ?1 AND {SWEEPABLE}"
+            "DELETE FROM repository_blobs WHERE digest = ?2 AND {}",
+            sweepable("?2")
         ))
-        .bind(digest)
         .bind(cutoff)
+        .bind(digest)
         .execute(&mut *tx)
         .await?;
         let done = sqlx::query(&format!(
-            "DELETE FROM blobs WHERE digest = ?1 AND {SWEEPABLE}
-             AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = ?1)"
+            "DELETE FROM blobs WHERE digest = ?2 AND {}
+             AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = ?2)",
+            sweepable("?2")
         ))
-        .bind(digest)
         .bind(cutoff)
+        .bind(digest)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -2,7 +2,7 @@
 
 use sqlx::{Row, SqliteConnection};
 
-use super::ensure_repository;
+use super::{ensure_repository, upsert_blob};
 use crate::store::{Store, StoreError};
 
 /// Something a manifest needs present in its repository before it may be stored.
@@ -133,16 +133,7 @@ impl Store {
         }
         // The manifest's own bytes are a blob, so they count for the collector like any other;
         // they are not linked to the repository, whose blob endpoints serve layers and configs.
-        sqlx::query(
-            "INSERT INTO blobs (digest, size, created_at, touched_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (digest) DO UPDATE SET touched_at = excluded.touched_at",
-        )
-        .bind(m.digest)
-        .bind(m.size as i64)
-        .bind(m.now)
-        .bind(m.now)
-        .execute(&mut *tx)
-        .await?;
+        upsert_blob(&mut tx, m.digest, m.size, m.now).await?;
         sqlx::query(
             "INSERT INTO manifests (repository_id, digest, media_type, size, artifact_type, subject,
                  annotations, platforms, created_at, updated_at, run_id)

@@ -35,11 +35,10 @@ async fn ensure_repository(
     Ok(id)
 }
 
-/// Records that a blob's bytes are on disk and visible in the repository; bumps `touched_at`
-/// so the garbage collector's grace period starts again.
-async fn link_blob(
+/// Records that a blob's bytes are on disk; bumps `touched_at` so the garbage collector's
+/// grace period starts again.
+async fn upsert_blob(
     conn: &mut SqliteConnection,
-    repository_id: i64,
     digest: &str,
     size: u64,
     now: i64,
@@ -52,8 +51,20 @@ async fn link_blob(
     .bind(size as i64)
     .bind(now)
     .bind(now)
-    .execute(&mut *conn)
+    .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Records that a blob's bytes are on disk and visible in the repository.
+async fn link_blob(
+    conn: &mut SqliteConnection,
+    repository_id: i64,
+    digest: &str,
+    size: u64,
+    now: i64,
+) -> Result<(), StoreError> {
+    upsert_blob(&mut *conn, digest, size, now).await?;
     sqlx::query(
         "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?)
          ON CONFLICT DO NOTHING",
@@ -81,15 +92,28 @@ impl Store {
         repository: &str,
         key: &str,
     ) -> Result<bool, StoreError> {
-        let sql = format!(
-            "DELETE FROM {table}
-             WHERE {column} = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)"
-        );
-        let done = sqlx::query(&sql)
-            .bind(key)
-            .bind(repository)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let mut conn = self.pool.acquire().await?;
+        delete_in_repository(&mut conn, table, column, repository, key).await
     }
+}
+
+/// Deletes the row of `table` whose `column` is `key` in the named repository, on `conn` (a
+/// transaction, say).
+pub(super) async fn delete_in_repository(
+    conn: &mut SqliteConnection,
+    table: &'static str,
+    column: &'static str,
+    repository: &str,
+    key: &str,
+) -> Result<bool, StoreError> {
+    let sql = format!(
+        "DELETE FROM {table}
+         WHERE {column} = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)"
+    );
+    let done = sqlx::query(&sql)
+        .bind(key)
+        .bind(repository)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
 }
