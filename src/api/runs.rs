@@ -54,8 +54,7 @@ async fn show(
 ) -> Result<Json<Run>, ApiError> {
     principal.require_any(Action::Pull)?;
     let id = run_id(&id)?;
-    app.runs.authorize(id, &principal, Action::Pull).await?;
-    Ok(Json(app.runs.get(id).await?))
+    Ok(Json(app.runs.get(id, &principal).await?))
 }
 
 async fn cancel(
@@ -65,8 +64,7 @@ async fn cancel(
 ) -> Result<Json<Run>, ApiError> {
     principal.require_any(Action::Push)?;
     let id = run_id(&id)?;
-    app.runs.authorize(id, &principal, Action::Push).await?;
-    Ok(Json(app.runs.cancel(id).await?))
+    Ok(Json(app.runs.cancel(id, &principal).await?))
 }
 
 /// Plain text from `offset`; with `follow=true` the body ends only when the run finishes, so a
@@ -79,8 +77,7 @@ async fn logs(
 ) -> Result<Response, ApiError> {
     principal.require_any(Action::Pull)?;
     let id = run_id(&id)?;
-    app.runs.authorize(id, &principal, Action::Pull).await?;
-    let stream = app.runs.logs(id, q.offset, q.follow).await?;
+    let stream = app.runs.logs(id, &principal, q.offset, q.follow).await?;
     let mut resp = Body::from_stream(stream).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

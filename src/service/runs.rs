@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chrono::{DateTime, TimeZone, Utc};
 use futures::Stream;
 use kiln_worker::protocol::{ContextSource, ImageRef, OutputImage, PlatformSet, RunId, RunStatus};
 use tokio::sync::Notify;
@@ -15,7 +14,7 @@ use super::contexts::ContextStore;
 use super::logs::LogHub;
 use super::queue::MAX_LEASE_WAIT;
 use super::workers::WorkerRegistry;
-use super::{now_ms, RunSettings, ServiceError};
+use super::{now_ms, to_time, RunSettings, ServiceError};
 use crate::store::{Finish, RunRow, Store};
 use crate::wire;
 
@@ -57,33 +56,11 @@ impl RunService {
         }
     }
 
-    pub async fn get(&self, id: RunId) -> Result<wire::Run, ServiceError> {
+    /// The run, if `who` may see it.
+    pub async fn get(&self, id: RunId, who: &Principal) -> Result<wire::Run, ServiceError> {
         let row = self.row(id).await?;
+        check(&row, who, Action::Pull)?;
         self.view(row).await
-    }
-
-    /// Refuses unless `who` may see (`Pull`) or cancel (`Push`) the run.
-    pub async fn authorize(
-        &self,
-        id: RunId,
-        who: &Principal,
-        action: Action,
-    ) -> Result<(), ServiceError> {
-        let row = self.row(id).await?;
-        if may(&row, who, action) {
-            return Ok(());
-        }
-        let holder = who
-            .subject()
-            .map_or("an anonymous caller".into(), |s| s.describe());
-        let verb = match action {
-            Action::Push => "cancel",
-            _ => "see",
-        };
-        Err(ServiceError::Access(AccessError::Denied(format!(
-            "{holder} may not {verb} run {id}: it pushes to none of the repositories the token \
-             may {action}"
-        ))))
     }
 
     pub(super) async fn row(&self, id: RunId) -> Result<RunRow, ServiceError> {
@@ -106,7 +83,7 @@ impl RunService {
             .map(|i| self.image_filter(i))
             .transpose()?;
         // Others' runs are filtered out after the query, so look further back for them.
-        let owner = who.require_owner().is_ok();
+        let owner = who.is_owner();
         let limit = if owner { top } else { MAX_TOP };
         let rows = self
             .store
@@ -157,9 +134,11 @@ impl RunService {
         Ok(Some((position, wait.to_string())))
     }
 
-    /// A queued run ends at once; a running one is stopped by its worker on its next heartbeat.
-    pub async fn cancel(&self, id: RunId) -> Result<wire::Run, ServiceError> {
+    /// Cancels the run, if `who` may. A queued run ends at once; a running one is stopped by
+    /// its worker on its next heartbeat.
+    pub async fn cancel(&self, id: RunId, who: &Principal) -> Result<wire::Run, ServiceError> {
         let row = self.row(id).await?;
+        check(&row, who, Action::Push)?;
         match row.status {
             RunStatus::Queued => {
                 let ended = self
@@ -180,17 +159,19 @@ impl RunService {
             }
         }
         tracing::info!(run.id = %id, "cancel requested");
-        self.get(id).await
+        self.view(self.row(id).await?).await
     }
 
     /// The run's log from `offset`; with `follow`, it ends only when the run does.
     pub async fn logs(
         &self,
         id: RunId,
+        who: &Principal,
         offset: u64,
         follow: bool,
     ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static, ServiceError> {
         let row = self.row(id).await?;
+        check(&row, who, Action::Pull)?;
         let follow = follow && !row.status.is_finished();
         let store = self.store.clone();
         let finished =
@@ -275,10 +256,6 @@ fn closing_line(run: &RunRow, now: i64) -> String {
     }
 }
 
-pub(super) fn to_time(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
 fn with_queue_spot(mut run: wire::Run, queued: Option<(u32, String)>) -> wire::Run {
     if let Some((position, wait)) = queued {
         run.queue_position = Some(position);
@@ -325,7 +302,7 @@ fn view_without_history(row: RunRow) -> wire::Run {
 /// may do `action` to a repository it pushes to. A git run's images are known once its
 /// source is fetched; until then only owners and its submitter see it.
 fn may(row: &RunRow, who: &Principal, action: Action) -> bool {
-    if who.require_owner().is_ok() {
+    if who.is_owner() {
         return true;
     }
     let Some(subject) = who.subject() else {
@@ -337,4 +314,23 @@ fn may(row: &RunRow, who: &Principal, action: Action) -> bool {
             .images
             .iter()
             .any(|i| who.authorize(i.repository(), action).is_ok())
+}
+
+/// Refuses unless `who` may see (`Pull`) or cancel (`Push`) the run.
+fn check(row: &RunRow, who: &Principal, action: Action) -> Result<(), ServiceError> {
+    if may(row, who, action) {
+        return Ok(());
+    }
+    let holder = who
+        .subject()
+        .map_or("an anonymous caller".into(), |s| s.describe());
+    let verb = match action {
+        Action::Push => "cancel",
+        _ => "see",
+    };
+    Err(ServiceError::Access(AccessError::Denied(format!(
+        "{holder} may not {verb} run {}: it pushes to none of the repositories the token \
+         may {action}",
+        row.id
+    ))))
 }

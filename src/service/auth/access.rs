@@ -389,6 +389,13 @@ impl Principal {
         }
     }
 
+    /// Whether the principal is an owner's token, presented directly: `require_owner` without
+    /// building the refusal.
+    pub fn is_owner(&self) -> bool {
+        matches!(self, Principal::Direct(s)
+            if matches!(s.kind, SubjectKind::Token { .. }) && s.roles.contains(&Role::Owner))
+    }
+
     /// Tokens and workers are managed by owners only.
     pub fn require_owner(&self) -> Result<(), AccessError> {
         let subject = self.user()?;
