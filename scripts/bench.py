@@ -65,11 +65,7 @@ class Server:
                     KILN_CREDENTIALS_FILE=self.credentials)
 
     def peak_rss_mib(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        return float("nan")
+        return vm_hwm(self.proc.pid)
 
     def api(self, method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None
@@ -84,6 +80,15 @@ class Server:
         self.proc.terminate()
         self.proc.wait(timeout=30)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def vm_hwm(pid):
+    """Peak resident memory (MiB) of a running process."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def timed(cmd, env=None, cwd=None):

@@ -31,7 +31,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Server, timed, ROOT  # noqa: E402
+from bench import Server, timed, vm_hwm, ROOT  # noqa: E402
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -95,14 +95,6 @@ def wait_for(host):
         except OSError:
             time.sleep(0.05)
     raise SystemExit(f"no registry answered on {host}")
-
-
-def vm_hwm(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def sha256_file(path):

@@ -279,14 +279,7 @@ async fn kiln_login_stores_a_token_for_another_machine_and_kiln_token_overrides(
     );
 
     // KILN_TOKEN wins over the credentials file's owner token.
-    let out = CliRun::from(
-        server
-            .kiln(&["token", "list"])
-            .env("KILN_TOKEN", &secret)
-            .output()
-            .await
-            .unwrap(),
-    );
+    let out = server.kiln_output_as(&secret, &["token", "list"]).await;
     assert_eq!(out.code, 2, "{out:#?}");
     assert!(out.stderr.contains("not an owner"), "{}", out.stderr);
 

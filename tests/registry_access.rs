@@ -5,7 +5,7 @@ mod common;
 
 use common::docker_cli::Docker;
 use common::oci::{push_blob, skopeo_copy};
-use common::{context, CliRun, TestServer, BASE_IMAGE};
+use common::{context, TestServer, BASE_IMAGE};
 
 fn host(server: &TestServer) -> String {
     server.url.trim_start_matches("http://").to_string()
@@ -95,20 +95,8 @@ async fn deleting_needs_the_delete_role_in_the_api_and_the_registry() {
         .create_token("other", &["delete"], &["other/*"])
         .await;
 
-    let as_token = |secret: &str, args: &[&str]| {
-        let mut cmd = server.kiln(args);
-        cmd.env("KILN_TOKEN", secret);
-        cmd
-    };
-    let out = CliRun::from(
-        as_token(
-            &ci,
-            &["registry", "repository", "delete", "app/web:v1", "--yes"],
-        )
-        .output()
-        .await
-        .unwrap(),
-    );
+    let delete = ["registry", "repository", "delete", "app/web:v1", "--yes"];
+    let out = server.kiln_output_as(&ci, &delete).await;
     assert_eq!(out.code, 2, "{out:#?}");
     assert!(
         out.stderr
@@ -154,15 +142,7 @@ async fn deleting_needs_the_delete_role_in_the_api_and_the_registry() {
     // Every role can log Docker in; what it may do then is the role's.
     let login = Docker::new().login(&host, "janitor", &janitor).await;
     assert_eq!(login.code, 0, "{login:#?}");
-    let out = CliRun::from(
-        as_token(
-            &janitor,
-            &["registry", "repository", "delete", "app/web:v1", "--yes"],
-        )
-        .output()
-        .await
-        .unwrap(),
-    );
+    let out = server.kiln_output_as(&janitor, &delete).await;
     assert_eq!(out.code, 0, "{out:#?}");
     assert!(out.stdout.contains("Deleted app/web:v1"), "{}", out.stdout);
     let gone = owner
@@ -255,9 +235,9 @@ async fn a_build_may_only_push_where_its_submitter_may() {
     let ci = server.create_token("ci", &["push"], &["app/*"]).await;
     let ctx = context(&[("Dockerfile", &format!("FROM {BASE_IMAGE}\n"))]);
     let dir = ctx.path().to_str().unwrap();
-    let mut cmd = server.kiln(&["build", "--no-wait", "-t", "other/x:v1", dir]);
-    cmd.env("KILN_TOKEN", &ci);
-    let out = CliRun::from(cmd.output().await.unwrap());
+    let out = server
+        .kiln_output_as(&ci, &["build", "--no-wait", "-t", "other/x:v1", dir])
+        .await;
     assert_eq!(out.code, 2, "{out:#?}");
     assert!(
         out.stderr
@@ -267,9 +247,9 @@ async fn a_build_may_only_push_where_its_submitter_may() {
     );
     // Its patterns hold for other registries too, where the server's own credentials push.
     let external = format!("{}/other/x:v1", common::REGISTRY);
-    let mut cmd = server.kiln(&["build", "--no-wait", "-t", &external, dir]);
-    cmd.env("KILN_TOKEN", &ci);
-    let out = CliRun::from(cmd.output().await.unwrap());
+    let out = server
+        .kiln_output_as(&ci, &["build", "--no-wait", "-t", &external, dir])
+        .await;
     assert_eq!(out.code, 2, "{out:#?}");
     assert_eq!(server.run_count().await, 0);
 }
@@ -400,21 +380,24 @@ async fn runs_are_visible_to_the_tokens_of_their_repositories() {
     let other = server.create_token("other", &["push"], &["other/*"]).await;
     let ctx = context(&[("Dockerfile", &format!("FROM {BASE_IMAGE}\n"))]);
     let dir = ctx.path().to_str().unwrap();
-    let as_token = |secret: &str, args: &[&str]| {
-        let mut cmd = server.kiln(args);
-        cmd.env("KILN_TOKEN", secret);
-        async move { CliRun::from(cmd.output().await.unwrap()) }
-    };
     // No workers: the run stays queued.
-    let queued = as_token(&ci, &["build", "--no-wait", "-t", "app/web:v1", dir]).await;
+    let queued = server
+        .kiln_output_as(&ci, &["build", "--no-wait", "-t", "app/web:v1", dir])
+        .await;
     assert_eq!(queued.code, 0, "{queued:#?}");
     let id = queued.stdout.trim().to_string();
 
-    assert_eq!(as_token(&reader, &["run", "show", &id]).await.code, 0);
-    let listed = as_token(&reader, &["run", "list"]).await;
+    assert_eq!(
+        server
+            .kiln_output_as(&reader, &["run", "show", &id])
+            .await
+            .code,
+        0
+    );
+    let listed = server.kiln_output_as(&reader, &["run", "list"]).await;
     assert!(listed.stdout.contains(&id), "{}", listed.stdout);
 
-    let hidden = as_token(&other, &["run", "show", &id]).await;
+    let hidden = server.kiln_output_as(&other, &["run", "show", &id]).await;
     assert_eq!(hidden.code, 2, "{hidden:#?}");
     assert!(
         hidden
@@ -423,15 +406,17 @@ async fn runs_are_visible_to_the_tokens_of_their_repositories() {
         "{}",
         hidden.stderr
     );
-    let logs = as_token(&other, &["run", "logs", &id]).await;
+    let logs = server.kiln_output_as(&other, &["run", "logs", &id]).await;
     assert_eq!(logs.code, 2, "{logs:#?}");
-    let listed = as_token(&other, &["run", "list"]).await;
+    let listed = server.kiln_output_as(&other, &["run", "list"]).await;
     assert!(!listed.stdout.contains(&id), "{}", listed.stdout);
-    let cancel = as_token(&other, &["run", "cancel", &id]).await;
+    let cancel = server.kiln_output_as(&other, &["run", "cancel", &id]).await;
     assert_eq!(cancel.code, 2, "{cancel:#?}");
-    let cancel = as_token(&reader, &["run", "cancel", &id]).await;
+    let cancel = server
+        .kiln_output_as(&reader, &["run", "cancel", &id])
+        .await;
     assert_eq!(cancel.code, 2, "{cancel:#?}");
 
-    let cancel = as_token(&ci, &["run", "cancel", &id]).await;
+    let cancel = server.kiln_output_as(&ci, &["run", "cancel", &id]).await;
     assert_eq!(cancel.code, 0, "{cancel:#?}");
 }

@@ -147,6 +147,17 @@ impl TestServer {
         CliRun::from(out)
     }
 
+    /// `kiln <args>` sending `token` (`KILN_TOKEN`, which wins over the credentials file).
+    pub async fn kiln_output_as(&self, token: &str, args: &[&str]) -> CliRun {
+        let out = self
+            .kiln(args)
+            .env("KILN_TOKEN", token)
+            .output()
+            .await
+            .unwrap();
+        CliRun::from(out)
+    }
+
     /// A client that sends the owner token.
     pub fn http(&self) -> reqwest::Client {
         self.http_as(self.owner_token())
