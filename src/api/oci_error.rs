@@ -15,7 +15,6 @@ pub struct OciError {
     /// An OCI error code: `BLOB_UNKNOWN`, `MANIFEST_BLOB_UNKNOWN`, `DENIED`, `UNAUTHORIZED`, …
     pub code: &'static str,
     pub message: String,
-    pub detail: Option<serde_json::Value>,
     /// For 401s: the scope the client should ask the token endpoint for, e.g.
     /// `repository:app:pull,push`. The auth middleware turns it into `WWW-Authenticate`.
     pub challenge: Option<ChallengeScope>,
@@ -31,14 +30,8 @@ impl OciError {
             status,
             code,
             message: message.into(),
-            detail: None,
             challenge: None,
         }
-    }
-
-    pub fn with_detail(mut self, detail: serde_json::Value) -> OciError {
-        self.detail = Some(detail);
-        self
     }
 
     /// A 401 asking for credentials, optionally for a scope.
@@ -55,10 +48,7 @@ impl OciError {
 
 impl IntoResponse for OciError {
     fn into_response(self) -> Response {
-        let mut entry = serde_json::json!({ "code": self.code, "message": self.message });
-        if let Some(detail) = self.detail {
-            entry["detail"] = detail;
-        }
+        let entry = serde_json::json!({ "code": self.code, "message": self.message });
         let mut resp =
             (self.status, Json(serde_json::json!({ "errors": [entry] }))).into_response();
         resp.headers_mut()

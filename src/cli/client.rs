@@ -168,16 +168,11 @@ impl KilnClient {
 
 impl KilnClient {
     pub async fn create_token(&self, req: &CreateToken) -> Result<CreatedToken, CliError> {
-        let req = self.request(reqwest::Method::POST, "/api/tokens").json(req);
-        json(self.send(req).await?).await
+        self.post_json("/api/tokens", req).await
     }
 
     pub async fn list_tokens(&self) -> Result<TokenList, CliError> {
-        json(
-            self.send(self.request(reqwest::Method::GET, "/api/tokens"))
-                .await?,
-        )
-        .await
+        self.get_json("/api/tokens", &()).await
     }
 
     pub async fn revoke_token(&self, name: &str) -> Result<(), CliError> {
@@ -189,11 +184,7 @@ impl KilnClient {
 
     /// The token this client sends, as the server knows it.
     pub async fn whoami(&self) -> Result<Token, CliError> {
-        json(
-            self.send(self.request(reqwest::Method::GET, "/api/whoami"))
-                .await?,
-        )
-        .await
+        self.get_json("/api/whoami", &()).await
     }
 }
 

@@ -56,20 +56,14 @@ fn parse_name(s: &str) -> Result<TokenName, String> {
 /// `30d`, `12h`, `90m`, `45s`.
 fn parse_expiry(s: &str) -> Result<Duration, String> {
     let bad = || format!("invalid expiry '{s}': use e.g. 30d, 12h or 90m");
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let unit_secs = match unit {
-        "d" => 86_400,
-        "h" => 3_600,
-        "m" => 60,
-        "s" => 1,
-        _ => return Err(bad()),
-    };
-    match n.checked_mul(unit_secs) {
-        Some(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
-        _ => Err(bad()),
+    // Stricter than other durations: the unit is required and nothing surrounds the value.
+    if s.ends_with(|c: char| c.is_ascii_digit()) || s.trim() != s {
+        return Err(bad());
     }
+    crate::config::parse_duration(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(bad)
 }
 
 pub async fn run(cmd: TokenCommand) -> Result<(), CliError> {

@@ -23,6 +23,11 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// A stored time (Unix milliseconds) as the API shows it.
+pub fn to_time(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
 /// Rules the run and queue services apply, from the server's configuration.
 #[derive(Debug, Clone)]
 pub struct RunSettings {

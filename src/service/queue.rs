@@ -12,7 +12,6 @@ use tokio::time::Instant;
 
 use super::auth::RUN_USERNAME;
 use super::runs::RunService;
-use super::workers::WorkerRegistry;
 use super::{now_ms, ServiceError};
 use crate::store::RunRow;
 
@@ -25,16 +24,11 @@ const RUN_CREDENTIALS_SLACK: Duration = Duration::from_secs(600);
 
 pub struct Queue {
     runs: Arc<RunService>,
-    /// The run service's: lease requests and claims are what it knows workers by.
-    workers: Arc<WorkerRegistry>,
 }
 
 impl Queue {
     pub fn new(runs: Arc<RunService>) -> Queue {
-        Queue {
-            workers: runs.workers.clone(),
-            runs,
-        }
+        Queue { runs }
     }
 
     /// Hands the oldest queued run for the worker's platforms to it, waiting up to `wait_ms`
@@ -43,7 +37,7 @@ impl Queue {
     pub async fn lease(&self, req: LeaseRequest) -> Result<Option<Lease>, ServiceError> {
         let wait = Duration::from_millis(req.wait_ms).min(MAX_LEASE_WAIT);
         let deadline = Instant::now() + wait;
-        self.workers.lease_requested(&req.worker);
+        self.runs.workers.lease_requested(&req.worker);
         loop {
             // Register interest before querying, so a run queued in between is not missed.
             let notified = self.runs.queued.notified();
@@ -53,7 +47,7 @@ impl Queue {
             let now = now_ms();
             let expires = now + self.runs.settings.lease_ttl.as_millis() as i64;
             if let Some(run) = self.claim_next(&req.worker, now, expires).await? {
-                self.workers.claimed(&req.worker.id);
+                self.runs.workers.claimed(&req.worker.id);
                 tracing::info!(run.id = %run.id, worker = %req.worker.name, attempt = run.attempt, "run leased");
                 return Ok(Some(self.lease_for(run)));
             }
@@ -74,7 +68,7 @@ impl Queue {
     ) -> Result<Option<RunRow>, ServiceError> {
         for queued in self.runs.store.queued_runs(CLAIM_SCAN).await? {
             if !queued.platforms.is_within(&worker.platforms)
-                || self.workers.leave_to_other(worker, &queued)
+                || self.runs.workers.leave_to_other(worker, &queued)
             {
                 continue;
             }
@@ -176,7 +170,7 @@ impl Queue {
                 // Its next lease request follows at once: count it free already, so the
                 // next rebuild is not handed elsewhere in the meantime.
                 if let Some(worker) = &run.worker_name {
-                    self.workers.released(worker);
+                    self.runs.workers.released(worker);
                 }
                 Ok(())
             }

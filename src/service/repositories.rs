@@ -2,10 +2,8 @@
 //! authorise each repository before calling; `list` filters by what the caller may pull.
 //! Deleting leaves blob bytes to garbage collection.
 
-use chrono::{DateTime, Utc};
-
 use super::auth::{Action, Principal};
-use super::ServiceError;
+use super::{to_time, ServiceError};
 use crate::store::{ManifestRow, RepositoryRow, Store, TagRow, TagSort};
 use crate::wire::registry::{Deleted, Manifest, Repository, Tag, TagOrder};
 
@@ -131,17 +129,13 @@ fn manifest_not_found(name: &str, reference: &str) -> ServiceError {
     ))
 }
 
-fn time(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
 fn repository(r: RepositoryRow) -> Repository {
     Repository {
         name: r.name,
         tag_count: r.tag_count.max(0) as u64,
         manifest_count: r.manifest_count.max(0) as u64,
-        created_time: time(r.created_at),
-        last_update_time: time(r.updated_at),
+        created_time: to_time(r.created_at),
+        last_update_time: to_time(r.updated_at),
     }
 }
 
@@ -149,8 +143,8 @@ fn tag(t: TagRow) -> Tag {
     Tag {
         name: t.name,
         digest: t.digest,
-        created_time: time(t.created_at),
-        last_update_time: time(t.updated_at),
+        created_time: to_time(t.created_at),
+        last_update_time: to_time(t.updated_at),
         run_id: t.run_id,
     }
 }
@@ -171,8 +165,8 @@ fn manifest(m: ManifestRow) -> Result<Manifest, ServiceError> {
         media_type: m.media_type,
         platforms,
         image_size: m.image_size.max(0) as u64,
-        created_time: time(m.created_at),
-        last_update_time: time(m.updated_at),
+        created_time: to_time(m.created_at),
+        last_update_time: to_time(m.updated_at),
         run_id: m.run_id,
     })
 }

@@ -8,8 +8,8 @@ use kiln_worker::protocol::{
 };
 
 use super::auth::{Action, Grant, Principal, RepoPattern};
-use super::runs::{to_time, RunService};
-use super::{now_ms, ServiceError};
+use super::runs::RunService;
+use super::{now_ms, to_time, ServiceError};
 use crate::store::{NewRun, RunRow};
 use crate::template::{render, RunVars};
 use crate::wire::{self, CreateRun};
@@ -238,10 +238,7 @@ impl RunService {
                     "invalid image '{name}': a pushed image needs a tag, not a digest"
                 )));
             }
-            let image = match image.registry() {
-                Some(_) => image,
-                None => image.with_default_registry(&self.settings.default_registry),
-            };
+            let image = image.with_default_registry(&self.settings.default_registry);
             if !images.contains(&image) {
                 images.push(image);
             }

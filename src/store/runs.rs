@@ -394,7 +394,6 @@ impl Store {
         Ok(cancel.map(|c| c != 0))
     }
 
-    /// Whether `attempt` is the run's current, running attempt.
     /// Whether the run is being built now: run credentials work only then.
     pub async fn is_running(&self, id: RunId) -> Result<bool, StoreError> {
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE seq = ?")
@@ -404,6 +403,7 @@ impl Store {
         Ok(status.as_deref() == Some("Running"))
     }
 
+    /// Whether `attempt` is the run's current, running attempt.
     pub async fn is_current_attempt(&self, id: RunId, attempt: u32) -> Result<bool, StoreError> {
         let found: Option<i64> = sqlx::query_scalar(
             "SELECT 1 FROM runs WHERE seq = ? AND attempt = ? AND status = 'Running'",

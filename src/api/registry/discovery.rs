@@ -9,10 +9,9 @@ use super::error::{authorize, header_value, V2Error};
 use super::V2Request;
 use crate::api::oci_error::OciError;
 use crate::service::auth::{Action, Principal};
-use crate::service::registry::{parse_digest, Page, RegistryError, RepoName};
+use crate::service::registry::{parse_digest, Page, RegistryError, RepoName, OCI_INDEX};
 
 const FILTERS_HEADER: HeaderName = HeaderName::from_static("oci-filters-applied");
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 pub(super) async fn tags(req: V2Request, repo: RepoName) -> Result<Response, V2Error> {
     authorize(&req.principal, &repo, &[Action::Pull])?;

@@ -93,14 +93,15 @@ impl AuthService {
                 "the username must be the token's name".into(),
             ));
         }
-        if token.subject().roles.contains(&Role::Worker) {
+        let subject = token.subject();
+        if subject.roles.contains(&Role::Worker) {
             return Err(AuthError::Unauthenticated(
                 "a worker token only speaks the worker protocol, not the registry".into(),
             ));
         }
         Ok(Direct {
             expires_at: token.shown.expires_at.map(|t| t.timestamp_millis()),
-            subject: token.subject(),
+            subject,
         })
     }
 }

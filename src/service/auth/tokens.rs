@@ -10,13 +10,12 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
 use kiln_worker::protocol::Secret;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::{AuthError, AuthService, RepoPattern, Role, Subject};
-use crate::service::now_ms;
+use crate::service::{now_ms, to_time};
 use crate::store::{Inserted, TokenRow};
 use crate::wire::Token;
 
@@ -136,9 +135,9 @@ impl StoredToken {
                 name: row.name,
                 roles,
                 repositories,
-                created_at: time(row.created_at),
-                expires_at: row.expires_at.map(time),
-                last_used_at: row.last_used_at.map(time),
+                created_at: to_time(row.created_at),
+                expires_at: row.expires_at.map(to_time),
+                last_used_at: row.last_used_at.map(to_time),
             },
         })
     }
@@ -151,10 +150,6 @@ impl StoredToken {
             Subject::token(&self.id, &t.name, &t.roles, &t.repositories)
         }
     }
-}
-
-fn time(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 pub(super) fn hash(secret: &str) -> String {
@@ -275,7 +270,7 @@ impl AuthService {
             return Err(AuthError::Unauthenticated(format!(
                 "token '{}' expired at {}",
                 row.name,
-                time(expired).to_rfc3339()
+                to_time(expired).to_rfc3339()
             )));
         }
         if row.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY_MS) {

@@ -20,6 +20,7 @@ mod uploads;
 
 pub use blobs::BlobRead;
 pub use discovery::{Page, Referrer};
+pub use manifest::OCI_INDEX;
 pub use manifests::{PushedManifest, StoredManifest};
 pub use names::{parse_digest, Reference, RepoName, Tag};
 pub use ranges::{parse_content_range, ByteRange};
