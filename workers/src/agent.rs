@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{ClientError, ServerClient};
 use crate::engine::{BuildJob, Engine, PlatformSupport};
+use crate::fetch_policy::FetchPolicy;
 use crate::logship::{self, LogSink};
 use crate::protocol::{
     Lease, LeaseRequest, Outcome, OutputImage, Platform, RunResult, Secret, WorkerInfo,
@@ -26,6 +27,8 @@ pub struct AgentConfig {
     pub name: String,
     /// Platforms to advertise; empty: ask the engine.
     pub platforms: Vec<Platform>,
+    /// What git contexts, submodules and tarballs may be fetched from.
+    pub fetch_policy: FetchPolicy,
 }
 
 pub struct Agent<E> {
@@ -218,7 +221,7 @@ impl<E: Engine> Agent<E> {
         build_name: &str,
         log: &LogSink,
     ) -> Result<(Vec<OutputImage>, Summary), (Outcome, String)> {
-        let prepared = source::prepare(&self.client, lease, log)
+        let prepared = source::prepare(&self.client, lease, &self.config.fetch_policy, log)
             .await
             .inspect_err(|(_, msg)| log.line(format!("Context failed: {msg}")))?;
         let mut spec = lease.spec.clone();

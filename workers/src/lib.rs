@@ -10,6 +10,7 @@ pub mod client;
 pub mod context;
 pub mod docker;
 pub mod engine;
+pub mod fetch_policy;
 pub mod git;
 pub mod image_ref;
 pub mod index;

@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 
 use clap::Parser;
+use kiln_worker::fetch_policy::FetchPolicy;
 use kiln_worker::protocol::{Platform, Secret};
 use kiln_worker::{Agent, AgentConfig, DockerEngine};
 use tokio_util::sync::CancellationToken;
@@ -30,6 +31,10 @@ struct Args {
     /// The Docker engine: unix:///path, tcp://host:port; default DOCKER_HOST or the local socket.
     #[arg(long, env = "KILN_DOCKER_HOST")]
     docker_host: Option<String>,
+    /// Refuse git contexts, submodules and tarballs on loopback, link-local, private and
+    /// CGNAT addresses (turn on for shared or multi-tenant build hosts).
+    #[arg(long, env = "KILN_DENY_PRIVATE_ADDRESSES")]
+    deny_private_addresses: bool,
 }
 
 fn parse_secret(s: &str) -> Result<Secret, std::convert::Infallible> {
@@ -56,6 +61,9 @@ async fn main() -> anyhow::Result<()> {
         token: args.token,
         name,
         platforms: args.platforms,
+        fetch_policy: FetchPolicy {
+            deny_private_addresses: args.deny_private_addresses,
+        },
     };
     let agent = Agent::new(config, DockerEngine::new(args.docker_host.as_deref()))?;
     let shutdown = CancellationToken::new();

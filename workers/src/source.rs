@@ -13,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 use crate::client::{ClientError, ServerClient};
 use crate::context::pack::{self, PackRequest};
 use crate::context::verify::verify_archive;
+use crate::fetch_policy::{self, FetchPolicy, Fetcher};
 use crate::git::{self, GitError, GitSource};
 use crate::logship::LogSink;
 use crate::protocol::{ContextSource, Lease, Outcome, SourceReply, SourceResolved};
@@ -75,9 +76,11 @@ impl Prepared {
 /// infrastructure's (git host unreachable).
 pub type SourceError = (Outcome, String);
 
+/// Gets the lease's context ready to build; git and tarball URLs only as `policy` allows.
 pub async fn prepare(
     client: &ServerClient,
     lease: &Lease,
+    policy: &FetchPolicy,
     log: &LogSink,
 ) -> Result<Prepared, SourceError> {
     let spec = &lease.spec;
@@ -98,9 +101,11 @@ pub async fn prepare(
                 reference: reference.clone(),
                 subdir: subdir.clone(),
             };
-            git_context(client, lease, source, log).await
+            git_context(client, lease, source, *policy, log).await
         }
-        ContextSource::Tarball { url } => tarball_context(url, &spec.dockerfile, log).await,
+        ContextSource::Tarball { url } => {
+            tarball_context(url, &spec.dockerfile, *policy, log).await
+        }
     }
 }
 
@@ -108,6 +113,7 @@ async fn git_context(
     client: &ServerClient,
     lease: &Lease,
     source: GitSource,
+    policy: FetchPolicy,
     log: &LogSink,
 ) -> Result<Prepared, SourceError> {
     log.line(format!(
@@ -117,10 +123,11 @@ async fn git_context(
     let scratch = scratch_dir()?;
     let dest = scratch.path().join("checkout");
     let token = lease.git_token.clone();
-    let checkout = tokio::task::spawn_blocking(move || git::fetch(&source, token.as_ref(), &dest))
-        .await
-        .map_err(|e| (Outcome::Error, format!("git fetch stopped: {e}")))?
-        .map_err(|e| (git_outcome(&e), e.to_string()))?;
+    let checkout =
+        tokio::task::spawn_blocking(move || git::fetch(&source, token.as_ref(), &policy, &dest))
+            .await
+            .map_err(|e| (Outcome::Error, format!("git fetch stopped: {e}")))?
+            .map_err(|e| (git_outcome(&e), e.to_string()))?;
     log.line(format!(
         "Checked out commit {}{}",
         checkout.commit,
@@ -176,13 +183,14 @@ fn git_outcome(e: &GitError) -> Outcome {
 async fn tarball_context(
     url: &str,
     dockerfile: &str,
+    policy: FetchPolicy,
     log: &LogSink,
 ) -> Result<Prepared, SourceError> {
     let shown = crate::protocol::redact_url(url);
     log.line(format!("Downloading tarball context {shown}"));
     let scratch = scratch_dir()?;
     let path = scratch.path().join("context.tar");
-    let size = download(url, &path, &shown).await?;
+    let size = download(url, &path, &shown, policy).await?;
     let check = path.clone();
     let summary = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(check).map_err(crate::context::verify::VerifyError::Io)?;
@@ -204,12 +212,24 @@ async fn tarball_context(
 }
 
 /// GETs `url` into `path`, retrying server errors and broken connections with backoff.
-/// A 4xx answer is final: asking again will not change it.
-async fn download(url: &str, path: &Path, shown: &str) -> Result<u64, SourceError> {
-    let http = reqwest::Client::builder()
+/// A 4xx answer is final: asking again will not change it, nor will the policy's refusal
+/// of the URL or of a redirect.
+async fn download(
+    url: &str,
+    path: &Path,
+    shown: &str,
+    policy: FetchPolicy,
+) -> Result<u64, SourceError> {
+    let refused =
+        |reason: fetch_policy::PolicyError| (Outcome::Failed, format!("tarball {shown}: {reason}"));
+    fetch_policy::check_url(url, Fetcher::Http)
+        .and_then(|target| policy.check_literal(&target))
+        .map_err(refused)?;
+    let builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(15))
         // A server that stops sending is a failed download to retry, not a run that hangs.
-        .read_timeout(Duration::from_secs(60))
+        .read_timeout(Duration::from_secs(60));
+    let http = fetch_policy::http_client(builder, policy)
         .build()
         .map_err(|e| (Outcome::Error, format!("HTTP client: {e}")))?;
     let mut last = String::new();
@@ -220,6 +240,9 @@ async fn download(url: &str, path: &Path, shown: &str) -> Result<u64, SourceErro
         let resp = match http.get(url).send().await {
             Ok(r) => r,
             Err(e) => {
+                if let Some(reason) = fetch_policy::refusal(&e) {
+                    return Err(refused(reason));
+                }
                 last = format!("tarball download failed: {shown}: {}", without_url(&e));
                 continue;
             }

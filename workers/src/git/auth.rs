@@ -3,8 +3,10 @@
 
 use git2::{
     Cred, CredentialType, ErrorClass, ErrorCode, FetchOptions, ProxyOptions, RemoteCallbacks,
+    RemoteRedirect,
 };
 
+use crate::fetch_policy::FetchPolicy;
 use crate::protocol::Secret;
 
 /// How often one network operation may ask for credentials. libgit2 asks again each time
@@ -22,13 +24,16 @@ pub(crate) struct Credentials<'a> {
     token: Option<&'a Secret>,
     /// `scheme://host[:port]` of the repository; submodules elsewhere get no token.
     origin: Option<String>,
+    /// Decides whether the server may redirect the first request to another host.
+    policy: FetchPolicy,
 }
 
 impl<'a> Credentials<'a> {
-    pub(crate) fn new(url: &str, token: Option<&'a Secret>) -> Self {
+    pub(crate) fn new(url: &str, token: Option<&'a Secret>, policy: &FetchPolicy) -> Self {
         Credentials {
             token,
             origin: origin(url),
+            policy: *policy,
         }
     }
 
@@ -61,13 +66,26 @@ impl<'a> Credentials<'a> {
         callbacks
     }
 
-    /// Fetch options carrying these credentials and the proxy settings.
+    /// Fetch options carrying these credentials, the proxy settings and the redirect rule.
     pub(crate) fn fetch_options(&self) -> FetchOptions<'a> {
         let mut options = FetchOptions::new();
         options
             .remote_callbacks(self.callbacks())
-            .proxy_options(proxy_options());
+            .proxy_options(proxy_options())
+            .follow_redirects(redirects(&self.policy));
         options
+    }
+}
+
+/// libgit2 checks no addresses, so a worker that denies private ones does not follow a
+/// redirect to another host (which could be inside the network); the same host's
+/// redirects still work. libgit2 only ever redirects to http(s), so the scheme rule holds
+/// either way.
+pub(crate) fn redirects(policy: &FetchPolicy) -> RemoteRedirect {
+    if policy.deny_private_addresses {
+        RemoteRedirect::None
+    } else {
+        RemoteRedirect::Initial
     }
 }
 

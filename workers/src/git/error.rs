@@ -3,6 +3,7 @@
 use git2::ErrorCode;
 
 use super::source::redact_url;
+use crate::fetch_policy::PolicyError;
 
 /// Why a git build context could not be fetched. Every URL in here has its userinfo
 /// redacted (`https://****@host/...`), so the messages are safe to show and log.
@@ -26,6 +27,10 @@ pub enum GitError {
     /// The subdirectory leads outside the checkout, with `..` or through a symlink.
     #[error("the build context folder '{subdir}' points outside the repository")]
     SubdirEscapes { subdir: String },
+    /// The fetch policy refused a URL (the context's or a submodule's) before anything was
+    /// fetched from it. `what` names it, with its userinfo redacted.
+    #[error("{what}: {reason}")]
+    Refused { what: String, reason: PolicyError },
     /// Any other failure talking to the server or writing the checkout.
     #[error("fetching {url} failed: {message}")]
     Fetch { url: String, message: String },

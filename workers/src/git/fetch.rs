@@ -5,10 +5,12 @@ use std::path::Path;
 
 use git2::{AutotagOption, Direction, Oid, Remote, Repository};
 
+use super::allowed;
 use super::auth::{self, Credentials};
 use super::resolve::{self, RemoteRef, Target};
 use super::source::redact_url;
 use super::{subdir, submodules, Checkout, GitError, GitSource};
+use crate::fetch_policy::FetchPolicy;
 use crate::protocol::Secret;
 
 /// Where fetched branches go, as in a clone, so the checkout looks familiar.
@@ -25,17 +27,28 @@ const FULL_DEPTH: i32 = 0;
 
 /// Fetches `source` into `dest` (an empty folder) and checks out the commit it names,
 /// detached, with its submodules. `token` is sent as HTTP basic credentials, to the
-/// repository's own server only. Blocking: async callers use `spawn_blocking`.
+/// repository's own server only. `policy` is checked for the repository and for every
+/// submodule before anything is fetched from it. Blocking: async callers use
+/// `spawn_blocking`.
 pub fn fetch(
     source: &GitSource,
     token: Option<&Secret>,
+    policy: &FetchPolicy,
     dest: &Path,
 ) -> Result<Checkout, GitError> {
     let url = source.url.as_str();
     let local = |e: git2::Error| GitError::local(&e, url);
-    let creds = Credentials::new(url, token);
+    allowed::check(policy, "git context", url)?;
+    let creds = Credentials::new(url, token, policy);
 
     let repo = Repository::init(dest).map_err(local)?;
+    if policy.deny_private_addresses {
+        // Listing the refs connects without fetch options, so it takes the redirect
+        // rule from the repository's config.
+        repo.config()
+            .and_then(|mut config| config.set_bool("http.followRedirects", false))
+            .map_err(local)?;
+    }
     // A named remote (not an anonymous one): submodules with relative URLs resolve
     // against origin.
     let mut remote = repo.remote("origin", url).map_err(local)?;
@@ -67,7 +80,7 @@ pub fn fetch(
     };
 
     let commit = check_out(&repo, oid).map_err(local)?;
-    submodules::update(&repo, &creds, url)?;
+    submodules::update(&repo, &creds, policy, url)?;
     let context_dir = subdir::resolve(dest, source.subdir.as_deref())?;
     Ok(Checkout {
         context_dir,
@@ -194,102 +207,28 @@ fn download(
     remote.fetch(specs, Some(&mut options), None)
 }
 
+// Fetching itself is tested against real git servers in tests/git_fetch.rs.
 #[cfg(test)]
 mod tests {
     use super::super::test_repo::TestRepo;
     use super::*;
 
-    fn source(url: &str, reference: Option<&str>, subdir: Option<&str>) -> GitSource {
-        GitSource {
-            url: url.into(),
-            reference: reference.map(Into::into),
-            subdir: subdir.map(Into::into),
+    #[test]
+    fn refuses_local_repositories_before_reading_them() {
+        let repo = TestRepo::new();
+        repo.commit(&[("secret.txt", "hunter2")]);
+        for url in [repo.url(), repo.path().display().to_string()] {
+            let source = GitSource {
+                url: url.clone(),
+                reference: None,
+                subdir: None,
+            };
+            let dest = tempfile::tempdir().unwrap();
+            let err = fetch(&source, None, &FetchPolicy::default(), dest.path()).unwrap_err();
+            assert!(matches!(err, GitError::Refused { .. }), "{url}: {err:?}");
+            assert!(err.to_string().contains("refused"), "{err}");
+            let written = std::fs::read_dir(dest.path()).unwrap().count();
+            assert_eq!(written, 0, "{url}: nothing is fetched");
         }
-    }
-
-    fn fetch_into(source: &GitSource) -> (tempfile::TempDir, Result<Checkout, GitError>) {
-        let dest = tempfile::tempdir().unwrap();
-        let result = fetch(source, None, dest.path());
-        (dest, result)
-    }
-
-    #[test]
-    fn fetches_the_default_branch_over_file_urls() {
-        let repo = TestRepo::new();
-        repo.commit(&[("Dockerfile", "FROM scratch\n")]);
-        let head = repo.commit(&[("app/Dockerfile", "FROM busybox\n")]);
-
-        let (dest, checkout) = fetch_into(&source(&repo.url(), None, None));
-        let checkout = checkout.unwrap();
-        assert_eq!(checkout.commit, head);
-        assert_eq!(checkout.branch.as_deref(), Some("main"));
-        assert_eq!(checkout.context_dir, dest.path());
-        assert!(dest.path().join("app/Dockerfile").is_file());
-    }
-
-    #[test]
-    fn fetches_tags_old_commits_and_short_shas() {
-        let repo = TestRepo::new();
-        let first = repo.commit(&[("v", "1")]);
-        repo.git(&["tag", "-a", "v1", "-m", "release 1"]);
-        let second = repo.commit(&[("v", "2")]);
-        repo.commit(&[("v", "3")]);
-
-        for (reference, commit) in [
-            ("v1", &first),
-            (first.as_str(), &first),
-            (&second[..9], &second),
-        ] {
-            let (dest, checkout) = fetch_into(&source(&repo.url(), Some(reference), None));
-            let checkout = checkout.unwrap();
-            assert_eq!(&checkout.commit, commit, "{reference}");
-            assert_eq!(checkout.branch, None, "{reference}");
-            let contents = std::fs::read_to_string(dest.path().join("v")).unwrap();
-            assert_eq!(contents, if commit == &first { "1" } else { "2" });
-        }
-    }
-
-    #[test]
-    fn fetches_a_branch_into_a_subdir() {
-        let repo = TestRepo::new();
-        repo.commit(&[("README", "main")]);
-        repo.git(&["checkout", "-q", "-b", "feature"]);
-        let feature = repo.commit(&[("docker/Dockerfile", "FROM scratch\n")]);
-        repo.git(&["checkout", "-q", "main"]);
-
-        let (dest, checkout) = fetch_into(&source(&repo.url(), Some("feature"), Some("docker")));
-        let checkout = checkout.unwrap();
-        assert_eq!(checkout.commit, feature);
-        assert_eq!(checkout.branch.as_deref(), Some("feature"));
-        assert_eq!(checkout.context_dir, dest.path().join("docker"));
-        assert!(checkout.context_dir.join("Dockerfile").is_file());
-    }
-
-    #[test]
-    fn reports_missing_refs_repositories_and_subdirs() {
-        let repo = TestRepo::new();
-        repo.commit(&[("README", "hi")]);
-
-        let (_dest, missing_ref) = fetch_into(&source(&repo.url(), Some("nope"), None));
-        match &missing_ref {
-            Err(GitError::RefNotFound { reference, .. }) => assert_eq!(reference, "nope"),
-            other => panic!("{other:?}"),
-        }
-        let (_dest, missing_sha) = fetch_into(&source(&repo.url(), Some("deadbeef"), None));
-        assert!(
-            matches!(missing_sha, Err(GitError::RefNotFound { .. })),
-            "{missing_sha:?}"
-        );
-        let gone = format!("{}/nope", repo.url());
-        let (_dest, missing_repo) = fetch_into(&source(&gone, None, None));
-        assert!(
-            matches!(missing_repo, Err(GitError::RepositoryNotFound { .. })),
-            "{missing_repo:?}"
-        );
-        let (_dest, missing_dir) = fetch_into(&source(&repo.url(), None, Some("docker")));
-        assert!(
-            matches!(missing_dir, Err(GitError::SubdirNotFound { .. })),
-            "{missing_dir:?}"
-        );
     }
 }

@@ -5,6 +5,7 @@
 //! credentials. URLs can carry credentials (`https://user:pass@host/...`), so every error
 //! message and `Debug` output redacts the userinfo.
 
+mod allowed;
 mod auth;
 mod error;
 mod fetch;

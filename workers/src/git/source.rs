@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::subdir;
 use super::GitError;
+use crate::fetch_policy::{self, Fetcher, PolicyError};
 
 /// A git repository, optionally a reference in it and a folder inside it, written as
 /// `https://host/org/repo.git#<ref>:<subdir>` (docker build's git URL grammar).
@@ -13,7 +14,7 @@ use super::GitError;
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GitSource {
-    /// The repository: an `https://`, `http://`, `git://` or `file://` URL.
+    /// The repository: an `https://`, `http://` or `git://` URL (the fetch policy's rule).
     pub url: String,
     /// A branch, tag, full or abbreviated commit SHA, or a ref such as `pull/1/head`.
     /// `None` means the remote's default branch.
@@ -21,10 +22,6 @@ pub struct GitSource {
     /// The build context folder, relative to the repository root. `None` means the root.
     pub subdir: Option<String>,
 }
-
-/// URL schemes the worker fetches from. Its libgit2 is built without SSH, so SSH URLs are
-/// refused when parsed, with the https URL to use instead.
-const SCHEMES: [&str; 4] = ["https", "http", "git", "file"];
 
 impl GitSource {
     /// Parses `<url>[#[<ref>][:<subdir>]]`: `#main`, `#v1.0:docker`, `#:docker`, or no
@@ -73,7 +70,9 @@ impl fmt::Debug for GitSource {
     }
 }
 
-/// Checks the repository part of a git URL; the error says what is wrong with it.
+/// Checks the repository part of a git URL; the error says what is wrong with it. The
+/// worker's libgit2 is built without SSH, so SSH URLs get the https URL to use instead;
+/// everything else follows the fetch policy's scheme rule.
 fn check_url(url: &str) -> Result<(), String> {
     if url.is_empty() {
         return Err("the repository URL is empty".into());
@@ -90,23 +89,20 @@ fn check_url(url: &str) -> Result<(), String> {
             _ => Err("expected a URL such as https://host/org/repo.git".into()),
         };
     };
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
     if scheme.eq_ignore_ascii_case("ssh") {
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let host = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
         let host = host.split(':').next().unwrap_or(host);
         return Err(ssh_unsupported(host, path));
     }
-    if !SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
-        return Err(format!(
-            "unsupported scheme '{scheme}://': use https://, http://, git:// or file://"
-        ));
+    match fetch_policy::check_url(url, Fetcher::Git) {
+        Ok(_) => {}
+        Err(PolicyError::Url { why, .. }) => return Err(why),
+        Err(other) => return Err(other.to_string()),
     }
-    // file:///srv/repo.git has an empty host; every other scheme names a server.
-    if host.is_empty() && !scheme.eq_ignore_ascii_case("file") {
-        return Err("the host is missing".into());
-    }
+    let path = rest.split_once('/').map_or("", |(_, path)| path);
     if path.trim_matches('/').is_empty() {
         return Err("the repository path is missing".into());
     }
@@ -197,7 +193,6 @@ mod tests {
             "http://127.0.0.1:8080/repo.git",
             "https://github.com/org/repo",
             "git://host/repo.git",
-            "file:///srv/git/repo.git",
             "https://user:secret@host/repo.git",
         ] {
             assert_eq!(parse(&format!("{url}#dev")).url, url);
@@ -209,7 +204,8 @@ mod tests {
         for (input, reason) in [
             ("", "empty"),
             ("#main", "empty"),
-            ("ftp://host/repo.git", "unsupported scheme"),
+            ("ftp://host/repo.git", "only https://, http:// and git://"),
+            ("file:///srv/git/repo.git", "own disk"),
             ("https:///repo.git", "host is missing"),
             ("https://host", "path is missing"),
             ("https://host/", "path is missing"),

@@ -1,4 +1,4 @@
-//! Throwaway repositories made with the git CLI, fetched over `file://` in unit tests.
+//! Throwaway repositories made with the git CLI, for unit tests.
 
 use std::path::Path;
 use std::process::Command;
