@@ -248,6 +248,19 @@ async fn download(
             }
         };
         let status = resp.status();
+        if status.is_redirection() {
+            // reqwest hands back only redirects it cannot follow: to a Location no HTTP
+            // URL parser takes, such as file:///etc/passwd. Never fetched; say why.
+            let to = resp.headers().get(reqwest::header::LOCATION);
+            let to = to.and_then(|to| to.to_str().ok()).unwrap_or_default();
+            return Err(match fetch_policy::check_url(to, Fetcher::Http) {
+                Err(reason) => refused(reason),
+                Ok(_) => (
+                    Outcome::Failed,
+                    format!("tarball download failed: {shown} answered HTTP {status}"),
+                ),
+            });
+        }
         if status.is_client_error() {
             return Err((
                 Outcome::Failed,
