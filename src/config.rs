@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// How long unreferenced registry blobs and idle uploads are kept before collection.
     #[arg(long, env = "KILN_GC_GRACE", default_value = "1h", value_parser = parse_duration)]
     pub gc_grace: Duration,
+    /// Embedded workers refuse git contexts, submodules and tarballs on loopback,
+    /// link-local, private and CGNAT addresses (turn on for shared or multi-tenant hosts).
+    #[arg(long, env = "KILN_DENY_PRIVATE_ADDRESSES")]
+    pub deny_private_addresses: bool,
 }
 
 pub fn parse_secret(s: &str) -> Result<Secret, String> {

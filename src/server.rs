@@ -167,6 +167,9 @@ impl Server {
                 token: worker_token.clone(),
                 name: format!("embedded-{i}"),
                 platforms: Vec::new(),
+                fetch_policy: kiln_worker::fetch_policy::FetchPolicy {
+                    deny_private_addresses: args.deny_private_addresses,
+                },
             };
             let agent = Agent::new(config, DockerEngine::new(args.docker_host.as_deref()))?;
             tasks.spawn(async move { agent.run(tokio_util::sync::CancellationToken::new()).await });

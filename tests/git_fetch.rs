@@ -7,6 +7,7 @@ mod git_servers;
 use std::path::Path;
 
 use git_servers::{repo, GitDaemon, GitHttpServer};
+use kiln_worker::fetch_policy::FetchPolicy;
 use kiln_worker::git::{fetch, Checkout, GitError, GitSource};
 use kiln_worker::protocol::Secret;
 use tempfile::TempDir;
@@ -89,7 +90,7 @@ fn source(url: &str, reference: Option<&str>, subdir: Option<&str>) -> GitSource
 /// Fetches into a fresh folder, kept as long as the returned `TempDir`.
 fn fetch_into(source: &GitSource, token: Option<&Secret>) -> (TempDir, Result<Checkout, GitError>) {
     let dest = tempfile::tempdir().unwrap();
-    let result = fetch(source, token, dest.path());
+    let result = fetch(source, token, &FetchPolicy::default(), dest.path());
     (dest, result)
 }
 

@@ -3,6 +3,7 @@
 
 use std::str::FromStr as _;
 
+use kiln_worker::fetch_policy::{self, Fetcher};
 use kiln_worker::protocol::{
     redact_url, BuildSpec, ContextSource, ImageRef, Platform, PlatformSet, RunId,
 };
@@ -109,11 +110,11 @@ impl RunService {
             }
             ContextSource::Upload { .. } => {}
             ContextSource::Git { url, subdir, .. } => {
-                // file:// would read the worker's own disk: only network remotes are contexts.
-                let remote = ["https://", "http://", "git://"]
-                    .iter()
-                    .any(|scheme| url.starts_with(scheme));
-                if !remote || !kiln_worker::git::looks_like_git(url) {
+                // The workers' fetch policy, early: file:// would read a worker's own disk.
+                if let Err(refused) = fetch_policy::check_url(url, Fetcher::Git) {
+                    return invalid(format!("invalid git context: {refused}"));
+                }
+                if !kiln_worker::git::looks_like_git(url) {
                     return invalid(format!(
                         "invalid git context '{}': expected e.g. https://host/org/repo.git#branch:subdir",
                         redact_url(url)
@@ -130,11 +131,8 @@ impl RunService {
                 }
             }
             ContextSource::Tarball { url } => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return invalid(format!(
-                        "invalid tarball context '{}': expected an http:// or https:// URL",
-                        redact_url(url)
-                    ));
+                if let Err(refused) = fetch_policy::check_url(url, Fetcher::Http) {
+                    return invalid(format!("invalid tarball context: {refused}"));
                 }
             }
         }
