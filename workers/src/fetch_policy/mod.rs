@@ -303,7 +303,15 @@ mod tests {
             "{err}"
         );
         assert_eq!(FetchPolicy::default().check_resolved(&target), Ok(()));
-        let literal = check_url("http://[::ffff:169.254.169.254]/", Fetcher::Http).unwrap();
-        assert!(DENY.check_literal(&literal).is_err());
+        for literal in [
+            "http://[::ffff:169.254.169.254]/",
+            "http://0x7f000001/",
+            "http://2130706433/",
+            "http://0177.0.0.1/",
+        ] {
+            // Spelled as a number, an address is still the address libgit2 and reqwest reach.
+            let target = check_url(literal, Fetcher::Http).unwrap();
+            assert!(DENY.check_literal(&target).is_err(), "{literal}");
+        }
     }
 }

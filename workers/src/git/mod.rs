@@ -3,7 +3,8 @@
 //! The worker clones only what the build needs: the one ref, at depth 1 when the server
 //! allows it, then its submodules. A private repository gets the run's token as HTTP basic
 //! credentials. URLs can carry credentials (`https://user:pass@host/...`), so every error
-//! message and `Debug` output redacts the userinfo.
+//! message and `Debug` output redacts the userinfo. The context's URL and every
+//! submodule's pass the worker's fetch policy (`allowed`) before libgit2 connects.
 
 mod allowed;
 mod auth;
