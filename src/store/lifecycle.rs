@@ -115,19 +115,20 @@ impl Store {
     /// not ended.
     pub async fn delete_ended_run(&self, id: RunId) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // The history first: it references the run.
+        sqlx::query(
+            "DELETE FROM run_events WHERE run_seq = ?1
+             AND EXISTS (SELECT 1 FROM runs WHERE seq = ?1 AND finished_at IS NOT NULL)",
+        )
+        .bind(seq(id))
+        .execute(&mut *tx)
+        .await?;
         let done = sqlx::query("DELETE FROM runs WHERE seq = ? AND finished_at IS NOT NULL")
             .bind(seq(id))
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM run_events WHERE run_seq = ?")
-            .bind(seq(id))
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(done.rows_affected() == 1)
     }
 
     /// Whether any stored run builds from this uploaded context.
