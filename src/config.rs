@@ -61,6 +61,18 @@ pub struct ServeArgs {
     /// link-local, private and CGNAT addresses (turn on for shared or multi-tenant hosts).
     #[arg(long, env = "KILN_DENY_PRIVATE_ADDRESSES")]
     pub deny_private_addresses: bool,
+    /// How long a run waits for a worker before it ends as Expired, unless it asks otherwise
+    /// (Cloud Build's queueTtl, whose default this is); 0: no limit.
+    #[arg(long, env = "KILN_QUEUE_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
+    pub queue_timeout: Duration,
+    /// On SIGTERM or Ctrl-C: how long in-flight requests, uploads and the embedded workers'
+    /// builds get to finish before they are cut off.
+    #[arg(long, env = "KILN_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Runs that ended longer ago than this are deleted with their logs and contexts, by the
+    /// collector that runs every --gc-interval; 0: keep forever.
+    #[arg(long, env = "KILN_RUN_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub run_retention: Duration,
 }
 
 pub fn parse_secret(s: &str) -> Result<Secret, String> {
@@ -94,6 +106,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .and_then(|n| n.checked_mul(unit))
         .map(Duration::from_secs)
         .ok_or_else(|| format!("invalid duration '{s}': use seconds or e.g. 90s, 30m, 1h, 1d"))
+}
+
+/// The inverse of `parse_duration`, in the largest unit that is exact: `1h`, `10m`, `90s`.
+pub fn format_duration(d: Duration) -> String {
+    const UNITS: [(&str, u64); 3] = [("d", 86_400), ("h", 3600), ("m", 60)];
+    let secs = d.as_secs();
+    UNITS
+        .iter()
+        .find(|&&(_, unit)| secs > 0 && secs % unit == 0)
+        .map_or_else(
+            || format!("{secs}s"),
+            |&(suffix, unit)| format!("{}{suffix}", secs / unit),
+        )
 }
 
 /// `2GiB`, `500MiB`, `64KiB`, `1000` (bytes).
@@ -205,6 +230,9 @@ mod tests {
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert!(parse_duration("1w").is_err());
         assert!(parse_duration("soon").is_err());
+        for text in ["1h", "10m", "90s", "2d", "0s"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
     }
 
     #[test]

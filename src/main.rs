@@ -23,23 +23,20 @@ async fn serve(args: kiln::config::ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let grace = args.shutdown_grace;
+    let stop = kiln_worker::signal::stop_requested();
     let server = Server::start(args, listener).await?;
+    stop.await;
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: finishing requests and builds in progress"
+    );
+    // A second signal stops at once.
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate() => {}
+        () = server.shutdown() => {}
+        () = kiln_worker::signal::stop_requested() => tracing::warn!("stopped at once on a second signal"),
     }
-    tracing::info!("shutting down");
-    server.shutdown().await;
     Ok(())
-}
-
-async fn terminate() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut s) => {
-            s.recv().await;
-        }
-        Err(_) => std::future::pending().await,
-    }
 }
 
 #[tokio::main]

@@ -8,17 +8,20 @@ use std::time::Duration;
 use anyhow::Context as _;
 use kiln_worker::{Agent, AgentConfig, DockerEngine};
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, App};
 use crate::cli::credentials;
 use crate::config::ServeArgs;
 use crate::service::auth::{AuthService, OWNER_TOKEN};
+use crate::service::collector::collect_forever;
 use crate::service::contexts::ContextStore;
 use crate::service::logs::LogHub;
 use crate::service::queue::Queue;
 use crate::service::registry::RegistryService;
 use crate::service::repositories::RepositoryService;
+use crate::service::retention::Retention;
 use crate::service::runs::RunService;
 use crate::service::RunSettings;
 use crate::store::Store;
@@ -28,6 +31,11 @@ const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 const REAP_EVERY: Duration = Duration::from_secs(1);
 const MAX_TIMEOUT_SECS: u64 = 28_800;
 const DEFAULT_TIMEOUT_SECS: u64 = 3_600;
+/// Time the embedded workers get past the shutdown grace to report how their run ended.
+const REPORT_SLACK: Duration = Duration::from_secs(5);
+/// Requests in flight get at least this long once the API stops accepting, even when the
+/// embedded workers used up the grace.
+const MIN_REQUEST_DRAIN: Duration = Duration::from_secs(1);
 
 /// Where a client on this machine reaches a server listening on `addr`.
 fn local_addr(addr: SocketAddr) -> SocketAddr {
@@ -87,8 +95,15 @@ async fn bootstrap_owner(
 /// A running server. Dropping it does not stop it: call `shutdown`.
 pub struct Server {
     addr: SocketAddr,
+    /// The reaper and the collector: stopped last.
     tasks: JoinSet<()>,
     store: Store,
+    queue: Arc<Queue>,
+    serving: JoinHandle<()>,
+    stop_serving: CancellationToken,
+    agents: JoinSet<()>,
+    stop_agents: CancellationToken,
+    grace: Duration,
 }
 
 impl Server {
@@ -109,6 +124,14 @@ impl Server {
             data.join("contexts"),
             args.max_context_size,
         )?);
+        // Nothing is uploading yet: whatever is in tmp/ is a partial upload a crash left.
+        let leftovers = contexts.clean_tmp()?;
+        if leftovers > 0 {
+            tracing::info!(
+                files = leftovers,
+                "removed partial context uploads left by the last run"
+            );
+        }
         let addr = listener.local_addr()?;
         // Embedded workers and the local CLI reach the server over loopback.
         let local_url = format!("http://{}", local_addr(addr));
@@ -122,10 +145,11 @@ impl Server {
             timeout_range: args.min_timeout..=MAX_TIMEOUT_SECS,
             lease_ttl: Duration::from_secs(args.lease_ttl),
             heartbeat_interval: HEARTBEAT_INTERVAL,
+            queue_timeout: args.queue_timeout,
         };
         let runs = Arc::new(RunService::new(
             store.clone(),
-            logs,
+            logs.clone(),
             contexts.clone(),
             auth.clone(),
             settings,
@@ -144,23 +168,36 @@ impl Server {
         let app = App {
             runs,
             queue: queue.clone(),
-            contexts,
+            contexts: contexts.clone(),
             repositories: Arc::new(RepositoryService::new(store.clone())),
             auth,
             public_url: args.public_url.as_deref().map(Arc::from),
             registry: registry.clone(),
         };
+        // Before any worker asks for work: what a stopped process's embedded workers held
+        // ends now, not a lease time from now.
+        let settled = queue.settle_previous_instances().await?;
+        if settled > 0 {
+            tracing::warn!(
+                runs = settled,
+                "ended the runs the previous server process was building"
+            );
+        }
         let mut tasks = JoinSet::new();
-        tasks.spawn(async move {
-            if let Err(e) = axum::serve(listener, api::router(app)).await {
-                tracing::error!(error = %e, "API server stopped");
-            }
-        });
-        tasks.spawn(queue.reap_forever(REAP_EVERY));
+        let stop_serving = CancellationToken::new();
+        let serving = tokio::spawn(serve_api(listener, api::router(app), stop_serving.clone()));
+        tasks.spawn(queue.clone().reap_forever(REAP_EVERY));
         if !args.gc_interval.is_zero() {
-            tasks.spawn(registry.collect_forever(args.gc_interval));
+            let retention = Retention::new(store.clone(), logs, contexts, args.run_retention);
+            tasks.spawn(collect_forever(
+                registry,
+                Arc::new(retention),
+                args.gc_interval,
+            ));
         }
         // Embedded workers speak the same HTTP protocol as remote ones.
+        let stop_agents = CancellationToken::new();
+        let mut agents = JoinSet::new();
         for i in 0..args.workers {
             let config = AgentConfig {
                 server: local_url.clone(),
@@ -170,28 +207,82 @@ impl Server {
                 fetch_policy: kiln_worker::fetch_policy::FetchPolicy {
                     deny_private_addresses: args.deny_private_addresses,
                 },
+                drain_timeout: args.shutdown_grace,
+                shutdown_reason: "the server shut down".into(),
             };
             let agent = Agent::new(config, DockerEngine::new(args.docker_host.as_deref()))?;
-            tasks.spawn(async move { agent.run(tokio_util::sync::CancellationToken::new()).await });
+            queue.adopt_embedded(agent.id());
+            let stop = stop_agents.clone();
+            agents.spawn(async move { agent.run(stop).await });
         }
         tracing::info!(%addr, data_dir = %data.display(), workers = args.workers, "kiln serving");
-        Ok(Server { addr, tasks, store })
+        Ok(Server {
+            addr,
+            tasks,
+            store,
+            queue,
+            serving,
+            stop_serving,
+            agents,
+            stop_agents,
+            grace: args.shutdown_grace,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// Runs until the API server stops.
-    pub async fn wait(mut self) {
-        self.tasks.join_next().await;
-        self.shutdown().await;
-    }
-
-    /// Stops at once: open requests are dropped and a build in progress is abandoned, to be
-    /// reported lost when its lease runs out. Queued runs stay queued for the next start.
+    /// Stops gracefully, within the shutdown grace:
+    /// 1. no more runs are handed out (queued runs stay queued for the next start);
+    /// 2. the embedded workers finish the run in progress, or hand back one that has not
+    ///    started building, or end it as Error when the grace runs out. The API keeps
+    ///    serving meanwhile: their builds push to Kiln's own registry and report over HTTP;
+    /// 3. the API stops accepting connections and finishes the requests in flight (an
+    ///    upload, a log download) in what is left of the grace, then drops the rest.
     pub async fn shutdown(mut self) {
+        let deadline = tokio::time::Instant::now() + self.grace;
+        self.queue.stop_leasing();
+        self.stop_agents.cancel();
+        // The agents end their own runs at the grace; a little more lets them report it.
+        let agents_done = async { while self.agents.join_next().await.is_some() {} };
+        if tokio::time::timeout_at(deadline + REPORT_SLACK, agents_done)
+            .await
+            .is_err()
+        {
+            tracing::warn!("embedded workers did not stop in time; abandoning them");
+            self.agents.shutdown().await;
+        }
+        match self.queue.settle_own().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(runs = n, "ended the runs the embedded workers still held"),
+            Err(e) => tracing::error!(error = %e, "ending the embedded workers' runs failed"),
+        }
+        self.queue.release_lease_requests();
+        self.stop_serving.cancel();
+        let left = deadline.max(tokio::time::Instant::now() + MIN_REQUEST_DRAIN);
+        if tokio::time::timeout_at(left, &mut self.serving)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "requests still in flight at the end of the shutdown grace were cut off"
+            );
+            self.serving.abort();
+        }
         self.tasks.shutdown().await;
         self.store.close().await;
+        tracing::info!("kiln stopped");
+    }
+}
+
+/// Serves the API until `stop` fires, then stops accepting connections and returns once the
+/// requests in flight are answered. The caller bounds how long that may take.
+async fn serve_api(listener: TcpListener, router: axum::Router, stop: CancellationToken) {
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "API server stopped");
     }
 }

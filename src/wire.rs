@@ -40,6 +40,10 @@ pub struct CreateRun {
     /// HTTP credentials for a private git context. Stored for the worker; never shown again.
     #[serde(default)]
     pub git_access_token: Option<Secret>,
+    /// Seconds the run may wait for a worker before it ends as Expired (Cloud Build's
+    /// `queueTtl`); 0: no limit. Default: the server's `--queue-timeout`.
+    #[serde(default)]
+    pub queue_timeout_secs: Option<u64>,
 }
 
 fn default_dockerfile() -> String {
@@ -89,6 +93,12 @@ pub struct Run {
     /// While queued: why it waits, e.g. "all 2 workers for linux/amd64 are busy".
     #[serde(default)]
     pub waiting_for: Option<String>,
+    /// Seconds the run may wait for a worker before it ends as Expired; 0: no limit.
+    #[serde(default)]
+    pub queue_timeout_secs: Option<u64>,
+    /// While queued and no connected worker can take it: says so, and how long it may wait.
+    #[serde(default)]
+    pub warning: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kiln_worker::protocol::{
-    Heartbeat, HeartbeatReply, LeaseRequest, LogAppendReply, RunResult, SourceReply, SourceResolved,
+    Heartbeat, HeartbeatReply, LeaseRequest, LogAppendReply, ReturnRun, RunResult, SourceReply,
+    SourceResolved,
 };
 use serde::Deserialize;
 
@@ -26,6 +27,7 @@ pub fn routes() -> Router<App> {
         .route("/api/worker/runs/{id}/logs", post(append_logs))
         .route("/api/worker/runs/{id}/result", post(result))
         .route("/api/worker/runs/{id}/source", post(source))
+        .route("/api/worker/runs/{id}/return", post(give_back))
         .route("/api/worker/runs/{id}/context", get(context))
 }
 
@@ -81,6 +83,17 @@ async fn result(
 ) -> Result<StatusCode, ApiError> {
     principal.require_worker()?;
     app.queue.report(run_id(&id)?, res).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn give_back(
+    State(app): State<App>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(returned): Json<ReturnRun>,
+) -> Result<StatusCode, ApiError> {
+    principal.require_worker()?;
+    app.queue.give_back(run_id(&id)?, returned).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -48,6 +48,10 @@ pub struct BuildArgs {
     /// Run timeout in seconds (default: the server's, 3600).
     #[arg(long)]
     pub timeout: Option<u64>,
+    /// How long the run may wait for a worker before it ends as Expired: seconds, or e.g.
+    /// 10m, 1h (default: the server's, 1h; 0: no limit).
+    #[arg(long, value_parser = crate::config::parse_duration)]
+    pub queue_timeout: Option<std::time::Duration>,
     /// Wait for the run without streaming its log.
     #[arg(long, conflicts_with = "no_wait")]
     pub no_logs: bool,
@@ -89,9 +93,13 @@ pub async fn run(args: BuildArgs) -> Result<(), CliError> {
             no_cache: args.no_cache,
             timeout_secs: args.timeout,
             git_access_token: args.git_access_token.clone(),
+            queue_timeout_secs: args.queue_timeout.map(|t| t.as_secs()),
         })
         .await?;
     eprintln!("Queued a build with ID: {}", run.id);
+    if let Some(warning) = &run.warning {
+        eprintln!("warning: {warning}");
+    }
     if args.no_wait {
         return print_final(&run, args.output, true);
     }

@@ -127,7 +127,7 @@ pub enum CliError {
 
 impl CliError {
     /// 0 is success. 1: Failed (or a client-side failure), 2: bad input, 3: Canceled,
-    /// 4: Timeout, 5: Error (infrastructure), 130: interrupted.
+    /// 4: Timeout, 5: Error (infrastructure), 6: Expired (no worker took it), 130: interrupted.
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Rejected(_) | CliError::Input(_) => 2,
@@ -145,6 +145,7 @@ pub fn status_exit_code(status: RunStatus) -> i32 {
         RunStatus::Canceled => 3,
         RunStatus::Timeout => 4,
         RunStatus::Error => 5,
+        RunStatus::Expired => 6,
     }
 }
 

@@ -162,4 +162,51 @@ impl ContextStore {
     pub async fn open(&self, digest: &Digest) -> io::Result<tokio::fs::File> {
         tokio::fs::File::open(self.path(digest)).await
     }
+
+    /// Removes what a crash left in `tmp/`: partial uploads. Call before serving, when no
+    /// upload can be in progress. Returns how many entries went.
+    pub fn clean_tmp(&self) -> io::Result<usize> {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(self.root.join("tmp"))? {
+            let path = entry?.path();
+            let gone = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match gone {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Every stored context with its size and when it was stored.
+    pub fn stored(&self) -> io::Result<Vec<(Digest, u64, std::time::SystemTime)>> {
+        let mut stored = Vec::new();
+        for entry in std::fs::read_dir(self.root.join("sha256"))? {
+            let entry = entry?;
+            let Ok(digest) = format!("sha256:{}", entry.file_name().to_string_lossy()).parse()
+            else {
+                continue;
+            };
+            // Gone meanwhile: removed by a concurrent collection.
+            let Ok(meta) = entry.metadata() else { continue };
+            stored.push((digest, meta.len(), meta.modified()?));
+        }
+        Ok(stored)
+    }
+
+    /// Deletes a stored context and what was measured of it (retention).
+    pub fn remove(&self, digest: &Digest) -> io::Result<()> {
+        for path in [self.path(digest), self.stats_path(digest)] {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }

@@ -113,6 +113,15 @@ impl LogHub {
         Ok(state.size)
     }
 
+    /// Deletes an ended run's log (retention). `false` when there was none.
+    pub fn remove(&self, id: RunId) -> io::Result<bool> {
+        match std::fs::remove_file(self.path(id)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Wakes the run's followers for the last time: the log is complete.
     pub fn close(&self, id: RunId) {
         let live = self

@@ -2,11 +2,14 @@
 //! call routes.
 
 pub mod auth;
+pub mod collector;
 pub mod contexts;
+mod lifecycle;
 pub mod logs;
 pub mod queue;
 pub mod registry;
 pub mod repositories;
+pub mod retention;
 pub mod runs;
 mod submit;
 pub mod workers;
@@ -43,6 +46,9 @@ pub struct RunSettings {
     pub lease_ttl: Duration,
     /// How often workers heartbeat; also how fast they learn of a cancel.
     pub heartbeat_interval: Duration,
+    /// How long a run waits for a worker unless it asks otherwise (`--queue-timeout`; zero:
+    /// no limit).
+    pub queue_timeout: Duration,
 }
 
 /// Errors a service reports to its caller. Routes map them to HTTP in one place.

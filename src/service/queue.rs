@@ -1,7 +1,9 @@
 //! The worker side of runs: leases, heartbeats, log upload, results, and the reaper that ends
 //! runs whose worker vanished or whose time ran out. Workers reach this only over HTTP.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kiln_worker::protocol::{
@@ -9,10 +11,13 @@ use kiln_worker::protocol::{
     RunId, RunResult, RunStatus, SourceReply, SourceResolved, WorkerInfo,
 };
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::auth::RUN_USERNAME;
 use super::runs::RunService;
+use super::workers::Wait;
 use super::{now_ms, ServiceError};
+use crate::config::format_duration;
 use crate::store::RunRow;
 
 /// The longest a lease request may wait; workers ask again after it.
@@ -23,12 +28,27 @@ const CLAIM_SCAN: u32 = 200;
 const RUN_CREDENTIALS_SLACK: Duration = Duration::from_secs(600);
 
 pub struct Queue {
-    runs: Arc<RunService>,
+    pub(super) runs: Arc<RunService>,
+    /// This server process, recorded on the runs its embedded workers claim, so the next
+    /// start knows which runs it must settle.
+    pub(super) instance: String,
+    /// Worker IDs of this process's embedded workers.
+    pub(super) embedded: Mutex<HashSet<String>>,
+    /// Set once shutdown began: no more runs are handed out.
+    pub(super) draining: AtomicBool,
+    /// Fires when the API is about to stop: lease requests held during the drain answer.
+    pub(super) closing: CancellationToken,
 }
 
 impl Queue {
     pub fn new(runs: Arc<RunService>) -> Queue {
-        Queue { runs }
+        Queue {
+            runs,
+            instance: uuid::Uuid::new_v4().simple().to_string(),
+            embedded: Mutex::new(HashSet::new()),
+            draining: AtomicBool::new(false),
+            closing: CancellationToken::new(),
+        }
     }
 
     /// Hands the oldest queued run for the worker's platforms to it, waiting up to `wait_ms`
@@ -38,7 +58,20 @@ impl Queue {
         let wait = Duration::from_millis(req.wait_ms).min(MAX_LEASE_WAIT);
         let deadline = Instant::now() + wait;
         self.runs.workers.lease_requested(&req.worker);
+        // An unhealthy worker only reports its state; it would fail any run it took.
+        if req.worker.engine_error.is_some() {
+            return Ok(None);
+        }
         loop {
+            if self.draining.load(Ordering::Relaxed) {
+                // Held as usual rather than answered at once, so workers do not ask again
+                // in a tight loop; answered when the API stops.
+                tokio::select! {
+                    _ = self.closing.cancelled() => {}
+                    _ = tokio::time::sleep_until(deadline) => {}
+                }
+                return Ok(None);
+            }
             // Register interest before querying, so a run queued in between is not missed.
             let notified = self.runs.queued.notified();
             tokio::pin!(notified);
@@ -72,10 +105,16 @@ impl Queue {
             {
                 continue;
             }
+            let embedded = self
+                .embedded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&worker.id);
+            let instance = embedded.then_some(self.instance.as_str());
             let claimed = self
                 .runs
                 .store
-                .try_claim(queued.seq, &worker.id, &worker.name, now, expires)
+                .try_claim(queued.seq, &worker.id, &worker.name, instance, now, expires)
                 .await?;
             if claimed.is_some() {
                 // Workers that left runs to this one must look again: it is busy now.
@@ -227,8 +266,9 @@ impl Queue {
         }
     }
 
-    /// Ends runs whose worker stopped heartbeating (Error, "worker lost") or that outlived
-    /// their timeout without the worker reporting it. Runs until the process stops.
+    /// Ends runs whose worker stopped heartbeating (Error, "worker lost"), that outlived
+    /// their timeout without the worker reporting it, or that waited in the queue past their
+    /// queue timeout (Expired). Runs until the process stops.
     pub async fn reap_forever(self: Arc<Self>, every: Duration) {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -241,6 +281,7 @@ impl Queue {
     }
 
     async fn reap_once(&self) -> Result<(), ServiceError> {
+        self.expire_queued().await?;
         let now = now_ms();
         // The worker enforces the timeout itself; the server steps in one lease later.
         let grace = self.runs.settings.lease_ttl.as_millis() as i64;
@@ -279,7 +320,51 @@ impl Queue {
     }
 }
 
-fn stale(id: RunId, attempt: u32) -> ServiceError {
+impl Queue {
+    /// Ends queued runs no worker took within their queue timeout as Expired, saying what
+    /// they waited for.
+    async fn expire_queued(&self) -> Result<(), ServiceError> {
+        let settings = &self.runs.settings;
+        let expired = self
+            .runs
+            .store
+            .expired_queued_runs(now_ms(), settings.queue_timeout.as_secs())
+            .await?;
+        if expired.is_empty() {
+            return Ok(());
+        }
+        let running = self.runs.store.running_workers().await?;
+        for run in expired {
+            let waited = format_duration(self.runs.queue_timeout(&run));
+            let why = match self.runs.workers.wait_reason(&run.platform, &running) {
+                Wait::AllBusy(n, platform) => format!("all {n} workers for {platform} were busy"),
+                _ => {
+                    let connected = self.runs.workers.connected_platforms();
+                    let offer = if connected.is_empty() {
+                        "no worker is connected".to_string()
+                    } else {
+                        let list: Vec<String> = connected.iter().map(ToString::to_string).collect();
+                        format!("the connected workers build {}", list.join(", "))
+                    };
+                    format!("it needs {}; {offer}", run.platform)
+                }
+            };
+            let message = format!("no worker took this run in {waited}: {why}");
+            tracing::warn!(run.id = %run.id, "{message}");
+            // A worker may have taken it meanwhile: then `finish` changes nothing.
+            if let Err(e) = self
+                .runs
+                .finish(run.id, None, RunStatus::Expired, Some(&message), &[])
+                .await
+            {
+                tracing::error!(run.id = %run.id, error = %e, "ending an expired run failed");
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn stale(id: RunId, attempt: u32) -> ServiceError {
     ServiceError::Conflict(format!(
         "attempt {attempt} of run '{id}' is no longer current: the run finished or was handed to another worker"
     ))

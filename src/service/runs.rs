@@ -3,6 +3,7 @@
 //! and templating) is in `submit.rs`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
@@ -13,8 +14,9 @@ use super::auth::{AccessError, Action, AuthService, Principal};
 use super::contexts::ContextStore;
 use super::logs::LogHub;
 use super::queue::MAX_LEASE_WAIT;
-use super::workers::WorkerRegistry;
+use super::workers::{Wait, WorkerRegistry};
 use super::{now_ms, to_time, RunSettings, ServiceError};
+use crate::config::format_duration;
 use crate::store::{Finish, RunRow, Store};
 use crate::wire;
 
@@ -102,7 +104,10 @@ impl RunService {
         let mut runs = Vec::with_capacity(rows.len());
         for row in rows {
             let queued = self.queue_spot(&row, &running).await?;
-            runs.push(with_queue_spot(view_without_history(row), queued));
+            let queue_timeout = self.queue_timeout(&row).as_secs();
+            let mut run = with_queue_spot(view_without_history(row), queued);
+            run.queue_timeout_secs = Some(queue_timeout);
+            runs.push(run);
         }
         Ok(wire::RunList { runs })
     }
@@ -125,13 +130,33 @@ impl RunService {
         &self,
         row: &RunRow,
         running: &[(String, PlatformSet)],
-    ) -> Result<Option<(u32, String)>, ServiceError> {
+    ) -> Result<Option<QueueSpot>, ServiceError> {
         if row.status != RunStatus::Queued {
             return Ok(None);
         }
         let position = self.store.queue_position(row).await?;
         let wait = self.workers.wait_reason(&row.platform, running);
-        Ok(Some((position, wait.to_string())))
+        // Said plainly when nothing can take the run now, so `kiln build` can warn at once.
+        let warning = matches!(wait, Wait::NoWorker(_) | Wait::Unhealthy(..)).then(|| {
+            let limit = self.queue_timeout(row);
+            let how_long = if limit.is_zero() {
+                "until one connects".to_string()
+            } else {
+                format!("up to {} for one", format_duration(limit))
+            };
+            format!("{wait}; the run waits {how_long}")
+        });
+        Ok(Some(QueueSpot {
+            position,
+            waiting_for: wait.to_string(),
+            warning,
+        }))
+    }
+
+    /// How long the run may wait for a worker; zero: no limit.
+    pub(super) fn queue_timeout(&self, row: &RunRow) -> Duration {
+        row.queue_timeout_secs
+            .map_or(self.settings.queue_timeout, Duration::from_secs)
     }
 
     /// Cancels the run, if `who` may. A queued run ends at once; a running one is stopped by
@@ -225,7 +250,9 @@ impl RunService {
             }
             _ => None,
         };
+        let queue_timeout = self.queue_timeout(&row).as_secs();
         let mut run = with_queue_spot(view_without_history(row), queued);
+        run.queue_timeout_secs = Some(queue_timeout);
         run.status_history = history
             .into_iter()
             .map(|c| wire::StatusChange {
@@ -251,15 +278,24 @@ fn closing_line(run: &RunRow, now: i64) -> String {
         RunStatus::Failed => format!("Run ID: {id} failed after {secs}s{reason}"),
         RunStatus::Canceled => format!("Run ID: {id} was canceled after {secs}s"),
         RunStatus::Timeout => format!("Run ID: {id} timed out after {secs}s"),
+        RunStatus::Expired => format!("Run ID: {id} expired in the queue{reason}"),
         RunStatus::Error => format!("Run ID: {id} ended with an error after {secs}s{reason}"),
         RunStatus::Queued | RunStatus::Running => format!("Run ID: {id} is {}", run.status),
     }
 }
 
-fn with_queue_spot(mut run: wire::Run, queued: Option<(u32, String)>) -> wire::Run {
-    if let Some((position, wait)) = queued {
-        run.queue_position = Some(position);
-        run.waiting_for = Some(wait);
+/// Where a queued run stands, as `run show` tells it.
+struct QueueSpot {
+    position: u32,
+    waiting_for: String,
+    warning: Option<String>,
+}
+
+fn with_queue_spot(mut run: wire::Run, queued: Option<QueueSpot>) -> wire::Run {
+    if let Some(spot) = queued {
+        run.queue_position = Some(spot.position);
+        run.waiting_for = Some(spot.waiting_for);
+        run.warning = spot.warning;
     }
     run
 }
@@ -295,6 +331,8 @@ fn view_without_history(row: RunRow) -> wire::Run {
         status_history: Vec::new(),
         queue_position: None,
         waiting_for: None,
+        queue_timeout_secs: None,
+        warning: None,
     }
 }
 

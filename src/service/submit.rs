@@ -15,6 +15,10 @@ use crate::store::{NewRun, RunRow};
 use crate::template::{render, RunVars};
 use crate::wire::{self, CreateRun};
 
+/// The longest a run may ask to wait for a worker: a week, past which a queued run is
+/// forgotten work rather than waiting work.
+pub const MAX_QUEUE_TIMEOUT_SECS: u64 = 7 * 86_400;
+
 impl RunService {
     /// Validates and queues a build for `who`, who must be allowed to push every image it
     /// names in Kiln's own registry. Nothing is stored when any part of it is rejected.
@@ -58,6 +62,9 @@ impl RunService {
                         cache_key: cache_key(&req, &platform),
                         submitted_by: who.subject().map(|s| s.describe()),
                         registry_grants,
+                        queue_timeout_secs: req
+                            .queue_timeout_secs
+                            .unwrap_or(self.settings.queue_timeout.as_secs()),
                         spec: BuildSpec {
                             context: req.context.clone(),
                             dockerfile: req.dockerfile.clone(),
@@ -152,6 +159,13 @@ impl RunService {
                     "invalid timeout {t}s: it must be between {} and {} seconds",
                     range.start(),
                     range.end()
+                ));
+            }
+        }
+        if let Some(t) = req.queue_timeout_secs {
+            if t > MAX_QUEUE_TIMEOUT_SECS {
+                return invalid(format!(
+                    "invalid queue timeout {t}s: it must be at most {MAX_QUEUE_TIMEOUT_SECS} seconds (7 days), or 0 for no limit"
                 ));
             }
         }

@@ -22,6 +22,14 @@ struct Seen {
     asked_at: Instant,
     /// From its claim of a run until its next lease request.
     busy: bool,
+    /// Set while its engine does not answer: it takes no runs then.
+    engine_error: Option<String>,
+}
+
+impl Seen {
+    fn healthy(&self) -> bool {
+        self.engine_error.is_none()
+    }
 }
 
 /// A worker counts as free for scheduling only this soon after its lease request (it asks
@@ -57,8 +65,12 @@ impl WorkerRegistry {
                 emulated: worker.emulated.clone(),
                 asked_at: Instant::now(),
                 busy: false,
+                engine_error: worker.engine_error.clone(),
             },
         );
+        if let Some(error) = &worker.engine_error {
+            tracing::debug!(worker = %worker.name, error, "worker reports its engine unreachable");
+        }
     }
 
     /// The worker claimed a run: it is busy until it asks for work again.
@@ -84,6 +96,7 @@ impl WorkerRegistry {
         let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         workers.values().any(|seen| {
             !seen.busy
+                && seen.healthy()
                 && seen.name != asking.name
                 && seen.asked_at.elapsed() < FREE_FOR
                 && run.platforms.is_within(&seen.platforms)
@@ -100,18 +113,34 @@ impl WorkerRegistry {
         }
     }
 
+    /// Every platform some connected worker builds, sorted.
+    pub fn connected_platforms(&self) -> Vec<Platform> {
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut platforms: Vec<Platform> = workers
+            .values()
+            .filter(|seen| seen.healthy() && seen.asked_at.elapsed() < self.connected_for)
+            .flat_map(|seen| seen.platforms.iter().cloned())
+            .collect();
+        platforms.sort_by_key(ToString::to_string);
+        platforms.dedup();
+        platforms
+    }
+
     /// Why a queued run for `platform` (every platform in it) has not started. `running` holds the worker ID and
     /// platform of every running run.
     pub fn wait_reason(&self, platform: &PlatformSet, running: &[(String, PlatformSet)]) -> Wait {
         let holders: HashSet<&str> = running.iter().map(|(id, _)| id.as_str()).collect();
         let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         let (mut connected, mut busy) = (0, 0);
+        let mut unhealthy = Vec::new();
         for (id, seen) in workers.iter() {
             if !platform.is_within(&seen.platforms) {
                 continue;
             }
             let holds = holders.contains(id.as_str());
-            if holds || seen.asked_at.elapsed() < self.connected_for {
+            if !seen.healthy() && seen.asked_at.elapsed() < self.connected_for {
+                unhealthy.push(seen.name.clone());
+            } else if holds || seen.asked_at.elapsed() < self.connected_for {
                 connected += 1;
                 busy += usize::from(holds || seen.busy);
             }
@@ -124,7 +153,10 @@ impl WorkerRegistry {
             .collect();
         connected += unseen.len();
         busy += unseen.len();
-        if connected == 0 {
+        if connected == 0 && !unhealthy.is_empty() {
+            unhealthy.sort();
+            Wait::Unhealthy(unhealthy, platform.clone())
+        } else if connected == 0 {
             Wait::NoWorker(platform.clone())
         } else if busy >= connected {
             Wait::AllBusy(connected, platform.clone())
@@ -138,6 +170,8 @@ impl WorkerRegistry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wait {
     NoWorker(PlatformSet),
+    /// The only workers for the platform report that their engine does not answer.
+    Unhealthy(Vec<String>, PlatformSet),
     /// This many workers build the platform, and each has a run.
     AllBusy(usize, PlatformSet),
     /// An idle worker is connected: it takes the run as soon as its lease request sees it.
@@ -155,6 +189,11 @@ impl fmt::Display for Wait {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Wait::NoWorker(p) => write!(f, "no connected worker builds {p}"),
+            Wait::Unhealthy(names, p) => write!(
+                f,
+                "no healthy worker builds {p}: the engine of worker '{}' is unreachable",
+                names.join("', '")
+            ),
             Wait::AllBusy(n, p) => write!(f, "all {n} workers for {p} are busy"),
             Wait::AboutToStart => f.write_str("a worker is about to take it"),
         }
@@ -171,6 +210,7 @@ mod tests {
             name: id.into(),
             platforms: platforms.iter().map(|p| p.parse().unwrap()).collect(),
             emulated: Vec::new(),
+            engine_error: None,
         }
     }
 
@@ -255,5 +295,24 @@ mod tests {
         // A worker this server never heard from (it restarted) still holds its run.
         let running = [("w9".to_string(), amd64.clone())];
         assert_eq!(reg.wait_reason(&amd64, &running), Wait::AllBusy(1, amd64));
+    }
+
+    #[test]
+    fn a_worker_whose_engine_is_down_takes_nothing_and_says_so() {
+        let reg = WorkerRegistry::new(Duration::from_secs(60));
+        let amd64 = platform("linux/amd64");
+        let mut sick = worker("sick", &["linux/amd64"]);
+        sick.engine_error = Some("connection refused".into());
+        reg.lease_requested(&sick);
+        assert_eq!(
+            reg.wait_reason(&amd64, &[]).to_string(),
+            "no healthy worker builds linux/amd64: the engine of worker 'sick' is unreachable"
+        );
+        assert!(reg.connected_platforms().is_empty());
+        // A healthy worker never leaves a run to it, even a warm one.
+        let healthy = worker("healthy", &["linux/amd64"]);
+        reg.lease_requested(&healthy);
+        assert!(!reg.leave_to_other(&healthy, &queued("linux/amd64", Some("sick"))));
+        assert!(reg.wait_reason(&amd64, &[]).starts_now());
     }
 }

@@ -3,11 +3,13 @@
 //! SQLite is the embedded default. Queries are checked at run time (no offline query cache),
 //! and each backend keeps its own migrations under `migrations/<backend>/`.
 
+mod lifecycle;
 pub mod registry;
 mod repositories;
 mod runs;
 mod tokens;
 
+pub use lifecycle::EndedRun;
 pub use repositories::{ManifestRow, RepositoryRow, TagRow, TagSort};
 pub use runs::{Finish, NewRun, QueuedRun, RunRow, StatusChange};
 pub use tokens::{Inserted, TokenRow};

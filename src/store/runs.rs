@@ -36,6 +36,10 @@ pub struct RunRow {
     pub submitted_by: Option<String>,
     /// What the run's build may do in Kiln's own registry.
     pub registry_grants: Vec<Grant>,
+    /// How long the run may wait for a worker (0: no limit; `None`: the server's default).
+    pub queue_timeout_secs: Option<u64>,
+    /// The server process whose embedded worker holds the run; `None` for remote workers.
+    pub server_instance: Option<String>,
 }
 
 /// What a new run is made of; built once its ID is known, since image names may contain it.
@@ -49,6 +53,8 @@ pub struct NewRun {
     pub cache_key: String,
     pub submitted_by: Option<String>,
     pub registry_grants: Vec<Grant>,
+    /// Seconds the run may wait for a worker; 0: no limit.
+    pub queue_timeout_secs: u64,
 }
 
 /// A run waiting for a worker, as the scheduler sees it.
@@ -75,11 +81,11 @@ pub struct Finish<'a> {
     pub now: i64,
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-fn from_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
+pub(super) fn from_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
     let seq: i64 = row.try_get("seq")?;
     let status: String = row.try_get("status")?;
     let platform: String = row.try_get("platform")?;
@@ -111,6 +117,10 @@ fn from_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
             .map(Secret::new),
         submitted_by: row.try_get("submitted_by")?,
         registry_grants: grants_from_json(&row.try_get::<String, _>("registry_grants")?)?,
+        queue_timeout_secs: row
+            .try_get::<Option<i64>, _>("queue_timeout_secs")?
+            .map(|s| s as u64),
+        server_instance: row.try_get("server_instance")?,
     })
 }
 
@@ -148,11 +158,11 @@ fn grants_from_json(text: &str) -> Result<Vec<Grant>, StoreError> {
         .collect()
 }
 
-fn seq(id: RunId) -> i64 {
+pub(super) fn seq(id: RunId) -> i64 {
     id.seq() as i64
 }
 
-async fn record_event(
+pub(super) async fn record_event(
     tx: &mut Transaction<'_, Sqlite>,
     id: RunId,
     status: RunStatus,
@@ -209,7 +219,8 @@ impl Store {
         };
         let row = sqlx::query(
             "UPDATE runs SET trigger = ?, platform = ?, requested_images = ?, spec = ?, timeout_secs = ?,
-                 git_token = ?, cache_key = ?, submitted_by = ?, registry_grants = ?
+                 git_token = ?, cache_key = ?, submitted_by = ?, registry_grants = ?,
+                 queue_timeout_secs = ?
              WHERE seq = ? RETURNING *",
         )
         .bind(&new.trigger)
@@ -221,6 +232,7 @@ impl Store {
         .bind(&new.cache_key)
         .bind(&new.submitted_by)
         .bind(grants_json(&new.registry_grants)?)
+        .bind(new.queue_timeout_secs as i64)
         .bind(seq)
         .fetch_one(&mut *tx)
         .await?;
@@ -342,11 +354,13 @@ impl Store {
 
     /// Starts attempt N+1 of a queued run under a lease. The UPDATE only takes a row that is
     /// still queued, so two workers can never claim the same run: `None` means another did.
+    /// `server_instance` marks a claim by this process's embedded worker.
     pub async fn try_claim(
         &self,
         seq: i64,
         worker_id: &str,
         worker_name: &str,
+        server_instance: Option<&str>,
         now: i64,
         lease_expires_at: i64,
     ) -> Result<Option<RunRow>, StoreError> {
@@ -354,12 +368,13 @@ impl Store {
         let row = sqlx::query(
             "UPDATE runs
              SET status = 'Running', attempt = attempt + 1, worker_id = ?, worker_name = ?,
-                 started_at = ?, lease_expires_at = ?
+                 server_instance = ?, started_at = ?, lease_expires_at = ?
              WHERE seq = ? AND status = 'Queued'
              RETURNING *",
         )
         .bind(worker_id)
         .bind(worker_name)
+        .bind(server_instance)
         .bind(now)
         .bind(lease_expires_at)
         .bind(seq)

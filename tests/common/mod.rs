@@ -16,6 +16,7 @@ use tempfile::TempDir;
 
 pub mod docker_cli;
 pub mod git_servers;
+pub mod log_lines;
 pub mod oci;
 
 pub const REGISTRY: &str = "127.0.0.1:5000";
@@ -69,6 +70,9 @@ pub fn serve_args(data: &Path) -> ServeArgs {
         gc_interval: Duration::ZERO,
         gc_grace: Duration::from_secs(3600),
         deny_private_addresses: false,
+        queue_timeout: Duration::from_secs(3600),
+        shutdown_grace: Duration::from_secs(30),
+        run_retention: Duration::from_secs(30 * 86_400),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The worker's main loop: lease a run, build and push it while heartbeating, ship logs,
 //! report the result. Cancel and timeout stop the build itself, not only the status.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,9 +10,10 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{ClientError, ServerClient};
 use crate::engine::{BuildJob, Engine, PlatformSupport};
 use crate::fetch_policy::FetchPolicy;
+use crate::engine_health::wait_for_engine;
 use crate::logship::{self, LogSink};
 use crate::protocol::{
-    Lease, LeaseRequest, Outcome, OutputImage, Platform, RunResult, Secret, WorkerInfo,
+    Lease, LeaseRequest, Outcome, OutputImage, Platform, ReturnRun, RunResult, Secret, WorkerInfo,
 };
 use crate::{publish, source};
 
@@ -29,6 +31,11 @@ pub struct AgentConfig {
     pub platforms: Vec<Platform>,
     /// What git contexts, submodules and tarballs may be fetched from.
     pub fetch_policy: FetchPolicy,
+    /// Once `shutdown` fires, how long the run in progress may still take. After it, a run
+    /// that has not started building goes back to the queue and one that has ends as Error.
+    pub drain_timeout: Duration,
+    /// Who stopped, for the message of a run ended by the drain: "the server shut down".
+    pub shutdown_reason: String,
 }
 
 pub struct Agent<E> {
@@ -55,10 +62,35 @@ impl<E: Engine> Agent<E> {
         })
     }
 
-    /// Leases and runs builds until `shutdown` fires. A run in progress is finished first.
+    /// Unique to this agent: what the server knows it by.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Leases and runs builds until `shutdown` fires. A run in progress gets the drain
+    /// timeout to finish; see `AgentConfig::drain_timeout`. Leases only while the engine
+    /// answers (`engine_health`).
     pub async fn run(&self, shutdown: CancellationToken) {
+        let mut req = LeaseRequest {
+            worker: WorkerInfo {
+                id: self.id.clone(),
+                name: self.config.name.clone(),
+                platforms: if self.config.platforms.is_empty() {
+                    vec![Platform::default()]
+                } else {
+                    self.config.platforms.clone()
+                },
+                emulated: Vec::new(),
+                engine_error: None,
+            },
+            wait_ms: LEASE_WAIT.as_millis() as u64,
+        };
+        // What the engine builds is only known once it answers.
+        if !wait_for_engine(self.engine.as_ref(), &self.client, &mut req, &shutdown).await {
+            return;
+        }
         let support = self.platforms().await;
-        let platforms: Vec<Platform> = support
+        req.worker.platforms = support
             .native
             .iter()
             .chain(&support.emulated)
@@ -70,22 +102,20 @@ impl<E: Engine> Agent<E> {
             emulated = ?support.emulated.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "worker ready"
         );
-        let req = LeaseRequest {
-            worker: WorkerInfo {
-                id: self.id.clone(),
-                name: self.config.name.clone(),
-                platforms,
-                emulated: support.emulated,
-            },
-            wait_ms: LEASE_WAIT.as_millis() as u64,
-        };
+        req.worker.emulated = support.emulated;
         loop {
+            // Checked before every lease request, so a dead engine takes no run.
+            if !wait_for_engine(self.engine.as_ref(), &self.client, &mut req, &shutdown).await {
+                return;
+            }
             let lease = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 lease = self.client.lease(&req) => lease,
             };
             match lease {
-                Ok(Some(lease)) => self.execute(lease).await,
+                // Granted just as the shutdown began: someone else can build it.
+                Ok(Some(lease)) if shutdown.is_cancelled() => self.give_back(&lease).await,
+                Ok(Some(lease)) => self.execute(lease, &shutdown).await,
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(worker = %self.config.name, error = %e, "lease request failed");
@@ -94,6 +124,22 @@ impl<E: Engine> Agent<E> {
                         _ = tokio::time::sleep(RETRY_PAUSE) => {}
                     }
                 }
+            }
+        }
+    }
+
+    /// Hands a run that has not started building back to the queue.
+    async fn give_back(&self, lease: &Lease) {
+        let returned = ReturnRun {
+            attempt: lease.attempt,
+            reason: format!("worker '{}' is shutting down", self.config.name),
+        };
+        match self.client.give_back(lease.run_id, &returned).await {
+            Ok(()) => {
+                tracing::info!(run.id = %lease.run_id, "run returned to the queue: the worker is shutting down")
+            }
+            Err(e) => {
+                tracing::warn!(run.id = %lease.run_id, error = %e, "returning the run failed; the server settles it when its lease runs out")
             }
         }
     }
@@ -109,7 +155,7 @@ impl<E: Engine> Agent<E> {
         match self.engine.platforms().await {
             Ok(p) => p,
             Err(e) => {
-                // Still take runs: each will end as Error naming the cause, instead of queuing forever.
+                // It answered a ping just now: a passing fault, so assume the common case.
                 tracing::warn!(error = %e, "cannot ask the engine for its platforms; assuming linux/amd64");
                 PlatformSupport {
                     native: vec![Platform::default()],
@@ -119,8 +165,18 @@ impl<E: Engine> Agent<E> {
         }
     }
 
-    async fn execute(&self, lease: Lease) {
+    async fn execute(&self, lease: Lease, shutdown: &CancellationToken) {
         let run = lease.run_id;
+        let building = AtomicBool::new(false);
+        let drained = async {
+            shutdown.cancelled().await;
+            tracing::info!(
+                run.id = %run,
+                "shutting down: the run in progress gets {}s to finish",
+                self.config.drain_timeout.as_secs()
+            );
+            tokio::time::sleep(self.config.drain_timeout).await;
+        };
         let started = Instant::now();
         let build_name = format!("kiln-build/{run}-{}", uuid::Uuid::new_v4().simple());
         let (log, shipper) =
@@ -139,7 +195,20 @@ impl<E: Engine> Agent<E> {
         ));
         let timeout = Duration::from_millis(lease.timeout_ms);
         let outcome = tokio::select! {
-            r = self.build_and_push(&lease, &build_name, &log) => r,
+            r = self.build_and_push(&lease, &build_name, &log, &building) => r,
+            _ = drained => {
+                if !building.load(Ordering::Relaxed) {
+                    log.line("Build stopped before it started: the worker is shutting down");
+                    heartbeat.abort();
+                    drop(log);
+                    let _ = shipper.await;
+                    self.give_back(&lease).await;
+                    return;
+                }
+                let msg = format!("{} while this run was building", self.config.shutdown_reason);
+                log.line(format!("Build stopped: {msg}"));
+                Err((Outcome::Error, msg))
+            }
             _ = stop.cancelled() => {
                 let why = reason.lock().unwrap_or_else(|e| e.into_inner()).take();
                 match why {
@@ -220,6 +289,7 @@ impl<E: Engine> Agent<E> {
         lease: &Lease,
         build_name: &str,
         log: &LogSink,
+        building: &AtomicBool,
     ) -> Result<(Vec<OutputImage>, Summary), (Outcome, String)> {
         let prepared = source::prepare(&self.client, lease, &self.config.fetch_policy, log)
             .await
@@ -232,6 +302,8 @@ impl<E: Engine> Agent<E> {
             credentials = resolved.credentials.clone();
         }
         let build_started = Instant::now();
+        // From here a shutdown ends the run rather than handing it to another worker.
+        building.store(true, Ordering::Relaxed);
         let mut builds = Vec::new();
         for platform in spec.platforms.iter() {
             if spec.platforms.len() > 1 {

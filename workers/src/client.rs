@@ -7,8 +7,8 @@ use futures::{Stream, TryStreamExt};
 use reqwest::StatusCode;
 
 use crate::protocol::{
-    ApiErrorBody, Heartbeat, HeartbeatReply, Lease, LeaseRequest, LogAppendReply, RunId, RunResult,
-    Secret, SourceReply, SourceResolved,
+    ApiErrorBody, Heartbeat, HeartbeatReply, Lease, LeaseRequest, LogAppendReply, ReturnRun, RunId,
+    RunResult, Secret, SourceReply, SourceResolved,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +110,14 @@ impl ServerClient {
     pub async fn report(&self, run: RunId, result: &RunResult) -> Result<(), ClientError> {
         let path = format!("/api/worker/runs/{run}/result");
         self.post_json(&path, Duration::from_secs(30), result)
+            .await?;
+        Ok(())
+    }
+
+    /// Hands a run that has not started building back to the queue.
+    pub async fn give_back(&self, run: RunId, returned: &ReturnRun) -> Result<(), ClientError> {
+        let path = format!("/api/worker/runs/{run}/return");
+        self.post_json(&path, Duration::from_secs(30), returned)
             .await?;
         Ok(())
     }

@@ -83,6 +83,15 @@ fn repository_name(image: &ImageRef) -> String {
 }
 
 impl Engine for DockerEngine {
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.docker().await?.ping().await.map(drop).map_err(|e| {
+            EngineError::Infrastructure(format!(
+                "the Docker engine at {} does not answer: {e}",
+                self.host
+            ))
+        })
+    }
+
     async fn platforms(&self) -> Result<PlatformSupport, EngineError> {
         let info = self
             .docker()

@@ -52,6 +52,9 @@ pub struct Built {
 }
 
 pub trait Engine: Send + Sync + 'static {
+    /// Whether the engine answers now. A worker leases runs only while it does.
+    fn ping(&self) -> impl Future<Output = Result<(), EngineError>> + Send;
+
     /// The platforms this engine builds: natively, and by emulation.
     fn platforms(&self) -> impl Future<Output = Result<PlatformSupport, EngineError>> + Send;
 

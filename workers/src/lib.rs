@@ -11,12 +11,14 @@ pub mod context;
 pub mod docker;
 pub mod engine;
 pub mod fetch_policy;
+mod engine_health;
 pub mod git;
 pub mod image_ref;
 pub mod index;
 mod logship;
 pub mod protocol;
 mod publish;
+pub mod signal;
 mod source;
 
 pub use agent::{Agent, AgentConfig};

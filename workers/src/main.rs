@@ -1,6 +1,7 @@
 //! `kiln-worker`: a build worker for a Kiln server on another machine.
 
 use std::io::IsTerminal;
+use std::time::Duration;
 
 use clap::Parser;
 use kiln_worker::fetch_policy::FetchPolicy;
@@ -35,6 +36,11 @@ struct Args {
     /// CGNAT addresses (turn on for shared or multi-tenant build hosts).
     #[arg(long, env = "KILN_DENY_PRIVATE_ADDRESSES")]
     deny_private_addresses: bool,
+    /// On SIGTERM or Ctrl-C: seconds the run in progress may still take. After it, a run that
+    /// has not started building goes back to the queue and one that has ends as Error. Keep
+    /// it under the service manager's stop timeout (systemd: 90 s).
+    #[arg(long, env = "KILN_DRAIN_TIMEOUT", default_value_t = 60)]
+    drain_timeout: u64,
 }
 
 fn parse_secret(s: &str) -> Result<Secret, std::convert::Infallible> {
@@ -59,19 +65,24 @@ async fn main() -> anyhow::Result<()> {
     let config = AgentConfig {
         server: args.server,
         token: args.token,
+        shutdown_reason: format!("worker '{name}' shut down"),
         name,
         platforms: args.platforms,
         fetch_policy: FetchPolicy {
             deny_private_addresses: args.deny_private_addresses,
         },
+        drain_timeout: Duration::from_secs(args.drain_timeout),
     };
     let agent = Agent::new(config, DockerEngine::new(args.docker_host.as_deref()))?;
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
+    let stop = kiln_worker::signal::stop_requested();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        stop.await;
+        tracing::info!("shutting down: leasing no more runs");
         on_signal.cancel();
     });
     agent.run(shutdown).await;
+    tracing::info!("worker stopped");
     Ok(())
 }

@@ -138,6 +138,7 @@ mod tests {
             cache_key: String::new(),
             submitted_by: None,
             registry_grants: Vec::new(),
+            queue_timeout_secs: 0,
         };
         let run = auth
             .store
@@ -147,7 +148,7 @@ mod tests {
             .unwrap();
         let claimed = auth
             .store
-            .try_claim(1, "w", "w", 1, i64::MAX)
+            .try_claim(1, "w", "w", None, 1, i64::MAX)
             .await
             .unwrap();
         assert!(claimed.is_some());

@@ -112,23 +112,4 @@ impl RegistryService {
         self.forget_upload(id).await?;
         Ok(true)
     }
-
-    /// Collects every `every`, logging what each run freed; a failed run is logged and the
-    /// next one tries again.
-    pub async fn collect_forever(self: std::sync::Arc<Self>, every: Duration) {
-        let mut ticks = tokio::time::interval(every);
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            match self.collect_garbage(false).await {
-                Ok(r) => tracing::info!(
-                    blobs_deleted = r.blobs_deleted,
-                    bytes_freed = r.bytes_freed,
-                    uploads_removed = r.uploads_removed,
-                    "registry garbage collected"
-                ),
-                Err(e) => tracing::error!(error = %e, "registry garbage collection failed"),
-            }
-        }
-    }
 }

@@ -83,6 +83,7 @@ impl From<RunId> for String {
 }
 
 /// ACR's run statuses. `Error` is an infrastructure failure; `Failed` is the build's own.
+/// `Expired` is Cloud Build's: no worker took the run within its queue timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RunStatus {
     Queued,
@@ -92,10 +93,11 @@ pub enum RunStatus {
     Canceled,
     Error,
     Timeout,
+    Expired,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 7] = [
+    pub const ALL: [RunStatus; 8] = [
         RunStatus::Queued,
         RunStatus::Running,
         RunStatus::Succeeded,
@@ -103,6 +105,7 @@ impl RunStatus {
         RunStatus::Canceled,
         RunStatus::Error,
         RunStatus::Timeout,
+        RunStatus::Expired,
     ];
 
     pub fn is_finished(self) -> bool {
@@ -118,6 +121,7 @@ impl RunStatus {
             RunStatus::Canceled => "Canceled",
             RunStatus::Error => "Error",
             RunStatus::Timeout => "Timeout",
+            RunStatus::Expired => "Expired",
         }
     }
 }
@@ -129,7 +133,7 @@ impl fmt::Display for RunStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown run status '{0}': expected one of Queued, Running, Succeeded, Failed, Canceled, Error, Timeout")]
+#[error("unknown run status '{0}': expected one of Queued, Running, Succeeded, Failed, Canceled, Error, Timeout, Expired")]
 pub struct RunStatusError(String);
 
 impl FromStr for RunStatus {

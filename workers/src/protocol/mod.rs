@@ -18,6 +18,6 @@ pub use ids::{Digest, DigestError, RunId, RunIdError, RunStatus, RunStatusError}
 pub use platform::{Platform, PlatformError, PlatformSet};
 pub use secret::{RegistryCredential, Secret};
 pub use worker::{
-    Heartbeat, HeartbeatReply, Lease, LeaseRequest, LogAppendReply, Outcome, RunResult,
+    Heartbeat, HeartbeatReply, Lease, LeaseRequest, LogAppendReply, Outcome, ReturnRun, RunResult,
     SourceReply, SourceResolved, WorkerInfo,
 };

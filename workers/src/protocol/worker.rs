@@ -21,6 +21,11 @@ pub struct WorkerInfo {
     /// that builds a run's platforms natively when one is free.
     #[serde(default)]
     pub emulated: Vec<Platform>,
+    /// Set while the worker's engine does not answer: the worker is unhealthy and takes no
+    /// run; its lease request (with `waitMs` 0) only reports that, so queued runs can say why
+    /// they wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_error: Option<String>,
 }
 
 /// `POST /api/worker/lease`: wait up to `waitMs` for a run; 204 when none came.
@@ -123,4 +128,14 @@ pub struct RunResult {
     pub outcome: Outcome,
     pub error_message: Option<String>,
     pub output_images: Vec<OutputImage>,
+}
+
+/// `POST /api/worker/runs/{id}/return`: the worker stops before the run started building
+/// (it is shutting down) and hands it back to the queue for another worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReturnRun {
+    pub attempt: u32,
+    /// Why, for the run's log: "worker 'host-1' is shutting down".
+    pub reason: String,
 }

@@ -1,0 +1,145 @@
+//! Runs at the edges of their life: queued too long, held by a server process that stopped,
+//! handed back by a worker that stopped, and deleted once retention is over.
+
+use kiln_worker::protocol::{Digest, RunId, RunStatus};
+use sqlx::Row;
+
+use super::runs::{corrupt, from_row, record_event, seq};
+use super::{RunRow, Store, StoreError};
+
+/// A run retention removes, with the uploaded context it used, if any.
+#[derive(Debug, Clone)]
+pub struct EndedRun {
+    pub id: RunId,
+    pub context: Option<Digest>,
+}
+
+impl Store {
+    /// Queued runs whose queue timeout is over. `default_secs` applies to runs queued before
+    /// runs had their own; 0 means no limit.
+    pub async fn expired_queued_runs(
+        &self,
+        now: i64,
+        default_secs: u64,
+    ) -> Result<Vec<RunRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE status = 'Queued'
+             AND COALESCE(queue_timeout_secs, ?2) > 0
+             AND created_at + COALESCE(queue_timeout_secs, ?2) * 1000 < ?1
+             ORDER BY seq",
+        )
+        .bind(now)
+        .bind(default_secs as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Running runs held by embedded workers of a server process other than `instance`: on a
+    /// single node, those of a process that stopped without settling them.
+    pub async fn runs_of_other_instances(&self, instance: &str) -> Result<Vec<RunRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE status = 'Running'
+             AND server_instance IS NOT NULL AND server_instance != ? ORDER BY seq",
+        )
+        .bind(instance)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Running runs held by this process's embedded workers.
+    pub async fn runs_of_instance(&self, instance: &str) -> Result<Vec<RunRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE status = 'Running' AND server_instance = ? ORDER BY seq",
+        )
+        .bind(instance)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Puts a running attempt back in the queue, as it was before the claim. The attempt
+    /// number stays, so the worker that returned it cannot write to the next attempt.
+    /// `false` when the attempt was no longer current.
+    pub async fn requeue(&self, id: RunId, attempt: u32, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE runs
+             SET status = 'Queued', worker_id = NULL, worker_name = NULL, server_instance = NULL,
+                 started_at = NULL, lease_expires_at = NULL
+             WHERE seq = ? AND attempt = ? AND status = 'Running'",
+        )
+        .bind(seq(id))
+        .bind(attempt as i64)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        record_event(&mut tx, id, RunStatus::Queued, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Up to `limit` runs that ended before `cutoff`, oldest first.
+    pub async fn runs_ended_before(
+        &self,
+        cutoff: i64,
+        limit: u32,
+    ) -> Result<Vec<EndedRun>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, CASE WHEN json_extract(spec, '$.context.kind') = 'upload'
+                         THEN json_extract(spec, '$.context.digest') END AS digest
+             FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?
+             ORDER BY finished_at LIMIT ?",
+        )
+        .bind(cutoff)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let digest: Option<String> = r.try_get("digest")?;
+                Ok(EndedRun {
+                    id: RunId::from_seq(r.try_get::<i64, _>("seq")? as u64),
+                    context: digest
+                        .map(|d| d.parse().map_err(|e| corrupt("context digest", e)))
+                        .transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes an ended run and its status history. `false` when it was not there or had
+    /// not ended.
+    pub async fn delete_ended_run(&self, id: RunId) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The history first: it references the run.
+        sqlx::query(
+            "DELETE FROM run_events WHERE run_seq = ?1
+             AND EXISTS (SELECT 1 FROM runs WHERE seq = ?1 AND finished_at IS NOT NULL)",
+        )
+        .bind(seq(id))
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query("DELETE FROM runs WHERE seq = ? AND finished_at IS NOT NULL")
+            .bind(seq(id))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Whether any stored run builds from this uploaded context.
+    pub async fn context_in_use(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM runs WHERE json_extract(spec, '$.context.kind') = 'upload'
+             AND json_extract(spec, '$.context.digest') = ? LIMIT 1",
+        )
+        .bind(digest.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+}

@@ -1,0 +1,125 @@
+//! The queue timeout: a run no worker can take ends as Expired with a message naming what it
+//! waited for, and `kiln build` says at once when nothing can take it.
+
+mod common;
+
+use common::*;
+
+fn trivial_context() -> tempfile::TempDir {
+    context(&[("Dockerfile", &format!("FROM {BASE_IMAGE}\n"))])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_for_a_platform_no_worker_builds_expires_and_says_what_it_needed() {
+    let server = TestServer::start().await;
+    let ctx = trivial_context();
+    let dir = ctx.path().to_str().unwrap();
+    let out = server
+        .kiln_output(&[
+            "build",
+            "--no-push",
+            "--platform",
+            "linux/s390x",
+            "--queue-timeout",
+            "3s",
+            dir,
+        ])
+        .await;
+    assert_eq!(out.code, 6, "{out:#?}");
+    assert!(
+        out.stderr.contains(
+            "warning: no connected worker builds linux/s390x; the run waits up to 3s for one"
+        ),
+        "{out:#?}"
+    );
+    let expected = "no worker took this run in 3s: it needs linux/s390x; \
+                    the connected workers build linux/amd64";
+    assert!(
+        out.stderr.contains("finished with status Expired"),
+        "{out:#?}"
+    );
+    assert!(out.stderr.contains(expected), "{out:#?}");
+
+    let id = out.run_id();
+    let show = server
+        .kiln_output(&["run", "show", &id, "-o", "json"])
+        .await;
+    let run: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    assert_eq!(run["status"], "Expired", "{run:#}");
+    assert_eq!(run["queueTimeoutSecs"], 3, "{run:#}");
+    assert!(
+        run["errorMessage"].as_str().unwrap().contains(expected),
+        "{run:#}"
+    );
+    assert!(run["startedAt"].is_null(), "{run:#}");
+    let log = server.kiln_output(&["run", "logs", &id]).await.stdout;
+    assert!(
+        log.contains(&format!("Run ID: {id} expired in the queue: {expected}")),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_workers_kiln_build_warns_at_once_and_the_server_default_applies() {
+    let server = TestServer::start_with(|a| {
+        a.workers = 0;
+        a.queue_timeout = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let ctx = trivial_context();
+    let dir = ctx.path().to_str().unwrap();
+
+    // A queue timeout past the limit is bad input and queues nothing.
+    let out = server
+        .kiln_output(&["build", "--no-push", "--queue-timeout", "8d", dir])
+        .await;
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(out.stderr.contains("invalid queue timeout"), "{out:#?}");
+    assert_eq!(server.run_count().await, 0);
+
+    let out = server.kiln_output(&["build", "--no-push", dir]).await;
+    assert_eq!(out.code, 6, "{out:#?}");
+    let warning = "warning: no connected worker builds linux/amd64; the run waits up to 2s for one";
+    let queued = out.stderr.find("Queued a build with ID").unwrap();
+    let warned = out
+        .stderr
+        .find(warning)
+        .unwrap_or_else(|| panic!("{out:#?}"));
+    assert!(warned > queued, "{out:#?}");
+    assert!(
+        out.stderr.contains(
+            "no worker took this run in 2s: it needs linux/amd64; no worker is connected"
+        ),
+        "{out:#?}"
+    );
+
+    // With no limit, the run stays queued and says it waits until a worker connects.
+    let out = server
+        .kiln_output(&[
+            "build",
+            "--no-push",
+            "--no-wait",
+            "--queue-timeout",
+            "0",
+            dir,
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(
+        out.stderr.contains(
+            "warning: no connected worker builds linux/amd64; the run waits until one connects"
+        ),
+        "{out:#?}"
+    );
+    let unlimited = out.stdout.trim().to_string();
+    // A run queued after it expires under the server's default; the one without a limit,
+    // older still, stays.
+    let out = server
+        .kiln_output(&["build", "--no-push", "--no-wait", dir])
+        .await;
+    let limited = out.stdout.trim();
+    server
+        .wait_status(limited, "Expired", std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(server.run_json(&unlimited).await["status"], "Queued");
+}

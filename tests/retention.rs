@@ -1,0 +1,99 @@
+//! Retention: runs that ended longer ago than `--run-retention` go with their logs, and
+//! contexts no remaining run uses go too; partial uploads a crash left are removed at start.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+
+/// Polls until `done` holds, for at most a minute.
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, done: impl Fn() -> F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn context_file(server: &TestServer, run: &serde_json::Value) -> PathBuf {
+    let digest = run["contextDigest"].as_str().unwrap();
+    server
+        .data
+        .path()
+        .join("contexts/sha256")
+        .join(digest.strip_prefix("sha256:").unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_runs_go_with_their_logs_and_unused_contexts_while_recent_and_queued_ones_stay() {
+    let mut server = TestServer::start_with(|a| {
+        a.gc_interval = Duration::from_secs(1);
+        a.run_retention = Duration::from_secs(8);
+    })
+    .await;
+    let shared = context(&[("Dockerfile", &format!("FROM {BASE_IMAGE}\nRUN echo old\n"))]);
+    let dir = shared.path().to_str().unwrap();
+    let out = server.kiln_output(&["build", "--no-push", dir]).await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    let old = out.run_id();
+    let old_run = server.run_json(&old).await;
+    let shared_file = context_file(&server, &old_run);
+    let old_log = server.data.path().join(format!("logs/{old}.log"));
+    assert!(shared_file.is_file() && old_log.is_file());
+
+    // A run nobody builds, without a queue limit, keeps the context it shares.
+    let out = server
+        .kiln_output(&[
+            "build",
+            "--no-push",
+            "--no-wait",
+            "--platform",
+            "linux/s390x",
+            "--queue-timeout",
+            "0",
+            dir,
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    let queued = out.stdout.trim().to_string();
+
+    eventually("the old run is deleted", || async {
+        let out = server.kiln_output(&["run", "show", &old]).await;
+        out.code != 0 && out.stderr.contains("not found")
+    })
+    .await;
+    assert!(!old_log.exists());
+    assert!(shared_file.is_file(), "a queued run still uses it");
+    assert_eq!(server.run_json(&queued).await["status"], "Queued");
+
+    // A run that just ended stays, with its log.
+    let fresh = context(&[(
+        "Dockerfile",
+        &format!("FROM {BASE_IMAGE}\nRUN echo fresh\n"),
+    )]);
+    let out = server
+        .kiln_output(&["build", "--no-push", fresh.path().to_str().unwrap()])
+        .await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    let recent = out.run_id();
+    let show = server.kiln_output(&["run", "show", &recent]).await;
+    assert_eq!(show.code, 0, "{show:#?}");
+    let logs = server.kiln_output(&["run", "logs", &recent]).await;
+    assert!(logs.stdout.contains("fresh"), "{logs:#?}");
+
+    // Once the queued run ended and its retention is over, the shared context goes too.
+    let out = server.kiln_output(&["run", "cancel", &queued]).await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    eventually("the shared context is deleted", || async {
+        !shared_file.exists()
+    })
+    .await;
+
+    // At start, partial uploads a crash left behind are removed.
+    let leftover = server.data.path().join("contexts/tmp/.tmpPartial");
+    std::fs::write(&leftover, b"half an upload").unwrap();
+    server.restart_with(|_| {}).await;
+    assert!(!leftover.exists());
+}
