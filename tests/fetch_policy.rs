@@ -7,6 +7,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use axum::http::{header, HeaderMap, StatusCode};
@@ -89,7 +90,7 @@ async fn a_worker_denying_private_addresses_refuses_loopback_contexts_unasked() 
     let disk = tempfile::tempdir().unwrap();
     let secret = secret_repo(disk.path());
     let (_root, git) = app_with_submodule(&secret, "../secret.git");
-    let (tarballs, _seen) = tarball_server(Some("never-to-be-seen-body")).await;
+    let (tarballs, seen) = tarball_server(Some("never-to-be-seen-body")).await;
     let port = tarballs.rsplit(':').next().unwrap();
     for (context, refused) in [
         (format!("{}/app.git#main", git.url), LOOPBACK_REFUSED),
@@ -108,6 +109,30 @@ async fn a_worker_denying_private_addresses_refuses_loopback_contexts_unasked() 
             assert!(!shown.contains(answer), "{context}: {shown}");
         }
     }
+    assert_eq!(seen.lock().unwrap().len(), 0, "nothing was asked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_worker_denies_private_addresses_when_its_environment_says_so() {
+    let server = TestServer::start_with(|a| a.workers = 0).await;
+    let token = server.create_token("strict-host", &["worker"], &[]).await;
+    let _worker = tokio::process::Command::new(worker_binary())
+        .args(["--server", &server.url, "--name", "strict"])
+        .env("KILN_TOKEN", &token)
+        .env("KILN_DENY_PRIVATE_ADDRESSES", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (tarballs, seen) = tarball_server(Some("never-to-be-seen-body")).await;
+    let context = format!("{tarballs}/ctx.tar.gz");
+    let out = server.kiln_output(&["build", "--no-push", &context]).await;
+    assert_eq!(out.code, 1, "{out:#?}");
+    let (run, _) = everything_shown(&server, &out).await;
+    let message = run["errorMessage"].as_str().unwrap();
+    assert!(message.contains(LOOPBACK_REFUSED), "{message}");
+    assert_eq!(seen.lock().unwrap().len(), 0, "nothing was asked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
