@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use crate::api::{self, App};
 use crate::cli::credentials;
 use crate::config::ServeArgs;
+use crate::http_server;
 use crate::service::auth::{AuthService, OWNER_TOKEN};
 use crate::service::contexts::ContextStore;
 use crate::service::logs::LogHub;
@@ -151,11 +152,13 @@ impl Server {
             registry: registry.clone(),
         };
         let mut tasks = JoinSet::new();
-        tasks.spawn(async move {
-            if let Err(e) = axum::serve(listener, api::router(app)).await {
-                tracing::error!(error = %e, "API server stopped");
-            }
-        });
+        let limits = http_server::ServeLimits::from_args(&args);
+        tasks.spawn(http_server::serve(
+            listener,
+            api::router(app),
+            limits,
+            tokio_util::sync::CancellationToken::new(),
+        ));
         tasks.spawn(queue.reap_forever(REAP_EVERY));
         if !args.gc_interval.is_zero() {
             tasks.spawn(registry.collect_forever(args.gc_interval));

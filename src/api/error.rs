@@ -21,6 +21,8 @@ pub enum ApiError {
     NotFound(String),
     Conflict(String),
     PayloadTooLarge(String),
+    /// The server is shedding load: retry later.
+    Unavailable(String),
     Internal(String),
 }
 
@@ -92,6 +94,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "NOT_FOUND", m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "CONFLICT", m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE", m),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", m),
             ApiError::Internal(cause) => {
                 tracing::error!(error = %cause, "request failed");
                 (
