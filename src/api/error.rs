@@ -19,6 +19,7 @@ pub enum ApiError {
     /// Good credentials that do not allow the request.
     Forbidden(String),
     NotFound(String),
+    MethodNotAllowed(String),
     Conflict(String),
     PayloadTooLarge(String),
     /// The server is shedding load: retry later.
@@ -92,6 +93,9 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "DENIED", m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "NOT_FOUND", m),
+            ApiError::MethodNotAllowed(m) => {
+                (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", m)
+            }
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "CONFLICT", m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE", m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", m),
