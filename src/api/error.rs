@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use kiln_worker::protocol::{ApiErrorBody, ApiErrorDetail};
+use kiln_worker::protocol::{ApiErrorBody, ApiErrorDetail, LOG_GAP, STALE_ATTEMPT};
 
 use crate::service::auth::{AccessError, AuthError};
 use crate::service::contexts::ContextError;
@@ -22,6 +22,13 @@ pub enum ApiError {
     MethodNotAllowed(String),
     Conflict(String),
     PayloadTooLarge(String),
+    /// A log upload starting past the end of the log; `size` is where the log ends.
+    LogGap {
+        message: String,
+        size: u64,
+    },
+    /// A worker's attempt that is no longer current.
+    StaleAttempt(String),
     /// The server is shedding load: retry later.
     Unavailable(String),
     Internal(String),
@@ -35,7 +42,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(m) => ApiError::Conflict(m),
             ServiceError::Context(e) => e.into(),
             ServiceError::Access(e) => e.into(),
-            ServiceError::Log(e @ LogError::Gap { .. }) => ApiError::Conflict(e.to_string()),
+            ServiceError::StaleAttempt(m) => ApiError::StaleAttempt(m),
+            ServiceError::Log(e @ LogError::Gap { size, .. }) => ApiError::LogGap {
+                message: format!("{e}; resend from offset {size}"),
+                size,
+            },
             e @ (ServiceError::Store(_) | ServiceError::Log(_) | ServiceError::Io(_)) => {
                 ApiError::Internal(e.to_string())
             }
@@ -81,6 +92,7 @@ impl From<ContextError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let mut offset = None;
         let (status, code, message) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "BAD_REQUEST", m),
             ApiError::Unauthorized(m) => (
@@ -98,6 +110,11 @@ impl IntoResponse for ApiError {
             }
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "CONFLICT", m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE", m),
+            ApiError::LogGap { message, size } => {
+                offset = Some(size);
+                (StatusCode::CONFLICT, LOG_GAP, message)
+            }
+            ApiError::StaleAttempt(m) => (StatusCode::CONFLICT, STALE_ATTEMPT, m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", m),
             ApiError::Internal(cause) => {
                 tracing::error!(error = %cause, "request failed");
@@ -112,6 +129,7 @@ impl IntoResponse for ApiError {
             error: ApiErrorDetail {
                 code: code.to_string(),
                 message,
+                offset,
             },
         };
         (status, Json(body)).into_response()

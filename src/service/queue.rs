@@ -280,7 +280,7 @@ impl Queue {
 }
 
 fn stale(id: RunId, attempt: u32) -> ServiceError {
-    ServiceError::Conflict(format!(
+    ServiceError::StaleAttempt(format!(
         "attempt {attempt} of run '{id}' is no longer current: the run finished or was handed to another worker"
     ))
 }

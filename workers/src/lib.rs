@@ -13,7 +13,7 @@ pub mod engine;
 pub mod git;
 pub mod image_ref;
 pub mod index;
-mod logship;
+pub mod logship;
 pub mod protocol;
 mod publish;
 mod source;
