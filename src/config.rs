@@ -73,6 +73,19 @@ pub struct ServeArgs {
     /// collector that runs every --gc-interval; 0: keep forever.
     #[arg(long, env = "KILN_RUN_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub run_retention: Duration,
+    /// Time a client has to send a complete request head, e.g. 10s.
+    #[arg(long, env = "KILN_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub header_timeout: Duration,
+    /// Time a keep-alive connection may sit idle between requests, e.g. 60s.
+    #[arg(long, env = "KILN_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
+    pub idle_timeout: Duration,
+    /// Time a request body (an upload) may go without a byte before the request fails.
+    #[arg(long, env = "KILN_BODY_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
+    pub body_timeout: Duration,
+    /// Connections served at once; past it a small reserve answers health checks and asks
+    /// other clients to retry, and further clients wait to be accepted.
+    #[arg(long, env = "KILN_MAX_CONNECTIONS", default_value_t = 1024, value_parser = parse_max_connections)]
+    pub max_connections: usize,
 }
 
 pub fn parse_secret(s: &str) -> Result<Secret, String> {
@@ -119,6 +132,23 @@ pub fn format_duration(d: Duration) -> String {
             || format!("{secs}s"),
             |&(suffix, unit)| format!("{}{suffix}", secs / unit),
         )
+}
+
+/// A duration as for `parse_duration`, but at least one second.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be at least 1s".into()),
+        d => Ok(d),
+    }
+}
+
+fn parse_max_connections(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "invalid connection count '{s}': expected 1 to 1000000"
+        )),
+    }
 }
 
 /// `2GiB`, `500MiB`, `64KiB`, `1000` (bytes).

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod http_server;
 pub mod server;
 pub mod service;
 pub mod store;

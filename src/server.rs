@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, App};
 use crate::cli::credentials;
 use crate::config::ServeArgs;
+use crate::http_server;
 use crate::service::auth::{AuthService, OWNER_TOKEN};
 use crate::service::collector::collect_forever;
 use crate::service::contexts::ContextStore;
@@ -185,7 +186,13 @@ impl Server {
         }
         let mut tasks = JoinSet::new();
         let stop_serving = CancellationToken::new();
-        let serving = tokio::spawn(serve_api(listener, api::router(app), stop_serving.clone()));
+        let limits = http_server::ServeLimits::from_args(&args);
+        let serving = tokio::spawn(http_server::serve(
+            listener,
+            api::router(app),
+            limits,
+            stop_serving.clone(),
+        ));
         tasks.spawn(queue.clone().reap_forever(REAP_EVERY));
         if !args.gc_interval.is_zero() {
             let retention = Retention::new(store.clone(), logs, contexts, args.run_retention);
@@ -273,16 +280,5 @@ impl Server {
         self.tasks.shutdown().await;
         self.store.close().await;
         tracing::info!("kiln stopped");
-    }
-}
-
-/// Serves the API until `stop` fires, then stops accepting connections and returns once the
-/// requests in flight are answered. The caller bounds how long that may take.
-async fn serve_api(listener: TcpListener, router: axum::Router, stop: CancellationToken) {
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await;
-    if let Err(e) = served {
-        tracing::error!(error = %e, "API server stopped");
     }
 }

@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use kiln_worker::protocol::{ApiErrorBody, ApiErrorDetail};
+use kiln_worker::protocol::{ApiErrorBody, ApiErrorDetail, LOG_GAP, STALE_ATTEMPT};
 
 use crate::service::auth::{AccessError, AuthError};
 use crate::service::contexts::ContextError;
@@ -19,8 +19,18 @@ pub enum ApiError {
     /// Good credentials that do not allow the request.
     Forbidden(String),
     NotFound(String),
+    MethodNotAllowed(String),
     Conflict(String),
     PayloadTooLarge(String),
+    /// A log upload starting past the end of the log; `size` is where the log ends.
+    LogGap {
+        message: String,
+        size: u64,
+    },
+    /// A worker's attempt that is no longer current.
+    StaleAttempt(String),
+    /// The server is shedding load: retry later.
+    Unavailable(String),
     Internal(String),
 }
 
@@ -32,7 +42,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(m) => ApiError::Conflict(m),
             ServiceError::Context(e) => e.into(),
             ServiceError::Access(e) => e.into(),
-            ServiceError::Log(e @ LogError::Gap { .. }) => ApiError::Conflict(e.to_string()),
+            ServiceError::StaleAttempt(m) => ApiError::StaleAttempt(m),
+            ServiceError::Log(e @ LogError::Gap { size, .. }) => ApiError::LogGap {
+                message: format!("{e}; resend from offset {size}"),
+                size,
+            },
             e @ (ServiceError::Store(_) | ServiceError::Log(_) | ServiceError::Io(_)) => {
                 ApiError::Internal(e.to_string())
             }
@@ -78,6 +92,7 @@ impl From<ContextError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let mut offset = None;
         let (status, code, message) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "BAD_REQUEST", m),
             ApiError::Unauthorized(m) => (
@@ -90,8 +105,17 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "DENIED", m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "NOT_FOUND", m),
+            ApiError::MethodNotAllowed(m) => {
+                (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", m)
+            }
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "CONFLICT", m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE", m),
+            ApiError::LogGap { message, size } => {
+                offset = Some(size);
+                (StatusCode::CONFLICT, LOG_GAP, message)
+            }
+            ApiError::StaleAttempt(m) => (StatusCode::CONFLICT, STALE_ATTEMPT, m),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", m),
             ApiError::Internal(cause) => {
                 tracing::error!(error = %cause, "request failed");
                 (
@@ -105,6 +129,7 @@ impl IntoResponse for ApiError {
             error: ApiErrorDetail {
                 code: code.to_string(),
                 message,
+                offset,
             },
         };
         (status, Json(body)).into_response()

@@ -15,8 +15,12 @@ mod workers;
 
 use std::sync::Arc;
 
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+
+use self::error::ApiError;
 
 use crate::service::auth::AuthService;
 use crate::service::contexts::ContextStore;
@@ -40,12 +44,16 @@ pub struct App {
 }
 
 pub fn router(app: App) -> Router {
+    // Everything under /api answers in the API's envelope, wrong methods included.
     let api = Router::new()
         .merge(contexts::routes())
         .merge(runs::routes())
         .merge(repositories::routes())
         .merge(workers::routes())
         .merge(tokens::routes())
+        .method_not_allowed_fallback(method_not_allowed);
+    let authenticated = Router::new()
+        .merge(api)
         .merge(registry::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
@@ -54,7 +62,22 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(docker_token::routes())
-        .merge(api)
+        .merge(authenticated)
+        .fallback(not_found)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} does not take {method}", uri.path()))
+}
+
+/// Unknown paths under /api get the API's envelope; others keep a bare 404.
+async fn not_found(uri: Uri) -> Response {
+    let path = uri.path();
+    if path == "/api" || path.starts_with("/api/") {
+        ApiError::NotFound(format!("no API endpoint at {path}")).into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
 }

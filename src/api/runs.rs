@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use kiln_worker::protocol::RunId;
 
 use super::error::ApiError;
-use super::extract::ValidQuery;
+use super::extract::{ValidJson, ValidQuery};
 use super::App;
 use crate::service::auth::{Action, Principal};
 use crate::wire::{CreateRun, ListQuery, LogQuery, Run, RunList};
@@ -31,10 +31,11 @@ pub(super) fn run_id(raw: &str) -> Result<RunId, ApiError> {
 async fn create(
     State(app): State<App>,
     who: Principal,
-    body: Result<Json<CreateRun>, axum::extract::rejection::JsonRejection>,
+    body: Result<ValidJson<CreateRun>, ApiError>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
     who.require_any(Action::Push)?;
-    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    // Authorised first: a caller who may not do this learns nothing from its body.
+    let ValidJson(req) = body?;
     Ok((StatusCode::CREATED, Json(app.runs.create(req, &who).await?)))
 }
 

@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 
 use super::error::ApiError;
+use super::extract::ValidJson;
 use super::App;
 use crate::service::auth::{AccessError, NewToken, Principal, SubjectKind};
 use crate::wire::{CreateToken, CreatedToken, Token, TokenList};
@@ -23,10 +23,11 @@ pub fn routes() -> Router<App> {
 async fn create(
     State(app): State<App>,
     principal: Principal,
-    body: Result<Json<CreateToken>, JsonRejection>,
+    body: Result<ValidJson<CreateToken>, ApiError>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     principal.require_owner()?;
-    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    // Authorised first: a caller who may not do this learns nothing from its body.
+    let ValidJson(req) = body?;
     let (token, secret) = app
         .auth
         .create_token(NewToken {

@@ -1,9 +1,11 @@
 //! `/api/worker/…`: the protocol workers speak. Every call after the lease names its attempt,
-//! and a stale attempt gets 409, which tells the worker to stop.
+//! and a stale attempt gets 409 `STALE_ATTEMPT`, which tells the worker to stop; a log upload
+//! past the end of the log gets 409 `LOG_GAP` with the offset to resend from.
+//! Only worker tokens get past the route layer, before any body is read.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,7 +17,7 @@ use serde::Deserialize;
 
 use super::contexts::archive_response;
 use super::error::ApiError;
-use super::extract::ValidQuery;
+use super::extract::{ValidBytes, ValidJson, ValidQuery};
 use super::runs::run_id;
 use super::App;
 use crate::service::auth::Principal;
@@ -29,6 +31,14 @@ pub fn routes() -> Router<App> {
         .route("/api/worker/runs/{id}/source", post(source))
         .route("/api/worker/runs/{id}/return", post(give_back))
         .route("/api/worker/runs/{id}/context", get(context))
+        .route_layer(axum::middleware::from_fn(require_worker))
+}
+
+async fn require_worker(principal: Principal, req: Request, next: Next) -> Response {
+    match principal.require_worker() {
+        Ok(()) => next.run(req).await,
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -40,10 +50,8 @@ struct AttemptQuery {
 
 async fn lease(
     State(app): State<App>,
-    principal: Principal,
-    Json(req): Json<LeaseRequest>,
+    ValidJson(req): ValidJson<LeaseRequest>,
 ) -> Result<Response, ApiError> {
-    principal.require_worker()?;
     Ok(match app.queue.lease(req).await? {
         Some(lease) => Json(lease).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
@@ -52,22 +60,18 @@ async fn lease(
 
 async fn heartbeat(
     State(app): State<App>,
-    principal: Principal,
     Path(id): Path<String>,
-    Json(hb): Json<Heartbeat>,
+    ValidJson(hb): ValidJson<Heartbeat>,
 ) -> Result<Json<HeartbeatReply>, ApiError> {
-    principal.require_worker()?;
     Ok(Json(app.queue.heartbeat(run_id(&id)?, hb.attempt).await?))
 }
 
 async fn append_logs(
     State(app): State<App>,
-    principal: Principal,
     Path(id): Path<String>,
     ValidQuery(q): ValidQuery<AttemptQuery>,
-    body: Bytes,
+    ValidBytes(body): ValidBytes,
 ) -> Result<Json<LogAppendReply>, ApiError> {
-    principal.require_worker()?;
     let size = app
         .queue
         .append_logs(run_id(&id)?, q.attempt, q.offset, &body)
@@ -77,11 +81,9 @@ async fn append_logs(
 
 async fn result(
     State(app): State<App>,
-    principal: Principal,
     Path(id): Path<String>,
-    Json(res): Json<RunResult>,
+    ValidJson(res): ValidJson<RunResult>,
 ) -> Result<StatusCode, ApiError> {
-    principal.require_worker()?;
     app.queue.report(run_id(&id)?, res).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -99,11 +101,9 @@ async fn give_back(
 
 async fn source(
     State(app): State<App>,
-    principal: Principal,
     Path(id): Path<String>,
-    Json(resolved): Json<SourceResolved>,
+    ValidJson(resolved): ValidJson<SourceResolved>,
 ) -> Result<Json<SourceReply>, ApiError> {
-    principal.require_worker()?;
     Ok(Json(
         app.queue.source_resolved(run_id(&id)?, resolved).await?,
     ))
@@ -111,11 +111,9 @@ async fn source(
 
 async fn context(
     State(app): State<App>,
-    principal: Principal,
     Path(id): Path<String>,
     ValidQuery(q): ValidQuery<AttemptQuery>,
 ) -> Result<Response, ApiError> {
-    principal.require_worker()?;
     let digest = app.queue.context_of(run_id(&id)?, q.attempt).await?;
     archive_response(&app, &digest).await
 }

@@ -71,4 +71,7 @@ pub enum ServiceError {
     Access(#[from] auth::AccessError),
     #[error("I/O failed: {0}")]
     Io(#[from] std::io::Error),
+    /// A worker's attempt was superseded or its run ended: the worker must stop.
+    #[error("{0}")]
+    StaleAttempt(String),
 }

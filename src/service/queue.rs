@@ -365,7 +365,7 @@ impl Queue {
 }
 
 pub(super) fn stale(id: RunId, attempt: u32) -> ServiceError {
-    ServiceError::Conflict(format!(
+    ServiceError::StaleAttempt(format!(
         "attempt {attempt} of run '{id}' is no longer current: the run finished or was handed to another worker"
     ))
 }

@@ -73,6 +73,10 @@ pub fn serve_args(data: &Path) -> ServeArgs {
         queue_timeout: Duration::from_secs(3600),
         shutdown_grace: Duration::from_secs(30),
         run_retention: Duration::from_secs(30 * 86_400),
+        header_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+        body_timeout: Duration::from_secs(60),
+        max_connections: 1024,
     }
 }
 
@@ -244,6 +248,19 @@ impl TestServer {
     pub async fn run_count(&self) -> usize {
         let list = self.get_json("/api/runs?top=1000").await;
         list["runs"].as_array().unwrap().len()
+    }
+
+    /// `POST /api/worker/lease` with a worker token, waiting up to `wait_ms` for a run.
+    pub async fn lease_as(&self, worker: &str, wait_ms: u64) -> reqwest::Response {
+        self.http_as(worker)
+            .post(format!("{}/api/worker/lease", self.url))
+            .json(&serde_json::json!({
+                "worker": {"id": "w-1", "name": "w", "platforms": ["linux/amd64"]},
+                "waitMs": wait_ms
+            }))
+            .send()
+            .await
+            .unwrap()
     }
 }
 

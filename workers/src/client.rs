@@ -7,8 +7,8 @@ use futures::{Stream, TryStreamExt};
 use reqwest::StatusCode;
 
 use crate::protocol::{
-    ApiErrorBody, Heartbeat, HeartbeatReply, Lease, LeaseRequest, LogAppendReply, ReturnRun, RunId,
-    RunResult, Secret, SourceReply, SourceResolved,
+    ApiErrorBody, ApiErrorDetail, Heartbeat, HeartbeatReply, Lease, LeaseRequest, LogAppendReply,
+    ReturnRun, RunId, RunResult, Secret, SourceReply, SourceResolved, LOG_GAP,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +16,9 @@ pub enum ClientError {
     /// The server no longer considers this attempt current: stop working on it.
     #[error("the server superseded this attempt: {0}")]
     Stale(String),
+    /// A log upload started past the end of the server's log, which ends at `offset`.
+    #[error("the server's log has a gap: {message}")]
+    LogGap { offset: u64, message: String },
     #[error("server answered {status}: {message}")]
     Server { status: StatusCode, message: String },
     #[error("cannot reach the Kiln server: {0}")]
@@ -161,7 +164,15 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response, ClientError
     let text = resp.text().await.unwrap_or_default();
     let message = ApiErrorBody::message_of(&text);
     if status == StatusCode::CONFLICT {
-        return Err(ClientError::Stale(message));
+        return Err(match ApiErrorBody::parse(&text).map(|b| b.error) {
+            Some(ApiErrorDetail {
+                code,
+                offset: Some(offset),
+                ..
+            }) if code == LOG_GAP => ClientError::LogGap { offset, message },
+            // A stale attempt, or a conflict from a server that predates the codes: stop.
+            _ => ClientError::Stale(message),
+        });
     }
     Err(ClientError::Server { status, message })
 }

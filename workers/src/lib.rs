@@ -15,7 +15,7 @@ mod engine_health;
 pub mod git;
 pub mod image_ref;
 pub mod index;
-mod logship;
+pub mod logship;
 pub mod protocol;
 mod publish;
 pub mod signal;

@@ -8,12 +8,23 @@ pub struct ApiErrorBody {
     pub error: ApiErrorDetail,
 }
 
+/// `code` of a 409 answering a log upload that starts past the end of the server's log;
+/// `offset` says where the log ends, so the worker resends from there.
+pub const LOG_GAP: &str = "LOG_GAP";
+/// `code` of a 409 answering a worker whose attempt is no longer current: stop working on it.
+pub const STALE_ATTEMPT: &str = "STALE_ATTEMPT";
+
 impl ApiErrorBody {
     /// The message of an error response body, or the body itself when it is not JSON (a proxy's page).
     pub fn message_of(body: &str) -> String {
-        serde_json::from_str::<ApiErrorBody>(body)
+        Self::parse(body)
             .map(|b| b.error.message)
-            .unwrap_or_else(|_| body.trim().to_string())
+            .unwrap_or_else(|| body.trim().to_string())
+    }
+
+    /// The body as the API's error envelope, if it is one.
+    pub fn parse(body: &str) -> Option<ApiErrorBody> {
+        serde_json::from_str(body).ok()
     }
 }
 
@@ -21,4 +32,7 @@ impl ApiErrorBody {
 pub struct ApiErrorDetail {
     pub code: String,
     pub message: String,
+    /// For `LOG_GAP`: the size of the server's log, where the next upload must start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }

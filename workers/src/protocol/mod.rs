@@ -13,7 +13,7 @@ mod worker;
 
 pub use crate::image_ref::{ImageRef, ImageRefError};
 pub use build::{redact_url, BuildSpec, ContextSource, ContextStats, OutputImage, PlatformDigest};
-pub use errors::{ApiErrorBody, ApiErrorDetail};
+pub use errors::{ApiErrorBody, ApiErrorDetail, LOG_GAP, STALE_ATTEMPT};
 pub use ids::{Digest, DigestError, RunId, RunIdError, RunStatus, RunStatusError};
 pub use platform::{Platform, PlatformError, PlatformSet};
 pub use secret::{RegistryCredential, Secret};

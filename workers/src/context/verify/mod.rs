@@ -161,6 +161,12 @@ fn classify(err: io::Error, decoded_stream_ended: bool) -> VerifyError {
         Err(err) if decoded_stream_ended || err.kind() == io::ErrorKind::UnexpectedEof => {
             VerifyError::Truncated
         }
+        // The tar crate reports a bad header with its raw fields quoted: for random bytes,
+        // garbage that must not reach the client. Its errors are the `Other` kind;
+        // the decompressor's are fixed texts of other kinds.
+        Err(err) if err.kind() == io::ErrorKind::Other => VerifyError::Corrupt(
+            "not a tar archive (gzip-compressed or plain), or a damaged one".to_owned(),
+        ),
         Err(err) => VerifyError::Corrupt(err.to_string()),
     }
 }

@@ -528,3 +528,17 @@ fn retries_interrupted_reads() {
     };
     assert_eq!(verify_archive(reader).unwrap().entries, 10);
 }
+
+#[test]
+fn random_bytes_are_described_not_echoed() {
+    // Bytes that look like a tar header's text fields, which the tar crate would quote.
+    let mut data: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    data[..16].copy_from_slice(b"ECHO-ME-IF-YOU-C");
+    let message = verify(&data).unwrap_err().to_string();
+    assert_eq!(
+        message,
+        "context archive is corrupt: not a tar archive (gzip-compressed or plain), or a damaged one"
+    );
+}
