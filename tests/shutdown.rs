@@ -163,7 +163,28 @@ fn incompressible_archive(size: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_upload_in_flight_finish_and_stops_accepting() {
     let mut site = Site::new();
-    let server = site.serve(&["--workers", "0"]).await;
+    // A long grace: the server exits once the upload is done, not when the grace is over.
+    let server = site
+        .serve(&["--workers", "0", "--shutdown-grace", "600s"])
+        .await;
+    // A follower of a run that outlives the server does not hold it up.
+    let ctx = context(&[("Dockerfile", &format!("FROM {BASE_IMAGE}\n"))]);
+    let queued = site
+        .kiln(
+            &server,
+            &[
+                "build",
+                "--no-push",
+                "--no-wait",
+                ctx.path().to_str().unwrap(),
+            ],
+        )
+        .output()
+        .await
+        .unwrap();
+    let id = String::from_utf8_lossy(&queued.stdout).trim().to_string();
+    let mut follower = Live::spawn(site.kiln(&server, &["run", "logs", &id, "--follow"]));
+    follower.until(|l| l.contains("Waiting in the queue")).await;
     let archive = incompressible_archive(4 << 20);
     let (half, rest) = archive.split_at(archive.len() / 2);
     let (tx, rx) = mpsc::channel::<Vec<u8>>(1);
