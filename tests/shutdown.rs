@@ -386,18 +386,7 @@ async fn a_run_handed_back_before_building_is_queued_again_and_the_old_attempt_i
     let id = out.stdout.trim().to_string();
     let token = server.create_token("hosts", &["worker"], &[]).await;
     let worker = server.http_as(&token);
-    let lease: serde_json::Value = worker
-        .post(format!("{}/api/worker/lease", server.url))
-        .json(&serde_json::json!({
-            "worker": {"id": "leaving-1", "name": "leaving", "platforms": ["linux/amd64"]},
-            "waitMs": 1000
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let lease = server.lease_as(&worker, "leaving").await;
     assert_eq!(lease["runId"], id.as_str());
     assert_eq!(server.run_json(&id).await["status"], "Running");
 
