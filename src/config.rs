@@ -127,7 +127,7 @@ pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs();
     UNITS
         .iter()
-        .find(|&&(_, unit)| secs > 0 && secs % unit == 0)
+        .find(|&&(_, unit)| secs > 0 && secs.is_multiple_of(unit))
         .map_or_else(
             || format!("{secs}s"),
             |&(suffix, unit)| format!("{}{suffix}", secs / unit),

@@ -99,6 +99,7 @@ pub struct Server {
     /// The reaper and the collector: stopped last.
     tasks: JoinSet<()>,
     store: Store,
+    logs: Arc<LogHub>,
     queue: Arc<Queue>,
     serving: JoinHandle<()>,
     stop_serving: CancellationToken,
@@ -195,7 +196,8 @@ impl Server {
         ));
         tasks.spawn(queue.clone().reap_forever(REAP_EVERY));
         if !args.gc_interval.is_zero() {
-            let retention = Retention::new(store.clone(), logs, contexts, args.run_retention);
+            let retention =
+                Retention::new(store.clone(), logs.clone(), contexts, args.run_retention);
             tasks.spawn(collect_forever(
                 registry,
                 Arc::new(retention),
@@ -227,6 +229,7 @@ impl Server {
             addr,
             tasks,
             store,
+            logs,
             queue,
             serving,
             stop_serving,
@@ -246,7 +249,8 @@ impl Server {
     ///    started building, or end it as Error when the grace runs out. The API keeps
     ///    serving meanwhile: their builds push to Kiln's own registry and report over HTTP;
     /// 3. the API stops accepting connections and finishes the requests in flight (an
-    ///    upload, a log download) in what is left of the grace, then drops the rest.
+    ///    upload, say) in what is left of the grace, then drops the rest. Log followers of
+    ///    runs that go on are cut off at once; `kiln` reconnects after the restart.
     pub async fn shutdown(mut self) {
         let deadline = tokio::time::Instant::now() + self.grace;
         self.queue.stop_leasing();
@@ -266,6 +270,7 @@ impl Server {
             Err(e) => tracing::error!(error = %e, "ending the embedded workers' runs failed"),
         }
         self.queue.release_lease_requests();
+        self.logs.stop_following();
         self.stop_serving.cancel();
         let left = deadline.max(tokio::time::Instant::now() + MIN_REQUEST_DRAIN);
         if tokio::time::timeout_at(left, &mut self.serving)

@@ -199,18 +199,7 @@ async fn a_run_whose_worker_vanishes_ends_as_error() {
     // A worker leases the run, then dies without a word.
     let worker = server.create_token("doomed", &["worker"], &[]).await;
     let worker = server.http_as(&worker);
-    let lease: serde_json::Value = worker
-        .post(format!("{}/api/worker/lease", server.url))
-        .json(&serde_json::json!({
-            "worker": {"id": "doomed-1", "name": "doomed", "platforms": ["linux/amd64"]},
-            "waitMs": 1000
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let lease = server.lease_as(&worker, "doomed").await;
     assert_eq!(lease["runId"], id.as_str());
     let run = server
         .wait_status(&id, "Error", Duration::from_secs(15))

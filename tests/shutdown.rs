@@ -163,7 +163,28 @@ fn incompressible_archive(size: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_upload_in_flight_finish_and_stops_accepting() {
     let mut site = Site::new();
-    let server = site.serve(&["--workers", "0"]).await;
+    // A long grace: the server exits once the upload is done, not when the grace is over.
+    let server = site
+        .serve(&["--workers", "0", "--shutdown-grace", "600s"])
+        .await;
+    // A follower of a run that outlives the server does not hold it up.
+    let ctx = context(&[("Dockerfile", &format!("FROM {BASE_IMAGE}\n"))]);
+    let queued = site
+        .kiln(
+            &server,
+            &[
+                "build",
+                "--no-push",
+                "--no-wait",
+                ctx.path().to_str().unwrap(),
+            ],
+        )
+        .output()
+        .await
+        .unwrap();
+    let id = String::from_utf8_lossy(&queued.stdout).trim().to_string();
+    let mut follower = Live::spawn(site.kiln(&server, &["run", "logs", &id, "--follow"]));
+    follower.until(|l| l.contains("Waiting in the queue")).await;
     let archive = incompressible_archive(4 << 20);
     let (half, rest) = archive.split_at(archive.len() / 2);
     let (tx, rx) = mpsc::channel::<Vec<u8>>(1);
@@ -348,4 +369,55 @@ async fn a_worker_on_sigterm_ends_its_run_within_the_drain_timeout() {
         .expect("the worker did not exit")
         .unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_handed_back_before_building_is_queued_again_and_the_old_attempt_is_fenced() {
+    let server = TestServer::start_with(|a| a.workers = 0).await;
+    let ctx = context(&[("Dockerfile", &format!("FROM {BASE_IMAGE}\n"))]);
+    let out = server
+        .kiln_output(&[
+            "build",
+            "--no-push",
+            "--no-wait",
+            ctx.path().to_str().unwrap(),
+        ])
+        .await;
+    let id = out.stdout.trim().to_string();
+    let token = server.create_token("hosts", &["worker"], &[]).await;
+    let worker = server.http_as(&token);
+    let lease = server.lease_as(&worker, "leaving").await;
+    assert_eq!(lease["runId"], id.as_str());
+    assert_eq!(server.run_json(&id).await["status"], "Running");
+
+    let give_back = |attempt: u32| {
+        worker
+            .post(format!("{}/api/worker/runs/{id}/return", server.url))
+            .json(&serde_json::json!({
+                "attempt": attempt,
+                "reason": "worker 'leaving' is shutting down"
+            }))
+            .send()
+    };
+    assert_eq!(give_back(1).await.unwrap().status(), 204);
+    let run = server.run_json(&id).await;
+    assert_eq!(run["status"], "Queued", "{run:#}");
+    assert!(
+        run["worker"].is_null() && run["startedAt"].is_null(),
+        "{run:#}"
+    );
+    let log = server.kiln_output(&["run", "logs", &id]).await.stdout;
+    assert!(
+        log.contains("Returned to the queue before building: worker 'leaving' is shutting down"),
+        "{log}"
+    );
+    // The returned attempt can no longer act on the run.
+    assert_eq!(give_back(1).await.unwrap().status(), 409);
+    let heartbeat = worker
+        .post(format!("{}/api/worker/runs/{id}/heartbeat", server.url))
+        .json(&serde_json::json!({"attempt": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(heartbeat.status(), 409);
 }

@@ -11,6 +11,7 @@ use futures::Stream;
 use kiln_worker::protocol::RunId;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Followers read at most this much per chunk they send on.
 const READ_CHUNK: usize = 64 * 1024;
@@ -38,6 +39,8 @@ struct LogState {
 pub struct LogHub {
     dir: PathBuf,
     live: Mutex<HashMap<RunId, Arc<LiveLog>>>,
+    /// Fires at shutdown: followers are cut off, so they do not hold the server up.
+    stopping: CancellationToken,
 }
 
 impl LogHub {
@@ -46,6 +49,7 @@ impl LogHub {
         Ok(LogHub {
             dir,
             live: Mutex::new(HashMap::new()),
+            stopping: CancellationToken::new(),
         })
     }
 
@@ -113,6 +117,12 @@ impl LogHub {
         Ok(state.size)
     }
 
+    /// Breaks every follow stream (not a clean end: the run goes on), so the server can stop
+    /// without waiting for runs that outlive it; `kiln` followers reconnect after a restart.
+    pub fn stop_following(&self) {
+        self.stopping.cancel();
+    }
+
     /// Deletes an ended run's log (retention). `false` when there was none.
     pub fn remove(&self, id: RunId) -> io::Result<bool> {
         match std::fs::remove_file(self.path(id)) {
@@ -152,6 +162,7 @@ impl LogHub {
                 offset,
                 rx,
                 file: None,
+                stopping: self.stopping.clone(),
             },
             |mut r| async move {
                 match r.next_chunk().await {
@@ -174,6 +185,7 @@ struct Reader {
     /// `None`: read what is there and stop.
     rx: Option<watch::Receiver<LogState>>,
     file: Option<tokio::fs::File>,
+    stopping: CancellationToken,
 }
 
 impl Reader {
@@ -200,7 +212,13 @@ impl Reader {
             if state.size > self.offset {
                 continue;
             }
-            if rx.changed().await.is_err() {
+            let changed = tokio::select! {
+                changed = rx.changed() => changed,
+                () = self.stopping.cancelled() => {
+                    return Err(io::Error::other("the server is shutting down"));
+                }
+            };
+            if changed.is_err() {
                 // The hub dropped this log: it was closed and removed.
                 self.rx = None;
             }

@@ -207,6 +207,23 @@ impl TestServer {
         created["secret"].as_str().unwrap().to_string()
     }
 
+    /// A worker named `name` asks for a run over the raw protocol, as `client` (a worker
+    /// token): the lease as JSON.
+    pub async fn lease_as(&self, client: &reqwest::Client, name: &str) -> serde_json::Value {
+        client
+            .post(format!("{}/api/worker/lease", self.url))
+            .json(&serde_json::json!({
+                "worker": {"id": format!("{name}-1"), "name": name, "platforms": ["linux/amd64"]},
+                "waitMs": 1000
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// `GET path` as the owner, as text.
     pub async fn get_text(&self, path: &str) -> String {
         let resp = self.http().get(format!("{}{path}", self.url)).send();
