@@ -107,7 +107,7 @@ impl Server {
         let logs = Arc::new(LogHub::new(data.join("logs"))?);
         let contexts = Arc::new(ContextStore::new(
             data.join("contexts"),
-            args.max_context_size,
+            args.context_limits(),
         )?);
         let addr = listener.local_addr()?;
         // Embedded workers and the local CLI reach the server over loopback.

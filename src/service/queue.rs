@@ -102,6 +102,7 @@ impl Queue {
             },
             credentials,
             spec: run.spec,
+            context_limits: self.runs.contexts.limits,
         }
     }
 
