@@ -68,6 +68,8 @@ pub fn serve_args(data: &Path) -> ServeArgs {
         min_timeout: 1,
         gc_interval: Duration::ZERO,
         gc_grace: Duration::from_secs(3600),
+        max_context_unpacked_size: None,
+        max_context_expansion: 100,
     }
 }
 
@@ -234,6 +236,18 @@ impl TestServer {
         std::fs::read_dir(self.data.path().join("contexts/sha256"))
             .map(|d| d.count())
             .unwrap_or(0)
+    }
+
+    /// `POST /api/contexts` as the owner: the status and the body.
+    pub async fn upload_context(&self, body: impl Into<reqwest::Body>) -> (u16, String) {
+        let resp = self
+            .http()
+            .post(format!("{}/api/contexts", self.url))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
     }
 
     pub async fn run_count(&self) -> usize {
@@ -421,4 +435,19 @@ impl Live {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     }
+}
+
+/// Serves `body` at `/ctx.tar.gz` on a port-0 listener; other paths are 404.
+pub async fn serve_tarball(body: Vec<u8>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/ctx.tar.gz",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { body }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
 }
