@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use kiln_worker::protocol::{RegistryCredential, Secret};
+use kiln_worker::protocol::{ContextLimits, RegistryCredential, Secret};
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -86,6 +86,14 @@ pub struct ServeArgs {
     /// other clients to retry, and further clients wait to be accepted.
     #[arg(long, env = "KILN_MAX_CONNECTIONS", default_value_t = 1024, value_parser = parse_max_connections)]
     pub max_connections: usize,
+    /// Largest build context once unpacked (the decompressed tar, and the sizes its entries
+    /// declare), e.g. 8GiB; larger ones get 413. Default: 4 times --max-context-size.
+    #[arg(long, env = "KILN_MAX_CONTEXT_UNPACKED_SIZE", value_parser = parse_size)]
+    pub max_context_unpacked_size: Option<u64>,
+    /// Largest ratio of a context's unpacked to uploaded size, checked once it passes 64 MiB
+    /// unpacked; beyond it the upload is a decompression bomb and gets 413.
+    #[arg(long, env = "KILN_MAX_CONTEXT_EXPANSION", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_context_expansion: u64,
 }
 
 pub fn parse_secret(s: &str) -> Result<Secret, String> {
@@ -175,6 +183,15 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 impl ServeArgs {
+    /// The limits on context archives, for uploads and remote tarballs alike.
+    pub fn context_limits(&self) -> ContextLimits {
+        ContextLimits::derived(
+            self.max_context_size,
+            self.max_context_unpacked_size,
+            self.max_context_expansion,
+        )
+    }
+
     /// Registry credentials from the flags and the docker config file.
     pub fn credentials(&self) -> anyhow::Result<Vec<RegistryCredential>> {
         let mut creds = Vec::new();

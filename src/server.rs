@@ -124,7 +124,7 @@ impl Server {
         let logs = Arc::new(LogHub::new(data.join("logs"))?);
         let contexts = Arc::new(ContextStore::new(
             data.join("contexts"),
-            args.max_context_size,
+            args.context_limits(),
         )?);
         // Nothing is uploading yet: whatever is in tmp/ is a partial upload a crash left.
         let leftovers = contexts.clean_tmp()?;

@@ -39,14 +39,7 @@ fn tar_with(name: &str, kind: tar::EntryType, link: Option<&str>) -> Vec<u8> {
 }
 
 async fn upload(server: &TestServer, body: Vec<u8>) -> (u16, String) {
-    let resp = server
-        .http()
-        .post(format!("{}/api/contexts", server.url))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
+    server.upload_context(body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -197,5 +197,5 @@ async fn requests_in_progress_outlast_the_timeouts() {
     let worker = server.create_token("w", &["worker"], &[]).await;
     // A lease long-poll three times as long as the header and idle timeouts, with nothing to
     // lease: it must end with its answer, not a cut connection.
-    assert_eq!(server.lease_as(&worker, 3000).await.status(), 204);
+    assert_eq!(server.lease_with_token(&worker, 3000).await.status(), 204);
 }

@@ -132,21 +132,6 @@ async fn git_problems_fail_the_run_with_a_specific_message() {
     assert!(out.stderr.contains(".Run.Commit"), "{}", out.stderr);
 }
 
-/// Serves `body` at `/ctx.tar.gz` on a port-0 listener; other paths are 404.
-async fn serve_tarball(body: Vec<u8>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().route(
-        "/ctx.tar.gz",
-        axum::routing::get(move || {
-            let body = body.clone();
-            async move { body }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_tarball_is_downloaded_checked_and_built() {
     let server = TestServer::start().await;

@@ -28,7 +28,12 @@ async fn leased_run(server: &TestServer) -> (Lease, String) {
         .await;
     assert_eq!(out.code, 0, "{out:#?}");
     let worker = server.create_token("w", &["worker"], &[]).await;
-    let lease: Lease = server.lease_as(&worker, 5000).await.json().await.unwrap();
+    let lease: Lease = server
+        .lease_with_token(&worker, 5000)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(lease.run_id.to_string(), out.stdout.trim());
     (lease, worker)
 }

@@ -33,11 +33,9 @@ async fn upload(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     // Refuse before reading a byte when the client says up front that it is too big.
-    if declared.is_some_and(|len| len > app.contexts.max_bytes) {
-        return Err(crate::service::contexts::ContextError::TooLarge {
-            limit: app.contexts.max_bytes,
-        }
-        .into());
+    let limit = app.contexts.limits.max_size;
+    if declared.is_some_and(|len| len > limit) {
+        return Err(crate::service::contexts::ContextError::TooLarge { limit }.into());
     }
     let stored = app.contexts.put(body.into_data_stream()).await?;
     tracing::info!(context.digest = %stored.digest, size_bytes = stored.size, files = stored.files, "context stored");

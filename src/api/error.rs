@@ -81,7 +81,9 @@ impl From<AuthError> for ApiError {
 impl From<ContextError> for ApiError {
     fn from(e: ContextError) -> ApiError {
         match e {
-            e @ ContextError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
+            e @ (ContextError::TooLarge { .. } | ContextError::TooLargeUnpacked(_)) => {
+                ApiError::PayloadTooLarge(e.to_string())
+            }
             e @ (ContextError::Invalid(_) | ContextError::Interrupted(_)) => {
                 ApiError::BadRequest(e.to_string())
             }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use clap::Args;
 use futures::StreamExt;
 use kiln_worker::git::GitSource;
-use kiln_worker::protocol::{ContextSource, Digest, PlatformSet, RunStatus, Secret};
+use kiln_worker::protocol::{
+    check_build_args, ContextSource, Digest, PlatformSet, RunStatus, Secret,
+};
 
 use super::client::KilnClient;
 use super::follow::print_log;
@@ -244,6 +246,8 @@ fn parse_build_args(raw: &[String]) -> Result<BTreeMap<String, String>, CliError
         }
         args.insert(name, value);
     }
+    // Before packing and uploading the context: the server would refuse the run anyway.
+    check_build_args(&args).map_err(CliError::Input)?;
     Ok(args)
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use kiln_worker::protocol::{ContextStats, Digest};
+use kiln_worker::protocol::{ContextLimits, ContextStats, Digest};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -18,6 +18,9 @@ pub enum ContextError {
     TooLarge { limit: u64 },
     #[error("build context rejected: {0}")]
     Invalid(#[from] VerifyError),
+    /// Over the unpacked size or expansion limit: too large, though only once unpacked.
+    #[error("build context rejected: {0}")]
+    TooLargeUnpacked(VerifyError),
     #[error("upload interrupted: {0}")]
     Interrupted(String),
     #[error("context storage failed: {0}")]
@@ -34,7 +37,8 @@ pub struct StoredContext {
 
 pub struct ContextStore {
     root: PathBuf,
-    pub max_bytes: u64,
+    /// Uploads are held to these, and workers to the same for remote tarballs.
+    pub limits: ContextLimits,
 }
 
 /// Feeds the verifier thread from the upload as it arrives, so checking costs no extra pass.
@@ -58,11 +62,11 @@ impl Read for ChannelReader {
 }
 
 impl ContextStore {
-    pub fn new(root: PathBuf, max_bytes: u64) -> io::Result<ContextStore> {
+    pub fn new(root: PathBuf, limits: ContextLimits) -> io::Result<ContextStore> {
         std::fs::create_dir_all(root.join("sha256"))?;
         std::fs::create_dir_all(root.join("tmp"))?;
         std::fs::create_dir_all(root.join("stats"))?;
-        Ok(ContextStore { root, max_bytes })
+        Ok(ContextStore { root, limits })
     }
 
     pub fn path(&self, digest: &Digest) -> PathBuf {
@@ -85,8 +89,8 @@ impl ContextStore {
         self.path(digest).is_file()
     }
 
-    /// Stores an upload. Nothing is kept unless the whole archive arrived, fits the limit and
-    /// passes the safety checks.
+    /// Stores an upload. Nothing is kept unless the whole archive arrived, fits the limits
+    /// (packed and unpacked) and passes the safety checks.
     pub async fn put<S, E>(&self, mut body: S) -> Result<StoredContext, ContextError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -98,12 +102,13 @@ impl ContextStore {
         let mut file = tokio::fs::File::from_std(tmp_file);
         // A small bound keeps memory flat: the upload waits when the verifier falls behind.
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let limits = self.limits;
         let verifier = tokio::task::spawn_blocking(move || {
             let mut reader = ChannelReader {
                 rx,
                 current: Bytes::new(),
             };
-            let result = verify_archive(&mut reader);
+            let result = verify_archive(&mut reader, &limits);
             // Drain whatever follows so the uploader never blocks on a verifier that stopped.
             let _ = io::copy(&mut reader, &mut io::sink());
             result
@@ -114,9 +119,9 @@ impl ContextStore {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| ContextError::Interrupted(e.to_string()))?;
                 size += chunk.len() as u64;
-                if size > self.max_bytes {
+                if size > self.limits.max_size {
                     return Err(ContextError::TooLarge {
-                        limit: self.max_bytes,
+                        limit: self.limits.max_size,
                     });
                 }
                 hasher.update(&chunk);
@@ -133,7 +138,10 @@ impl ContextStore {
             .await
             .map_err(|e| io::Error::other(e.to_string()))?;
         received?;
-        let summary: ArchiveSummary = verdict?;
+        let summary: ArchiveSummary = verdict.map_err(|e| match e {
+            e if e.is_too_large() => ContextError::TooLargeUnpacked(e),
+            e => ContextError::Invalid(e),
+        })?;
         let digest = Digest::from_sha256(&hasher.finalize());
         let target = self.path(&digest);
         file.sync_all().await?;

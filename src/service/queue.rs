@@ -141,6 +141,7 @@ impl Queue {
             },
             credentials,
             spec: run.spec,
+            context_limits: self.runs.contexts.limits,
         }
     }
 

@@ -5,7 +5,7 @@ use std::str::FromStr as _;
 
 use kiln_worker::fetch_policy::{self, Fetcher};
 use kiln_worker::protocol::{
-    redact_url, BuildSpec, ContextSource, ImageRef, Platform, PlatformSet, RunId,
+    check_build_args, redact_url, BuildSpec, ContextSource, ImageRef, Platform, PlatformSet, RunId,
 };
 
 use super::auth::{Action, Grant, Principal, RepoPattern};
@@ -169,11 +169,7 @@ impl RunService {
                 ));
             }
         }
-        for key in req.build_args.keys() {
-            if key.is_empty() || key.contains('=') || key.contains(char::is_whitespace) {
-                return invalid(format!("invalid build argument name '{key}'"));
-            }
-        }
+        check_build_args(&req.build_args).map_err(ServiceError::Invalid)?;
         if let Some(t) = &req.target {
             if t.is_empty() || t.contains(char::is_whitespace) {
                 return invalid(format!("invalid target stage '{t}'"));

@@ -77,6 +77,8 @@ pub fn serve_args(data: &Path) -> ServeArgs {
         idle_timeout: Duration::from_secs(60),
         body_timeout: Duration::from_secs(60),
         max_connections: 1024,
+        max_context_unpacked_size: None,
+        max_context_expansion: 100,
     }
 }
 
@@ -262,13 +264,25 @@ impl TestServer {
             .unwrap_or(0)
     }
 
+    /// `POST /api/contexts` as the owner: the status and the body.
+    pub async fn upload_context(&self, body: impl Into<reqwest::Body>) -> (u16, String) {
+        let resp = self
+            .http()
+            .post(format!("{}/api/contexts", self.url))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
     pub async fn run_count(&self) -> usize {
         let list = self.get_json("/api/runs?top=1000").await;
         list["runs"].as_array().unwrap().len()
     }
 
     /// `POST /api/worker/lease` with a worker token, waiting up to `wait_ms` for a run.
-    pub async fn lease_as(&self, worker: &str, wait_ms: u64) -> reqwest::Response {
+    pub async fn lease_with_token(&self, worker: &str, wait_ms: u64) -> reqwest::Response {
         self.http_as(worker)
             .post(format!("{}/api/worker/lease", self.url))
             .json(&serde_json::json!({
@@ -460,4 +474,19 @@ impl Live {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     }
+}
+
+/// Serves `body` at `/ctx.tar.gz` on a port-0 listener; other paths are 404.
+pub async fn serve_tarball(body: Vec<u8>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/ctx.tar.gz",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { body }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
 }

@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{ClientError, ServerClient};
 use crate::engine::{BuildJob, Engine, PlatformSupport};
-use crate::fetch_policy::FetchPolicy;
 use crate::engine_health::wait_for_engine;
+use crate::fetch_policy::FetchPolicy;
 use crate::logship::{self, LogSink};
 use crate::protocol::{
     Lease, LeaseRequest, Outcome, OutputImage, Platform, ReturnRun, RunResult, Secret, WorkerInfo,

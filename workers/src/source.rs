@@ -16,7 +16,7 @@ use crate::context::verify::verify_archive;
 use crate::fetch_policy::{self, FetchPolicy, Fetcher};
 use crate::git::{self, GitError, GitSource};
 use crate::logship::LogSink;
-use crate::protocol::{ContextSource, Lease, Outcome, SourceReply, SourceResolved};
+use crate::protocol::{ContextLimits, ContextSource, Lease, Outcome, SourceReply, SourceResolved};
 
 /// Attempts at a tarball download before the run gives up on it.
 const DOWNLOAD_ATTEMPTS: u32 = 3;
@@ -104,7 +104,7 @@ pub async fn prepare(
             git_context(client, lease, source, *policy, log).await
         }
         ContextSource::Tarball { url } => {
-            tarball_context(url, &spec.dockerfile, *policy, log).await
+            tarball_context(url, &spec.dockerfile, *policy, &lease.context_limits, log).await
         }
     }
 }
@@ -184,17 +184,19 @@ async fn tarball_context(
     url: &str,
     dockerfile: &str,
     policy: FetchPolicy,
+    limits: &ContextLimits,
     log: &LogSink,
 ) -> Result<Prepared, SourceError> {
     let shown = crate::protocol::redact_url(url);
     log.line(format!("Downloading tarball context {shown}"));
     let scratch = scratch_dir()?;
     let path = scratch.path().join("context.tar");
-    let size = download(url, &path, &shown, policy).await?;
+    let size = download(url, &path, &shown, policy, limits.max_size).await?;
     let check = path.clone();
+    let limits = *limits;
     let summary = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(check).map_err(crate::context::verify::VerifyError::Io)?;
-        verify_archive(io::BufReader::new(file))
+        verify_archive(io::BufReader::new(file), &limits)
     })
     .await
     .map_err(|e| (Outcome::Error, format!("checking the tarball stopped: {e}")))?
@@ -213,12 +215,13 @@ async fn tarball_context(
 
 /// GETs `url` into `path`, retrying server errors and broken connections with backoff.
 /// A 4xx answer is final: asking again will not change it, nor will the policy's refusal
-/// of the URL or of a redirect.
+/// of the URL or of a redirect, nor a tarball over `max_size` bytes.
 async fn download(
     url: &str,
     path: &Path,
     shown: &str,
     policy: FetchPolicy,
+    max_size: u64,
 ) -> Result<u64, SourceError> {
     let refused =
         |reason: fetch_policy::PolicyError| (Outcome::Failed, format!("tarball {shown}: {reason}"));
@@ -271,25 +274,49 @@ async fn download(
             last = format!("tarball download failed: {shown} answered HTTP {status}");
             continue;
         }
-        match save(resp, path).await {
+        match save(resp, path, max_size).await {
             Ok(size) => return Ok(size),
+            Err(e) if is_too_large(&e) => {
+                return Err((Outcome::Failed, format!("tarball {shown} rejected: {e}")))
+            }
             Err(e) => last = format!("tarball download failed: {shown}: {e}"),
         }
     }
     Err((Outcome::Error, last))
 }
 
-async fn save(resp: reqwest::Response, path: &Path) -> io::Result<u64> {
+async fn save(resp: reqwest::Response, path: &Path, max_size: u64) -> io::Result<u64> {
+    check_size(resp.content_length().unwrap_or(0), max_size)?;
     let mut file = tokio::fs::File::create(path).await?;
     let mut body = resp.bytes_stream().map_err(io::Error::other);
     let mut size = 0u64;
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;
         size += chunk.len() as u64;
+        check_size(size, max_size)?;
         file.write_all(&chunk).await?;
     }
     file.flush().await?;
     Ok(size)
+}
+
+/// A tarball larger than the server's `--max-context-size`, which holds uploads too.
+#[derive(Debug, thiserror::Error)]
+#[error("it is larger than the server's limit of {limit} bytes for a build context")]
+struct TooLarge {
+    limit: u64,
+}
+
+/// Refuses a download once it is (or says it will be) over `limit` bytes.
+fn check_size(size: u64, limit: u64) -> io::Result<()> {
+    if size > limit {
+        return Err(io::Error::other(TooLarge { limit }));
+    }
+    Ok(())
+}
+
+fn is_too_large(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<TooLarge>())
 }
 
 /// reqwest's errors repeat the URL, which may hold credentials.

@@ -7,6 +7,7 @@
 mod build;
 mod errors;
 mod ids;
+mod limits;
 mod platform;
 mod secret;
 mod worker;
@@ -15,6 +16,10 @@ pub use crate::image_ref::{ImageRef, ImageRefError};
 pub use build::{redact_url, BuildSpec, ContextSource, ContextStats, OutputImage, PlatformDigest};
 pub use errors::{ApiErrorBody, ApiErrorDetail, LOG_GAP, STALE_ATTEMPT};
 pub use ids::{Digest, DigestError, RunId, RunIdError, RunStatus, RunStatusError};
+pub use limits::{
+    check_build_args, ContextLimits, EXPANSION_FLOOR, MAX_BUILD_ARGS, MAX_BUILD_ARGS_TOTAL,
+    MAX_BUILD_ARG_NAME, MAX_BUILD_ARG_VALUE,
+};
 pub use platform::{Platform, PlatformError, PlatformSet};
 pub use secret::{RegistryCredential, Secret};
 pub use worker::{

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BuildSpec, ContextStats, ImageRef, OutputImage, Platform, RegistryCredential, RunId, RunStatus,
-    Secret,
+    BuildSpec, ContextLimits, ContextStats, ImageRef, OutputImage, Platform, RegistryCredential,
+    RunId, RunStatus, Secret,
 };
 
 /// Who is asking for work.
@@ -56,6 +56,10 @@ pub struct Lease {
     /// Where the worker's log upload starts (the server may have written lines before).
     pub log_offset: u64,
     pub credentials: Vec<RegistryCredential>,
+    /// The server's limits on context archives, applied to a remote tarball too; a server
+    /// that sends none gets `kiln serve`'s defaults.
+    #[serde(default)]
+    pub context_limits: ContextLimits,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -43,6 +43,16 @@ enum Resolution {
     TooManyHops,
 }
 
+/// Where an absolute symlink target met on the way leads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Absolute {
+    /// To the archive root, as BuildKit resolves links inside a build context.
+    FromRoot,
+    /// Out of the context: the kernel of the host that extracts the archive follows it
+    /// from the host's root, as when extraction creates a hard link.
+    Escapes,
+}
+
 impl Checker {
     pub(super) fn check_symlink<C: AsRef<[u8]>>(
         &self,
@@ -50,17 +60,34 @@ impl Checker {
         name: &str,
         target: &[u8],
     ) -> Result<(), VerifyError> {
-        match self.resolve(dir, target) {
-            Resolution::Inside => Ok(()),
-            Resolution::Outside => Err(VerifyError::UnsafeLink {
-                entry: name.to_owned(),
-                target: display(target),
-            }),
-            Resolution::TooManyHops => Err(unsafe_path(
-                name,
-                "its symbolic link chain loops or is too long to resolve",
-            )),
-        }
+        refuse(self.resolve(dir, target), name, target)
+    }
+
+    /// Checks a hard link's target (already known to be a relative path without `..`) the
+    /// way extraction creates the link, with link(2) on the host: symlinks among the
+    /// target's directories are followed there, an absolute one from the host's root, so
+    /// `h -> link/secret` with `link -> /etc` would link the host's `/etc/secret`. The last
+    /// component is not followed: linking to a symlink makes another symlink, whose target
+    /// is returned so that the caller checks it from the hard link's place.
+    pub(super) fn check_hard_link_target(
+        &self,
+        name: &str,
+        target: &[u8],
+    ) -> Result<Option<Vec<u8>>, VerifyError> {
+        let path: Vec<&[u8]> = components(target)
+            .filter(|c| !matches!(*c, b"" | b"."))
+            .collect();
+        let Some((last, dir)) = path.split_last() else {
+            return Ok(None);
+        };
+        let walked = match self.walk(dir.iter().rev().copied().collect(), Absolute::Escapes) {
+            Ok(walked) => walked,
+            Err(resolution) => return refuse(resolution, name, target).map(|()| None),
+        };
+        let node = walked.last().copied().unwrap_or(Some(&self.links));
+        Ok(node
+            .and_then(|node| node.child(last))
+            .and_then(|node| node.target.clone()))
     }
 
     /// Follows `target` from the link's directory `dir` the way the kernel
@@ -77,8 +104,20 @@ impl Checker {
         if !target.starts_with(b"/") {
             pending.extend(dir.iter().rev().map(AsRef::as_ref));
         }
-        // The link tree node of each directory walked into; `None` once below
-        // every symlink.
+        match self.walk(pending, Absolute::FromRoot) {
+            Ok(_) => Resolution::Inside,
+            Err(resolution) => resolution,
+        }
+    }
+
+    /// Walks `pending` (next component last) from the archive root through the archive's
+    /// symlinks, and returns the link tree node of each directory walked into (`None` once
+    /// below every symlink), or why the walk left the context.
+    fn walk<'a>(
+        &'a self,
+        mut pending: Vec<&'a [u8]>,
+        absolute: Absolute,
+    ) -> Result<Vec<Option<&'a LinkTree>>, Resolution> {
         let mut walked: Vec<Option<&LinkTree>> = Vec::new();
         let mut hops = 0;
         while let Some(component) = pending.pop() {
@@ -86,7 +125,7 @@ impl Checker {
                 b"" | b"." => {}
                 b".." => {
                     if walked.pop().is_none() {
-                        return Resolution::Outside;
+                        return Err(Resolution::Outside);
                     }
                 }
                 name => {
@@ -96,9 +135,12 @@ impl Checker {
                         Some(link_target) => {
                             hops += 1;
                             if hops > MAX_LINK_HOPS {
-                                return Resolution::TooManyHops;
+                                return Err(Resolution::TooManyHops);
                             }
                             if link_target.starts_with(b"/") {
+                                if absolute == Absolute::Escapes {
+                                    return Err(Resolution::Outside);
+                                }
                                 walked.clear();
                             }
                             pending.extend(components(link_target).rev());
@@ -108,7 +150,22 @@ impl Checker {
                 }
             }
         }
-        Resolution::Inside
+        Ok(walked)
+    }
+}
+
+/// The error for a link whose resolution left the context.
+fn refuse(resolution: Resolution, name: &str, target: &[u8]) -> Result<(), VerifyError> {
+    match resolution {
+        Resolution::Inside => Ok(()),
+        Resolution::Outside => Err(VerifyError::UnsafeLink {
+            entry: name.to_owned(),
+            target: display(target),
+        }),
+        Resolution::TooManyHops => Err(unsafe_path(
+            name,
+            "its symbolic link chain loops or is too long to resolve",
+        )),
     }
 }
 
@@ -128,7 +185,8 @@ pub(super) fn check_link_target(name: &str, target: &[u8]) -> Result<(), VerifyE
 }
 
 /// A hard link's target is a path inside the archive, so it must itself be a
-/// safe relative path; any symlinks it passes through are checked on their own.
+/// safe relative path; the symlinks it passes through are checked by
+/// `Checker::check_hard_link_target`.
 pub(super) fn check_hard_link(name: &str, target: &[u8]) -> Result<(), VerifyError> {
     check_link_target(name, target)?;
     match normalize(target) {

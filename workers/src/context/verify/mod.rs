@@ -4,17 +4,24 @@
 //! straight from the client's upload. Before anything unpacks it we make sure
 //! no entry can write outside the directory it is unpacked into: no absolute
 //! or `..` paths, no links that lead out, no device nodes, and no corrupt or
-//! cut-off archive.
+//! cut-off archive; and that it stays within the server's limits on its
+//! unpacked size, its expansion and the size of its extended headers.
 
 use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read};
+use std::rc::Rc;
 
 use flate2::read::MultiGzDecoder;
 use tar::{Archive, Entry, EntryType};
 
+use crate::protocol::{ContextLimits, EXPANSION_FLOOR};
+use guard::{Counted, Guard, Refused};
 use links::{check_hard_link, check_link_target, normalize, parent, LinkTree};
 
+pub use guard::MAX_EXTENDED_HEADER;
+
+mod guard;
 mod links;
 
 /// The first two bytes of every gzip stream.
@@ -68,17 +75,78 @@ pub enum VerifyError {
     /// Reading the upload itself failed.
     #[error("reading the context archive failed: {0}")]
     Io(std::io::Error),
+    /// A PAX extended header or GNU long name larger than any real one.
+    #[error(
+        "context archive entry '{entry}' is a {kind} of {size} bytes; the limit is {limit} bytes"
+    )]
+    ExtendedHeaderTooLarge {
+        /// The extended header's own path as written in the archive.
+        entry: String,
+        /// Which kind of extended header, e.g. "PAX header".
+        kind: &'static str,
+        /// The size its header declares.
+        size: u64,
+        /// [`MAX_EXTENDED_HEADER`].
+        limit: u64,
+    },
+    /// An entry whose declared size takes the unpacked context past the limit.
+    #[error("context archive entry '{entry}' declares {size} bytes, which takes the unpacked context past the limit of {limit} bytes")]
+    EntryTooLarge {
+        /// The entry's path as written in the archive.
+        entry: String,
+        /// The size it declares (for a sparse file, its full size).
+        size: u64,
+        /// The unpacked size limit.
+        limit: u64,
+    },
+    /// The decompressed archive is larger than the limit.
+    #[error("context archive unpacks to more than the limit of {limit} bytes")]
+    UnpackedTooLarge {
+        /// The unpacked size limit.
+        limit: u64,
+    },
+    /// Decompressing expands the archive more than the limit allows: a decompression bomb.
+    #[error(
+        "context archive expands more than {limit} times when decompressed; \
+         the limit applies past {} MiB unpacked",
+        EXPANSION_FLOOR >> 20
+    )]
+    ExpansionTooHigh {
+        /// The largest ratio of decompressed to compressed bytes.
+        limit: u64,
+    },
+}
+
+impl VerifyError {
+    /// Whether the archive broke a size limit (answered 413) rather than being unsafe or
+    /// malformed (400).
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            VerifyError::EntryTooLarge { .. }
+                | VerifyError::UnpackedTooLarge { .. }
+                | VerifyError::ExpansionTooHigh { .. }
+        )
+    }
 }
 
 /// Checks that `reader` holds a tar archive (plain or gzip-compressed) that is
-/// safe to unpack as a build context.
+/// safe to unpack as a build context and within `limits` (of which `max_size`
+/// is the caller's to enforce: it knows the size before reading).
 ///
 /// The reader is consumed once, sequentially, and on success to its very end:
 /// everything after the tar end-of-archive marker is read too, so that the
 /// gzip checksum and length are verified and trailing garbage is noticed. On
 /// failure it stops at the offending entry, leaving the rest unread.
-pub fn verify_archive<R: Read>(reader: R) -> Result<ArchiveSummary, VerifyError> {
-    let mut source = Source(reader);
+pub fn verify_archive<R: Read>(
+    reader: R,
+    limits: &ContextLimits,
+) -> Result<ArchiveSummary, VerifyError> {
+    let compressed = Rc::new(Cell::new(0));
+    let mut source = Counted {
+        inner: Source(reader),
+        count: compressed.clone(),
+    };
     let (magic, len) = read_magic(&mut source).map_err(|err| classify(err, false))?;
     if len == 0 {
         return Err(VerifyError::Corrupt("the upload is empty".to_owned()));
@@ -87,9 +155,10 @@ pub fn verify_archive<R: Read>(reader: R) -> Result<ArchiveSummary, VerifyError>
     if magic == GZIP_MAGIC {
         // Multi-member gzip is valid gzip, and decoding it as such also makes
         // bytes after the first member an error instead of going unread.
-        verify_tar(MultiGzDecoder::new(stream))
+        let decoded = MultiGzDecoder::new(stream);
+        verify_tar(Guard::new(decoded, *limits, compressed))
     } else {
-        verify_tar(stream)
+        verify_tar(Guard::new(stream, *limits, compressed))
     }
 }
 
@@ -156,6 +225,10 @@ fn drain_padding(mut stream: impl Read) -> Result<(), VerifyError> {
 /// reached its end: the tar crate reports a short archive as a generic error,
 /// and this is how we tell truncation from corruption.
 fn classify(err: io::Error, decoded_stream_ended: bool) -> VerifyError {
+    let err = match err.downcast::<Refused>() {
+        Ok(Refused(refusal)) => return refusal,
+        Err(err) => err,
+    };
     match err.downcast::<SourceError>() {
         Ok(SourceError(err)) => VerifyError::Io(err),
         Err(err) if decoded_stream_ended || err.kind() == io::ErrorKind::UnexpectedEof => {
@@ -253,7 +326,7 @@ impl Checker {
             }
             EntryType::Directory => {}
             EntryType::Symlink => self.add_symlink(&path, name, &target)?,
-            EntryType::Link => check_hard_link(&name, &target)?,
+            EntryType::Link => self.add_hard_link(&path, name, &target)?,
             other => {
                 return Err(VerifyError::UnsupportedEntry {
                     entry: name,
@@ -318,6 +391,20 @@ impl Checker {
         Ok(())
     }
 
+    fn add_hard_link(
+        &mut self,
+        path: &[&[u8]],
+        name: String,
+        target: &[u8],
+    ) -> Result<(), VerifyError> {
+        check_hard_link(&name, target)?;
+        match self.check_hard_link_target(&name, target)? {
+            // A hard link to a symlink is a symlink with the same target, in a new place.
+            Some(symlink_target) => self.add_symlink(path, name, &symlink_target),
+            None => Ok(()),
+        }
+    }
+
     /// Re-checks every symlink now that the whole archive is known.
     fn finish(self) -> Result<ArchiveSummary, VerifyError> {
         for link in &self.symlinks {
@@ -354,3 +441,6 @@ fn describe(kind: EntryType) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod limit_tests;

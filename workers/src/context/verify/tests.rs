@@ -1,24 +1,25 @@
 use super::*;
+use crate::protocol::ContextLimits;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use std::io::{Cursor, Write};
 use tar::{Builder, Header};
 
-type Tar = Builder<Vec<u8>>;
+pub(super) type Tar = Builder<Vec<u8>>;
 
-fn tar(build: impl FnOnce(&mut Tar)) -> Vec<u8> {
+pub(super) fn tar(build: impl FnOnce(&mut Tar)) -> Vec<u8> {
     let mut builder = Builder::new(Vec::new());
     build(&mut builder);
     builder.into_inner().unwrap()
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+pub(super) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
     encoder.write_all(data).unwrap();
     encoder.finish().unwrap()
 }
 
-fn header(kind: EntryType, size: usize) -> Header {
+pub(super) fn header(kind: EntryType, size: usize) -> Header {
     let mut header = Header::new_gnu();
     header.set_entry_type(kind);
     header.set_size(size as u64);
@@ -26,19 +27,19 @@ fn header(kind: EntryType, size: usize) -> Header {
     header
 }
 
-fn file(b: &mut Tar, path: &str, contents: &[u8]) {
+pub(super) fn file(b: &mut Tar, path: &str, contents: &[u8]) {
     let mut header = header(EntryType::Regular, contents.len());
     b.append_data(&mut header, path, contents).unwrap();
 }
 
-fn dir(b: &mut Tar, path: &str) {
+pub(super) fn dir(b: &mut Tar, path: &str) {
     let mut header = header(EntryType::Directory, 0);
     b.append_data(&mut header, path, io::empty()).unwrap();
 }
 
 /// Writes an entry with raw name and link bytes, bypassing the builder's
 /// path validation so that malicious entries can be created.
-fn raw(b: &mut Tar, kind: EntryType, name: &[u8], link: &[u8], data: &[u8]) {
+pub(super) fn raw(b: &mut Tar, kind: EntryType, name: &[u8], link: &[u8], data: &[u8]) {
     let mut header = header(kind, data.len());
     header.as_old_mut().name[..name.len()].copy_from_slice(name);
     header.as_old_mut().linkname[..link.len()].copy_from_slice(link);
@@ -46,7 +47,7 @@ fn raw(b: &mut Tar, kind: EntryType, name: &[u8], link: &[u8], data: &[u8]) {
     b.append(&header, data).unwrap();
 }
 
-fn symlink(b: &mut Tar, name: &str, target: &str) {
+pub(super) fn symlink(b: &mut Tar, name: &str, target: &str) {
     raw(
         b,
         EntryType::Symlink,
@@ -56,12 +57,12 @@ fn symlink(b: &mut Tar, name: &str, target: &str) {
     );
 }
 
-fn hard_link(b: &mut Tar, name: &str, target: &str) {
+pub(super) fn hard_link(b: &mut Tar, name: &str, target: &str) {
     raw(b, EntryType::Link, name.as_bytes(), target.as_bytes(), &[]);
 }
 
 /// One `length key=value\n` PAX record; the length counts its own digits.
-fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+pub(super) fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
     let body_len = key.len() + value.len() + 3; // ' ', '=' and '\n'
     let mut len = body_len + 1;
     while len.to_string().len() + body_len != len {
@@ -74,30 +75,30 @@ fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
 }
 
 /// A PAX extended header entry describing the next entry.
-fn pax(b: &mut Tar, key: &str, value: &[u8]) {
+pub(super) fn pax(b: &mut Tar, key: &str, value: &[u8]) {
     let record = pax_record(key, value);
     raw(b, EntryType::XHeader, b"PaxHeaders/entry", b"", &record);
 }
 
 /// A GNU long name entry describing the next entry.
-fn gnu_long_name(b: &mut Tar, name: &[u8]) {
+pub(super) fn gnu_long_name(b: &mut Tar, name: &[u8]) {
     let mut data = name.to_vec();
     data.push(0);
     raw(b, EntryType::GNULongName, b"././@LongLink", b"", &data);
 }
 
-fn verify(data: &[u8]) -> Result<ArchiveSummary, VerifyError> {
-    verify_archive(data)
+pub(super) fn verify(data: &[u8]) -> Result<ArchiveSummary, VerifyError> {
+    verify_archive(data, &ContextLimits::default())
 }
 
-fn unsafe_path_entry(err: VerifyError) -> String {
+pub(super) fn unsafe_path_entry(err: VerifyError) -> String {
     match err {
         VerifyError::UnsafePath { entry, .. } => entry,
         other => panic!("expected UnsafePath, got {other:?}"),
     }
 }
 
-fn unsafe_link_entry(err: VerifyError) -> (String, String) {
+pub(super) fn unsafe_link_entry(err: VerifyError) -> (String, String) {
     match err {
         VerifyError::UnsafeLink { entry, target } => (entry, target),
         other => panic!("expected UnsafeLink, got {other:?}"),
@@ -175,14 +176,14 @@ fn consumes_the_whole_stream() {
     let mut data = gzip(&good_archive());
     let len = data.len() as u64;
     let mut cursor = Cursor::new(&mut data);
-    verify_archive(&mut cursor).unwrap();
+    verify_archive(&mut cursor, &ContextLimits::default()).unwrap();
     assert_eq!(cursor.position(), len);
 
     let mut plain = good_archive();
     plain.extend([0; 10240]);
     let len = plain.len() as u64;
     let mut cursor = Cursor::new(&mut plain);
-    verify_archive(&mut cursor).unwrap();
+    verify_archive(&mut cursor, &ContextLimits::default()).unwrap();
     assert_eq!(cursor.position(), len);
 }
 
@@ -497,7 +498,8 @@ fn reports_upload_errors_as_io() {
     }
     let data = gzip(&good_archive());
     for cut in [0, 1, 100] {
-        let err = verify_archive((&data[..cut]).chain(Failing)).unwrap_err();
+        let err =
+            verify_archive((&data[..cut]).chain(Failing), &ContextLimits::default()).unwrap_err();
         match err {
             VerifyError::Io(err) => assert_eq!(err.kind(), io::ErrorKind::ConnectionReset),
             other => panic!("expected Io, got {other:?}"),
@@ -526,7 +528,12 @@ fn retries_interrupted_reads() {
         inner: data.as_slice(),
         interrupt: false,
     };
-    assert_eq!(verify_archive(reader).unwrap().entries, 10);
+    assert_eq!(
+        verify_archive(reader, &ContextLimits::default())
+            .unwrap()
+            .entries,
+        10
+    );
 }
 
 #[test]
