@@ -12,7 +12,7 @@ use tokio_util::io::ReaderStream;
 use super::error::ApiError;
 use super::extract::ValidPath;
 use super::App;
-use crate::service::auth::{Action, Principal};
+use crate::access::{Action, Principal};
 use crate::wire::ContextUploaded;
 
 pub fn routes() -> Router<App> {

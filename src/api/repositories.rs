@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use super::error::ApiError;
 use super::extract::ValidQuery;
 use super::App;
-use crate::service::auth::{Action, Principal};
+use crate::access::{Action, Principal};
 use crate::wire::registry::{Deleted, TagsQuery};
 
 pub fn routes() -> Router<App> {

@@ -11,7 +11,7 @@ use kiln_worker::protocol::RunId;
 use super::error::ApiError;
 use super::extract::ValidQuery;
 use super::App;
-use crate::service::auth::{Action, Principal};
+use crate::access::{Action, Principal};
 use crate::wire::{CreateRun, ListQuery, LogQuery, Run, RunList};
 
 pub fn routes() -> Router<App> {

@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::extract::ValidQuery;
 use super::runs::run_id;
 use super::App;
-use crate::service::auth::Principal;
+use crate::access::Principal;
 
 pub fn routes() -> Router<App> {
     Router::new()

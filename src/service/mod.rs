@@ -62,7 +62,7 @@ pub enum ServiceError {
     #[error(transparent)]
     Log(#[from] logs::LogError),
     #[error(transparent)]
-    Access(#[from] auth::AccessError),
+    Access(#[from] crate::access::AccessError),
     #[error("I/O failed: {0}")]
     Io(#[from] std::io::Error),
 }

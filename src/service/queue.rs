@@ -10,9 +10,9 @@ use kiln_worker::protocol::{
 };
 use tokio::time::Instant;
 
-use super::auth::RUN_USERNAME;
 use super::runs::RunService;
 use super::{now_ms, ServiceError};
+use crate::access::RUN_USERNAME;
 use crate::store::RunRow;
 
 /// The longest a lease request may wait; workers ask again after it.

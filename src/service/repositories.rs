@@ -2,8 +2,8 @@
 //! authorise each repository before calling; `list` filters by what the caller may pull.
 //! Deleting leaves blob bytes to garbage collection.
 
-use super::auth::{Action, Principal};
 use super::{to_time, ServiceError};
+use crate::access::{Action, Principal};
 use crate::store::{ManifestRow, RepositoryRow, Store, TagRow, TagSort};
 use crate::wire::registry::{Deleted, Manifest, Repository, Tag, TagOrder};
 

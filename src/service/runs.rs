@@ -9,12 +9,13 @@ use futures::Stream;
 use kiln_worker::protocol::{ContextSource, ImageRef, OutputImage, PlatformSet, RunId, RunStatus};
 use tokio::sync::Notify;
 
-use super::auth::{AccessError, Action, AuthService, Principal};
+use super::auth::AuthService;
 use super::contexts::ContextStore;
 use super::logs::LogHub;
 use super::queue::MAX_LEASE_WAIT;
 use super::workers::WorkerRegistry;
 use super::{now_ms, to_time, RunSettings, ServiceError};
+use crate::access::{AccessError, Action, Principal};
 use crate::store::{Finish, RunRow, Store};
 use crate::wire;
 

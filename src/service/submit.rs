@@ -7,9 +7,9 @@ use kiln_worker::protocol::{
     redact_url, BuildSpec, ContextSource, ImageRef, Platform, PlatformSet, RunId,
 };
 
-use super::auth::{Action, Grant, Principal, RepoPattern};
 use super::runs::RunService;
 use super::{now_ms, to_time, ServiceError};
+use crate::access::{Action, Grant, Principal, RepoPattern};
 use crate::store::{NewRun, RunRow};
 use crate::template::{render, RunVars};
 use crate::wire::{self, CreateRun};

@@ -7,7 +7,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 use super::{Store, StoreError};
-use crate::service::auth::{Action, Grant, RepoPattern};
+use crate::access::{Action, Grant, RepoPattern};
 
 /// A run as stored. Times are Unix milliseconds.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use tokio_util::io::ReaderStream;
 
 use super::error::{authorize, header_value, V2Error};
 use super::{respond, V2Request, DIGEST_HEADER};
-use crate::service::auth::Action;
+use crate::access::Action;
 use crate::service::registry::{parse_digest, RepoName};
 
 /// Large reads keep a 1 GiB pull to a few thousand frames.

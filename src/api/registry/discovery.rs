@@ -7,8 +7,8 @@ use axum::Json;
 
 use super::error::{authorize, header_value, V2Error};
 use super::V2Request;
+use crate::access::{Action, Principal};
 use crate::api::oci_error::OciError;
-use crate::service::auth::{Action, Principal};
 use crate::service::registry::{parse_digest, Page, RegistryError, RepoName, OCI_INDEX};
 
 const FILTERS_HEADER: HeaderName = HeaderName::from_static("oci-filters-applied");

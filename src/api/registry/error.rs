@@ -5,8 +5,8 @@ use axum::http::header::{HeaderName, CONTENT_RANGE, RANGE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::access::{AccessError, Action, Principal};
 use crate::api::oci_error::OciError;
-use crate::service::auth::{AccessError, Action, Principal};
 use crate::service::registry::{RegistryError, RepoName};
 
 /// An OCI error plus the headers some statuses need (`Range` on a 416 for a chunk). Boxed:

@@ -4,9 +4,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::Json;
 
+use crate::access::Principal;
 use crate::api::error::ApiError;
 use crate::api::App;
-use crate::service::auth::Principal;
 use crate::wire::registry::{GcReport, GcRequest};
 
 pub(super) async fn collect(

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::{authorize, header_value, V2Error};
 use super::{location, respond, V2Request, DIGEST_HEADER};
-use crate::service::auth::Action;
+use crate::access::Action;
 use crate::service::registry::{Reference, RegistryError, RepoName, MAX_MANIFEST_BYTES};
 
 const SUBJECT_HEADER: HeaderName = HeaderName::from_static("oci-subject");

@@ -25,7 +25,7 @@ use self::error::V2Error;
 use self::path::V2Route;
 use super::oci_error::{OciError, API_VERSION, API_VERSION_HEADER};
 use super::App;
-use crate::service::auth::Principal;
+use crate::access::Principal;
 use crate::service::registry::RepoName;
 
 const DIGEST_HEADER: HeaderName = HeaderName::from_static("docker-content-digest");

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::{authorize, header_value, upload_range, V2Error};
 use super::{location, respond, V2Request, DIGEST_HEADER, UPLOAD_UUID_HEADER};
-use crate::service::auth::Action;
+use crate::access::Action;
 use crate::service::registry::{
     parse_content_range, parse_digest, ByteRange, RegistryError, RepoName, UploadStatus,
 };
