@@ -120,6 +120,15 @@ impl Principal {
         }
     }
 
+    /// The id of the user token behind these credentials: what runs and uploads record as
+    /// their owner, since a name can be reused after a revocation.
+    pub fn token_id(&self) -> Option<&str> {
+        match &self.subject()?.kind {
+            SubjectKind::Token { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
     /// The run these credentials were minted for, to record which run pushed a manifest.
     pub fn run_id(&self) -> Option<&str> {
         match &self.subject()?.kind {

@@ -299,17 +299,17 @@ fn view_without_history(row: RunRow) -> wire::Run {
     }
 }
 
-/// Who may see (`Pull`) or cancel (`Push`) a run: owners, whoever queued it, and tokens that
-/// may do `action` to a repository it pushes to. A git run's images are known once its
-/// source is fetched; until then only owners and its submitter see it.
+/// Who may see (`Pull`) or cancel (`Push`) a run: owners, the token that queued it (by id: a
+/// new token under a revoked one's name is someone else), and tokens that may do `action` to
+/// a repository it pushes to. A git run's images are known once its source is fetched; until
+/// then only owners and its submitter see it.
 fn may(row: &RunRow, who: &Principal, action: Action) -> bool {
     if who.is_owner() {
         return true;
     }
-    let Some(subject) = who.subject() else {
-        return false;
-    };
-    row.submitted_by.as_deref() == Some(subject.describe().as_str())
+    let submitter =
+        row.submitted_token_id.is_some() && row.submitted_token_id.as_deref() == who.token_id();
+    submitter
         || row
             .spec
             .images

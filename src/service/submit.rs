@@ -56,6 +56,7 @@ impl RunService {
                         git_token: req.git_access_token.clone(),
                         cache_key: cache_key(&req, &platform),
                         submitted_by: who.subject().map(|s| s.describe()),
+                        submitted_token_id: who.token_id().map(str::to_string),
                         registry_grants,
                         spec: BuildSpec {
                             context: req.context.clone(),

@@ -1,7 +1,7 @@
 //! The `runs` and `run_events` tables: creation, the queue claim, leases and final results.
 
 use kiln_worker::protocol::{
-    BuildSpec, ImageRef, OutputImage, PlatformSet, RunId, RunStatus, Secret,
+    BuildSpec, ContextSource, ImageRef, OutputImage, PlatformSet, RunId, RunStatus, Secret,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
@@ -32,8 +32,11 @@ pub struct RunRow {
     pub git_commit: Option<String>,
     pub git_branch: Option<String>,
     pub git_token: Option<Secret>,
-    /// The name of the token that queued the run.
+    /// The name of the token that queued the run, for display.
     pub submitted_by: Option<String>,
+    /// The id of the token that queued the run, for visibility: `None` when it could not be
+    /// identified (runs from before ids were recorded).
+    pub submitted_token_id: Option<String>,
     /// What the run's build may do in Kiln's own registry.
     pub registry_grants: Vec<Grant>,
 }
@@ -48,6 +51,7 @@ pub struct NewRun {
     pub git_token: Option<Secret>,
     pub cache_key: String,
     pub submitted_by: Option<String>,
+    pub submitted_token_id: Option<String>,
     pub registry_grants: Vec<Grant>,
 }
 
@@ -110,6 +114,7 @@ fn from_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
             .try_get::<Option<String>, _>("git_token")?
             .map(Secret::new),
         submitted_by: row.try_get("submitted_by")?,
+        submitted_token_id: row.try_get("submitted_token_id")?,
         registry_grants: grants_from_json(&row.try_get::<String, _>("registry_grants")?)?,
     })
 }
@@ -209,7 +214,8 @@ impl Store {
         };
         let row = sqlx::query(
             "UPDATE runs SET trigger = ?, platform = ?, requested_images = ?, spec = ?, timeout_secs = ?,
-                 git_token = ?, cache_key = ?, submitted_by = ?, registry_grants = ?
+                 git_token = ?, cache_key = ?, submitted_by = ?, registry_grants = ?,
+                 submitted_token_id = ?, context_digest = ?
              WHERE seq = ? RETURNING *",
         )
         .bind(&new.trigger)
@@ -221,6 +227,11 @@ impl Store {
         .bind(&new.cache_key)
         .bind(&new.submitted_by)
         .bind(grants_json(&new.registry_grants)?)
+        .bind(&new.submitted_token_id)
+        .bind(match &new.spec.context {
+            ContextSource::Upload { digest } => Some(digest.to_string()),
+            _ => None,
+        })
         .bind(seq)
         .fetch_one(&mut *tx)
         .await?;

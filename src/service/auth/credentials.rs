@@ -136,6 +136,7 @@ mod tests {
             git_token: None,
             cache_key: String::new(),
             submitted_by: None,
+            submitted_token_id: None,
             registry_grants: Vec::new(),
         };
         let run = auth
