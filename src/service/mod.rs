@@ -2,6 +2,7 @@
 //! call routes.
 
 pub mod auth;
+mod context_access;
 pub mod contexts;
 pub mod logs;
 pub mod queue;

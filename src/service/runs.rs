@@ -303,7 +303,7 @@ fn view_without_history(row: RunRow) -> wire::Run {
 /// new token under a revoked one's name is someone else), and tokens that may do `action` to
 /// a repository it pushes to. A git run's images are known once its source is fetched; until
 /// then only owners and its submitter see it.
-fn may(row: &RunRow, who: &Principal, action: Action) -> bool {
+pub(super) fn may(row: &RunRow, who: &Principal, action: Action) -> bool {
     if who.is_owner() {
         return true;
     }

@@ -19,6 +19,7 @@ impl RunService {
     /// names in Kiln's own registry. Nothing is stored when any part of it is rejected.
     pub async fn create(&self, req: CreateRun, who: &Principal) -> Result<wire::Run, ServiceError> {
         self.check_request(&req)?;
+        self.check_context_access(&req.context, who).await?;
         let now = now_ms();
         let platform = req.platform.clone().unwrap_or_default();
         let is_git = matches!(req.context, ContextSource::Git { .. });

@@ -3,6 +3,7 @@
 //! SQLite is the embedded default. Queries are checked at run time (no offline query cache),
 //! and each backend keeps its own migrations under `migrations/<backend>/`.
 
+mod contexts;
 pub mod registry;
 mod repositories;
 mod runs;

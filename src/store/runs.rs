@@ -83,7 +83,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-fn from_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
+pub(super) fn from_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
     let seq: i64 = row.try_get("seq")?;
     let status: String = row.try_get("status")?;
     let platform: String = row.try_get("platform")?;
