@@ -11,7 +11,7 @@ use kiln_worker::protocol::RunId;
 use super::error::ApiError;
 use super::extract::ValidQuery;
 use super::App;
-use crate::access::{Action, Principal};
+use crate::access::Principal;
 use crate::wire::{CreateRun, ListQuery, LogQuery, Run, RunList};
 
 pub fn routes() -> Router<App> {
@@ -33,7 +33,6 @@ async fn create(
     who: Principal,
     body: Result<Json<CreateRun>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
-    who.require_any(Action::Push)?;
     let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     Ok((StatusCode::CREATED, Json(app.runs.create(req, &who).await?)))
 }
@@ -43,7 +42,6 @@ async fn list(
     principal: Principal,
     ValidQuery(q): ValidQuery<ListQuery>,
 ) -> Result<Json<RunList>, ApiError> {
-    principal.require_any(Action::Pull)?;
     Ok(Json(app.runs.list(q, &principal).await?))
 }
 
@@ -52,7 +50,6 @@ async fn show(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Run>, ApiError> {
-    principal.require_any(Action::Pull)?;
     let id = run_id(&id)?;
     Ok(Json(app.runs.get(id, &principal).await?))
 }
@@ -62,7 +59,6 @@ async fn cancel(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Run>, ApiError> {
-    principal.require_any(Action::Push)?;
     let id = run_id(&id)?;
     Ok(Json(app.runs.cancel(id, &principal).await?))
 }
@@ -75,7 +71,6 @@ async fn logs(
     Path(id): Path<String>,
     ValidQuery(q): ValidQuery<LogQuery>,
 ) -> Result<Response, ApiError> {
-    principal.require_any(Action::Pull)?;
     let id = run_id(&id)?;
     let stream = app.runs.logs(id, &principal, q.offset, q.follow).await?;
     let mut resp = Body::from_stream(stream).into_response();

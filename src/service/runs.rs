@@ -59,6 +59,7 @@ impl RunService {
 
     /// The run, if `who` may see it.
     pub async fn get(&self, id: RunId, who: &Principal) -> Result<wire::Run, ServiceError> {
+        who.require_any(Action::Pull)?;
         let row = self.row(id).await?;
         check(&row, who, Action::Pull)?;
         self.view(row).await
@@ -77,6 +78,7 @@ impl RunService {
         q: wire::ListQuery,
         who: &Principal,
     ) -> Result<wire::RunList, ServiceError> {
+        who.require_any(Action::Pull)?;
         let top = q.top.unwrap_or(DEFAULT_TOP).clamp(1, MAX_TOP);
         let image = q
             .image
@@ -138,6 +140,7 @@ impl RunService {
     /// Cancels the run, if `who` may. A queued run ends at once; a running one is stopped by
     /// its worker on its next heartbeat.
     pub async fn cancel(&self, id: RunId, who: &Principal) -> Result<wire::Run, ServiceError> {
+        who.require_any(Action::Push)?;
         let row = self.row(id).await?;
         check(&row, who, Action::Push)?;
         match row.status {
@@ -171,6 +174,7 @@ impl RunService {
         offset: u64,
         follow: bool,
     ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static, ServiceError> {
+        who.require_any(Action::Pull)?;
         let row = self.row(id).await?;
         check(&row, who, Action::Pull)?;
         let follow = follow && !row.status.is_finished();

@@ -18,6 +18,7 @@ impl RunService {
     /// Validates and queues a build for `who`, who must be allowed to push every image it
     /// names in Kiln's own registry. Nothing is stored when any part of it is rejected.
     pub async fn create(&self, req: CreateRun, who: &Principal) -> Result<wire::Run, ServiceError> {
+        who.require_any(Action::Push)?;
         self.check_request(&req)?;
         self.check_context_access(&req.context, who).await?;
         let now = now_ms();

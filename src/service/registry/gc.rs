@@ -6,17 +6,27 @@ use std::time::Duration;
 use kiln_worker::protocol::Digest;
 
 use super::{RegistryError, RegistryService};
+use crate::access::Principal;
 use crate::service::now_ms;
 use crate::wire::registry::GcReport;
 
 impl RegistryService {
     /// Collects with the server's configured grace.
-    pub async fn collect_garbage(&self, dry_run: bool) -> Result<GcReport, RegistryError> {
+    /// Collects now, for an owner.
+    pub async fn collect_garbage(
+        &self,
+        who: &Principal,
+        dry_run: bool,
+    ) -> Result<GcReport, RegistryError> {
+        who.require_owner().map_err(|error| RegistryError::Access {
+            error,
+            scope: String::new(),
+        })?;
         self.collect_garbage_with_grace(self.gc_grace, dry_run)
             .await
     }
 
-    pub async fn collect_garbage_with_grace(
+    async fn collect_garbage_with_grace(
         &self,
         grace: Duration,
         dry_run: bool,
@@ -120,7 +130,7 @@ impl RegistryService {
         ticks.tick().await;
         loop {
             ticks.tick().await;
-            match self.collect_garbage(false).await {
+            match self.collect_garbage_with_grace(self.gc_grace, false).await {
                 Ok(r) => tracing::info!(
                     blobs_deleted = r.blobs_deleted,
                     bytes_freed = r.bytes_freed,
