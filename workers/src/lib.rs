@@ -13,6 +13,7 @@ pub mod engine;
 pub mod git;
 pub mod image_ref;
 pub mod index;
+pub mod log_filter;
 mod logship;
 pub mod protocol;
 mod publish;
