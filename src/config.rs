@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// How long unreferenced registry blobs and idle uploads are kept before collection.
     #[arg(long, env = "KILN_GC_GRACE", default_value = "1h", value_parser = parse_duration)]
     pub gc_grace: Duration,
+    /// The key that seals secrets (git tokens, URL credentials, build-arg values) in the
+    /// database: 32 bytes, created on the first start. Default: <data-dir>/secret.key.
+    #[arg(long, env = "KILN_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 pub fn parse_secret(s: &str) -> Result<Secret, String> {

@@ -9,6 +9,7 @@ pub mod access;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod secret_key;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -45,6 +45,6 @@ impl Store {
             .bind(digest)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(|r| from_row(r, &self.sealer)).collect()
     }
 }

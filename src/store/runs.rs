@@ -6,6 +6,7 @@ use kiln_worker::protocol::{
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
+use super::sealed::{RunSecrets, Sealer};
 use super::{Store, StoreError};
 use crate::access::{Action, Grant, RepoPattern};
 
@@ -83,13 +84,24 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-pub(super) fn from_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
+/// A run as stored, with its sealed secrets (if it still has any) opened and put back.
+pub(super) fn from_row(row: &SqliteRow, sealer: &Sealer) -> Result<RunRow, StoreError> {
     let seq: i64 = row.try_get("seq")?;
     let status: String = row.try_get("status")?;
     let platform: String = row.try_get("platform")?;
     let requested: String = row.try_get("requested_images")?;
     let spec: String = row.try_get("spec")?;
     let outputs: String = row.try_get("output_images")?;
+    let mut spec: BuildSpec = serde_json::from_str(&spec).map_err(|e| corrupt("spec", e))?;
+    // Rows from before sealing keep a plain token until start-up seals it.
+    let mut git_token = row
+        .try_get::<Option<String>, _>("git_token")?
+        .map(Secret::new);
+    if let Some(sealed) = row.try_get::<Option<String>, _>("secrets")? {
+        git_token = RunSecrets::open(sealer, &sealed)?
+            .merge(&mut spec)
+            .or(git_token);
+    }
     Ok(RunRow {
         id: RunId::from_seq(seq as u64),
         status: status.parse().map_err(|e| corrupt("status", e))?,
@@ -97,7 +109,7 @@ pub(super) fn from_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
         platform: platform.parse().map_err(|e| corrupt("platform", e))?,
         requested_images: serde_json::from_str(&requested)
             .map_err(|e| corrupt("requested_images", e))?,
-        spec: serde_json::from_str(&spec).map_err(|e| corrupt("spec", e))?,
+        spec,
         timeout_secs: row.try_get::<i64, _>("timeout_secs")? as u64,
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
@@ -110,9 +122,7 @@ pub(super) fn from_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
         error_message: row.try_get("error_message")?,
         git_commit: row.try_get("git_commit")?,
         git_branch: row.try_get("git_branch")?,
-        git_token: row
-            .try_get::<Option<String>, _>("git_token")?
-            .map(Secret::new),
+        git_token,
         submitted_by: row.try_get("submitted_by")?,
         submitted_token_id: row.try_get("submitted_token_id")?,
         registry_grants: grants_from_json(&row.try_get::<String, _>("registry_grants")?)?,
@@ -212,18 +222,20 @@ impl Store {
                 return Ok(Err(e));
             }
         };
+        let mut spec = new.spec.clone();
+        let secrets = RunSecrets::split(&mut spec, new.git_token.as_ref()).seal(&self.sealer)?;
         let row = sqlx::query(
             "UPDATE runs SET trigger = ?, platform = ?, requested_images = ?, spec = ?, timeout_secs = ?,
-                 git_token = ?, cache_key = ?, submitted_by = ?, registry_grants = ?,
+                 secrets = ?, cache_key = ?, submitted_by = ?, registry_grants = ?,
                  submitted_token_id = ?, context_digest = ?
              WHERE seq = ? RETURNING *",
         )
         .bind(&new.trigger)
         .bind(new.platform.to_string())
         .bind(serde_json::to_string(&new.requested_images).map_err(|e| corrupt("images", e))?)
-        .bind(serde_json::to_string(&new.spec).map_err(|e| corrupt("spec", e))?)
+        .bind(serde_json::to_string(&spec).map_err(|e| corrupt("spec", e))?)
         .bind(new.timeout_secs as i64)
-        .bind(new.git_token.as_ref().map(Secret::expose))
+        .bind(secrets)
         .bind(&new.cache_key)
         .bind(&new.submitted_by)
         .bind(grants_json(&new.registry_grants)?)
@@ -235,7 +247,7 @@ impl Store {
         .bind(seq)
         .fetch_one(&mut *tx)
         .await?;
-        let run = from_row(&row)?;
+        let run = from_row(&row, &self.sealer)?;
         record_event(&mut tx, id, RunStatus::Queued, now).await?;
         let position = queue_position(&mut tx, &run).await?;
         before_commit(&run, position).map_err(|e| StoreError::Corrupt(format!("run log: {e}")))?;
@@ -248,7 +260,7 @@ impl Store {
             .bind(seq(id))
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref().map(|r| from_row(r, &self.sealer)).transpose()
     }
 
     /// Newest first, optionally only runs in one status, and only runs with an image in
@@ -283,7 +295,7 @@ impl Store {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(|r| from_row(r, &self.sealer)).collect()
     }
 
     /// Where a queued run stands: 1 means next for its platform.
@@ -379,7 +391,7 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        let run = from_row(&row)?;
+        let run = from_row(&row, &self.sealer)?;
         record_event(&mut tx, run.id, RunStatus::Running, now).await?;
         tx.commit().await?;
         Ok(Some(run))
@@ -426,7 +438,8 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// Ends a run. `attempt` fences running runs (`None` finishes a queued run). `before_commit`
+    /// Ends a run and drops its secrets in the same statement. `attempt` fences running runs
+    /// (`None` finishes a queued run). `before_commit`
     /// runs inside the transaction once the row is known to change, so the closing log line
     /// is on disk before anyone can see the final status.
     pub async fn finish_run(
@@ -441,7 +454,8 @@ impl Store {
             serde_json::to_string(finish.output_images).map_err(|e| corrupt("outputs", e))?;
         let row = sqlx::query(
             "UPDATE runs
-             SET status = ?1, finished_at = ?2, error_message = ?3, output_images = ?4, lease_expires_at = NULL
+             SET status = ?1, finished_at = ?2, error_message = ?3, output_images = ?4, lease_expires_at = NULL,
+                 secrets = NULL, git_token = NULL
              WHERE seq = ?5 AND ((?6 IS NULL AND status = 'Queued') OR (attempt = ?6 AND status = 'Running'))
              RETURNING *",
         )
@@ -456,7 +470,7 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        let run = from_row(&row)?;
+        let run = from_row(&row, &self.sealer)?;
         record_event(&mut tx, id, finish.status, finish.now).await?;
         before_commit(&run).map_err(|e| StoreError::Corrupt(format!("run log: {e}")))?;
         tx.commit().await?;
@@ -510,6 +524,6 @@ impl Store {
         .bind(grace_ms)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(|r| from_row(r, &self.sealer)).collect()
     }
 }

@@ -68,6 +68,7 @@ pub fn serve_args(data: &Path) -> ServeArgs {
         min_timeout: 1,
         gc_interval: Duration::ZERO,
         gc_grace: Duration::from_secs(3600),
+        secret_key_file: None,
     }
 }
 
