@@ -17,16 +17,7 @@ async fn queue(server: &TestServer, token: &str, images: &[&str]) -> String {
         "images": images,
         "push": !images.is_empty(),
     });
-    let resp = server
-        .http_as(token)
-        .post(format!("{}/api/runs", server.url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let run: serde_json::Value = resp.json().await.unwrap();
-    run["id"].as_str().unwrap().to_string()
+    server.queue_run_as(token, &body).await
 }
 
 async fn listed(server: &TestServer, token: &str) -> Vec<String> {

@@ -36,16 +36,7 @@ async fn queue_with_secrets(server: &TestServer) -> String {
         "buildArgs": {"SECRET": BUILD_ARG, "PLAIN": ""},
         "gitAccessToken": GIT_TOKEN,
     });
-    let resp = server
-        .http()
-        .post(format!("{}/api/runs", server.url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let run: serde_json::Value = resp.json().await.unwrap();
-    run["id"].as_str().unwrap().to_string()
+    server.queue_run_as(server.owner_token(), &body).await
 }
 
 /// `(secrets IS NOT NULL, git_token IS NOT NULL)` of the run, read from the database.

@@ -199,6 +199,20 @@ impl TestServer {
         created["secret"].as_str().unwrap().to_string()
     }
 
+    /// Queues a run from a raw `POST /api/runs` body as `token`, which must succeed: its ID.
+    pub async fn queue_run_as(&self, token: &str, body: &serde_json::Value) -> String {
+        let resp = self
+            .http_as(token)
+            .post(format!("{}/api/runs", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let run: serde_json::Value = resp.json().await.unwrap();
+        run["id"].as_str().unwrap().to_string()
+    }
+
     /// `GET path` as the owner, as text.
     pub async fn get_text(&self, path: &str) -> String {
         let resp = self.http().get(format!("{}{path}", self.url)).send();
