@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// unpacked; beyond it the upload is a decompression bomb and gets 413.
     #[arg(long, env = "KILN_MAX_CONTEXT_EXPANSION", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_context_expansion: u64,
+    /// The key that seals secrets (git tokens, URL credentials, build-arg values) in the
+    /// database: 32 bytes, created on the first start. Default: <data-dir>/secret.key.
+    #[arg(long, env = "KILN_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 pub fn parse_secret(s: &str) -> Result<Secret, String> {

@@ -1,13 +1,16 @@
 //! Kiln: a self-hosted build service for container images. This crate is the server, the API
 //! and the CLI; the worker agent is the `kiln-worker` crate.
 //!
-//! Layers: `api` (routes) → `service` (rules) → `store` (SQL). `context` packs and checks build
+//! Layers: `api` (routes) → `service` (rules) → `store` (SQL); `access` is the access model
+//! all of them share. `context` packs and checks build
 //! contexts; `cli` is the command-line client; `wire` holds the API's JSON shapes.
 
+pub mod access;
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod http_server;
+pub mod secret_key;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -5,10 +5,8 @@ use kiln::cli::{build, login, registry, run, token, Cli, CliError, Command};
 use kiln::server::Server;
 
 fn init_tracing(default: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(kiln_worker::log_filter::env_filter(default))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     // KILN_LOG_FORMAT=json for log shippers; readable text otherwise.

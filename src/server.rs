@@ -15,6 +15,7 @@ use crate::api::{self, App};
 use crate::cli::credentials;
 use crate::config::ServeArgs;
 use crate::http_server;
+use crate::secret_key::SecretKey;
 use crate::service::auth::{AuthService, OWNER_TOKEN};
 use crate::service::collector::collect_forever;
 use crate::service::contexts::ContextStore;
@@ -25,7 +26,7 @@ use crate::service::repositories::RepositoryService;
 use crate::service::retention::Retention;
 use crate::service::runs::RunService;
 use crate::service::RunSettings;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// How often workers heartbeat. Short, because it is also how fast a cancel reaches a build.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
@@ -118,9 +119,18 @@ impl Server {
         let data = &args.data_dir;
         std::fs::create_dir_all(data)
             .with_context(|| format!("cannot create the data dir {}", data.display()))?;
-        let store = Store::open(&data.join("kiln.db"))
-            .await
-            .with_context(|| format!("cannot open the database in {}", data.display()))?;
+        let key_file = args
+            .secret_key_file
+            .clone()
+            .unwrap_or_else(|| data.join("secret.key"));
+        let key = SecretKey::load(&key_file)?;
+        let store = match Store::open_sealed(&data.join("kiln.db"), &key.bytes).await {
+            Err(StoreError::WrongKey) => return Err(key.mismatch()),
+            opened => {
+                opened.with_context(|| format!("cannot open the database in {}", data.display()))?
+            }
+        };
+        key.persist()?;
         let logs = Arc::new(LogHub::new(data.join("logs"))?);
         let contexts = Arc::new(ContextStore::new(
             data.join("contexts"),

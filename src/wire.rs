@@ -11,7 +11,7 @@ use kiln_worker::protocol::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::service::auth::{RepoPattern, Role, TokenName};
+use crate::access::{RepoPattern, Role, TokenName};
 
 /// `POST /api/runs`: queue a build.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -19,7 +19,8 @@ use kiln_worker::protocol::Secret;
 use super::error::ApiError;
 use super::oci_error::{ChallengeScope, OciError};
 use super::App;
-use crate::service::auth::{AuthError, Credentials, Principal};
+use crate::access::Principal;
+use crate::service::auth::{AuthError, Credentials};
 
 pub async fn authenticate(State(app): State<App>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();

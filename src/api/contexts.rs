@@ -12,7 +12,7 @@ use tokio_util::io::ReaderStream;
 use super::error::ApiError;
 use super::extract::ValidPath;
 use super::App;
-use crate::service::auth::{Action, Principal};
+use crate::access::Principal;
 use crate::wire::ContextUploaded;
 
 pub fn routes() -> Router<App> {
@@ -27,17 +27,14 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<ContextUploaded>), ApiError> {
-    principal.require_any(Action::Push)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    // Refuse before reading a byte when the client says up front that it is too big.
-    let limit = app.contexts.limits.max_size;
-    if declared.is_some_and(|len| len > limit) {
-        return Err(crate::service::contexts::ContextError::TooLarge { limit }.into());
-    }
-    let stored = app.contexts.put(body.into_data_stream()).await?;
+    let stored = app
+        .runs
+        .upload_context(&principal, declared, body.into_data_stream())
+        .await?;
     tracing::info!(context.digest = %stored.digest, size_bytes = stored.size, files = stored.files, "context stored");
     Ok((
         StatusCode::CREATED,
@@ -48,14 +45,13 @@ async fn upload(
     ))
 }
 
-/// Part of uploading: the CLI skips an upload the server already has.
+/// Part of uploading: the CLI skips an upload the server already has for this token.
 async fn exists(
     State(app): State<App>,
     principal: Principal,
     ValidPath(digest): ValidPath<Digest>,
 ) -> Result<StatusCode, ApiError> {
-    principal.require_any(Action::Push)?;
-    Ok(if app.contexts.exists(&digest) {
+    Ok(if app.runs.has_context(&principal, &digest).await? {
         StatusCode::OK
     } else {
         StatusCode::NOT_FOUND
@@ -67,17 +63,22 @@ async fn download(
     principal: Principal,
     ValidPath(digest): ValidPath<Digest>,
 ) -> Result<Response, ApiError> {
-    principal.require_any(Action::Pull)?;
-    archive_response(&app, &digest).await
+    let file = app.runs.open_context(&principal, &digest).await?;
+    Ok(archive_body(file).await)
 }
 
-/// Streams a stored context archive.
+/// Streams a stored context archive, for a worker (which reads the context of the run it
+/// leased).
 pub(super) async fn archive_response(app: &App, digest: &Digest) -> Result<Response, ApiError> {
     let file = app
         .contexts
         .open(digest)
         .await
         .map_err(|_| ApiError::NotFound(format!("build context {digest} not found")))?;
+    Ok(archive_body(file).await)
+}
+
+async fn archive_body(file: tokio::fs::File) -> Response {
     let len = file.metadata().await.map(|m| m.len()).ok();
     let mut resp = Body::from_stream(ReaderStream::with_capacity(file, 256 * 1024)).into_response();
     let headers = resp.headers_mut();
@@ -88,5 +89,5 @@ pub(super) async fn archive_response(app: &App, digest: &Digest) -> Result<Respo
     if let Some(len) = len {
         headers.insert(header::CONTENT_LENGTH, len.into());
     }
-    Ok(resp)
+    resp
 }

@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kiln_worker::protocol::{ApiErrorBody, ApiErrorDetail, LOG_GAP, STALE_ATTEMPT};
 
-use crate::service::auth::{AccessError, AuthError};
+use crate::access::AccessError;
+use crate::service::auth::AuthError;
 use crate::service::contexts::ContextError;
 use crate::service::logs::LogError;
 use crate::service::ServiceError;

@@ -1,5 +1,6 @@
-//! HTTP routes, one file per resource. Handlers only extract, authorise and delegate to
-//! services; services never call routes.
+//! HTTP routes, one file per resource. Handlers only extract, delegate to services with the
+//! caller's `Principal` and map errors; the services authorise, so no caller can skip a
+//! check. Services never call routes.
 
 mod auth;
 mod contexts;

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use super::error::ApiError;
 use super::extract::ValidQuery;
 use super::App;
-use crate::service::auth::{Action, Principal};
+use crate::access::Principal;
 use crate::wire::registry::{Deleted, TagsQuery};
 
 pub fn routes() -> Router<App> {
@@ -56,20 +56,9 @@ impl Target {
             _ => Err(bad()),
         }
     }
-
-    fn repository(&self) -> &str {
-        match self {
-            Target::Repository(r)
-            | Target::Tags(r)
-            | Target::Tag(r, _)
-            | Target::Manifests(r)
-            | Target::Manifest(r, _) => r,
-        }
-    }
 }
 
 async fn list(State(app): State<App>, who: Principal) -> Result<Json<serde_json::Value>, ApiError> {
-    who.require_any(Action::Pull)?;
     let repositories = app.repositories.list(&who).await?;
     Ok(Json(serde_json::json!({ "repositories": repositories })))
 }
@@ -81,14 +70,13 @@ async fn show(
     ValidQuery(query): ValidQuery<TagsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let target = Target::parse(&path)?;
-    who.authorize(target.repository(), Action::Pull)?;
     let repos = &app.repositories;
     let value = match target {
-        Target::Repository(r) => serde_json::to_value(repos.show(&r).await?),
-        Target::Tags(r) => serde_json::to_value(repos.tags(&r, query.orderby).await?),
-        Target::Tag(r, t) => serde_json::to_value(repos.tag(&r, &t).await?),
-        Target::Manifests(r) => serde_json::to_value(repos.manifests(&r).await?),
-        Target::Manifest(r, m) => serde_json::to_value(repos.manifest(&r, &m).await?),
+        Target::Repository(r) => serde_json::to_value(repos.show(&who, &r).await?),
+        Target::Tags(r) => serde_json::to_value(repos.tags(&who, &r, query.orderby).await?),
+        Target::Tag(r, t) => serde_json::to_value(repos.tag(&who, &r, &t).await?),
+        Target::Manifests(r) => serde_json::to_value(repos.manifests(&who, &r).await?),
+        Target::Manifest(r, m) => serde_json::to_value(repos.manifest(&who, &r, &m).await?),
     };
     Ok(Json(value.map_err(|e| ApiError::Internal(e.to_string()))?))
 }
@@ -101,12 +89,11 @@ async fn delete(
     Path(path): Path<String>,
 ) -> Result<Json<Deleted>, ApiError> {
     let target = Target::parse(&path)?;
-    who.authorize(target.repository(), Action::Delete)?;
     let repos = &app.repositories;
     let deleted = match target {
-        Target::Repository(r) => repos.delete_repository(&r).await?,
-        Target::Tag(r, t) => repos.untag(&r, &t).await?,
-        Target::Manifest(r, m) => repos.delete_manifest(&r, &m).await?,
+        Target::Repository(r) => repos.delete_repository(&who, &r).await?,
+        Target::Tag(r, t) => repos.untag(&who, &r, &t).await?,
+        Target::Manifest(r, m) => repos.delete_manifest(&who, &r, &m).await?,
         Target::Tags(_) | Target::Manifests(_) => {
             return Err(ApiError::BadRequest(
                 "name a repository, a tag or a manifest to delete".into(),

@@ -10,7 +10,8 @@ use axum::{Json, Router};
 use super::error::ApiError;
 use super::extract::ValidJson;
 use super::App;
-use crate::service::auth::{AccessError, NewToken, Principal, SubjectKind};
+use crate::access::{AccessError, Principal, SubjectKind};
+use crate::service::auth::NewToken;
 use crate::wire::{CreateToken, CreatedToken, Token, TokenList};
 
 pub fn routes() -> Router<App> {

@@ -20,7 +20,7 @@ use super::error::ApiError;
 use super::extract::{ValidBytes, ValidJson, ValidQuery};
 use super::runs::run_id;
 use super::App;
-use crate::service::auth::Principal;
+use crate::access::Principal;
 
 pub fn routes() -> Router<App> {
     Router::new()

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use super::client::KilnClient;
 use super::format::{print_json, table, timestamp};
 use super::{CliError, OutputArgs, OutputFormat, ServerArgs};
-use crate::service::auth::{RepoPattern, Role, TokenName};
+use crate::access::{RepoPattern, Role, TokenName};
 use crate::wire::{CreateToken, Token};
 
 #[derive(Debug, Subcommand)]

@@ -17,7 +17,7 @@ pub async fn collect_forever(
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        match registry.collect_garbage(false).await {
+        match registry.collect_scheduled().await {
             Ok(r) => tracing::info!(
                 blobs_deleted = r.blobs_deleted,
                 bytes_freed = r.bytes_freed,

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod collector;
+mod context_access;
 pub mod contexts;
 mod lifecycle;
 pub mod logs;
@@ -68,7 +69,7 @@ pub enum ServiceError {
     #[error(transparent)]
     Log(#[from] logs::LogError),
     #[error(transparent)]
-    Access(#[from] auth::AccessError),
+    Access(#[from] crate::access::AccessError),
     #[error("I/O failed: {0}")]
     Io(#[from] std::io::Error),
     /// A worker's attempt was superseded or its run ended: the worker must stop.

@@ -13,10 +13,10 @@ use kiln_worker::protocol::{
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::auth::RUN_USERNAME;
 use super::runs::RunService;
 use super::workers::Wait;
 use super::{now_ms, ServiceError};
+use crate::access::RUN_USERNAME;
 use crate::config::format_duration;
 use crate::store::RunRow;
 

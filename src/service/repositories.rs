@@ -1,9 +1,9 @@
-//! Registry management: what `kiln registry repository …` lists, shows and deletes. Routes
-//! authorise each repository before calling; `list` filters by what the caller may pull.
-//! Deleting leaves blob bytes to garbage collection.
+//! Registry management: what `kiln registry repository …` lists, shows and deletes. Every
+//! method authorises its caller on the repository (`list` filters by what the caller may
+//! pull). Deleting leaves blob bytes to garbage collection.
 
-use super::auth::{Action, Principal};
 use super::{to_time, ServiceError};
+use crate::access::{Action, Principal};
 use crate::store::{ManifestRow, RepositoryRow, Store, TagRow, TagSort};
 use crate::wire::registry::{Deleted, Manifest, Repository, Tag, TagOrder};
 
@@ -18,6 +18,7 @@ impl RepositoryService {
 
     /// The repositories `who` may pull from, by name.
     pub async fn list(&self, who: &Principal) -> Result<Vec<Repository>, ServiceError> {
+        who.require_any(Action::Pull)?;
         let rows = self.store.repositories().await?;
         Ok(rows
             .into_iter()
@@ -26,7 +27,12 @@ impl RepositoryService {
             .collect())
     }
 
-    pub async fn show(&self, name: &str) -> Result<Repository, ServiceError> {
+    pub async fn show(&self, who: &Principal, name: &str) -> Result<Repository, ServiceError> {
+        who.authorize(name, Action::Pull)?;
+        self.find_repository(name).await
+    }
+
+    async fn find_repository(&self, name: &str) -> Result<Repository, ServiceError> {
         self.store
             .repository(name)
             .await?
@@ -34,8 +40,14 @@ impl RepositoryService {
             .ok_or_else(|| repository_not_found(name))
     }
 
-    pub async fn tags(&self, name: &str, order: TagOrder) -> Result<Vec<Tag>, ServiceError> {
-        self.show(name).await?;
+    pub async fn tags(
+        &self,
+        who: &Principal,
+        name: &str,
+        order: TagOrder,
+    ) -> Result<Vec<Tag>, ServiceError> {
+        who.authorize(name, Action::Pull)?;
+        self.find_repository(name).await?;
         let sort = match order {
             TagOrder::Name => TagSort::Name,
             TagOrder::TimeDesc => TagSort::NewestFirst,
@@ -45,7 +57,17 @@ impl RepositoryService {
         Ok(rows.into_iter().map(tag).collect())
     }
 
-    pub async fn tag(&self, name: &str, tag_name: &str) -> Result<Tag, ServiceError> {
+    pub async fn tag(
+        &self,
+        who: &Principal,
+        name: &str,
+        tag_name: &str,
+    ) -> Result<Tag, ServiceError> {
+        who.authorize(name, Action::Pull)?;
+        self.find_tag(name, tag_name).await
+    }
+
+    async fn find_tag(&self, name: &str, tag_name: &str) -> Result<Tag, ServiceError> {
         self.store
             .tag(name, tag_name)
             .await?
@@ -53,14 +75,25 @@ impl RepositoryService {
             .ok_or_else(|| tag_not_found(name, tag_name))
     }
 
-    pub async fn manifests(&self, name: &str) -> Result<Vec<Manifest>, ServiceError> {
-        self.show(name).await?;
+    pub async fn manifests(
+        &self,
+        who: &Principal,
+        name: &str,
+    ) -> Result<Vec<Manifest>, ServiceError> {
+        who.authorize(name, Action::Pull)?;
+        self.find_repository(name).await?;
         let rows = self.store.manifests(name).await?;
         rows.into_iter().map(manifest).collect()
     }
 
     /// One manifest, named by digest or by one of its tags.
-    pub async fn manifest(&self, name: &str, reference: &str) -> Result<Manifest, ServiceError> {
+    pub async fn manifest(
+        &self,
+        who: &Principal,
+        name: &str,
+        reference: &str,
+    ) -> Result<Manifest, ServiceError> {
+        who.authorize(name, Action::Pull)?;
         let digest = self.resolve(name, reference).await?;
         let row = self.store.manifest(name, &digest).await?;
         row.map(manifest)
@@ -68,7 +101,13 @@ impl RepositoryService {
             .ok_or_else(|| manifest_not_found(name, reference))
     }
 
-    pub async fn untag(&self, name: &str, tag_name: &str) -> Result<Deleted, ServiceError> {
+    pub async fn untag(
+        &self,
+        who: &Principal,
+        name: &str,
+        tag_name: &str,
+    ) -> Result<Deleted, ServiceError> {
+        who.authorize(name, Action::Delete)?;
         if !self.store.delete_tag(name, tag_name).await? {
             return Err(tag_not_found(name, tag_name));
         }
@@ -82,9 +121,11 @@ impl RepositoryService {
     /// `az acr repository delete --image repo:tag` does.
     pub async fn delete_manifest(
         &self,
+        who: &Principal,
         name: &str,
         reference: &str,
     ) -> Result<Deleted, ServiceError> {
+        who.authorize(name, Action::Delete)?;
         let digest = self.resolve(name, reference).await?;
         let tags = self
             .store
@@ -97,7 +138,12 @@ impl RepositoryService {
         })
     }
 
-    pub async fn delete_repository(&self, name: &str) -> Result<Deleted, ServiceError> {
+    pub async fn delete_repository(
+        &self,
+        who: &Principal,
+        name: &str,
+    ) -> Result<Deleted, ServiceError> {
+        who.authorize(name, Action::Delete)?;
         let (manifests, tags) = self
             .store
             .delete_repository(name)
@@ -111,7 +157,7 @@ impl RepositoryService {
         if reference.contains(':') {
             return Ok(reference.to_string());
         }
-        Ok(self.tag(name, reference).await?.digest)
+        Ok(self.find_tag(name, reference).await?.digest)
     }
 }
 
@@ -169,4 +215,27 @@ fn manifest(m: ManifestRow) -> Result<Manifest, ServiceError> {
         last_update_time: to_time(m.updated_at),
         run_id: m.run_id,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::{AccessError, Role, Subject};
+
+    #[tokio::test]
+    async fn deleting_needs_the_delete_role_whoever_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kiln.db")).await.unwrap();
+        let repos = RepositoryService::new(store);
+        let apps = "app/*".parse().unwrap();
+        let pusher = Principal::Direct(Subject::token("1", "ci", &[Role::Push], &[apps]));
+        let refused = repos.delete_repository(&pusher, "app/web").await;
+        assert!(
+            matches!(&refused, Err(ServiceError::Access(AccessError::Denied(m)))
+                if m == "token 'ci' may not delete repository 'app/web'"),
+            "{refused:?}"
+        );
+        let hidden = repos.show(&pusher, "other/x").await;
+        assert!(matches!(hidden, Err(ServiceError::Access(_))));
+    }
 }

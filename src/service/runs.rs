@@ -10,12 +10,13 @@ use futures::Stream;
 use kiln_worker::protocol::{ContextSource, ImageRef, OutputImage, PlatformSet, RunId, RunStatus};
 use tokio::sync::Notify;
 
-use super::auth::{AccessError, Action, AuthService, Principal};
+use super::auth::AuthService;
 use super::contexts::ContextStore;
 use super::logs::LogHub;
 use super::queue::MAX_LEASE_WAIT;
 use super::workers::{Wait, WorkerRegistry};
 use super::{now_ms, to_time, RunSettings, ServiceError};
+use crate::access::{AccessError, Action, Principal};
 use crate::config::format_duration;
 use crate::store::{Finish, RunRow, Store};
 use crate::wire;
@@ -60,6 +61,7 @@ impl RunService {
 
     /// The run, if `who` may see it.
     pub async fn get(&self, id: RunId, who: &Principal) -> Result<wire::Run, ServiceError> {
+        who.require_any(Action::Pull)?;
         let row = self.row(id).await?;
         check(&row, who, Action::Pull)?;
         self.view(row).await
@@ -78,6 +80,7 @@ impl RunService {
         q: wire::ListQuery,
         who: &Principal,
     ) -> Result<wire::RunList, ServiceError> {
+        who.require_any(Action::Pull)?;
         let top = q.top.unwrap_or(DEFAULT_TOP).clamp(1, MAX_TOP);
         let image = q
             .image
@@ -162,6 +165,7 @@ impl RunService {
     /// Cancels the run, if `who` may. A queued run ends at once; a running one is stopped by
     /// its worker on its next heartbeat.
     pub async fn cancel(&self, id: RunId, who: &Principal) -> Result<wire::Run, ServiceError> {
+        who.require_any(Action::Push)?;
         let row = self.row(id).await?;
         check(&row, who, Action::Push)?;
         match row.status {
@@ -195,6 +199,7 @@ impl RunService {
         offset: u64,
         follow: bool,
     ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static, ServiceError> {
+        who.require_any(Action::Pull)?;
         let row = self.row(id).await?;
         check(&row, who, Action::Pull)?;
         let follow = follow && !row.status.is_finished();
@@ -336,17 +341,17 @@ fn view_without_history(row: RunRow) -> wire::Run {
     }
 }
 
-/// Who may see (`Pull`) or cancel (`Push`) a run: owners, whoever queued it, and tokens that
-/// may do `action` to a repository it pushes to. A git run's images are known once its
-/// source is fetched; until then only owners and its submitter see it.
-fn may(row: &RunRow, who: &Principal, action: Action) -> bool {
+/// Who may see (`Pull`) or cancel (`Push`) a run: owners, the token that queued it (by id: a
+/// new token under a revoked one's name is someone else), and tokens that may do `action` to
+/// a repository it pushes to. A git run's images are known once its source is fetched; until
+/// then only owners and its submitter see it.
+pub(super) fn may(row: &RunRow, who: &Principal, action: Action) -> bool {
     if who.is_owner() {
         return true;
     }
-    let Some(subject) = who.subject() else {
-        return false;
-    };
-    row.submitted_by.as_deref() == Some(subject.describe().as_str())
+    let submitter =
+        row.submitted_token_id.is_some() && row.submitted_token_id.as_deref() == who.token_id();
+    submitter
         || row
             .spec
             .images

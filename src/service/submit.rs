@@ -8,9 +8,9 @@ use kiln_worker::protocol::{
     check_build_args, redact_url, BuildSpec, ContextSource, ImageRef, Platform, PlatformSet, RunId,
 };
 
-use super::auth::{Action, Grant, Principal, RepoPattern};
 use super::runs::RunService;
 use super::{now_ms, to_time, ServiceError};
+use crate::access::{Action, Grant, Principal, RepoPattern};
 use crate::store::{NewRun, RunRow};
 use crate::template::{render, RunVars};
 use crate::wire::{self, CreateRun};
@@ -22,8 +22,15 @@ pub const MAX_QUEUE_TIMEOUT_SECS: u64 = 7 * 86_400;
 impl RunService {
     /// Validates and queues a build for `who`, who must be allowed to push every image it
     /// names in Kiln's own registry. Nothing is stored when any part of it is rejected.
+    /// Whether `who` may queue runs at all: the API asks before it reads a request body.
+    pub fn may_submit(&self, who: &Principal) -> Result<(), ServiceError> {
+        Ok(who.require_any(Action::Push)?)
+    }
+
     pub async fn create(&self, req: CreateRun, who: &Principal) -> Result<wire::Run, ServiceError> {
+        self.may_submit(who)?;
         self.check_request(&req)?;
+        self.check_context_access(&req.context, who).await?;
         let now = now_ms();
         let platform = req.platform.clone().unwrap_or_default();
         let is_git = matches!(req.context, ContextSource::Git { .. });
@@ -61,6 +68,7 @@ impl RunService {
                         git_token: req.git_access_token.clone(),
                         cache_key: cache_key(&req, &platform),
                         submitted_by: who.subject().map(|s| s.describe()),
+                        submitted_token_id: who.token_id().map(str::to_string),
                         registry_grants,
                         queue_timeout_secs: req
                             .queue_timeout_secs

@@ -32,7 +32,7 @@ impl Store {
         .bind(default_secs as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(|r| from_row(r, &self.sealer)).collect()
     }
 
     /// Running runs held by embedded workers of a server process other than `instance`: on a
@@ -45,7 +45,7 @@ impl Store {
         .bind(instance)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(|r| from_row(r, &self.sealer)).collect()
     }
 
     /// Running runs held by this process's embedded workers.
@@ -56,7 +56,7 @@ impl Store {
         .bind(instance)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(|r| from_row(r, &self.sealer)).collect()
     }
 
     /// Puts a running attempt back in the queue, as it was before the claim. The attempt

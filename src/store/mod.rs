@@ -3,19 +3,24 @@
 //! SQLite is the embedded default. Queries are checked at run time (no offline query cache),
 //! and each backend keeps its own migrations under `migrations/<backend>/`.
 
+mod contexts;
 mod lifecycle;
 pub mod registry;
 mod repositories;
 mod runs;
+mod sealed;
+mod secret_rows;
 mod tokens;
 
 pub use lifecycle::EndedRun;
 pub use repositories::{ManifestRow, RepositoryRow, TagRow, TagSort};
 pub use runs::{Finish, NewRun, QueuedRun, RunRow, StatusChange};
+pub use sealed::Sealer;
 pub use tokens::{Inserted, TokenRow};
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -29,29 +34,50 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored row is unreadable: {0}")]
     Corrupt(String),
+    /// The secret key does not open this database's secrets.
+    #[error("the secret key does not match this database: it was sealed with another key")]
+    WrongKey,
 }
 
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    sealer: Arc<Sealer>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the SQLite database at `path` and applies migrations.
+    /// Opens a database with a throwaway secret key: for tests and tools that never reopen it.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut key = [0u8; 32];
+        getrandom::getrandom(&mut key).expect("the operating system's random source works");
+        Store::open_sealed(path, &key).await
+    }
+
+    /// Opens (creating if needed) the SQLite database at `path`, applies migrations, checks
+    /// that `key` is the one its secrets are sealed with (`StoreError::WrongKey` if not) and
+    /// seals secrets stored in plain text by earlier versions.
+    pub async fn open_sealed(path: &Path, key: &[u8; 32]) -> Result<Store, StoreError> {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             // WAL lets log followers and list queries read while a worker's result is written.
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Freed pages are zeroed, so a secret dropped from a row does not linger in the file.
+            .pragma("secure_delete", "on");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Store { pool })
+        let store = Store {
+            pool,
+            sealer: Arc::new(Sealer::new(key)),
+        };
+        store.check_key().await?;
+        store.seal_plain_secrets().await?;
+        Ok(store)
     }
 
     pub async fn close(&self) {

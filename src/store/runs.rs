@@ -1,13 +1,14 @@
 //! The `runs` and `run_events` tables: creation, the queue claim, leases and final results.
 
 use kiln_worker::protocol::{
-    BuildSpec, ImageRef, OutputImage, PlatformSet, RunId, RunStatus, Secret,
+    BuildSpec, ContextSource, ImageRef, OutputImage, PlatformSet, RunId, RunStatus, Secret,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
+use super::sealed::{RunSecrets, Sealer};
 use super::{Store, StoreError};
-use crate::service::auth::{Action, Grant, RepoPattern};
+use crate::access::{Action, Grant, RepoPattern};
 
 /// A run as stored. Times are Unix milliseconds.
 #[derive(Debug, Clone)]
@@ -32,8 +33,11 @@ pub struct RunRow {
     pub git_commit: Option<String>,
     pub git_branch: Option<String>,
     pub git_token: Option<Secret>,
-    /// The name of the token that queued the run.
+    /// The name of the token that queued the run, for display.
     pub submitted_by: Option<String>,
+    /// The id of the token that queued the run, for visibility: `None` when it could not be
+    /// identified (runs from before ids were recorded).
+    pub submitted_token_id: Option<String>,
     /// What the run's build may do in Kiln's own registry.
     pub registry_grants: Vec<Grant>,
     /// How long the run may wait for a worker (0: no limit; `None`: the server's default).
@@ -52,6 +56,7 @@ pub struct NewRun {
     pub git_token: Option<Secret>,
     pub cache_key: String,
     pub submitted_by: Option<String>,
+    pub submitted_token_id: Option<String>,
     pub registry_grants: Vec<Grant>,
     /// Seconds the run may wait for a worker; 0: no limit.
     pub queue_timeout_secs: u64,
@@ -85,13 +90,24 @@ pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-pub(super) fn from_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
+/// A run as stored, with its sealed secrets (if it still has any) opened and put back.
+pub(super) fn from_row(row: &SqliteRow, sealer: &Sealer) -> Result<RunRow, StoreError> {
     let seq: i64 = row.try_get("seq")?;
     let status: String = row.try_get("status")?;
     let platform: String = row.try_get("platform")?;
     let requested: String = row.try_get("requested_images")?;
     let spec: String = row.try_get("spec")?;
     let outputs: String = row.try_get("output_images")?;
+    let mut spec: BuildSpec = serde_json::from_str(&spec).map_err(|e| corrupt("spec", e))?;
+    // Rows from before sealing keep a plain token until start-up seals it.
+    let mut git_token = row
+        .try_get::<Option<String>, _>("git_token")?
+        .map(Secret::new);
+    if let Some(sealed) = row.try_get::<Option<String>, _>("secrets")? {
+        git_token = RunSecrets::open(sealer, &sealed)?
+            .merge(&mut spec)
+            .or(git_token);
+    }
     Ok(RunRow {
         id: RunId::from_seq(seq as u64),
         status: status.parse().map_err(|e| corrupt("status", e))?,
@@ -99,7 +115,7 @@ pub(super) fn from_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
         platform: platform.parse().map_err(|e| corrupt("platform", e))?,
         requested_images: serde_json::from_str(&requested)
             .map_err(|e| corrupt("requested_images", e))?,
-        spec: serde_json::from_str(&spec).map_err(|e| corrupt("spec", e))?,
+        spec,
         timeout_secs: row.try_get::<i64, _>("timeout_secs")? as u64,
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
@@ -112,10 +128,9 @@ pub(super) fn from_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
         error_message: row.try_get("error_message")?,
         git_commit: row.try_get("git_commit")?,
         git_branch: row.try_get("git_branch")?,
-        git_token: row
-            .try_get::<Option<String>, _>("git_token")?
-            .map(Secret::new),
+        git_token,
         submitted_by: row.try_get("submitted_by")?,
+        submitted_token_id: row.try_get("submitted_token_id")?,
         registry_grants: grants_from_json(&row.try_get::<String, _>("registry_grants")?)?,
         queue_timeout_secs: row
             .try_get::<Option<i64>, _>("queue_timeout_secs")?
@@ -217,26 +232,33 @@ impl Store {
                 return Ok(Err(e));
             }
         };
+        let mut spec = new.spec.clone();
+        let secrets = RunSecrets::split(&mut spec, new.git_token.as_ref()).seal(&self.sealer)?;
         let row = sqlx::query(
             "UPDATE runs SET trigger = ?, platform = ?, requested_images = ?, spec = ?, timeout_secs = ?,
-                 git_token = ?, cache_key = ?, submitted_by = ?, registry_grants = ?,
-                 queue_timeout_secs = ?
+                 secrets = ?, cache_key = ?, submitted_by = ?, registry_grants = ?,
+                 submitted_token_id = ?, context_digest = ?, queue_timeout_secs = ?
              WHERE seq = ? RETURNING *",
         )
         .bind(&new.trigger)
         .bind(new.platform.to_string())
         .bind(serde_json::to_string(&new.requested_images).map_err(|e| corrupt("images", e))?)
-        .bind(serde_json::to_string(&new.spec).map_err(|e| corrupt("spec", e))?)
+        .bind(serde_json::to_string(&spec).map_err(|e| corrupt("spec", e))?)
         .bind(new.timeout_secs as i64)
-        .bind(new.git_token.as_ref().map(Secret::expose))
+        .bind(secrets)
         .bind(&new.cache_key)
         .bind(&new.submitted_by)
         .bind(grants_json(&new.registry_grants)?)
+        .bind(&new.submitted_token_id)
+        .bind(match &new.spec.context {
+            ContextSource::Upload { digest } => Some(digest.to_string()),
+            _ => None,
+        })
         .bind(new.queue_timeout_secs as i64)
         .bind(seq)
         .fetch_one(&mut *tx)
         .await?;
-        let run = from_row(&row)?;
+        let run = from_row(&row, &self.sealer)?;
         record_event(&mut tx, id, RunStatus::Queued, now).await?;
         let position = queue_position(&mut tx, &run).await?;
         before_commit(&run, position).map_err(|e| StoreError::Corrupt(format!("run log: {e}")))?;
@@ -249,7 +271,7 @@ impl Store {
             .bind(seq(id))
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref().map(|r| from_row(r, &self.sealer)).transpose()
     }
 
     /// Newest first, optionally only runs in one status, and only runs with an image in
@@ -284,7 +306,7 @@ impl Store {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(|r| from_row(r, &self.sealer)).collect()
     }
 
     /// Where a queued run stands: 1 means next for its platform.
@@ -383,7 +405,7 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        let run = from_row(&row)?;
+        let run = from_row(&row, &self.sealer)?;
         record_event(&mut tx, run.id, RunStatus::Running, now).await?;
         tx.commit().await?;
         Ok(Some(run))
@@ -430,7 +452,8 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// Ends a run. `attempt` fences running runs (`None` finishes a queued run). `before_commit`
+    /// Ends a run and drops its secrets in the same statement. `attempt` fences running runs
+    /// (`None` finishes a queued run). `before_commit`
     /// runs inside the transaction once the row is known to change, so the closing log line
     /// is on disk before anyone can see the final status.
     pub async fn finish_run(
@@ -445,7 +468,8 @@ impl Store {
             serde_json::to_string(finish.output_images).map_err(|e| corrupt("outputs", e))?;
         let row = sqlx::query(
             "UPDATE runs
-             SET status = ?1, finished_at = ?2, error_message = ?3, output_images = ?4, lease_expires_at = NULL
+             SET status = ?1, finished_at = ?2, error_message = ?3, output_images = ?4, lease_expires_at = NULL,
+                 secrets = NULL, git_token = NULL
              WHERE seq = ?5 AND ((?6 IS NULL AND status = 'Queued') OR (attempt = ?6 AND status = 'Running'))
              RETURNING *",
         )
@@ -460,7 +484,7 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        let run = from_row(&row)?;
+        let run = from_row(&row, &self.sealer)?;
         record_event(&mut tx, id, finish.status, finish.now).await?;
         before_commit(&run).map_err(|e| StoreError::Corrupt(format!("run log: {e}")))?;
         tx.commit().await?;
@@ -514,6 +538,6 @@ impl Store {
         .bind(grace_ms)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(|r| from_row(r, &self.sealer)).collect()
     }
 }

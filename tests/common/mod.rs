@@ -79,6 +79,7 @@ pub fn serve_args(data: &Path) -> ServeArgs {
         max_connections: 1024,
         max_context_unpacked_size: None,
         max_context_expansion: 100,
+        secret_key_file: None,
     }
 }
 
@@ -224,6 +225,20 @@ impl TestServer {
             .json()
             .await
             .unwrap()
+    }
+
+    /// Queues a run from a raw `POST /api/runs` body as `token`, which must succeed: its ID.
+    pub async fn queue_run_as(&self, token: &str, body: &serde_json::Value) -> String {
+        let resp = self
+            .http_as(token)
+            .post(format!("{}/api/runs", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let run: serde_json::Value = resp.json().await.unwrap();
+        run["id"].as_str().unwrap().to_string()
     }
 
     /// `GET path` as the owner, as text.

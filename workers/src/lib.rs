@@ -15,6 +15,7 @@ pub mod fetch_policy;
 pub mod git;
 pub mod image_ref;
 pub mod index;
+pub mod log_filter;
 pub mod logship;
 pub mod protocol;
 mod publish;

@@ -52,9 +52,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(kiln_worker::log_filter::env_filter("info"))
         .init();
     let args = Args::parse();
     let name = args.name.unwrap_or_else(|| {

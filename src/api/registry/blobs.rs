@@ -7,22 +7,20 @@ use axum::response::{IntoResponse, Response};
 use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
-use super::error::{authorize, header_value, V2Error};
+use super::error::{header_value, V2Error};
 use super::{respond, V2Request, DIGEST_HEADER};
-use crate::service::auth::Action;
 use crate::service::registry::{parse_digest, RepoName};
 
 /// Large reads keep a 1 GiB pull to a few thousand frames.
 const READ_BUFFER: usize = 1 << 20;
 
 pub(super) async fn get(req: V2Request, repo: RepoName, digest: &str) -> Result<Response, V2Error> {
-    authorize(&req.principal, &repo, &[Action::Pull])?;
     let digest = parse_digest(digest)?;
     let registry = &req.app.registry;
     let digest_header = header_value(digest.to_string());
     let octets = HeaderValue::from_static("application/octet-stream");
     if req.method == Method::HEAD {
-        let size = registry.stat_blob(&repo, &digest).await?;
+        let size = registry.stat_blob(&req.principal, &repo, &digest).await?;
         return Ok(respond(
             StatusCode::OK,
             [
@@ -34,7 +32,7 @@ pub(super) async fn get(req: V2Request, repo: RepoName, digest: &str) -> Result<
         ));
     }
     let read = registry
-        .read_blob(&repo, &digest, req.header(RANGE))
+        .read_blob(&req.principal, &repo, &digest, req.header(RANGE))
         .await?;
     let (status, length) = match read.range {
         Some(r) => (StatusCode::PARTIAL_CONTENT, r.length()),
@@ -61,8 +59,10 @@ pub(super) async fn delete(
     repo: RepoName,
     digest: &str,
 ) -> Result<Response, V2Error> {
-    authorize(&req.principal, &repo, &[Action::Delete])?;
     let digest = parse_digest(digest)?;
-    req.app.registry.delete_blob(&repo, &digest).await?;
+    req.app
+        .registry
+        .delete_blob(&req.principal, &repo, &digest)
+        .await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }

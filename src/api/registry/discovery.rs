@@ -5,21 +5,18 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::error::{authorize, header_value, V2Error};
+use super::error::{header_value, V2Error};
 use super::V2Request;
-use crate::api::oci_error::OciError;
-use crate::service::auth::{Action, Principal};
 use crate::service::registry::{parse_digest, Page, RegistryError, RepoName, OCI_INDEX};
 
 const FILTERS_HEADER: HeaderName = HeaderName::from_static("oci-filters-applied");
 
 pub(super) async fn tags(req: V2Request, repo: RepoName) -> Result<Response, V2Error> {
-    authorize(&req.principal, &repo, &[Action::Pull])?;
     let n = page_size(&req)?;
     let page = req
         .app
         .registry
-        .list_tags(&repo, req.query("last"), n)
+        .list_tags(&req.principal, &repo, req.query("last"), n)
         .await?;
     let link = next_link(&format!("/v2/{repo}/tags/list"), n, &page);
     let body = serde_json::json!({ "name": repo.as_str(), "tags": page.items });
@@ -28,25 +25,11 @@ pub(super) async fn tags(req: V2Request, repo: RepoName) -> Result<Response, V2E
 
 /// Lists only the repositories the caller may pull.
 pub(super) async fn catalog(req: V2Request) -> Result<Response, V2Error> {
-    if req.principal == Principal::Anonymous {
-        return Err(OciError::unauthorized(
-            "authentication required",
-            Some("registry:catalog:*".into()),
-        )
-        .into());
-    }
     let n = page_size(&req)?;
-    let principal = &req.principal;
     let page = req
         .app
         .registry
-        // The catalog scope is granted to anyone signed in, so a registry token's repository
-        // scopes do not narrow it: the list is what the holder may pull.
-        .catalog(req.query("last"), n, |name| {
-            principal
-                .subject()
-                .is_some_and(|s| s.permits(name, Action::Pull))
-        })
+        .catalog(&req.principal, req.query("last"), n)
         .await?;
     let link = next_link("/v2/_catalog", n, &page);
     let body = serde_json::json!({ "repositories": page.items });
@@ -58,13 +41,12 @@ pub(super) async fn referrers(
     repo: RepoName,
     digest: &str,
 ) -> Result<Response, V2Error> {
-    authorize(&req.principal, &repo, &[Action::Pull])?;
     let subject = parse_digest(digest)?;
     let artifact_type = req.query("artifactType").filter(|t| !t.is_empty());
     let manifests = req
         .app
         .registry
-        .referrers(&repo, &subject, artifact_type)
+        .referrers(&req.principal, &repo, &subject, artifact_type)
         .await?;
     let index = serde_json::json!({
         "schemaVersion": 2,

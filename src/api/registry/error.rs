@@ -5,9 +5,9 @@ use axum::http::header::{HeaderName, CONTENT_RANGE, RANGE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::access::AccessError;
 use crate::api::oci_error::OciError;
-use crate::service::auth::{AccessError, Action, Principal};
-use crate::service::registry::{RegistryError, RepoName};
+use crate::service::registry::RegistryError;
 
 /// An OCI error plus the headers some statuses need (`Range` on a 416 for a chunk). Boxed:
 /// it travels through every handler's `Result`.
@@ -58,6 +58,7 @@ impl From<RegistryError> for V2Error {
             E::ManifestTooLarge => oci(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
             E::ManifestBlobUnknown(_) => oci(StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
             E::ManifestUnknown(_) => oci(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
+            E::Access { error, scope } => access_refused(error, scope),
             E::Store(_) | E::Io(_) => {
                 tracing::error!(error = %e, "registry request failed");
                 OciError::new(
@@ -71,6 +72,17 @@ impl From<RegistryError> for V2Error {
     }
 }
 
+/// A 401 with a challenge naming the scope to ask for, or a 403 when no token would help.
+fn access_refused(error: &AccessError, scope: &str) -> OciError {
+    match error {
+        AccessError::Unauthenticated | AccessError::InsufficientScope => {
+            let scope = (!scope.is_empty()).then(|| scope.to_string());
+            OciError::unauthorized(error.to_string(), scope)
+        }
+        AccessError::Denied(m) => OciError::denied(m.clone()),
+    }
+}
+
 /// `Range: 0-<last byte>` as upload responses report progress; `0-0` for an empty upload,
 /// as the distribution registry does, since clients expect the header's shape.
 pub fn upload_range(size: u64) -> HeaderValue {
@@ -79,32 +91,4 @@ pub fn upload_range(size: u64) -> HeaderValue {
 
 pub fn header_value(s: String) -> HeaderValue {
     HeaderValue::try_from(s).expect("digits, names and punctuation make valid header values")
-}
-
-/// Checks that the principal may do all of `actions` on `repo`. A 401 names every action the
-/// operation needs, so one token request covers it.
-pub fn authorize(
-    principal: &Principal,
-    repo: &RepoName,
-    actions: &[Action],
-) -> Result<(), V2Error> {
-    for &action in actions {
-        principal.authorize(repo.as_str(), action).map_err(|e| {
-            let scope = format!(
-                "repository:{repo}:{}",
-                actions
-                    .iter()
-                    .map(|a| a.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-            match e {
-                AccessError::Unauthenticated | AccessError::InsufficientScope => {
-                    OciError::unauthorized(e.to_string(), Some(scope))
-                }
-                AccessError::Denied(m) => OciError::denied(m),
-            }
-        })?;
-    }
-    Ok(())
 }

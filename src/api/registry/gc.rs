@@ -4,9 +4,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::Json;
 
+use crate::access::Principal;
 use crate::api::error::ApiError;
 use crate::api::App;
-use crate::service::auth::Principal;
+use crate::service::registry::RegistryError;
 use crate::wire::registry::{GcReport, GcRequest};
 
 pub(super) async fn collect(
@@ -14,7 +15,6 @@ pub(super) async fn collect(
     principal: Principal,
     body: Bytes,
 ) -> Result<Json<GcReport>, ApiError> {
-    principal.require_owner()?;
     let request: GcRequest = if body.iter().all(u8::is_ascii_whitespace) {
         GcRequest::default()
     } else {
@@ -23,8 +23,11 @@ pub(super) async fn collect(
     };
     let report = app
         .registry
-        .collect_garbage(request.dry_run)
+        .collect_garbage(&principal, request.dry_run)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| match e {
+            RegistryError::Access { error, .. } => error.into(),
+            e => ApiError::Internal(e.to_string()),
+        })?;
     Ok(Json(report))
 }

@@ -5,9 +5,8 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderName, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::error::{authorize, header_value, V2Error};
+use super::error::{header_value, V2Error};
 use super::{location, respond, V2Request, DIGEST_HEADER};
-use crate::service::auth::Action;
 use crate::service::registry::{Reference, RegistryError, RepoName, MAX_MANIFEST_BYTES};
 
 const SUBJECT_HEADER: HeaderName = HeaderName::from_static("oci-subject");
@@ -17,13 +16,12 @@ pub(super) async fn get(
     repo: RepoName,
     reference: &str,
 ) -> Result<Response, V2Error> {
-    authorize(&req.principal, &repo, &[Action::Pull])?;
     let reference = existing(reference)?;
     let with_body = req.method != Method::HEAD;
     let manifest = req
         .app
         .registry
-        .get_manifest(&repo, &reference, with_body)
+        .get_manifest(&req.principal, &repo, &reference, with_body)
         .await?;
     let mut resp = match manifest.body {
         Some(body) => Body::from(body).into_response(),
@@ -41,7 +39,6 @@ pub(super) async fn put(
     repo: RepoName,
     reference: &str,
 ) -> Result<Response, V2Error> {
-    authorize(&req.principal, &repo, &[Action::Pull, Action::Push])?;
     let reference = Reference::try_from(reference)?;
     let declared = req
         .header(CONTENT_LENGTH)
@@ -50,26 +47,27 @@ pub(super) async fn put(
         return Err(RegistryError::ManifestTooLarge.into());
     }
     let content_type = req.header(CONTENT_TYPE).map(str::to_string);
-    let run_id = req.principal.run_id().map(str::to_string);
-    let body = axum::body::to_bytes(req.body, MAX_MANIFEST_BYTES)
-        .await
-        .map_err(|e| {
-            // Past the limit, or the client went away: the announced length tells which.
-            if declared.is_some() {
-                RegistryError::Interrupted(e.to_string())
-            } else {
-                RegistryError::ManifestTooLarge
-            }
-        })?;
+    let body = async {
+        axum::body::to_bytes(req.body, MAX_MANIFEST_BYTES)
+            .await
+            .map_err(|e| {
+                // Past the limit, or the client went away: the announced length tells which.
+                if declared.is_some() {
+                    RegistryError::Interrupted(e.to_string())
+                } else {
+                    RegistryError::ManifestTooLarge
+                }
+            })
+    };
     let pushed = req
         .app
         .registry
         .put_manifest(
+            &req.principal,
             &repo,
             &reference,
             content_type.as_deref(),
             body,
-            run_id.as_deref(),
         )
         .await?;
     let digest = pushed.digest.to_string();
@@ -93,9 +91,11 @@ pub(super) async fn delete(
     repo: RepoName,
     reference: &str,
 ) -> Result<Response, V2Error> {
-    authorize(&req.principal, &repo, &[Action::Delete])?;
     let reference = existing(reference)?;
-    req.app.registry.delete_manifest(&repo, &reference).await?;
+    req.app
+        .registry
+        .delete_manifest(&req.principal, &repo, &reference)
+        .await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 

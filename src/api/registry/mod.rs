@@ -1,7 +1,8 @@
 //! Kiln's OCI registry under `/v2/` (OCI Distribution Specification v1.1) and its
 //! administration under `/api/registry`. Every `/v2/` URL reaches one dispatcher, which parses
 //! the path (`path::parse`) and hands the request to the resource's handler; handlers only
-//! extract, authorise and delegate to `RegistryService`.
+//! extract, delegate to `RegistryService` with the caller's principal (the service
+//! authorises) and map a refusal to the OCI challenge or DENIED.
 
 mod blobs;
 mod discovery;
@@ -25,7 +26,7 @@ use self::error::V2Error;
 use self::path::V2Route;
 use super::oci_error::{OciError, API_VERSION, API_VERSION_HEADER};
 use super::App;
-use crate::service::auth::Principal;
+use crate::access::Principal;
 use crate::service::registry::RepoName;
 
 const DIGEST_HEADER: HeaderName = HeaderName::from_static("docker-content-digest");

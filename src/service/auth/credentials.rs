@@ -11,10 +11,8 @@ use kiln_worker::protocol::Secret;
 
 use super::registry_token::IssuedToken;
 use super::tokens::is_token_secret;
-use super::{AuthError, AuthService, Principal, Role, Subject, SubjectKind};
-
-/// The username that goes with run credentials.
-pub const RUN_USERNAME: &str = "kiln-run";
+use super::{AuthError, AuthService};
+use crate::access::{Principal, Role, Subject, SubjectKind, RUN_USERNAME};
 
 /// What an `Authorization` header carried.
 #[derive(Debug, Clone)]
@@ -111,7 +109,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::service::auth::{AccessError, Action, Grant, NewToken, Role, TokenName};
+    use crate::access::{AccessError, Action, Grant, TokenName};
+    use crate::service::auth::NewToken;
     use crate::store::Store;
 
     async fn service() -> (tempfile::TempDir, AuthService) {
@@ -137,6 +136,7 @@ mod tests {
             git_token: None,
             cache_key: String::new(),
             submitted_by: None,
+            submitted_token_id: None,
             registry_grants: Vec::new(),
             queue_timeout_secs: 0,
         };

@@ -1,17 +1,15 @@
-//! Who may do what. `access` is the pure model (roles, repository patterns, principals);
-//! `AuthService` turns credentials into a `Principal`: `tokens` manages the stored tokens,
+//! Who may do what. `crate::access` is the pure model (roles, repository patterns,
+//! principals); `AuthService` turns credentials into a `Principal`: `tokens` manages the stored tokens,
 //! `registry_token` signs the short-lived tokens of Docker's token protocol and run
 //! credentials, and `credentials` decides which kinds of credentials each surface takes.
 
-pub mod access;
 mod credentials;
 mod registry_token;
 mod tokens;
 
-pub use access::{AccessError, Action, Grant, Principal, RepoPattern, Role, Subject, SubjectKind};
-pub use credentials::{Credentials, RUN_USERNAME};
+pub use credentials::Credentials;
 pub use registry_token::{IssuedToken, REGISTRY_TOKEN_TTL};
-pub use tokens::{NewToken, TokenName, EMBEDDED_WORKER_TOKEN, OWNER_TOKEN};
+pub use tokens::{NewToken, EMBEDDED_WORKER_TOKEN, OWNER_TOKEN};
 
 use crate::store::{Store, StoreError};
 

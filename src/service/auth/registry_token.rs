@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::tokens::random_bytes;
-use super::{Action, AuthError, AuthService, Grant, Principal, RepoPattern, Subject};
+use super::{AuthError, AuthService};
+use crate::access::{Action, Grant, Principal, RepoPattern, Subject};
 use crate::service::now_ms;
 use crate::store::Store;
 
@@ -294,7 +295,7 @@ fn run_subject(id: String, grants: Vec<GrantClaim>) -> Subject {
 }
 
 fn parent_of(subject: &Subject) -> Parent {
-    use super::SubjectKind;
+    use crate::access::SubjectKind;
     match &subject.kind {
         SubjectKind::Token { id, .. } | SubjectKind::Worker { id, .. } => {
             Parent::Token { id: id.clone() }
@@ -316,7 +317,7 @@ fn parent_of(subject: &Subject) -> Parent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::auth::Role;
+    use crate::access::Role;
 
     fn signer() -> Signer {
         Signer {

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use kiln_worker::protocol::Secret;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::{AuthError, AuthService, RepoPattern, Role, Subject};
+use super::{AuthError, AuthService};
+use crate::access::{RepoPattern, Role, Subject, TokenName};
 use crate::service::{now_ms, to_time};
 use crate::store::{Inserted, TokenRow};
 use crate::wire::Token;
@@ -28,44 +28,6 @@ const SECRET_PREFIX: &str = "kiln_";
 /// per token at most keeps busy tokens from writing on every request.
 const TOUCH_EVERY_MS: i64 = 60_000;
 const MAX_EXPIRY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-
-/// A token's name: what `docker login -u` takes and what `kiln token revoke` names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct TokenName(String);
-
-impl TokenName {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for TokenName {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<TokenName, String> {
-        let valid = (1..=64).contains(&s.len())
-            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-        if !valid {
-            return Err(format!(
-                "invalid token name '{s}': use up to 64 letters, digits, '.', '_' or '-', \
-                 starting with a letter or digit"
-            ));
-        }
-        if s == super::RUN_USERNAME {
-            return Err(format!("'{s}' is reserved for build runs' credentials"));
-        }
-        Ok(TokenName(s))
-    }
-}
-
-impl From<TokenName> for String {
-    fn from(n: TokenName) -> String {
-        n.0
-    }
-}
 
 /// A token to create, checked by `NewToken::validate`.
 #[derive(Debug, Clone)]
@@ -235,7 +197,7 @@ impl AuthService {
 
     async fn replace(&self, name: &str, role: Role) -> Result<Secret, AuthError> {
         let new = NewToken {
-            name: TokenName(name.to_string()),
+            name: TokenName::try_from(name.to_string()).map_err(AuthError::Invalid)?,
             roles: vec![role],
             repositories: Vec::new(),
             expires_in: None,
@@ -329,14 +291,6 @@ mod tests {
         let mut forever = new(&[Role::Pull], &["*"]);
         forever.expires_in = Some(Duration::ZERO);
         assert!(forever.validate().is_err());
-    }
-
-    #[test]
-    fn names_are_checked() {
-        assert!(TokenName::try_from("ci-bot.1".to_string()).is_ok());
-        for bad in ["", "-x", "a b", "kiln-run", &"x".repeat(65)] {
-            assert!(TokenName::try_from(bad.to_string()).is_err(), "{bad}");
-        }
     }
 
     #[test]

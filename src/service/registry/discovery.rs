@@ -3,7 +3,9 @@
 use kiln_worker::protocol::Digest;
 use serde::Serialize;
 
+use super::access::{authorize, CATALOG_SCOPE};
 use super::{RegistryError, RegistryService, RepoName};
+use crate::access::{AccessError, Action, Principal};
 
 /// Lists without `n` return everything; this bounds one database read.
 const BATCH: u32 = 1000;
@@ -33,10 +35,12 @@ impl RegistryService {
     /// Tags after `last`, at most `n` of them (all without `n`).
     pub async fn list_tags(
         &self,
+        who: &Principal,
         repo: &RepoName,
         last: Option<&str>,
         n: Option<u32>,
     ) -> Result<Page, RegistryError> {
+        authorize(who, repo, &[Action::Pull])?;
         let limit = n.map_or(u32::MAX, |n| n.saturating_add(1));
         let mut items = self
             .store
@@ -46,13 +50,22 @@ impl RegistryService {
         Ok(page(&mut items, n))
     }
 
-    /// Repository names after `last` that `visible` admits, at most `n` of them.
+    /// Repository names after `last` that `who` may pull, at most `n` of them. The catalog
+    /// scope is granted to anyone signed in, so a registry token's repository scopes do not
+    /// narrow it: the list is what the holder may pull.
     pub async fn catalog(
         &self,
+        who: &Principal,
         last: Option<&str>,
         n: Option<u32>,
-        visible: impl Fn(&str) -> bool,
     ) -> Result<Page, RegistryError> {
+        let Some(holder) = who.subject() else {
+            return Err(RegistryError::Access {
+                error: AccessError::Unauthenticated,
+                scope: CATALOG_SCOPE.into(),
+            });
+        };
+        let visible = |name: &str| holder.permits(name, Action::Pull);
         let want = n.map_or(usize::MAX, |n| n as usize + 1);
         let mut items = Vec::new();
         let mut cursor = last.map(str::to_string);
@@ -79,10 +92,12 @@ impl RegistryService {
     /// unknown subject has no referrers: that is an empty list, not an error.
     pub async fn referrers(
         &self,
+        who: &Principal,
         repo: &RepoName,
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Referrer>, RegistryError> {
+        authorize(who, repo, &[Action::Pull])?;
         let rows = self
             .store
             .referrers(repo.as_str(), subject.as_str(), artifact_type)

@@ -6,17 +6,32 @@ use std::time::Duration;
 use kiln_worker::protocol::Digest;
 
 use super::{RegistryError, RegistryService};
+use crate::access::Principal;
 use crate::service::now_ms;
 use crate::wire::registry::GcReport;
 
 impl RegistryService {
-    /// Collects with the server's configured grace.
-    pub async fn collect_garbage(&self, dry_run: bool) -> Result<GcReport, RegistryError> {
+    /// Collects now with the server's configured grace, for an owner.
+    pub async fn collect_garbage(
+        &self,
+        who: &Principal,
+        dry_run: bool,
+    ) -> Result<GcReport, RegistryError> {
+        who.require_owner().map_err(|error| RegistryError::Access {
+            error,
+            scope: String::new(),
+        })?;
         self.collect_garbage_with_grace(self.gc_grace, dry_run)
             .await
     }
 
-    pub async fn collect_garbage_with_grace(
+    /// Collects on the server's own schedule: the collector acts for no caller, so there is
+    /// nobody to authorise.
+    pub(crate) async fn collect_scheduled(&self) -> Result<GcReport, RegistryError> {
+        self.collect_garbage_with_grace(self.gc_grace, false).await
+    }
+
+    async fn collect_garbage_with_grace(
         &self,
         grace: Duration,
         dry_run: bool,

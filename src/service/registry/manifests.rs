@@ -5,8 +5,10 @@ use kiln_worker::protocol::Digest;
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::access::{authorize, PUSH};
 use super::manifest::{self, config_platform, IMAGE_CONFIGS};
 use super::{Reference, RegistryError, RegistryService, RepoName, MAX_MANIFEST_BYTES};
+use crate::access::{Action, Principal};
 use crate::service::now_ms;
 use crate::store::registry::{ManifestRow, NewManifest};
 
@@ -33,12 +35,16 @@ impl RegistryService {
     /// must already be in the repository.
     pub async fn put_manifest(
         &self,
+        who: &Principal,
         repo: &RepoName,
         reference: &Reference,
         content_type: Option<&str>,
-        body: Bytes,
-        run_id: Option<&str>,
+        body: impl std::future::Future<Output = Result<Bytes, RegistryError>>,
     ) -> Result<PushedManifest, RegistryError> {
+        authorize(who, repo, PUSH)?;
+        // Read only once authorised: a refused client gets its answer without sending 4 MiB.
+        let body = body.await?;
+        let run_id = who.run_id();
         if body.len() > MAX_MANIFEST_BYTES {
             return Err(RegistryError::ManifestTooLarge);
         }
@@ -99,10 +105,12 @@ impl RegistryService {
     /// A manifest by tag or digest, with its bytes when `with_body`.
     pub async fn get_manifest(
         &self,
+        who: &Principal,
         repo: &RepoName,
         reference: &Reference,
         with_body: bool,
     ) -> Result<StoredManifest, RegistryError> {
+        authorize(who, repo, &[Action::Pull])?;
         let row = match reference {
             Reference::Tag(t) => {
                 self.store
@@ -141,9 +149,11 @@ impl RegistryService {
     /// By tag: removes just the tag. By digest: removes the manifest and its tags.
     pub async fn delete_manifest(
         &self,
+        who: &Principal,
         repo: &RepoName,
         reference: &Reference,
     ) -> Result<(), RegistryError> {
+        authorize(who, repo, &[Action::Delete])?;
         let deleted = match reference {
             Reference::Tag(t) => self.store.delete_tag(repo.as_str(), t.as_str()).await?,
             Reference::Digest(d) => {

@@ -8,6 +8,7 @@
 //! it shared, the collector's delete of a blob holds it exclusively, so the collector never
 //! removes a file an upload has just put back.
 
+mod access;
 mod blobs;
 mod discovery;
 mod disk;
@@ -33,6 +34,7 @@ use std::time::Duration;
 
 use kiln_worker::protocol::Digest;
 
+use crate::access::AccessError;
 use crate::store::{Store, StoreError};
 
 /// Manifests larger than this are refused before they are read in full.
@@ -72,6 +74,10 @@ pub enum RegistryError {
     ManifestUnknown(String),
     #[error("upload interrupted: {0}")]
     Interrupted(String),
+    /// The caller may not do this; `scope` is what a token for it would name in Docker's
+    /// token protocol (`repository:app/web:pull,push`), for the 401 challenge.
+    #[error("{error}")]
+    Access { error: AccessError, scope: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("registry storage failed: {0}")]

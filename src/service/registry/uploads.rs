@@ -9,10 +9,12 @@ use futures::Stream;
 use kiln_worker::protocol::Digest;
 use sha2::Sha256;
 
+use super::access::{authorize, PUSH};
 use super::blobs::verify;
 use super::disk::{hash_file, HashingWriter};
 use super::ranges::ByteRange;
 use super::{RegistryError, RegistryService, RepoName, SessionState};
+use crate::access::Principal;
 use crate::service::now_ms;
 
 /// A session's running hash and length.
@@ -30,7 +32,12 @@ pub struct UploadStatus {
 }
 
 impl RegistryService {
-    pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadStatus, RegistryError> {
+    pub async fn start_upload(
+        &self,
+        who: &Principal,
+        repo: &RepoName,
+    ) -> Result<UploadStatus, RegistryError> {
+        authorize(who, repo, PUSH)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         self.store
             .create_upload(&id, repo.as_str(), now_ms())
@@ -48,9 +55,11 @@ impl RegistryService {
 
     pub async fn upload_status(
         &self,
+        who: &Principal,
         repo: &RepoName,
         id: &str,
     ) -> Result<UploadStatus, RegistryError> {
+        authorize(who, repo, PUSH)?;
         let session = self.session(repo, id).await?;
         let mut progress = session.lock().await;
         let size = self.progress(id, &mut progress).await?.size;
@@ -63,6 +72,7 @@ impl RegistryService {
     /// Appends a chunk. With a `Content-Range` it must start where the upload stands.
     pub async fn append_upload<S, E>(
         &self,
+        who: &Principal,
         repo: &RepoName,
         id: &str,
         range: Option<ByteRange>,
@@ -72,6 +82,7 @@ impl RegistryService {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        authorize(who, repo, PUSH)?;
         let session = self.session(repo, id).await?;
         // One request at a time per session: chunks append in order.
         let mut state = session.lock().await;
@@ -86,6 +97,7 @@ impl RegistryService {
     /// On a mismatch the session and its bytes are dropped.
     pub async fn finish_upload<S, E>(
         &self,
+        who: &Principal,
         repo: &RepoName,
         id: &str,
         digest: &Digest,
@@ -96,6 +108,7 @@ impl RegistryService {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        authorize(who, repo, PUSH)?;
         let session = self.session(repo, id).await?;
         let mut state = session.lock().await;
         self.write_chunk(id, &mut state, range, body).await?;
@@ -111,7 +124,13 @@ impl RegistryService {
         verified
     }
 
-    pub async fn cancel_upload(&self, repo: &RepoName, id: &str) -> Result<(), RegistryError> {
+    pub async fn cancel_upload(
+        &self,
+        who: &Principal,
+        repo: &RepoName,
+        id: &str,
+    ) -> Result<(), RegistryError> {
+        authorize(who, repo, PUSH)?;
         let session = self.session(repo, id).await?;
         let _held = session.lock().await;
         self.forget_upload(id).await
