@@ -214,25 +214,28 @@ async fn unknown_run_ids_are_404s() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_engine_or_registry_ends_the_run_as_error() {
+async fn an_unreachable_engine_takes_no_run_and_a_dead_registry_ends_it_as_error() {
     let ctx = context(&[(
         "Dockerfile",
         &format!("FROM {BASE_IMAGE}\nRUN echo built\n"),
     )]);
     let dir = ctx.path().to_str().unwrap();
 
+    // A worker whose engine does not answer takes no run: the run waits, says why, and
+    // expires instead of failing in no time on that worker.
     let no_engine =
         TestServer::start_with(|a| a.docker_host = Some("unix:///nonexistent/docker.sock".into()))
             .await;
-    let out = no_engine.kiln_output(&["build", "--no-push", dir]).await;
-    assert_eq!(out.code, 5, "{out:#?}");
+    let out = no_engine
+        .kiln_output(&["build", "--no-push", "--queue-timeout", "5s", dir])
+        .await;
+    assert_eq!(out.code, 6, "{out:#?}");
     let run = no_engine.run_json(&out.run_id()).await;
-    assert_eq!(run["status"], "Error");
+    assert_eq!(run["status"], "Expired");
+    let message = run["errorMessage"].as_str().unwrap();
     assert!(
-        run["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("cannot reach the Docker engine"),
+        message.contains("no worker took this run in 5s")
+            && message.contains("the engine of worker 'embedded-0' is unreachable"),
         "{run:#}"
     );
 

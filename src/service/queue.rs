@@ -339,6 +339,7 @@ impl Queue {
             let waited = format_duration(self.runs.queue_timeout(&run));
             let why = match self.runs.workers.wait_reason(&run.platform, &running) {
                 Wait::AllBusy(n, platform) => format!("all {n} workers for {platform} were busy"),
+                unhealthy @ Wait::Unhealthy(..) => unhealthy.to_string(),
                 _ => {
                     let connected = self.runs.workers.connected_platforms();
                     let offer = if connected.is_empty() {
