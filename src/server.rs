@@ -81,7 +81,7 @@ async fn bootstrap_owner(
         Ok(path) => path,
         Err(e) => {
             // A secret nobody holds would lock the owner out: the next start tries again.
-            auth.revoke_token(OWNER_TOKEN).await?;
+            auth.discard_bootstrap_owner().await?;
             return Err(e.into());
         }
     };

@@ -19,7 +19,7 @@ use kiln_worker::protocol::Secret;
 use super::error::ApiError;
 use super::oci_error::{ChallengeScope, OciError};
 use super::App;
-use crate::access::Principal;
+use crate::access::{AccessError, Principal};
 use crate::service::auth::{AuthError, Credentials};
 
 pub async fn authenticate(State(app): State<App>, mut req: Request, next: Next) -> Response {
@@ -143,6 +143,8 @@ impl From<AuthError> for OciError {
                 OciError::new(StatusCode::BAD_REQUEST, "UNSUPPORTED", m)
             }
             AuthError::NotFound(m) => OciError::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", m),
+            AuthError::Access(AccessError::Denied(m)) => OciError::denied(m),
+            AuthError::Access(e) => OciError::unauthorized(e.to_string(), None),
             e @ AuthError::Store(_) => {
                 tracing::error!(error = %e, "authentication failed");
                 OciError::new(

@@ -74,6 +74,7 @@ impl From<AuthError> for ApiError {
             AuthError::Invalid(m) => ApiError::BadRequest(m),
             AuthError::NotFound(m) => ApiError::NotFound(m),
             AuthError::Conflict(m) => ApiError::Conflict(m),
+            AuthError::Access(e) => e.into(),
             e @ AuthError::Store(_) => ApiError::Internal(e.to_string()),
         }
     }

@@ -26,25 +26,27 @@ async fn create(
     principal: Principal,
     body: Result<ValidJson<CreateToken>, ApiError>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    principal.require_owner()?;
     // Authorised first: a caller who may not do this learns nothing from its body.
+    app.auth.may_manage_tokens(&principal)?;
     let ValidJson(req) = body?;
     let (token, secret) = app
         .auth
-        .create_token(NewToken {
-            name: req.name,
-            roles: req.roles,
-            repositories: req.repositories,
-            expires_in: req.expires_in_secs.map(Duration::from_secs),
-        })
+        .create_token(
+            &principal,
+            NewToken {
+                name: req.name,
+                roles: req.roles,
+                repositories: req.repositories,
+                expires_in: req.expires_in_secs.map(Duration::from_secs),
+            },
+        )
         .await?;
     tracing::info!(token.name = %token.name, by = %describe(&principal), "token created");
     Ok((StatusCode::CREATED, Json(CreatedToken { token, secret })))
 }
 
 async fn list(State(app): State<App>, principal: Principal) -> Result<Json<TokenList>, ApiError> {
-    principal.require_owner()?;
-    let tokens = app.auth.list_tokens().await?;
+    let tokens = app.auth.list_tokens(&principal).await?;
     Ok(Json(TokenList { tokens }))
 }
 
@@ -53,8 +55,7 @@ async fn revoke(
     principal: Principal,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    principal.require_owner()?;
-    app.auth.revoke_token(&name).await?;
+    app.auth.revoke_token(&principal, &name).await?;
     tracing::info!(token.name = %name, by = %describe(&principal), "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -216,15 +216,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn only_owners_manage_tokens_whoever_calls_the_service() {
+        let (_dir, auth) = service().await;
+        let pusher = Principal::Direct(Subject::token("p1", "ci", &[Role::Push], &[]));
+        let new = NewToken {
+            name: TokenName::try_from("sneaky".to_string()).unwrap(),
+            roles: vec![Role::Owner],
+            repositories: Vec::new(),
+            expires_in: None,
+        };
+        assert!(matches!(
+            auth.create_token(&pusher, new).await,
+            Err(AuthError::Access(AccessError::Denied(_)))
+        ));
+        assert!(auth.list_tokens(&pusher).await.is_err());
+        assert!(auth.revoke_token(&pusher, "owner").await.is_err());
+        assert!(auth.list_tokens(&Principal::Anonymous).await.is_err());
+    }
+
+    #[tokio::test]
     async fn revoking_a_token_ends_the_registry_tokens_issued_from_it() {
         let (_dir, auth) = service().await;
+        let owner = Principal::Direct(Subject::token("o1", "owner", &[Role::Owner], &[]));
         let (_, secret) = auth
-            .create_token(NewToken {
-                name: TokenName::try_from("ci".to_string()).unwrap(),
-                roles: vec![Role::Push],
-                repositories: vec!["app/*".parse().unwrap()],
-                expires_in: None,
-            })
+            .create_token(
+                &owner,
+                NewToken {
+                    name: TokenName::try_from("ci".to_string()).unwrap(),
+                    roles: vec![Role::Push],
+                    repositories: vec!["app/*".parse().unwrap()],
+                    expires_in: None,
+                },
+            )
             .await
             .unwrap();
         let login = |username: &str| Credentials::Basic {
@@ -238,7 +261,7 @@ mod tests {
         let scoped = auth.authenticate_registry(&bearer).await.unwrap();
         assert!(scoped.authorize("app/web", Action::Push).is_ok());
 
-        auth.revoke_token("ci").await.unwrap();
+        auth.revoke_token(&owner, "ci").await.unwrap();
         assert!(auth.authenticate_registry(&bearer).await.is_err());
         assert!(auth
             .authenticate_api(&Credentials::Bearer(secret.clone()))

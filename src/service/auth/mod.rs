@@ -11,6 +11,7 @@ pub use credentials::Credentials;
 pub use registry_token::{IssuedToken, REGISTRY_TOKEN_TTL};
 pub use tokens::{NewToken, EMBEDDED_WORKER_TOKEN, OWNER_TOKEN};
 
+use crate::access::AccessError;
 use crate::store::{Store, StoreError};
 
 /// Tokens, registry tokens and run credentials, over the store.
@@ -31,6 +32,9 @@ pub enum AuthError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The caller may not do this.
+    #[error(transparent)]
+    Access(#[from] AccessError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

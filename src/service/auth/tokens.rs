@@ -14,7 +14,7 @@ use kiln_worker::protocol::Secret;
 use sha2::{Digest as _, Sha256};
 
 use super::{AuthError, AuthService};
-use crate::access::{RepoPattern, Role, Subject, TokenName};
+use crate::access::{Principal, RepoPattern, Role, Subject, TokenName};
 use crate::service::{now_ms, to_time};
 use crate::store::{Inserted, TokenRow};
 use crate::wire::Token;
@@ -135,8 +135,19 @@ pub(super) fn is_token_secret(s: &str) -> bool {
 }
 
 impl AuthService {
-    /// Creates a token and returns it with its secret, which is not kept and cannot be shown again.
-    pub async fn create_token(&self, new: NewToken) -> Result<(Token, Secret), AuthError> {
+    /// Whether `who` may manage tokens (owners only): the API asks before it reads a body.
+    pub fn may_manage_tokens(&self, who: &Principal) -> Result<(), AuthError> {
+        Ok(who.require_owner()?)
+    }
+
+    /// Creates a token, for an owner, and returns it with its secret, which is not kept and
+    /// cannot be shown again.
+    pub async fn create_token(
+        &self,
+        who: &Principal,
+        new: NewToken,
+    ) -> Result<(Token, Secret), AuthError> {
+        self.may_manage_tokens(who)?;
         let new = new.validate()?;
         let (row, secret) = row_for(&new);
         match self
@@ -152,7 +163,9 @@ impl AuthService {
         }
     }
 
-    pub async fn list_tokens(&self) -> Result<Vec<Token>, AuthError> {
+    /// Every token, for an owner; never their secrets.
+    pub async fn list_tokens(&self, who: &Principal) -> Result<Vec<Token>, AuthError> {
+        self.may_manage_tokens(who)?;
         self.store
             .list_tokens()
             .await?
@@ -161,8 +174,21 @@ impl AuthService {
             .collect()
     }
 
-    /// Deletes a token: its secret and every registry token issued from it stop working at once.
-    pub async fn revoke_token(&self, name: &str) -> Result<(), AuthError> {
+    /// Deletes a token, for an owner: its secret and every registry token issued from it stop
+    /// working at once.
+    pub async fn revoke_token(&self, who: &Principal, name: &str) -> Result<(), AuthError> {
+        self.may_manage_tokens(who)?;
+        self.delete_token(name).await
+    }
+
+    /// Deletes the owner token a bootstrap just created when its secret could not be stored,
+    /// so nobody is locked out: the next start creates it again. The server acts for nobody
+    /// here, so there is no caller to authorise.
+    pub async fn discard_bootstrap_owner(&self) -> Result<(), AuthError> {
+        self.delete_token(OWNER_TOKEN).await
+    }
+
+    async fn delete_token(&self, name: &str) -> Result<(), AuthError> {
         if self.store.delete_token(name).await? {
             Ok(())
         } else {
