@@ -143,6 +143,11 @@ impl<S> TrackedIo<S> {
     pub(super) fn new(inner: S, activity: Arc<Activity>) -> TrackedIo<S> {
         TrackedIo { inner, activity }
     }
+
+    /// The socket, once hyper is done with it.
+    pub(super) fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for TrackedIo<S> {

@@ -11,6 +11,7 @@
 //! instead of costing file descriptors.
 
 mod activity;
+mod linger;
 mod shed;
 
 use std::sync::Arc;
@@ -188,10 +189,11 @@ impl Connection {
                     let request = tracked.begin_request();
                     let req = req.map(|b| Body::new(TimeoutBody::new(body_timeout, b)));
                     let router = router.clone();
-                    async move {
+                    // Boxed so that hyper can hand the socket back (`poll_without_shutdown`).
+                    Box::pin(async move {
                         let Ok(resp) = router.oneshot(req).await;
                         Ok::<_, std::convert::Infallible>(resp.map(|b| request.until_sent(b)))
-                    }
+                    })
                 });
                 self.drive(builder.serve_connection(io, service), &activity)
                     .await;
@@ -203,7 +205,9 @@ impl Connection {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let request = tracked.begin_request();
                     let resp = shed::answer(&req, max);
-                    async move { Ok::<_, std::convert::Infallible>(resp.map(|b| request.until_sent(b))) }
+                    std::future::ready(Ok::<_, std::convert::Infallible>(
+                        resp.map(|b| request.until_sent(b)),
+                    ))
                 });
                 self.drive(builder.serve_connection(io, service), &activity)
                     .await;
@@ -212,18 +216,21 @@ impl Connection {
     }
 
     /// Runs the connection until it ends, times out between requests, or shutdown closes it.
-    async fn drive<S>(&self, conn: http1::Connection<Io, S>, activity: &Activity)
+    /// A connection that ended with its last answer sent is closed without a reset under a
+    /// client that may still be sending (see `linger`).
+    async fn drive<S>(&self, mut conn: http1::Connection<Io, S>, activity: &Activity)
     where
-        S: HttpService<Incoming, ResBody = Body>,
+        S: HttpService<Incoming, ResBody = Body> + Unpin,
+        S::Future: Unpin,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let mut conn = std::pin::pin!(conn);
         let mut draining = false;
         loop {
             tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                result = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
+                    match result {
+                        Ok(()) => linger::close(conn.into_parts().io.into_inner().into_inner()).await,
+                        Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
                     }
                     return;
                 }
@@ -232,7 +239,7 @@ impl Connection {
                 () = self.force.cancelled() => return,
                 () = self.shutdown.cancelled(), if !draining => {
                     draining = true;
-                    conn.as_mut().graceful_shutdown();
+                    std::pin::Pin::new(&mut conn).graceful_shutdown();
                 }
             }
         }
