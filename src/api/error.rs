@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use kiln_worker::protocol::{ApiErrorBody, ApiErrorDetail, LOG_GAP, STALE_ATTEMPT};
+use kiln_worker::protocol::{ApiErrorBody, ApiErrorDetail, LOGIN_HINT, LOG_GAP, STALE_ATTEMPT};
 
 use crate::access::AccessError;
 use crate::service::auth::AuthError;
@@ -102,10 +102,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(m) => (
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHORIZED",
-                format!(
-                    "{m}: run `kiln login <server>` with a token from `kiln token create`, \
-                     or set KILN_TOKEN"
-                ),
+                format!("{m}: {LOGIN_HINT}"),
             ),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "DENIED", m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "NOT_FOUND", m),

@@ -186,6 +186,25 @@ impl KilnClient {
     pub async fn whoami(&self) -> Result<Token, CliError> {
         self.get_json("/api/whoami", &()).await
     }
+
+    /// `whoami` for a token the user has just given (`kiln login`): a 401 says the server
+    /// refused that token and why, not the server's advice to log in.
+    pub async fn check_token(&self) -> Result<Token, CliError> {
+        let resp = self
+            .request(reqwest::Method::GET, "/api/whoami")
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return json(check(resp).await?).await;
+        }
+        let message = ApiErrorBody::message_of(&resp.text().await.unwrap_or_default());
+        Err(CliError::Rejected(format!(
+            "the server at {} refused the token: {}",
+            self.base,
+            ApiErrorBody::without_login_hint(&message)
+        )))
+    }
 }
 
 async fn json<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, CliError> {

@@ -11,7 +11,9 @@ use super::{credentials, CliError, ServerArgs};
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
-    /// The server's URL, e.g. http://buildhost:8080.
+    /// The server's URL, e.g. http://buildhost:8080; without a scheme, http:// for loopback
+    /// hosts (`127.0.0.1:8080`) and https:// for others.
+    #[arg(value_parser = kiln_worker::server_url::normalize)]
     pub url: String,
     /// Read the token from standard input, even when --token or KILN_TOKEN is set.
     #[arg(long)]
@@ -23,6 +25,7 @@ pub struct LoginArgs {
 #[derive(Debug, Args)]
 pub struct LogoutArgs {
     /// The server to forget; default: --server.
+    #[arg(value_parser = kiln_worker::server_url::normalize)]
     pub url: Option<String>,
     #[command(flatten)]
     pub server: ServerArgs,
@@ -34,11 +37,11 @@ pub async fn login(args: LoginArgs) -> Result<(), CliError> {
         _ => read_token()?,
     };
     let target = ServerArgs {
-        server: args.url.trim_end_matches('/').to_string(),
+        server: args.url,
         token: Some(token.clone()),
         credentials_file: args.server.credentials_file.clone(),
     };
-    let me = KilnClient::new(&target)?.whoami().await?;
+    let me = KilnClient::new(&target)?.check_token().await?;
     let path = credentials::path(args.server.credentials_file.as_deref())?;
     credentials::store(&path, &target.server, &token)?;
     let roles: Vec<&str> = me.roles.iter().map(|r| r.as_str()).collect();

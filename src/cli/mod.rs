@@ -54,11 +54,13 @@ pub enum Command {
 /// How client commands find the server.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
-    /// The Kiln server's base URL.
+    /// The Kiln server's base URL; without a scheme, http:// for loopback hosts and
+    /// https:// for others (`127.0.0.1:8080`, `buildhost:8080`).
     #[arg(
         long,
         env = "KILN_SERVER",
         default_value = "http://127.0.0.1:8080",
+        value_parser = kiln_worker::server_url::normalize,
         global = true
     )]
     pub server: String,

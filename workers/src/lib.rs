@@ -8,6 +8,7 @@ pub mod agent;
 pub mod buildkit_log;
 pub mod client;
 pub mod context;
+pub mod credentials;
 pub mod docker;
 pub mod engine;
 mod engine_health;
@@ -19,6 +20,7 @@ pub mod log_filter;
 pub mod logship;
 pub mod protocol;
 mod publish;
+pub mod server_url;
 pub mod signal;
 mod source;
 

@@ -14,7 +14,20 @@ pub const LOG_GAP: &str = "LOG_GAP";
 /// `code` of a 409 answering a worker whose attempt is no longer current: stop working on it.
 pub const STALE_ATTEMPT: &str = "STALE_ATTEMPT";
 
+/// What the API's 401 answers add to their reason, after `": "`: how to get a token.
+pub const LOGIN_HINT: &str =
+    "run `kiln login <server>` with a token from `kiln token create`, or set KILN_TOKEN";
+
 impl ApiErrorBody {
+    /// A 401's reason without `LOGIN_HINT`, for a client that knows better what to advise
+    /// (`kiln login` checking a token, a worker).
+    pub fn without_login_hint(message: &str) -> &str {
+        message
+            .strip_suffix(LOGIN_HINT)
+            .and_then(|m| m.strip_suffix(": "))
+            .unwrap_or(message)
+    }
+
     /// The message of an error response body, or the body itself when it is not JSON (a proxy's page).
     pub fn message_of(body: &str) -> String {
         Self::parse(body)

@@ -14,7 +14,7 @@ mod worker;
 
 pub use crate::image_ref::{ImageRef, ImageRefError};
 pub use build::{redact_url, BuildSpec, ContextSource, ContextStats, OutputImage, PlatformDigest};
-pub use errors::{ApiErrorBody, ApiErrorDetail, LOG_GAP, STALE_ATTEMPT};
+pub use errors::{ApiErrorBody, ApiErrorDetail, LOGIN_HINT, LOG_GAP, STALE_ATTEMPT};
 pub use ids::{Digest, DigestError, RunId, RunIdError, RunStatus, RunStatusError};
 pub use limits::{
     check_build_args, ContextLimits, EXPANSION_FLOOR, MAX_BUILD_ARGS, MAX_BUILD_ARGS_TOTAL,
