@@ -4,11 +4,13 @@
 pub mod build;
 pub mod client;
 pub mod credentials;
+pub mod docker_config;
 pub mod follow;
 pub mod format;
 pub mod login;
 pub mod progress;
 pub mod registry;
+pub mod registry_login;
 pub mod run;
 pub mod token;
 

@@ -20,6 +20,9 @@ pub enum RegistryCommand {
     /// Delete blobs no manifest uses and abandoned uploads (older than the server's grace
     /// period).
     Gc(GcArgs),
+    /// Give Docker the logged-in token for this server's registry (Docker's config or its
+    /// credential helper), so `docker push` and `docker pull` work.
+    Login(super::registry_login::RegistryLoginArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +160,7 @@ pub async fn run(cmd: RegistryCommand) -> Result<(), CliError> {
         RegistryCommand::Repository(RepositoryCommand::Untag(a)) => untag(a).await,
         RegistryCommand::Repository(RepositoryCommand::Delete(a)) => delete(a).await,
         RegistryCommand::Gc(a) => gc(a).await,
+        RegistryCommand::Login(a) => super::registry_login::login(a).await,
     }
 }
 
