@@ -103,16 +103,22 @@ async fn create(args: CreateArgs) -> Result<(), CliError> {
     );
     eprintln!("Its secret follows; it is not shown again:");
     println!("{}", created.secret.expose());
-    let host = client
-        .server()
-        .split_once("://")
-        .map_or(client.server(), |(_, host)| host);
-    eprintln!(
-        "Use it with: kiln login {} --token-stdin, or: docker login {host} -u {} --password-stdin",
-        client.server(),
-        t.name
-    );
+    eprintln!("{}", usage_hint(client.server(), t));
     Ok(())
+}
+
+/// How to use a new token: a worker token starts a worker; the others log a machine in, and
+/// then Docker.
+fn usage_hint(server: &str, t: &Token) -> String {
+    if t.roles.contains(&Role::Worker) {
+        return format!(
+            "Start a worker with it on a build host:              KILN_WORKER_TOKEN=<the secret> kiln-worker --server {server} --name {}",
+            t.name
+        );
+    }
+    format!(
+        "Use it on another machine: kiln login {server} --token-stdin,          then `kiln registry login` for docker push and pull"
+    )
 }
 
 async fn list(args: OutputArgs) -> Result<(), CliError> {

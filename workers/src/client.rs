@@ -25,6 +25,13 @@ pub enum ClientError {
     Transport(#[from] reqwest::Error),
 }
 
+/// What a worker needs of `GET /api/whoami`'s answer.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct TokenIdentity {
+    pub name: String,
+    pub roles: Vec<String>,
+}
+
 #[derive(Clone)]
 pub struct ServerClient {
     http: reqwest::Client,
@@ -65,6 +72,17 @@ impl ServerClient {
             Some(t) => req.bearer_auth(t.expose()),
             None => req,
         }
+    }
+
+    /// The token this worker sends, as the server knows it (`GET /api/whoami`).
+    pub async fn whoami(&self) -> Result<TokenIdentity, ClientError> {
+        let url = format!("{}/api/whoami", self.base);
+        let resp = self
+            .auth(self.http.get(url))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await?;
+        Ok(check(resp).await?.json().await?)
     }
 
     /// Waits up to `wait` for a run. `None` when none came in time.

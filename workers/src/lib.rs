@@ -23,6 +23,7 @@ mod publish;
 pub mod server_url;
 pub mod signal;
 mod source;
+pub mod worker_token;
 
 pub use agent::{Agent, AgentConfig};
 pub use docker::DockerEngine;

@@ -1,11 +1,14 @@
 //! `kiln-worker`: a build worker for a Kiln server on another machine.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use kiln_worker::client::ServerClient;
 use kiln_worker::fetch_policy::FetchPolicy;
 use kiln_worker::protocol::{Platform, Secret};
+use kiln_worker::worker_token::{self, TokenSource, WorkerTokenError};
 use kiln_worker::{Agent, AgentConfig, DockerEngine};
 use tokio_util::sync::CancellationToken;
 
@@ -13,11 +16,18 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(name = "kiln-worker", version)]
 struct Args {
-    /// The Kiln server's base URL.
-    #[arg(long, env = "KILN_SERVER", default_value = "http://127.0.0.1:8080")]
+    /// The Kiln server's base URL; without a scheme, http:// for loopback hosts and
+    /// https:// for others.
+    #[arg(
+        long,
+        env = "KILN_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        value_parser = kiln_worker::server_url::normalize
+    )]
     server: String,
-    /// A worker token for the server (`kiln token create --name NAME --role worker`).
-    #[arg(long, env = "KILN_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    /// A worker token for the server (`kiln token create --name NAME --role worker`); default:
+    /// KILN_TOKEN (deprecated), else the one `kiln login` stored for --server.
+    #[arg(long, env = "KILN_WORKER_TOKEN", hide_env_values = true, value_parser = parse_secret)]
     token: Option<Secret>,
     /// Name shown in run logs; defaults to the host name.
     #[arg(long, env = "KILN_WORKER_NAME")]
@@ -41,10 +51,37 @@ struct Args {
     /// it under the service manager's stop timeout (systemd: 90 s).
     #[arg(long, env = "KILN_DRAIN_TIMEOUT", default_value_t = 60)]
     drain_timeout: u64,
+    /// Where `kiln login` stores tokens per server, read when no token is given (default:
+    /// $XDG_CONFIG_HOME/kiln/credentials.json, else ~/.config/kiln/credentials.json).
+    #[arg(long, env = "KILN_CREDENTIALS_FILE")]
+    credentials_file: Option<PathBuf>,
 }
 
 fn parse_secret(s: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(s))
+}
+
+/// `--token`/`KILN_WORKER_TOKEN`, else the deprecated `KILN_TOKEN`, else the credentials file.
+fn find_token(args: &Args) -> Result<(Secret, TokenSource), WorkerTokenError> {
+    let deprecated = match &args.token {
+        Some(_) => None,
+        None => std::env::var(worker_token::DEPRECATED_TOKEN_ENV)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Secret::new),
+    };
+    worker_token::resolve(
+        args.token.clone(),
+        deprecated,
+        &args.server,
+        args.credentials_file.as_deref(),
+    )
+}
+
+/// A worker that cannot work without the user's help says why and stops at once.
+fn exit_with(e: WorkerTokenError) -> ! {
+    eprintln!("kiln-worker: {e}");
+    std::process::exit(2)
 }
 
 #[tokio::main]
@@ -55,6 +92,11 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(kiln_worker::log_filter::env_filter("info"))
         .init();
     let args = Args::parse();
+    let (token, from) = find_token(&args).unwrap_or_else(|e| exit_with(e));
+    let client = ServerClient::new(&args.server, Some(token.clone()))?;
+    if let Err(e) = worker_token::check(&client, &args.server, from).await {
+        exit_with(e);
+    }
     let name = args.name.unwrap_or_else(|| {
         std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_string())
@@ -62,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
     });
     let config = AgentConfig {
         server: args.server,
-        token: args.token,
+        token: Some(token),
         shutdown_reason: format!("worker '{name}' shut down"),
         name,
         platforms: args.platforms,
