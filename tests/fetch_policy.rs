@@ -118,7 +118,7 @@ async fn a_remote_worker_denies_private_addresses_when_its_environment_says_so()
     let token = server.create_token("strict-host", &["worker"], &[]).await;
     let _worker = tokio::process::Command::new(worker_binary())
         .args(["--server", &server.url, "--name", "strict"])
-        .env("KILN_TOKEN", &token)
+        .env("KILN_WORKER_TOKEN", &token)
         .env("KILN_DENY_PRIVATE_ADDRESSES", "true")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

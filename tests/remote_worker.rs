@@ -11,7 +11,7 @@ use common::*;
 fn spawn_worker(server: &TestServer, token: &str, name: &str) -> tokio::process::Child {
     tokio::process::Command::new(worker_binary())
         .args(["--server", &server.url, "--name", name])
-        .env("KILN_TOKEN", token)
+        .env("KILN_WORKER_TOKEN", token)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)

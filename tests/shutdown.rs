@@ -338,7 +338,7 @@ async fn a_worker_on_sigterm_ends_its_run_within_the_drain_timeout() {
             "--drain-timeout",
             "1",
         ])
-        .env("KILN_TOKEN", &token)
+        .env("KILN_WORKER_TOKEN", &token)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)

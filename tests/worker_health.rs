@@ -18,7 +18,7 @@ fn spawn_broken_worker(
         .args(["--server", &server.url, "--name", "broken"])
         .args(["--docker-host", "unix:///nonexistent.sock"])
         .args(["--platform", "linux/amd64,linux/riscv64"])
-        .env("KILN_TOKEN", token)
+        .env("KILN_WORKER_TOKEN", token)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
