@@ -108,7 +108,7 @@ pub async fn run(args: BuildArgs) -> Result<(), CliError> {
     followed?;
     let done = client.run(&run.id.to_string()).await?;
     print_final(&done, args.output, false)?;
-    finish(&done)
+    finish(&done, !args.no_logs)
 }
 
 /// Checks what the server would refuse, with its own rules, before anything is packed or
@@ -285,14 +285,16 @@ fn print_final(run: &Run, output: OutputFormat, queued_only: bool) -> Result<(),
     Ok(())
 }
 
-/// Success, or the error that carries the run's exit code.
-pub fn finish(run: &Run) -> Result<(), CliError> {
+/// Success, or the error that carries the run's exit code. The reason is left out when the
+/// log was shown, whose closing line already gave it.
+pub fn finish(run: &Run, log_shown: bool) -> Result<(), CliError> {
     if run.status == RunStatus::Succeeded {
         return Ok(());
     }
     let reason = run
         .error_message
         .as_deref()
+        .filter(|_| !log_shown)
         .map(|m| format!(": {m}"))
         .unwrap_or_default();
     Err(CliError::RunEnded {

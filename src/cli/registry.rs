@@ -4,6 +4,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use clap::{Args, Subcommand};
+use kiln_worker::protocol::human_size;
 
 use super::client::KilnClient;
 use super::format::{print_json, table, timestamp};
@@ -273,20 +274,6 @@ fn manifest_row(m: &Manifest) -> [String; 8] {
     ]
 }
 
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    match unit {
-        0 => format!("{bytes} B"),
-        _ => format!("{value:.1} {}", UNITS[unit]),
-    }
-}
-
 async fn show(a: ShowArgs) -> Result<(), CliError> {
     let client = KilnClient::new(&a.server)?;
     let image = Image::parse(&a.image)?;
@@ -425,12 +412,5 @@ mod tests {
         assert_eq!(p("app:"), None);
         assert_eq!(p("app@md5:x"), None);
         assert_eq!(p(""), None);
-    }
-
-    #[test]
-    fn sizes_read_like_docker_images() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(5 << 20), "5.0 MiB");
     }
 }

@@ -117,7 +117,7 @@ async fn logs(a: LogsArgs) -> Result<(), CliError> {
     printed?;
     if a.follow {
         // Following ends with the run, so the exit code can say how it went, as build's does.
-        return super::build::finish(&client.run(&a.run_id).await?);
+        return super::build::finish(&client.run(&a.run_id).await?, true);
     }
     Ok(())
 }
