@@ -14,7 +14,7 @@ use kiln_worker::protocol::{ContextSource, Digest, PlatformSet, RunStatus, Secre
 use super::client::KilnClient;
 use super::follow::print_log;
 use super::progress::UploadProgress;
-use super::{CliError, OutputFormat, ServerArgs};
+use super::{CliError, OutputFormat, ReconnectArgs, ServerArgs};
 use crate::context::pack::{self, PackPlan, PackRequest};
 use crate::submission::{self, RunOptions};
 use crate::wire::{CreateRun, Run};
@@ -65,6 +65,8 @@ pub struct BuildArgs {
     /// `json` prints the final run as JSON on stdout (the log then goes to stderr).
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+    #[command(flatten)]
+    pub reconnect: ReconnectArgs,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -189,14 +191,15 @@ async fn context_source(
 
 /// Streams the log (or waits silently) until the run ends.
 async fn wait_for(client: &KilnClient, run: &Run, args: &BuildArgs) -> Result<(), CliError> {
+    let reconnect = args.reconnect.reconnect_timeout;
     if args.no_logs {
         // The follow stream ends exactly when the run does: a wait without polling.
-        return print_log(client, run.id, true, &mut std::io::sink()).await;
+        return print_log(client, run.id, true, reconnect, &mut std::io::sink()).await;
     }
     if args.output == OutputFormat::Json {
-        print_log(client, run.id, true, &mut std::io::stderr()).await
+        print_log(client, run.id, true, reconnect, &mut std::io::stderr()).await
     } else {
-        print_log(client, run.id, true, &mut std::io::stdout()).await
+        print_log(client, run.id, true, reconnect, &mut std::io::stdout()).await
     }
 }
 
