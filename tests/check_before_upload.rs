@@ -92,17 +92,3 @@ async fn bad_requests_fail_before_the_upload_with_the_servers_message() {
         );
     }
 }
-
-fn tar_gz_of_dockerfile() -> Vec<u8> {
-    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    let body = b"FROM scratch\n";
-    let mut header = tar::Header::new_gnu();
-    header.set_size(body.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    b.append_data(&mut header, "Dockerfile", &body[..]).unwrap();
-    b.into_inner().unwrap().finish().unwrap()
-}

@@ -505,3 +505,18 @@ pub async fn serve_tarball(body: Vec<u8>) -> String {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}")
 }
+
+/// A gzipped tar holding just `Dockerfile` (`FROM scratch`), to upload as a context.
+pub fn tar_gz_of_dockerfile() -> Vec<u8> {
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let body = b"FROM scratch\n";
+    let mut header = tar::Header::new_gnu();
+    header.set_size(body.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    b.append_data(&mut header, "Dockerfile", &body[..]).unwrap();
+    b.into_inner().unwrap().finish().unwrap()
+}
