@@ -9,15 +9,7 @@ use common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_show_lists_the_status_history() {
     let server = TestServer::start_with(|a| a.workers = 0).await;
-    let (status, body) = server.upload_context(tar_gz_of_dockerfile()).await;
-    assert_eq!(status, 201, "{body}");
-    let uploaded: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let id = server
-        .queue_run_as(
-            server.owner_token(),
-            &serde_json::json!({"context": {"kind": "upload", "digest": uploaded["digest"]}, "push": false}),
-        )
-        .await;
+    let id = server.queue_scratch_run().await;
     let cancel = server.kiln_output(&["run", "cancel", &id]).await;
     assert_eq!(cancel.code, 0, "{cancel:#?}");
 

@@ -42,3 +42,82 @@ async fn following_clients_say_they_lost_the_server_and_exit_7() {
         );
     }
 }
+
+/// A TCP proxy in front of the server whose connections can be cut, as a restarting load
+/// balancer would.
+struct Proxy {
+    url: String,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(to: &str) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let to = to.trim_start_matches("http://").to_string();
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let to = to.clone();
+                held.lock().unwrap().push(tokio::spawn(async move {
+                    let mut server = tokio::net::TcpStream::connect(to).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }));
+            }
+        });
+        Proxy { url, connections }
+    }
+
+    /// Drops every open connection.
+    fn cut(&self) {
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_stream_reconnects_and_says_so() {
+    let server = TestServer::start_with(|a| a.workers = 0).await;
+    let id = server.queue_scratch_run().await;
+    let proxy = Proxy::start(&server.url).await;
+    let mut logs = server.kiln(&["run", "logs", &id, "--follow"]);
+    logs.env("KILN_SERVER", &proxy.url)
+        .env("KILN_TOKEN", server.owner_token());
+    let mut logs = Live::spawn(logs);
+    logs.until(|l| l.starts_with("Waiting in the queue")).await;
+
+    proxy.cut();
+    // Reconnected: the stream goes on, and the run's end comes through it.
+    let mut back = false;
+    for _ in 0..100 {
+        if !proxy.connections.lock().unwrap().is_empty() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(back, "the CLI did not come back");
+    let cancel = server.kiln_output(&["run", "cancel", &id]).await;
+    assert_eq!(cancel.code, 0, "{cancel:#?}");
+
+    let (code, stdout, stderr) = logs.finish().await;
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
+    assert_eq!(
+        stderr.matches("Lost the server, reconnecting…").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("Reconnected to the server.").count(),
+        1,
+        "{stderr}"
+    );
+    // The log resumes where it broke: nothing printed twice.
+    assert!(!stdout.contains("Waiting in the queue"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Run ID: {id} was canceled")),
+        "{stdout}"
+    );
+}
