@@ -14,6 +14,7 @@ pub mod secret_key;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod submission;
 pub mod template;
 pub mod wire;
 

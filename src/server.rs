@@ -31,7 +31,6 @@ use crate::store::{Store, StoreError};
 /// How often workers heartbeat. Short, because it is also how fast a cancel reaches a build.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 const REAP_EVERY: Duration = Duration::from_secs(1);
-const MAX_TIMEOUT_SECS: u64 = 28_800;
 const DEFAULT_TIMEOUT_SECS: u64 = 3_600;
 /// Time the embedded workers get past the shutdown grace to report how their run ended.
 const REPORT_SLACK: Duration = Duration::from_secs(5);
@@ -154,7 +153,7 @@ impl Server {
             own_registry,
             credentials: args.credentials()?,
             default_timeout_secs: DEFAULT_TIMEOUT_SECS.max(args.min_timeout),
-            timeout_range: args.min_timeout..=MAX_TIMEOUT_SECS,
+            timeout_range: args.min_timeout..=crate::submission::MAX_TIMEOUT_SECS,
             lease_ttl: Duration::from_secs(args.lease_ttl),
             heartbeat_interval: HEARTBEAT_INTERVAL,
             queue_timeout: args.queue_timeout,

@@ -176,3 +176,16 @@ pub struct CreatedToken {
 pub struct TokenList {
     pub tokens: Vec<Token>,
 }
+
+/// `GET /api/limits`: the server's rules for run requests that depend on its configuration,
+/// so `kiln build` can check a request before it uploads the context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmitLimits {
+    /// Smallest run timeout a client may ask for (`kiln serve --min-timeout`).
+    pub min_timeout_secs: u64,
+    /// Largest run timeout a client may ask for.
+    pub max_timeout_secs: u64,
+    /// The registry of image names that name none (`<<.Run.Registry>>`).
+    pub default_registry: String,
+}

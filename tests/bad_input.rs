@@ -89,7 +89,7 @@ async fn over_limit_uploads_get_413_with_or_without_a_length() {
     let big = vec![7u8; 200 * 1024];
     let (status, body) = upload(&server, big.clone()).await;
     assert_eq!(status, 413, "{body}");
-    assert!(body.contains("limit of 65536 bytes"), "{body}");
+    assert!(body.contains("limit of 64 KiB"), "{body}");
     // Chunked: no Content-Length, so the limit is enforced while streaming.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         big.chunks(8192).map(|c| Ok(c.to_vec())).collect();

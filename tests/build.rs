@@ -64,7 +64,7 @@ async fn multi_stage_build_with_args_and_target_is_pushed_with_templated_tags() 
     for part in [
         "steps (",
         "cached)",
-        "MiB uploaded at",
+        " uploaded;",
         "build ",
         "push ",
         "total ",

@@ -38,7 +38,9 @@ async fn a_run_for_a_platform_no_worker_builds_expires_and_says_what_it_needed()
         out.stderr.contains("finished with status Expired"),
         "{out:#?}"
     );
-    assert!(out.stderr.contains(expected), "{out:#?}");
+    // Once, in the log's closing line.
+    assert_eq!(out.stdout.matches(expected).count(), 1, "{out:#?}");
+    assert!(!out.stderr.contains(expected), "{out:#?}");
 
     let id = out.run_id();
     let show = server
@@ -87,7 +89,7 @@ async fn without_workers_kiln_build_warns_at_once_and_the_server_default_applies
         .unwrap_or_else(|| panic!("{out:#?}"));
     assert!(warned > queued, "{out:#?}");
     assert!(
-        out.stderr.contains(
+        out.stdout.contains(
             "no worker took this run in 2s: it needs linux/amd64; no worker is connected"
         ),
         "{out:#?}"

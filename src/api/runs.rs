@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::extract::{ValidJson, ValidQuery};
 use super::App;
 use crate::access::Principal;
-use crate::wire::{CreateRun, ListQuery, LogQuery, Run, RunList};
+use crate::wire::{CreateRun, ListQuery, LogQuery, Run, RunList, SubmitLimits};
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -20,6 +20,11 @@ pub fn routes() -> Router<App> {
         .route("/api/runs/{id}", get(show))
         .route("/api/runs/{id}/cancel", post(cancel))
         .route("/api/runs/{id}/logs", get(logs))
+        .route("/api/limits", get(limits))
+}
+
+async fn limits(State(app): State<App>, who: Principal) -> Result<Json<SubmitLimits>, ApiError> {
+    Ok(Json(app.runs.limits(&who)?))
 }
 
 /// A malformed run ID names no run, so it gets the same 404 as an unknown one.

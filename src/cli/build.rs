@@ -9,15 +9,14 @@ use std::sync::Arc;
 use clap::Args;
 use futures::StreamExt;
 use kiln_worker::git::GitSource;
-use kiln_worker::protocol::{
-    check_build_args, ContextSource, Digest, PlatformSet, RunStatus, Secret,
-};
+use kiln_worker::protocol::{ContextSource, Digest, PlatformSet, RunStatus, Secret};
 
 use super::client::KilnClient;
 use super::follow::print_log;
 use super::progress::UploadProgress;
-use super::{CliError, OutputFormat, ServerArgs};
+use super::{CliError, OutputFormat, ReconnectArgs, ServerArgs};
 use crate::context::pack::{self, PackPlan, PackRequest};
+use crate::submission::{self, RunOptions};
 use crate::wire::{CreateRun, Run};
 
 #[derive(Debug, Args)]
@@ -67,21 +66,19 @@ pub struct BuildArgs {
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     #[command(flatten)]
+    pub reconnect: ReconnectArgs,
+    #[command(flatten)]
     pub server: ServerArgs,
 }
 
 pub async fn run(args: BuildArgs) -> Result<(), CliError> {
     let client = KilnClient::new(&args.server)?;
     let build_args = parse_build_args(&args.build_args)?;
-    if args.images.is_empty() {
+    check_before_upload(&client, &args, &build_args).await?;
+    if args.images.is_empty() && !args.no_push {
         eprintln!("warning: '--image or -t' is not provided. Skipping image push after build.");
     }
     let (context, dockerfile) = context_source(&client, &args).await?;
-    if args.git_access_token.is_some() && !matches!(context, ContextSource::Git { .. }) {
-        return Err(CliError::Input(
-            "--git-access-token only goes with a git context".into(),
-        ));
-    }
 
     let run = client
         .create_run(&CreateRun {
@@ -113,7 +110,35 @@ pub async fn run(args: BuildArgs) -> Result<(), CliError> {
     followed?;
     let done = client.run(&run.id.to_string()).await?;
     print_final(&done, args.output, false)?;
-    finish(&done)
+    finish(&done, !args.no_logs)
+}
+
+/// Checks what the server would refuse, with its own rules, before anything is packed or
+/// uploaded: a bad tag or timeout should not cost a gigabyte upload.
+async fn check_before_upload(
+    client: &KilnClient,
+    args: &BuildArgs,
+    build_args: &BTreeMap<String, String>,
+) -> Result<(), CliError> {
+    let is_git = kiln_worker::git::looks_like_git(&args.context);
+    if args.git_access_token.is_some() && !is_git {
+        return Err(CliError::Input(
+            "--git-access-token only goes with a git context".into(),
+        ));
+    }
+    let Some(limits) = client.limits().await? else {
+        return Ok(());
+    };
+    let options = RunOptions {
+        images: &args.images,
+        is_git,
+        platform: &args.platform,
+        build_args,
+        target: args.target.as_deref(),
+        timeout_secs: args.timeout,
+        queue_timeout_secs: args.queue_timeout.map(|t| t.as_secs()),
+    };
+    submission::check(&options, &limits).map_err(CliError::Input)
 }
 
 /// Where the build context comes from, and the Dockerfile's path inside it. A local folder is
@@ -166,14 +191,15 @@ async fn context_source(
 
 /// Streams the log (or waits silently) until the run ends.
 async fn wait_for(client: &KilnClient, run: &Run, args: &BuildArgs) -> Result<(), CliError> {
+    let reconnect = args.reconnect.reconnect_timeout;
     if args.no_logs {
         // The follow stream ends exactly when the run does: a wait without polling.
-        return print_log(client, run.id, true, &mut std::io::sink()).await;
+        return print_log(client, run.id, true, reconnect, &mut std::io::sink()).await;
     }
     if args.output == OutputFormat::Json {
-        print_log(client, run.id, true, &mut std::io::stderr()).await
+        print_log(client, run.id, true, reconnect, &mut std::io::stderr()).await
     } else {
-        print_log(client, run.id, true, &mut std::io::stdout()).await
+        print_log(client, run.id, true, reconnect, &mut std::io::stdout()).await
     }
 }
 
@@ -246,8 +272,6 @@ fn parse_build_args(raw: &[String]) -> Result<BTreeMap<String, String>, CliError
         }
         args.insert(name, value);
     }
-    // Before packing and uploading the context: the server would refuse the run anyway.
-    check_build_args(&args).map_err(CliError::Input)?;
     Ok(args)
 }
 
@@ -264,14 +288,16 @@ fn print_final(run: &Run, output: OutputFormat, queued_only: bool) -> Result<(),
     Ok(())
 }
 
-/// Success, or the error that carries the run's exit code.
-pub fn finish(run: &Run) -> Result<(), CliError> {
+/// Success, or the error that carries the run's exit code. The reason is left out when the
+/// log was shown, whose closing line already gave it.
+pub fn finish(run: &Run, log_shown: bool) -> Result<(), CliError> {
     if run.status == RunStatus::Succeeded {
         return Ok(());
     }
     let reason = run
         .error_message
         .as_deref()
+        .filter(|_| !log_shown)
         .map(|m| format!(": {m}"))
         .unwrap_or_default();
     Err(CliError::RunEnded {

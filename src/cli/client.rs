@@ -9,8 +9,8 @@ use reqwest::StatusCode;
 
 use super::{CliError, ServerArgs};
 use crate::wire::{
-    ContextUploaded, CreateRun, CreateToken, CreatedToken, ListQuery, Run, RunList, Token,
-    TokenList,
+    ContextUploaded, CreateRun, CreateToken, CreatedToken, ListQuery, Run, RunList, SubmitLimits,
+    Token, TokenList,
 };
 
 #[derive(Clone)]
@@ -121,6 +121,17 @@ impl KilnClient {
                 .await?,
         )
         .await
+    }
+
+    /// The server's rules for run requests; `None` from a server too old to say.
+    pub async fn limits(&self) -> Result<Option<SubmitLimits>, CliError> {
+        let resp = self
+            .send(self.request(reqwest::Method::GET, "/api/limits"))
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        json(check(resp).await?).await.map(Some)
     }
 
     pub async fn run(&self, id: &str) -> Result<Run, CliError> {

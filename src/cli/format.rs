@@ -132,5 +132,13 @@ pub fn run_details(r: &Run) -> String {
     if let Some(e) = &r.error_message {
         field("Error:", e.clone());
     }
+    // Each status and when the run entered it, aligned under one heading.
+    for (i, change) in r.status_history.iter().enumerate() {
+        let heading = if i == 0 { "History:" } else { "" };
+        field(
+            heading,
+            format!("{}  {}", timestamp(change.at), change.status),
+        );
+    }
     out
 }

@@ -127,17 +127,22 @@ pub enum CliError {
     /// The user stopped following with Ctrl-C.
     #[error("{0}")]
     Interrupted(String),
+    /// The server went away while a run was followed and did not come back in time.
+    #[error("{0}")]
+    LostServer(String),
 }
 
 impl CliError {
     /// 0 is success. 1: Failed (or a client-side failure), 2: bad input, 3: Canceled,
-    /// 4: Timeout, 5: Error (infrastructure), 6: Expired (no worker took it), 130: interrupted.
+    /// 4: Timeout, 5: Error (infrastructure), 6: Expired (no worker took it), 7: lost the
+    /// server while following a run (how the run ends is unknown), 130: interrupted.
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Rejected(_) | CliError::Input(_) => 2,
             CliError::Server(_) => 1,
             CliError::RunEnded { status, .. } => status_exit_code(*status),
             CliError::Interrupted(_) => 130,
+            CliError::LostServer(_) => 7,
         }
     }
 }
@@ -151,6 +156,15 @@ pub fn status_exit_code(status: RunStatus) -> i32 {
         RunStatus::Error => 5,
         RunStatus::Expired => 6,
     }
+}
+
+/// How long following a run keeps trying to reach a server that went away.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ReconnectArgs {
+    /// When the server goes away while following a run, keep trying this long before giving
+    /// up with exit code 7: seconds, or e.g. 90s, 5m.
+    #[arg(long, env = "KILN_RECONNECT_TIMEOUT", default_value = "60s", value_parser = crate::config::parse_duration)]
+    pub reconnect_timeout: std::time::Duration,
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use kiln_worker::protocol::{count, human_size, human_transfer};
+
 use crate::context::pack::PackProgress;
 
 pub struct UploadProgress {
@@ -28,8 +30,9 @@ impl UploadProgress {
         });
         if bar.is_none() {
             eprintln!(
-                "Uploading build context: {total_files} files, {}",
-                mib(total_bytes)
+                "Uploading build context: {}, {}",
+                count(total_files, "file", "files"),
+                human_size(total_bytes)
             );
         }
         Arc::new(UploadProgress {
@@ -42,7 +45,7 @@ impl UploadProgress {
     pub fn update(&self, p: PackProgress) {
         if let Some(bar) = &self.bar {
             bar.set_position(p.bytes);
-            bar.set_message(format!("{} files", p.files));
+            bar.set_message(count(p.files, "file", "files"));
         }
     }
 
@@ -51,15 +54,12 @@ impl UploadProgress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let took = self.started.elapsed();
         eprintln!(
-            "Uploaded build context: {files} files, {} in {secs:.1}s ({:.1} MiB/s)",
-            mib(sent_bytes),
-            sent_bytes as f64 / (1 << 20) as f64 / secs
+            "Uploaded build context: {}, {} in {:.1}s",
+            count(files, "file", "files"),
+            human_transfer(sent_bytes, took),
+            took.as_secs_f64()
         );
     }
-}
-
-pub fn mib(bytes: u64) -> String {
-    format!("{:.3} MiB", bytes as f64 / (1 << 20) as f64)
 }

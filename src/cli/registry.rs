@@ -2,12 +2,15 @@
 //! `kiln registry gc`, in the vocabulary of `az acr repository`.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use kiln_worker::protocol::{count, human_size};
 
 use super::client::KilnClient;
 use super::format::{print_json, table, timestamp};
 use super::{CliError, OutputArgs, OutputFormat, ServerArgs};
+use crate::config::format_duration;
 use crate::wire::registry::{
     Deleted, GcReport, GcRequest, Manifest, Repository, Tag, TagOrder, TagsQuery,
 };
@@ -47,8 +50,12 @@ pub struct ShowTagsArgs {
     /// Show digests, times and the run that pushed each tag.
     #[arg(long)]
     pub detail: bool,
-    #[arg(long, value_enum, default_value_t = TagOrder::Name)]
-    pub orderby: TagOrder,
+    /// Order of the tags (default: by name; with --top, newest first).
+    #[arg(long, value_enum)]
+    pub orderby: Option<TagOrder>,
+    /// Only the first N tags in that order: `--top 5` lists the 5 newest.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub top: Option<u32>,
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     #[command(flatten)]
@@ -195,10 +202,18 @@ async fn list(a: OutputArgs) -> Result<(), CliError> {
 
 async fn show_tags(a: ShowTagsArgs) -> Result<(), CliError> {
     let client = KilnClient::new(&a.server)?;
-    let query = TagsQuery { orderby: a.orderby };
-    let tags: Vec<Tag> = client
+    let orderby = match (a.orderby, a.top) {
+        (Some(order), _) => order,
+        (None, Some(_)) => TagOrder::TimeDesc,
+        (None, None) => TagOrder::Name,
+    };
+    let query = TagsQuery { orderby };
+    let mut tags: Vec<Tag> = client
         .get_json(&path(&a.repository, "/_tags"), &query)
         .await?;
+    if let Some(top) = a.top {
+        tags.truncate(top as usize);
+    }
     match (a.output, a.detail) {
         (OutputFormat::Json, true) => print_json(&tags),
         (OutputFormat::Json, false) => {
@@ -275,20 +290,6 @@ fn manifest_row(m: &Manifest) -> [String; 8] {
         timestamp(m.last_update_time),
         m.run_id.clone().unwrap_or("-".into()),
     ]
-}
-
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    match unit {
-        0 => format!("{bytes} B"),
-        _ => format!("{value:.1} {}", UNITS[unit]),
-    }
 }
 
 async fn show(a: ShowArgs) -> Result<(), CliError> {
@@ -402,11 +403,26 @@ async fn gc(a: GcArgs) -> Result<(), CliError> {
         "Deleted"
     };
     println!(
-        "{verb} {} blobs ({}) and {} abandoned uploads",
-        report.blobs_deleted,
+        "{verb} {} ({}) and {}",
+        count(report.blobs_deleted, "blob", "blobs"),
         human_size(report.bytes_freed),
-        report.uploads_removed,
+        count(
+            report.uploads_removed,
+            "abandoned upload",
+            "abandoned uploads"
+        ),
     );
+    if let Some(until) = report.kept_until.filter(|_| report.blobs_kept > 0) {
+        let (n, are) = match report.blobs_kept {
+            1 => ("1 unreferenced blob is".to_string(), "was"),
+            n => (format!("{n} unreferenced blobs are"), "were"),
+        };
+        println!(
+            "{n} younger than the {} grace period and {are} kept; run again after {}",
+            format_duration(Duration::from_secs(report.grace_secs)),
+            timestamp(until)
+        );
+    }
     Ok(())
 }
 
@@ -429,12 +445,5 @@ mod tests {
         assert_eq!(p("app:"), None);
         assert_eq!(p("app@md5:x"), None);
         assert_eq!(p(""), None);
-    }
-
-    #[test]
-    fn sizes_read_like_docker_images() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(5 << 20), "5.0 MiB");
     }
 }

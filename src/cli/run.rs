@@ -7,7 +7,7 @@ use super::build::interrupted;
 use super::client::KilnClient;
 use super::follow::print_log;
 use super::format::{print_json, run_details, run_table};
-use super::{CliError, OutputFormat, ServerArgs};
+use super::{CliError, OutputFormat, ReconnectArgs, ServerArgs};
 use crate::wire::ListQuery;
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +55,8 @@ pub struct LogsArgs {
     /// Keep streaming until the run ends; exit with the run's result.
     #[arg(long, short = 'f')]
     pub follow: bool,
+    #[command(flatten)]
+    pub reconnect: ReconnectArgs,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -111,13 +113,13 @@ async fn logs(a: LogsArgs) -> Result<(), CliError> {
     let id: RunId = run.id;
     let mut stdout = std::io::stdout();
     let printed = tokio::select! {
-        r = print_log(&client, id, a.follow, &mut stdout) => r,
+        r = print_log(&client, id, a.follow, a.reconnect.reconnect_timeout, &mut stdout) => r,
         _ = tokio::signal::ctrl_c(), if a.follow => return Err(interrupted(&run)),
     };
     printed?;
     if a.follow {
         // Following ends with the run, so the exit code can say how it went, as build's does.
-        return super::build::finish(&client.run(&a.run_id).await?);
+        return super::build::finish(&client.run(&a.run_id).await?, true);
     }
     Ok(())
 }

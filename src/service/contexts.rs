@@ -14,7 +14,7 @@ use crate::context::verify::{verify_archive, ArchiveSummary, VerifyError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
-    #[error("build context is larger than the server's limit of {limit} bytes")]
+    #[error("build context is larger than the server's limit of {}", kiln_worker::protocol::human_size(*limit))]
     TooLarge { limit: u64 },
     #[error("build context rejected: {0}")]
     Invalid(#[from] VerifyError),

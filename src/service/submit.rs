@@ -5,19 +5,16 @@ use std::str::FromStr as _;
 
 use kiln_worker::fetch_policy::{self, Fetcher};
 use kiln_worker::protocol::{
-    check_build_args, redact_url, BuildSpec, ContextSource, ImageRef, Platform, PlatformSet, RunId,
+    redact_url, BuildSpec, ContextSource, ImageRef, Platform, PlatformSet, RunId,
 };
 
 use super::runs::RunService;
 use super::{now_ms, to_time, ServiceError};
 use crate::access::{Action, Grant, Principal, RepoPattern};
 use crate::store::{NewRun, RunRow};
-use crate::template::{render, RunVars};
-use crate::wire::{self, CreateRun};
-
-/// The longest a run may ask to wait for a worker: a week, past which a queued run is
-/// forgotten work rather than waiting work.
-pub const MAX_QUEUE_TIMEOUT_SECS: u64 = 7 * 86_400;
+use crate::submission::{render_images, RunOptions};
+use crate::template::RunVars;
+use crate::wire::{self, CreateRun, SubmitLimits};
 
 impl RunService {
     /// Validates and queues a build for `who`, who must be allowed to push every image it
@@ -160,30 +157,34 @@ impl RunService {
                 "invalid dockerfile path '{df}': it must be a relative path inside the context"
             ));
         }
-        let range = &self.settings.timeout_range;
-        if let Some(t) = req.timeout_secs {
-            if !range.contains(&t) {
-                return invalid(format!(
-                    "invalid timeout {t}s: it must be between {} and {} seconds",
-                    range.start(),
-                    range.end()
-                ));
-            }
+        crate::submission::check(
+            &RunOptions {
+                images: &req.images,
+                is_git: matches!(req.context, ContextSource::Git { .. }),
+                platform: &req.platform.clone().unwrap_or_default(),
+                build_args: &req.build_args,
+                target: req.target.as_deref(),
+                timeout_secs: req.timeout_secs,
+                queue_timeout_secs: req.queue_timeout_secs,
+            },
+            &self.submit_limits(),
+        )
+        .map_err(ServiceError::Invalid)
+    }
+
+    /// The rules for run requests that depend on this server's configuration, for whoever
+    /// may queue runs: `kiln build` checks a request with them before it uploads anything.
+    pub fn limits(&self, who: &Principal) -> Result<SubmitLimits, ServiceError> {
+        self.may_submit(who)?;
+        Ok(self.submit_limits())
+    }
+
+    fn submit_limits(&self) -> SubmitLimits {
+        SubmitLimits {
+            min_timeout_secs: *self.settings.timeout_range.start(),
+            max_timeout_secs: *self.settings.timeout_range.end(),
+            default_registry: self.settings.default_registry.clone(),
         }
-        if let Some(t) = req.queue_timeout_secs {
-            if t > MAX_QUEUE_TIMEOUT_SECS {
-                return invalid(format!(
-                    "invalid queue timeout {t}s: it must be at most {MAX_QUEUE_TIMEOUT_SECS} seconds (7 days), or 0 for no limit"
-                ));
-            }
-        }
-        check_build_args(&req.build_args).map_err(ServiceError::Invalid)?;
-        if let Some(t) = &req.target {
-            if t.is_empty() || t.contains(char::is_whitespace) {
-                return invalid(format!("invalid target stage '{t}'"));
-            }
-        }
-        Ok(())
     }
 
     /// The `<<.Run.*>>` variables of a run, without the git ones.
@@ -245,21 +246,8 @@ impl RunService {
         templates: &[String],
         vars: &RunVars,
     ) -> Result<Vec<ImageRef>, ServiceError> {
-        let mut images: Vec<ImageRef> = Vec::new();
-        for template in templates {
-            let name = render(template, vars).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-            let image = ImageRef::parse(&name).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-            if image.digest().is_some() {
-                return Err(ServiceError::Invalid(format!(
-                    "invalid image '{name}': a pushed image needs a tag, not a digest"
-                )));
-            }
-            let image = image.with_default_registry(&self.settings.default_registry);
-            if !images.contains(&image) {
-                images.push(image);
-            }
-        }
-        Ok(images)
+        render_images(templates, vars, &self.settings.default_registry)
+            .map_err(ServiceError::Invalid)
     }
 }
 

@@ -86,4 +86,13 @@ pub struct GcReport {
     pub blobs_deleted: u64,
     pub bytes_freed: u64,
     pub uploads_removed: u64,
+    /// Unreferenced blobs kept because they are younger than the grace period.
+    #[serde(default)]
+    pub blobs_kept: u64,
+    /// The grace period (`kiln serve --gc-grace`), in seconds.
+    #[serde(default)]
+    pub grace_secs: u64,
+    /// When the last of the kept blobs leaves the grace period, unless it is used again.
+    #[serde(default)]
+    pub kept_until: Option<DateTime<Utc>>,
 }

@@ -505,3 +505,31 @@ pub async fn serve_tarball(body: Vec<u8>) -> String {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}")
 }
+
+/// A gzipped tar holding just `Dockerfile` (`FROM scratch`), to upload as a context.
+pub fn tar_gz_of_dockerfile() -> Vec<u8> {
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let body = b"FROM scratch\n";
+    let mut header = tar::Header::new_gnu();
+    header.set_size(body.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    b.append_data(&mut header, "Dockerfile", &body[..]).unwrap();
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+impl TestServer {
+    /// Uploads [`tar_gz_of_dockerfile`] and queues a build of it that pushes nothing, as the
+    /// owner: the run's ID.
+    pub async fn queue_scratch_run(&self) -> String {
+        let (status, body) = self.upload_context(tar_gz_of_dockerfile()).await;
+        assert_eq!(status, 201, "{body}");
+        let uploaded: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let context = serde_json::json!({"kind": "upload", "digest": uploaded["digest"]});
+        let body = serde_json::json!({"context": context, "push": false});
+        self.queue_run_as(self.owner_token(), &body).await
+    }
+}

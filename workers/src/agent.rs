@@ -13,7 +13,8 @@ use crate::engine_health::wait_for_engine;
 use crate::fetch_policy::FetchPolicy;
 use crate::logship::{self, LogSink};
 use crate::protocol::{
-    Lease, LeaseRequest, Outcome, OutputImage, Platform, ReturnRun, RunResult, Secret, WorkerInfo,
+    human_transfer, Lease, LeaseRequest, Outcome, OutputImage, Platform, ReturnRun, RunResult,
+    Secret, WorkerInfo,
 };
 use crate::{publish, source};
 
@@ -317,10 +318,12 @@ impl<E: Engine> Agent<E> {
                 context: prepared.open(&self.client, lease).await?,
                 credentials: credentials.clone(),
             };
-            let built = self.engine.build(job, log).await.map_err(|e| {
-                log.line(format!("Build failed: {e}"));
-                (e.outcome(), e.to_string())
-            })?;
+            // No log line here: the server's closing line gives the reason, once.
+            let built = self
+                .engine
+                .build(job, log)
+                .await
+                .map_err(|e| (e.outcome(), e.to_string()))?;
             builds.push(built);
         }
         let mut summary = Summary {
@@ -366,15 +369,14 @@ struct Summary {
 }
 
 impl Summary {
-    /// `Summary: 7 steps (5 cached); context 1.2 MiB uploaded at 48.0 MiB/s; build 3.1s; push 0.4s; total 3.9s`
+    /// `Summary: 7 steps (5 cached); context 1.20 MiB uploaded at 48 MiB/s; build 3.1s; push 0.4s; total 3.9s`
     fn line(&self, lease: &Lease, total: Duration) -> String {
         let mut parts = vec![format!("{} steps ({} cached)", self.steps, self.cached)];
         if let Some(ctx) = &lease.context_stats {
-            let mib = ctx.size as f64 / (1 << 20) as f64;
-            let secs = (ctx.upload_ms as f64 / 1000.0).max(0.001);
+            let took = Duration::from_millis(ctx.upload_ms);
             parts.push(format!(
-                "context {mib:.1} MiB uploaded at {:.1} MiB/s",
-                mib / secs
+                "context {} uploaded",
+                human_transfer(ctx.size, took)
             ));
         }
         parts.push(format!("build {:.1}s", self.build.as_secs_f64()));

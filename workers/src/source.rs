@@ -16,7 +16,9 @@ use crate::context::verify::verify_archive;
 use crate::fetch_policy::{self, FetchPolicy, Fetcher};
 use crate::git::{self, GitError, GitSource};
 use crate::logship::LogSink;
-use crate::protocol::{ContextLimits, ContextSource, Lease, Outcome, SourceReply, SourceResolved};
+use crate::protocol::{
+    human_size, ContextLimits, ContextSource, Lease, Outcome, SourceReply, SourceResolved,
+};
 
 /// Attempts at a tarball download before the run gives up on it.
 const DOWNLOAD_ATTEMPTS: u32 = 3;
@@ -202,7 +204,8 @@ async fn tarball_context(
     .map_err(|e| (Outcome::Error, format!("checking the tarball stopped: {e}")))?
     .map_err(|e| (Outcome::Failed, format!("tarball {shown} rejected: {e}")))?;
     log.line(format!(
-        "Downloaded {size} bytes: {} entries",
+        "Downloaded {}: {} entries",
+        human_size(size),
         summary.entries
     ));
     Ok(Prepared {
@@ -302,7 +305,7 @@ async fn save(resp: reqwest::Response, path: &Path, max_size: u64) -> io::Result
 
 /// A tarball larger than the server's `--max-context-size`, which holds uploads too.
 #[derive(Debug, thiserror::Error)]
-#[error("it is larger than the server's limit of {limit} bytes for a build context")]
+#[error("it is larger than the server's limit of {} for a build context", human_size(*limit))]
 struct TooLarge {
     limit: u64,
 }

@@ -71,6 +71,10 @@ impl RegistryService {
             }
         }
         report.uploads_removed += self.remove_stray_files(grace, dry_run).await?;
+        let (kept, newest) = self.store.young_unreferenced_blobs(cutoff).await?;
+        report.blobs_kept = kept;
+        report.grace_secs = grace.as_secs();
+        report.kept_until = newest.map(|t| crate::service::to_time(t) + grace);
         Ok(report)
     }
 

@@ -90,4 +90,22 @@ impl Store {
             .await?;
         Ok(done.rows_affected() > 0)
     }
+
+    /// Blobs no manifest references that were touched at or after `cutoff`, which the grace
+    /// period keeps: how many, and when the last of them was touched.
+    pub async fn young_unreferenced_blobs(
+        &self,
+        cutoff: i64,
+    ) -> Result<(u64, Option<i64>), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MAX(touched_at) AS newest FROM blobs
+             WHERE touched_at >= ?1
+             AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = blobs.digest)
+             AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.child_digest = blobs.digest)",
+        )
+        .bind(cutoff)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get::<i64, _>("n")? as u64, row.try_get("newest")?))
+    }
 }

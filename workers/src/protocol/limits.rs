@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::sizes::{human_size, human_size_over};
+
 /// Limits on a build context archive, from `kiln serve --max-context-*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -86,15 +88,18 @@ pub fn check_build_args(args: &BTreeMap<String, String>) -> Result<(), String> {
         }
         if value.len() > MAX_BUILD_ARG_VALUE {
             return Err(format!(
-                "build argument '{name}' has a {}-byte value, the limit is {MAX_BUILD_ARG_VALUE} bytes",
-                value.len()
+                "build argument '{name}' has a {} value, the limit is {}",
+                human_size_over(value.len() as u64, MAX_BUILD_ARG_VALUE as u64),
+                human_size(MAX_BUILD_ARG_VALUE as u64)
             ));
         }
         total += name.len() + value.len();
     }
     if total > MAX_BUILD_ARGS_TOTAL {
         return Err(format!(
-            "build arguments total {total} bytes, the limit is {MAX_BUILD_ARGS_TOTAL} bytes"
+            "build arguments total {}, the limit is {}",
+            human_size_over(total as u64, MAX_BUILD_ARGS_TOTAL as u64),
+            human_size(MAX_BUILD_ARGS_TOTAL as u64)
         ));
     }
     Ok(())
@@ -122,7 +127,10 @@ mod tests {
     fn build_args_over_limits_are_named() {
         let long = "v".repeat(MAX_BUILD_ARG_VALUE + 1);
         let err = check_build_args(&args(&[("BIG", long)])).unwrap_err();
-        assert!(err.contains("'BIG'") && err.contains("65537-byte"), "{err}");
+        assert_eq!(
+            err,
+            "build argument 'BIG' has a 65537 B value, the limit is 64 KiB"
+        );
 
         let name = "N".repeat(MAX_BUILD_ARG_NAME + 1);
         let err = check_build_args(&args(&[(&name, String::new())])).unwrap_err();

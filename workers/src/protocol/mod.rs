@@ -10,6 +10,7 @@ mod ids;
 mod limits;
 mod platform;
 mod secret;
+mod sizes;
 mod worker;
 
 pub use crate::image_ref::{ImageRef, ImageRefError};
@@ -22,6 +23,7 @@ pub use limits::{
 };
 pub use platform::{Platform, PlatformError, PlatformSet};
 pub use secret::{RegistryCredential, Secret};
+pub use sizes::{count, human_size, human_size_over, human_transfer};
 pub use worker::{
     Heartbeat, HeartbeatReply, Lease, LeaseRequest, LogAppendReply, Outcome, ReturnRun, RunResult,
     SourceReply, SourceResolved, WorkerInfo,

@@ -15,7 +15,7 @@ use std::rc::Rc;
 use flate2::read::MultiGzDecoder;
 use tar::{Archive, Entry, EntryType};
 
-use crate::protocol::{ContextLimits, EXPANSION_FLOOR};
+use crate::protocol::{human_size, human_size_over, ContextLimits, EXPANSION_FLOOR};
 use guard::{Counted, Guard, Refused};
 use links::{check_hard_link, check_link_target, normalize, parent, LinkTree};
 
@@ -77,7 +77,7 @@ pub enum VerifyError {
     Io(std::io::Error),
     /// A PAX extended header or GNU long name larger than any real one.
     #[error(
-        "context archive entry '{entry}' is a {kind} of {size} bytes; the limit is {limit} bytes"
+        "context archive entry '{entry}' is a {kind} of {}; the limit is {}", human_size_over(*size, *limit), human_size(*limit)
     )]
     ExtendedHeaderTooLarge {
         /// The extended header's own path as written in the archive.
@@ -90,7 +90,7 @@ pub enum VerifyError {
         limit: u64,
     },
     /// An entry whose declared size takes the unpacked context past the limit.
-    #[error("context archive entry '{entry}' declares {size} bytes, which takes the unpacked context past the limit of {limit} bytes")]
+    #[error("context archive entry '{entry}' declares {}, which takes the unpacked context past the limit of {}", human_size(*size), human_size(*limit))]
     EntryTooLarge {
         /// The entry's path as written in the archive.
         entry: String,
@@ -100,7 +100,7 @@ pub enum VerifyError {
         limit: u64,
     },
     /// The decompressed archive is larger than the limit.
-    #[error("context archive unpacks to more than the limit of {limit} bytes")]
+    #[error("context archive unpacks to more than the limit of {}", human_size(*limit))]
     UnpackedTooLarge {
         /// The unpacked size limit.
         limit: u64,
