@@ -252,13 +252,28 @@ impl RunService {
     }
 
     pub(super) async fn view(&self, row: RunRow) -> Result<wire::Run, ServiceError> {
+        self.view_placed(row, None).await
+    }
+
+    /// `view`, with the queue position of a queued run when the caller knows it already.
+    pub(super) async fn view_placed(
+        &self,
+        row: RunRow,
+        position: Option<u32>,
+    ) -> Result<wire::Run, ServiceError> {
         let history = self.store.run_events(row.id).await?;
         let queued = match row.status {
             RunStatus::Queued => {
                 let running = self.store.running_workers().await?;
-                let seq = row.id.seq() as i64;
-                let positions = self.positions(&[(seq, &row.platform)]).await?;
-                self.queue_spot(&row, positions.get(&seq).copied(), &running)
+                let position = match position {
+                    Some(p) => p,
+                    None => {
+                        let seq = row.id.seq() as i64;
+                        let positions = self.positions(&[(seq, &row.platform)]).await?;
+                        positions.get(&seq).copied().unwrap_or(1)
+                    }
+                };
+                self.queue_spot(&row, Some(position), &running)
             }
             _ => None,
         };

@@ -98,7 +98,7 @@ impl RunService {
             .await??;
         tracing::info!(run.id = %created.id, "run queued");
         self.wakeups.queued(&created.platform);
-        self.view(created).await
+        self.view_placed(created, position).await
     }
 
     /// Tells the run's log why it waits (`position` is `None` when it starts at once):
