@@ -19,6 +19,7 @@ Usage: scripts/bench.py [--runs 100] [--repeat 5] [--upload-mib 1024] [--upload-
 """
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -31,7 +32,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KILN = os.path.join(ROOT, "target", "release", "kiln")
+# KILN_BENCH_BIN: measure another build of kiln (e.g. a debug one) instead of building this one.
+KILN = os.environ.get("KILN_BENCH_BIN") or os.path.join(ROOT, "target", "release", "kiln")
 REGISTRY = "127.0.0.1:5000"
 BASE = f"{REGISTRY}/busybox:latest"
 # Debian's docker.io client has BuildKit built in; newer clients need the buildx plugin.
@@ -340,7 +342,6 @@ class Api:
     """One keep-alive connection to the API, for the depth scenario's many small requests."""
 
     def __init__(self, server, token=None):
-        import http.client
         host, port = server.url[len("http://"):].split(":")
         self.conn = http.client.HTTPConnection(host, int(port), timeout=120)
         self.token = token or server.token
@@ -351,8 +352,14 @@ class Api:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        self.conn.request(method, path, body=data, headers=headers)
-        resp = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=data, headers=headers)
+            resp = self.conn.getresponse()
+        except (ConnectionError, http.client.HTTPException):
+            # The server closes connections idle past --idle-timeout: open a new one.
+            self.conn.close()
+            self.conn.request(method, path, body=data, headers=headers)
+            resp = self.conn.getresponse()
         out = resp.read()
         if resp.status >= 300:
             raise SystemExit(f"{method} {path}: {resp.status} {out[:300]!r}")
@@ -390,7 +397,7 @@ def idle_worker(server, token, platform, stop):
         api.call("POST", "/api/worker/lease", {"worker": info, "waitMs": 1000})
 
 
-def bench_depth_at(depth, drain=100, submissions=200):
+def bench_depth_at(depth, drain, submissions=200):
     """One fresh server with `depth` no-op runs queued and no worker: see bench_depth."""
     import io
     import tarfile
@@ -461,7 +468,7 @@ def bench_depth_at(depth, drain=100, submissions=200):
         server.stop()
 
 
-def bench_depth(depth):
+def bench_depth(depth, drain):
     """The queue at depth (issue 9): with no worker, queue `depth` no-op runs through the API
     (8 connections), then measure what one worker and the API's users see. Claim time is the
     round trip of a lease request that finds a run at once (`waitMs` 0), the drain rate that of
@@ -470,7 +477,7 @@ def bench_depth(depth):
     print("queued | claim p50 | drain | server CPU/run | run list 100 p50 | submissions/s seq | "
           "8 concurrent | CPU/submission (idle s390x worker) | starved arm64 run", flush=True)
     for d in (0, depth):
-        f = bench_depth_at(d)
+        f = bench_depth_at(d, drain)
         print(f"{d:>6} | {f['claim_ms']:.1f} ms | {f['drain_per_min']:.0f} runs/min | {f['cpu_per_run_ms']:.1f} ms"
               f" | {f['list_ms']:.1f} ms | {f['seq_per_s']:.0f} | {f['conc_per_s']:.0f}"
               f" | {f['cpu_per_submit_ms']:.1f} ms | {f['starved']} ({f['arm_lease_ms']:.0f} ms)", flush=True)
@@ -483,10 +490,12 @@ def main():
     ap.add_argument("--upload-mib", type=int, default=1024)
     ap.add_argument("--upload-files", type=int, default=50000)
     ap.add_argument("--depth", type=int, default=0, help="run only the queue-depth scenario, this deep")
+    ap.add_argument("--drain", type=int, default=100, help="runs the depth scenario's worker drains")
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "-q", "--bin", "kiln"], cwd=ROOT, check=True)
+    if not os.environ.get("KILN_BENCH_BIN"):
+        subprocess.run(["cargo", "build", "--release", "-q", "--bin", "kiln"], cwd=ROOT, check=True)
     if args.depth:
-        return bench_depth(args.depth)
+        return bench_depth(args.depth, args.drain)
 
     lat = bench_dispatch(args.runs)
     print(f"dispatch latency over {len(lat)} runs: p50 {pct(lat, 50):.1f} ms, p95 {pct(lat, 95):.1f} ms"
