@@ -12,10 +12,14 @@ image). Runs on one machine, against the same engine and registry for every figu
 4. a linux/amd64 + linux/arm64 build (one index) vs the same two BuildKit builds + pushes;
 5. a git context from a loopback smart-HTTP server vs `git clone --depth 1` + the same build.
 
+`--depth N` runs only the queue-depth scenario instead (no engine needed): see bench_depth.
+
 Usage: scripts/bench.py [--runs 100] [--repeat 5] [--upload-mib 1024] [--upload-files 50000]
+       scripts/bench.py --depth 10000
 """
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -28,7 +32,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KILN = os.path.join(ROOT, "target", "release", "kiln")
+# KILN_BENCH_BIN: measure another build of kiln (e.g. a debug one) instead of building this one.
+KILN = os.environ.get("KILN_BENCH_BIN") or os.path.join(ROOT, "target", "release", "kiln")
 REGISTRY = "127.0.0.1:5000"
 BASE = f"{REGISTRY}/busybox:latest"
 # Debian's docker.io client has BuildKit built in; newer clients need the buildx plugin.
@@ -333,14 +338,164 @@ def bench_multi_platform(repeat):
         shutil.rmtree(ctx, ignore_errors=True)
 
 
+class Api:
+    """One keep-alive connection to the API, for the depth scenario's many small requests."""
+
+    def __init__(self, server, token=None):
+        host, port = server.url[len("http://"):].split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=120)
+        self.token = token or server.token
+
+    def call(self, method, path, body=None, raw=None):
+        headers = {"Authorization": f"Bearer {self.token}"}
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        try:
+            self.conn.request(method, path, body=data, headers=headers)
+            resp = self.conn.getresponse()
+        except (ConnectionError, http.client.HTTPException):
+            # The server closes connections idle past --idle-timeout: open a new one.
+            self.conn.close()
+            self.conn.request(method, path, body=data, headers=headers)
+            resp = self.conn.getresponse()
+        out = resp.read()
+        if resp.status >= 300:
+            raise SystemExit(f"{method} {path}: {resp.status} {out[:300]!r}")
+        return json.loads(out) if out else None
+
+
+def cpu_ms(pid):
+    """User + system CPU time of a process so far, in ms."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def submit_many(server, spec, count, threads):
+    """Queues `count` runs from `threads` connections at once: runs per second."""
+    import concurrent.futures
+    per = [count // threads + (1 if i < count % threads else 0) for i in range(threads)]
+
+    def one(n):
+        api = Api(server)
+        for _ in range(n):
+            api.call("POST", "/api/runs", spec)
+
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, per))
+    return count / (time.perf_counter() - start)
+
+
+def idle_worker(server, token, platform, stop):
+    """A worker for a platform nothing is queued for, long-polling until `stop` is set."""
+    api = Api(server, token)
+    info = {"id": f"idle-{platform}", "name": "idle", "platforms": [platform]}
+    while not stop.is_set():
+        api.call("POST", "/api/worker/lease", {"worker": info, "waitMs": 1000})
+
+
+def bench_depth_at(depth, drain, submissions=200):
+    """One fresh server with `depth` no-op runs queued and no worker: see bench_depth."""
+    import io
+    import tarfile
+    import threading
+    server = Server(workers=0, extra=["--queue-timeout", "0"])
+    try:
+        api = Api(server)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            data = f"FROM {BASE}\n".encode()
+            info = tarfile.TarInfo("Dockerfile")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        digest = api.call("POST", "/api/contexts", raw=buf.getvalue())["digest"]
+        spec = {"context": {"kind": "upload", "digest": digest}, "push": False}
+        token = api.call("POST", "/api/tokens", {"name": "bench-worker", "roles": ["worker"]})["secret"]
+        worker = Api(server, token)
+        fig = {}
+        if depth:
+            submit_many(server, spec, depth, 8)
+
+        # Drain: a worker over the raw protocol takes and finishes `drain` runs, as fast as the
+        # server hands them out (no build), from the head of a queue `depth` runs deep.
+        submit_many(server, spec, drain, 8)
+        me = {"id": "drainer-1", "name": "drainer", "platforms": ["linux/amd64"]}
+        claims = []
+        cpu0, start = cpu_ms(server.proc.pid), time.perf_counter()
+        for _ in range(drain):
+            t = time.perf_counter()
+            lease = worker.call("POST", "/api/worker/lease", {"worker": me, "waitMs": 0})
+            claims.append((time.perf_counter() - t) * 1000)
+            worker.call("POST", f"/api/worker/runs/{lease['runId']}/result",
+                        {"attempt": lease["attempt"], "outcome": "Succeeded", "errorMessage": None,
+                         "outputImages": []})
+        elapsed = time.perf_counter() - start
+        fig["claim_ms"] = pct(claims, 50)
+        fig["drain_per_min"] = drain / elapsed * 60
+        fig["cpu_per_run_ms"] = (cpu_ms(server.proc.pid) - cpu0) / drain
+
+        # Starvation: one run for a platform behind the whole queue, and a worker for it.
+        api.call("POST", "/api/runs", dict(spec, platform="linux/arm64"))
+        arm = {"id": "arm-1", "name": "arm", "platforms": ["linux/arm64"]}
+        t = time.perf_counter()
+        got = worker.call("POST", "/api/worker/lease", {"worker": arm, "waitMs": 3000})
+        fig["starved"] = "no" if got else "yes"
+        fig["arm_lease_ms"] = (time.perf_counter() - t) * 1000
+
+        lists = []
+        for _ in range(20):
+            t = time.perf_counter()
+            api.call("GET", "/api/runs?top=100")
+            lists.append((time.perf_counter() - t) * 1000)
+        fig["list_ms"] = pct(lists, 50)
+
+        # Submissions, one at a time and from 8 connections, while a worker for a platform
+        # nothing is queued for waits for work (it should cost nothing).
+        stop = threading.Event()
+        idle = threading.Thread(target=idle_worker, args=(server, token, "linux/s390x", stop))
+        idle.start()
+        cpu0 = cpu_ms(server.proc.pid)
+        fig["seq_per_s"] = submit_many(server, spec, submissions, 1)
+        fig["cpu_per_submit_ms"] = (cpu_ms(server.proc.pid) - cpu0) / submissions
+        fig["conc_per_s"] = submit_many(server, spec, 2 * submissions, 8)
+        stop.set()
+        idle.join()
+        return fig
+    finally:
+        server.stop()
+
+
+def bench_depth(depth, drain):
+    """The queue at depth (issue 9): with no worker, queue `depth` no-op runs through the API
+    (8 connections), then measure what one worker and the API's users see. Claim time is the
+    round trip of a lease request that finds a run at once (`waitMs` 0), the drain rate that of
+    a worker speaking the raw protocol that reports each run Succeeded as soon as it has it, so
+    both are the server's own cost. Prints one row per depth: 0, then `depth`."""
+    print("queued | claim p50 | drain | server CPU/run | run list 100 p50 | submissions/s seq | "
+          "8 concurrent | CPU/submission (idle s390x worker) | starved arm64 run", flush=True)
+    for d in (0, depth):
+        f = bench_depth_at(d, drain)
+        print(f"{d:>6} | {f['claim_ms']:.1f} ms | {f['drain_per_min']:.0f} runs/min | {f['cpu_per_run_ms']:.1f} ms"
+              f" | {f['list_ms']:.1f} ms | {f['seq_per_s']:.0f} | {f['conc_per_s']:.0f}"
+              f" | {f['cpu_per_submit_ms']:.1f} ms | {f['starved']} ({f['arm_lease_ms']:.0f} ms)", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--upload-mib", type=int, default=1024)
     ap.add_argument("--upload-files", type=int, default=50000)
+    ap.add_argument("--depth", type=int, default=0, help="run only the queue-depth scenario, this deep")
+    ap.add_argument("--drain", type=int, default=100, help="runs the depth scenario's worker drains")
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "-q", "--bin", "kiln"], cwd=ROOT, check=True)
+    if not os.environ.get("KILN_BENCH_BIN"):
+        subprocess.run(["cargo", "build", "--release", "-q", "--bin", "kiln"], cwd=ROOT, check=True)
+    if args.depth:
+        return bench_depth(args.depth, args.drain)
 
     lat = bench_dispatch(args.runs)
     print(f"dispatch latency over {len(lat)} runs: p50 {pct(lat, 50):.1f} ms, p95 {pct(lat, 95):.1f} ms"

@@ -24,7 +24,7 @@ impl Queue {
     pub fn stop_leasing(&self) {
         self.draining.store(true, Ordering::Relaxed);
         // Waiting requests look again, and see the drain.
-        self.runs.queued.notify_waiters();
+        self.runs.wakeups.all();
     }
 
     /// Answers the lease requests held since `stop_leasing`, so the API can stop without
@@ -47,7 +47,8 @@ impl Queue {
         let line = format!("Returned to the queue before building: {}", returned.reason);
         self.runs.logs.append_line(id, &line)?;
         tracing::info!(run.id = %id, reason = %returned.reason, "run returned to the queue");
-        self.runs.queued.notify_waiters();
+        let run = self.runs.row(id).await?;
+        self.runs.wakeups.queued(&run.platform);
         Ok(())
     }
 

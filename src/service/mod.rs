@@ -7,12 +7,14 @@ mod context_access;
 pub mod contexts;
 mod lifecycle;
 pub mod logs;
+mod positions;
 pub mod queue;
 pub mod registry;
 pub mod repositories;
 pub mod retention;
 pub mod runs;
 mod submit;
+mod wakeups;
 pub mod workers;
 
 use std::ops::RangeInclusive;

@@ -7,14 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kiln_worker::protocol::{
-    ContextSource, Digest, HeartbeatReply, ImageRef, Lease, LeaseRequest, RegistryCredential,
-    RunId, RunResult, RunStatus, SourceReply, SourceResolved, WorkerInfo,
+    ContextSource, Digest, HeartbeatReply, ImageRef, Lease, LeaseRequest, PlatformSet,
+    RegistryCredential, RunId, RunResult, RunStatus, SourceReply, SourceResolved, WorkerInfo,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::runs::RunService;
-use super::workers::Wait;
 use super::{now_ms, ServiceError};
 use crate::access::RUN_USERNAME;
 use crate::config::format_duration;
@@ -22,8 +21,12 @@ use crate::store::RunRow;
 
 /// The longest a lease request may wait; workers ask again after it.
 pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(30);
-/// How deep into the queue a worker looks for a run it can take.
-const CLAIM_SCAN: u32 = 200;
+/// How many of the oldest runs a worker could take it considers, so that it can leave one to a
+/// better placed worker and take the next. Only runs of platform sets it builds are read.
+const CLAIM_WINDOW: u32 = 32;
+/// A request that left a run to a better placed worker looks again this often, in case that
+/// worker never takes it.
+const RECHECK_DEFERRED: Duration = Duration::from_secs(1);
 /// Run credentials outlive the run's timeout by this much, for the push after the build.
 const RUN_CREDENTIALS_SLACK: Duration = Duration::from_secs(600);
 
@@ -52,12 +55,26 @@ impl Queue {
     }
 
     /// Hands the oldest queued run for the worker's platforms to it, waiting up to `wait_ms`
-    /// for one to be queued. Returns as soon as a run is queued: no fixed-interval polling.
-    /// The request marks the worker connected and idle; a claim marks it busy.
+    /// for one to be queued. Returns as soon as a run it can build is queued: no
+    /// fixed-interval polling, and runs for other platforms do not wake it. The request marks
+    /// the worker connected and idle while it waits; a claim marks it busy.
     pub async fn lease(&self, req: LeaseRequest) -> Result<Option<Lease>, ServiceError> {
+        let workers = &self.runs.workers;
+        workers.lease_requested(&req.worker);
+        // Told how the request ended; dropped unanswered, the worker went away.
+        let mut request = RequestGuard {
+            queue: self,
+            worker_id: &req.worker.id,
+            answered: false,
+        };
+        let leased = self.lease_waiting(&req).await;
+        request.answered = true;
+        leased
+    }
+
+    async fn lease_waiting(&self, req: &LeaseRequest) -> Result<Option<Lease>, ServiceError> {
         let wait = Duration::from_millis(req.wait_ms).min(MAX_LEASE_WAIT);
         let deadline = Instant::now() + wait;
-        self.runs.workers.lease_requested(&req.worker);
         // An unhealthy worker only reports its state; it would fail any run it took.
         if req.worker.engine_error.is_some() {
             return Ok(None);
@@ -73,36 +90,49 @@ impl Queue {
                 return Ok(None);
             }
             // Register interest before querying, so a run queued in between is not missed.
-            let notified = self.runs.queued.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-
-            let now = now_ms();
-            let expires = now + self.runs.settings.lease_ttl.as_millis() as i64;
-            if let Some(run) = self.claim_next(&req.worker, now, expires).await? {
-                self.runs.workers.claimed(&req.worker.id);
-                tracing::info!(run.id = %run.id, worker = %req.worker.name, attempt = run.attempt, "run leased");
-                return Ok(Some(self.lease_for(run)));
+            let waiting = self.runs.wakeups.wait(&req.worker.platforms);
+            let mut look_again = deadline;
+            match self.claim_next(&req.worker).await? {
+                Claim::Taken(run) => {
+                    self.runs.workers.claimed(&req.worker.id);
+                    tracing::info!(run.id = %run.id, worker = %req.worker.name, attempt = run.attempt, "run leased");
+                    return Ok(Some(self.lease_for(*run)));
+                }
+                Claim::Deferred => {
+                    waiting.deferred();
+                    look_again = deadline.min(Instant::now() + RECHECK_DEFERRED);
+                }
+                Claim::Nothing => {}
             }
             tokio::select! {
-                _ = &mut notified => continue,
-                _ = tokio::time::sleep_until(deadline) => return Ok(None),
+                _ = waiting.woken() => continue,
+                _ = tokio::time::sleep_until(look_again) => {
+                    if look_again == deadline {
+                        return Ok(None);
+                    }
+                }
             }
         }
     }
 
     /// Claims the oldest queued run this worker builds all platforms of, unless a better
-    /// placed worker is free to take it (see `WorkerRegistry::leave_to_other`).
-    async fn claim_next(
-        &self,
-        worker: &WorkerInfo,
-        now: i64,
-        expires: i64,
-    ) -> Result<Option<RunRow>, ServiceError> {
-        for queued in self.runs.store.queued_runs(CLAIM_SCAN).await? {
-            if !queued.platforms.is_within(&worker.platforms)
-                || self.runs.workers.leave_to_other(worker, &queued)
-            {
+    /// placed worker is free to take it (see `WorkerRegistry::leave_to_other`). Reads only
+    /// the platform sets the worker builds, so runs for others never hide its own.
+    async fn claim_next(&self, worker: &WorkerInfo) -> Result<Claim, ServiceError> {
+        let store = &self.runs.store;
+        let sets: Vec<PlatformSet> = store
+            .queued_platform_sets()
+            .await?
+            .into_iter()
+            .filter(|set| set.is_within(&worker.platforms))
+            .collect();
+        if sets.is_empty() {
+            return Ok(Claim::Nothing);
+        }
+        let mut deferred = false;
+        for queued in store.queued_runs_for(&sets, CLAIM_WINDOW).await? {
+            if self.runs.workers.leave_to_other(worker, &queued) {
+                deferred = true;
                 continue;
             }
             let embedded = self
@@ -111,18 +141,21 @@ impl Queue {
                 .unwrap_or_else(|e| e.into_inner())
                 .contains(&worker.id);
             let instance = embedded.then_some(self.instance.as_str());
-            let claimed = self
-                .runs
-                .store
-                .try_claim(queued.seq, &worker.id, &worker.name, instance, now, expires)
+            let ttl = self.runs.settings.lease_ttl.as_millis() as i64;
+            let claimed = store
+                .try_claim(queued.seq, &worker.id, &worker.name, instance, now_ms, ttl)
                 .await?;
-            if claimed.is_some() {
+            if let Some(run) = claimed {
                 // Workers that left runs to this one must look again: it is busy now.
-                self.runs.queued.notify_waiters();
-                return Ok(claimed);
+                self.runs.wakeups.claimed();
+                return Ok(Claim::Taken(Box::new(run)));
             }
         }
-        Ok(None)
+        Ok(if deferred {
+            Claim::Deferred
+        } else {
+            Claim::Nothing
+        })
     }
 
     fn lease_for(&self, run: RunRow) -> Lease {
@@ -299,6 +332,10 @@ impl Queue {
                 )
             } else {
                 let worker = run.worker_name.as_deref().unwrap_or("unknown");
+                // Gone: no queued run may count it as connected any more.
+                if let Some(id) = &run.worker_id {
+                    self.runs.workers.lost(id);
+                }
                 (
                     RunStatus::Error,
                     format!(
@@ -337,20 +374,7 @@ impl Queue {
         let running = self.runs.store.running_workers().await?;
         for run in expired {
             let waited = format_duration(self.runs.queue_timeout(&run));
-            let why = match self.runs.workers.wait_reason(&run.platform, &running) {
-                Wait::AllBusy(n, platform) => format!("all {n} workers for {platform} were busy"),
-                unhealthy @ Wait::Unhealthy(..) => unhealthy.to_string(),
-                _ => {
-                    let connected = self.runs.workers.connected_platforms();
-                    let offer = if connected.is_empty() {
-                        "no worker is connected".to_string()
-                    } else {
-                        let list: Vec<String> = connected.iter().map(ToString::to_string).collect();
-                        format!("the connected workers build {}", list.join(", "))
-                    };
-                    format!("it needs {}; {offer}", run.platform)
-                }
-            };
+            let why = self.runs.workers.wait_reason(&run.platform, &running);
             let message = format!("no worker took this run in {waited}: {why}");
             tracing::warn!(run.id = %run.id, "{message}");
             // A worker may have taken it meanwhile: then `finish` changes nothing.
@@ -363,6 +387,32 @@ impl Queue {
             }
         }
         Ok(())
+    }
+}
+
+/// What one look at the queue found for a worker.
+enum Claim {
+    Taken(Box<RunRow>),
+    /// Nothing taken: it left a run to a better placed worker.
+    Deferred,
+    Nothing,
+}
+
+/// Tells the worker registry that a lease request ended, and whether it was answered.
+struct RequestGuard<'a> {
+    queue: &'a Queue,
+    worker_id: &'a str,
+    answered: bool,
+}
+
+impl Drop for RequestGuard<'_> {
+    fn drop(&mut self) {
+        let workers = &self.queue.runs.workers;
+        workers.request_ended(self.worker_id, !self.answered);
+        if !self.answered {
+            // It may have been the worker others left a run to.
+            self.queue.runs.wakeups.claimed();
+        }
     }
 }
 

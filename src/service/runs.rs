@@ -8,12 +8,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::Stream;
 use kiln_worker::protocol::{ContextSource, ImageRef, OutputImage, PlatformSet, RunId, RunStatus};
-use tokio::sync::Notify;
 
 use super::auth::AuthService;
 use super::contexts::ContextStore;
 use super::logs::LogHub;
 use super::queue::MAX_LEASE_WAIT;
+use super::wakeups::Wakeups;
 use super::workers::{Wait, WorkerRegistry};
 use super::{now_ms, to_time, RunSettings, ServiceError};
 use crate::access::{AccessError, Action, Principal};
@@ -32,8 +32,8 @@ pub struct RunService {
     pub(super) settings: RunSettings,
     /// Mints the credentials a run's build uses for Kiln's own registry.
     pub(super) auth: Arc<AuthService>,
-    /// Woken whenever a run is queued, so leasing workers need not poll.
-    pub(super) queued: Arc<Notify>,
+    /// Wakes the lease requests a queued run concerns, so leasing workers need not poll.
+    pub(super) wakeups: Wakeups,
     /// Which workers ask for work, for what queued runs wait for; the queue fills it in.
     pub(super) workers: Arc<WorkerRegistry>,
 }
@@ -55,7 +55,7 @@ impl RunService {
             // lease's time on top before calling it gone, as for a silent running worker.
             workers: Arc::new(WorkerRegistry::new(MAX_LEASE_WAIT + settings.lease_ttl)),
             settings,
-            queued: Arc::new(Notify::new()),
+            wakeups: Wakeups::default(),
         }
     }
 
@@ -104,9 +104,16 @@ impl RunService {
         } else {
             Vec::new()
         };
+        let queued: Vec<(i64, &PlatformSet)> = rows
+            .iter()
+            .filter(|r| r.status == RunStatus::Queued)
+            .map(|r| (r.id.seq() as i64, &r.platform))
+            .collect();
+        let positions = self.positions(&queued).await?;
         let mut runs = Vec::with_capacity(rows.len());
         for row in rows {
-            let queued = self.queue_spot(&row, &running).await?;
+            let position = positions.get(&(row.id.seq() as i64)).copied();
+            let queued = self.queue_spot(&row, position, &running);
             let queue_timeout = self.queue_timeout(&row).as_secs();
             let mut run = with_queue_spot(view_without_history(row), queued);
             run.queue_timeout_secs = Some(queue_timeout);
@@ -127,20 +134,18 @@ impl RunService {
         Ok(image.with_default_registry(&self.settings.default_registry))
     }
 
-    /// A queued run's position for its platform and why it waits; `None` for other runs.
+    /// A queued run's position (from `positions`) and why it waits; `None` for other runs.
     /// `running` is what `Store::running_workers` returned.
-    async fn queue_spot(
+    fn queue_spot(
         &self,
         row: &RunRow,
+        position: Option<u32>,
         running: &[(String, PlatformSet)],
-    ) -> Result<Option<QueueSpot>, ServiceError> {
-        if row.status != RunStatus::Queued {
-            return Ok(None);
-        }
-        let position = self.store.queue_position(row).await?;
+    ) -> Option<QueueSpot> {
+        let position = position.filter(|_| row.status == RunStatus::Queued)?;
         let wait = self.workers.wait_reason(&row.platform, running);
         // Said plainly when nothing can take the run now, so `kiln build` can warn at once.
-        let warning = matches!(wait, Wait::NoWorker(_) | Wait::Unhealthy(..)).then(|| {
+        let warning = matches!(wait, Wait::NoWorker(..) | Wait::Unhealthy(..)).then(|| {
             let limit = self.queue_timeout(row);
             let how_long = if limit.is_zero() {
                 "until one connects".to_string()
@@ -149,11 +154,11 @@ impl RunService {
             };
             format!("{wait}; the run waits {how_long}")
         });
-        Ok(Some(QueueSpot {
+        Some(QueueSpot {
             position,
             waiting_for: wait.to_string(),
             warning,
-        }))
+        })
     }
 
     /// How long the run may wait for a worker; zero: no limit.
@@ -247,11 +252,28 @@ impl RunService {
     }
 
     pub(super) async fn view(&self, row: RunRow) -> Result<wire::Run, ServiceError> {
+        self.view_placed(row, None).await
+    }
+
+    /// `view`, with the queue position of a queued run when the caller knows it already.
+    pub(super) async fn view_placed(
+        &self,
+        row: RunRow,
+        position: Option<u32>,
+    ) -> Result<wire::Run, ServiceError> {
         let history = self.store.run_events(row.id).await?;
         let queued = match row.status {
             RunStatus::Queued => {
                 let running = self.store.running_workers().await?;
-                self.queue_spot(&row, &running).await?
+                let position = match position {
+                    Some(p) => p,
+                    None => {
+                        let seq = row.id.seq() as i64;
+                        let positions = self.positions(&[(seq, &row.platform)]).await?;
+                        positions.get(&seq).copied().unwrap_or(1)
+                    }
+                };
+                self.queue_spot(&row, Some(position), &running)
             }
             _ => None,
         };

@@ -9,6 +9,7 @@ use kiln_worker::protocol::{
 };
 
 use super::runs::RunService;
+use super::workers::Wait;
 use super::{now_ms, to_time, ServiceError};
 use crate::access::{Action, Grant, Principal, RepoPattern};
 use crate::store::{NewRun, RunRow};
@@ -32,6 +33,13 @@ impl RunService {
         let platform = req.platform.clone().unwrap_or_default();
         let is_git = matches!(req.context, ContextSource::Git { .. });
         let running = self.store.running_workers().await?;
+        // Where it will stand, read before the write transaction, so submissions hold the
+        // database only for their own rows.
+        let wait = self.workers.wait_reason(&platform, &running);
+        let position = match wait.starts_now() {
+            true => None,
+            false => Some(self.position_of_new(&platform).await?),
+        };
         let created = self
             .store
             .create_run(
@@ -82,26 +90,21 @@ impl RunService {
                         },
                     })
                 },
-                |run, position| self.note_wait(run, position, &running),
+                |run| self.note_wait(run, &wait, position),
             )
             .await??;
         tracing::info!(run.id = %created.id, "run queued");
-        self.queued.notify_waiters();
-        self.view(created).await
+        self.wakeups.queued(&created.platform);
+        self.view_placed(created, position).await
     }
 
-    /// Tells the run's log why it waits, when it cannot start at once: `kiln build` shows this
-    /// right after "Waiting for an agent...". Called before any worker can lease the run.
-    fn note_wait(
-        &self,
-        run: &RunRow,
-        position: u32,
-        running: &[(String, PlatformSet)],
-    ) -> std::io::Result<()> {
-        let wait = self.workers.wait_reason(&run.platform, running);
-        if wait.starts_now() {
+    /// Tells the run's log why it waits (`position` is `None` when it starts at once):
+    /// `kiln build` shows this right after "Waiting for an agent...". Called before any
+    /// worker can lease the run.
+    fn note_wait(&self, run: &RunRow, wait: &Wait, position: Option<u32>) -> std::io::Result<()> {
+        let Some(position) = position else {
             return Ok(());
-        }
+        };
         let line = format!(
             "Waiting in the queue: position {position} for {} ({wait})",
             run.platform

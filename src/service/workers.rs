@@ -1,9 +1,11 @@
 //! Which workers are connected and which are busy, so a queued run can say what it waits for.
 //!
 //! Workers never register: they only ask for work. So the server remembers each lease request
-//! in memory, and counts a worker as connected while its last request is recent (it long-polls,
-//! then asks again at once) or while it holds a running run. Nothing here is stored: after a
-//! restart, workers reappear with their next lease request, and the runs they hold still count.
+//! in memory. A worker counts as connected while a lease request of its is waiting, for a
+//! moment after one ends (it asks again at once), or while it holds a running run; one whose
+//! request was dropped (it stopped) or whose run was declared lost is forgotten at once, so no
+//! reason names a worker that is gone. Nothing here is stored: after a restart, workers
+//! reappear with their next lease request, and the runs they hold still count.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -19,7 +21,10 @@ struct Seen {
     name: String,
     platforms: Vec<Platform>,
     emulated: Vec<Platform>,
-    asked_at: Instant,
+    /// The start or end of its last lease request, or the report of its last result.
+    heard_at: Instant,
+    /// Its lease requests waiting for work right now.
+    waiting: u32,
     /// From its claim of a run until its next lease request.
     busy: bool,
     /// Set while its engine does not answer: it takes no runs then.
@@ -30,17 +35,24 @@ impl Seen {
     fn healthy(&self) -> bool {
         self.engine_error.is_none()
     }
+
+    /// Waiting for work, or just done with a request or a run and about to ask again.
+    fn idle(&self, asks_again_within: Duration) -> bool {
+        !self.busy && (self.waiting > 0 || self.heard_at.elapsed() < asks_again_within)
+    }
 }
 
-/// A worker counts as free for scheduling only this soon after its lease request (it asks
-/// again at once after each run and each long-poll), so a vanished worker holds no run back
-/// for long.
-const FREE_FOR: Duration = Duration::from_secs(30);
+/// A worker asks again this soon after a lease request ends or it reports a result; one not
+/// heard from for longer, and not building, has gone. Unhealthy workers ask less often (they
+/// back off while their engine is down), so they are remembered for `connected_for`.
+pub const ASKS_AGAIN_WITHIN: Duration = Duration::from_secs(5);
 
 pub struct WorkerRegistry {
     workers: Mutex<HashMap<String, Seen>>,
-    /// A worker whose last lease request is older than this has gone, unless it holds a run.
+    /// How long an unhealthy worker is remembered after its last lease request.
     connected_for: Duration,
+    /// `ASKS_AGAIN_WITHIN`, or `connected_for` if shorter.
+    asks_again_within: Duration,
 }
 
 impl WorkerRegistry {
@@ -48,22 +60,26 @@ impl WorkerRegistry {
         WorkerRegistry {
             workers: Mutex::new(HashMap::new()),
             connected_for,
+            asks_again_within: ASKS_AGAIN_WITHIN.min(connected_for),
         }
     }
 
-    /// A worker asked for work: it is connected, and done with any run it had claimed.
+    /// A worker asked for work: it is connected, waiting, and done with any run it had
+    /// claimed. Call `request_ended` when the request ends, however it ends.
     pub fn lease_requested(&self, worker: &WorkerInfo) {
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         // Restarted workers come back under new IDs; forget the silent ones. One that is only
         // busy with a long build still counts through the run it holds.
-        workers.retain(|_, seen| seen.asked_at.elapsed() < self.connected_for);
+        workers.retain(|_, seen| seen.waiting > 0 || seen.heard_at.elapsed() < self.connected_for);
+        let waiting = workers.get(&worker.id).map_or(0, |seen| seen.waiting);
         workers.insert(
             worker.id.clone(),
             Seen {
                 name: worker.name.clone(),
                 platforms: worker.platforms.clone(),
                 emulated: worker.emulated.clone(),
-                asked_at: Instant::now(),
+                heard_at: Instant::now(),
+                waiting: waiting + 1,
                 busy: false,
                 engine_error: worker.engine_error.clone(),
             },
@@ -71,6 +87,27 @@ impl WorkerRegistry {
         if let Some(error) = &worker.engine_error {
             tracing::debug!(worker = %worker.name, error, "worker reports its engine unreachable");
         }
+    }
+
+    /// A lease request of the worker ended. `dropped`: the worker went away before the
+    /// answer (it stopped, or its connection broke), so unless it is building it is forgotten
+    /// at once.
+    pub fn request_ended(&self, worker_id: &str, dropped: bool) {
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(seen) = workers.get_mut(worker_id) else {
+            return;
+        };
+        seen.waiting = seen.waiting.saturating_sub(1);
+        seen.heard_at = Instant::now();
+        if dropped && seen.waiting == 0 && !seen.busy {
+            workers.remove(worker_id);
+        }
+    }
+
+    /// The worker's run was declared lost (it stopped heartbeating): it has gone.
+    pub fn lost(&self, worker_id: &str) {
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        workers.remove(worker_id);
     }
 
     /// The worker claimed a run: it is busy until it asks for work again.
@@ -93,12 +130,12 @@ impl WorkerRegistry {
             (native, warm)
         };
         let mine = rank(&asking.name, &asking.emulated);
+        let within = self.asks_again_within;
         let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         workers.values().any(|seen| {
-            !seen.busy
+            seen.idle(within)
                 && seen.healthy()
                 && seen.name != asking.name
-                && seen.asked_at.elapsed() < FREE_FOR
                 && run.platforms.is_within(&seen.platforms)
                 && rank(&seen.name, &seen.emulated) > mine
         })
@@ -109,18 +146,23 @@ impl WorkerRegistry {
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         for seen in workers.values_mut().filter(|s| s.name == worker_name) {
             seen.busy = false;
-            seen.asked_at = Instant::now();
+            seen.heard_at = Instant::now();
         }
+    }
+
+    /// What each connected, healthy worker builds.
+    pub fn platform_lists(&self) -> Vec<Vec<Platform>> {
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        workers
+            .values()
+            .filter(|seen| seen.healthy() && (seen.idle(self.asks_again_within) || seen.busy))
+            .map(|seen| seen.platforms.clone())
+            .collect()
     }
 
     /// Every platform some connected worker builds, sorted.
     pub fn connected_platforms(&self) -> Vec<Platform> {
-        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
-        let mut platforms: Vec<Platform> = workers
-            .values()
-            .filter(|seen| seen.healthy() && seen.asked_at.elapsed() < self.connected_for)
-            .flat_map(|seen| seen.platforms.iter().cloned())
-            .collect();
+        let mut platforms: Vec<Platform> = self.platform_lists().into_iter().flatten().collect();
         platforms.sort_by_key(ToString::to_string);
         platforms.dedup();
         platforms
@@ -138,9 +180,9 @@ impl WorkerRegistry {
                 continue;
             }
             let holds = holders.contains(id.as_str());
-            if !seen.healthy() && seen.asked_at.elapsed() < self.connected_for {
+            if !seen.healthy() && seen.heard_at.elapsed() < self.connected_for {
                 unhealthy.push(seen.name.clone());
-            } else if holds || seen.asked_at.elapsed() < self.connected_for {
+            } else if holds || seen.busy || seen.idle(self.asks_again_within) {
                 connected += 1;
                 busy += usize::from(holds || seen.busy);
             }
@@ -157,7 +199,8 @@ impl WorkerRegistry {
             unhealthy.sort();
             Wait::Unhealthy(unhealthy, platform.clone())
         } else if connected == 0 {
-            Wait::NoWorker(platform.clone())
+            drop(workers);
+            Wait::NoWorker(platform.clone(), self.connected_platforms())
         } else if busy >= connected {
             Wait::AllBusy(connected, platform.clone())
         } else {
@@ -169,7 +212,9 @@ impl WorkerRegistry {
 /// Why a queued run waits, in words for `run show` and the run's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wait {
-    NoWorker(PlatformSet),
+    /// No connected worker builds all of the platforms; the second field is every platform
+    /// the connected workers build.
+    NoWorker(PlatformSet, Vec<Platform>),
     /// The only workers for the platform report that their engine does not answer.
     Unhealthy(Vec<String>, PlatformSet),
     /// This many workers build the platform, and each has a run.
@@ -188,7 +233,17 @@ impl Wait {
 impl fmt::Display for Wait {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Wait::NoWorker(p) => write!(f, "no connected worker builds {p}"),
+            Wait::NoWorker(p, connected) if connected.is_empty() => {
+                write!(f, "no connected worker builds {p}")
+            }
+            Wait::NoWorker(p, connected) => {
+                let list: Vec<String> = connected.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "no connected worker builds {p}; the connected workers build {}",
+                    list.join(", ")
+                )
+            }
             Wait::Unhealthy(names, p) => write!(
                 f,
                 "no healthy worker builds {p}: the engine of worker '{}' is unreachable",
@@ -262,8 +317,38 @@ mod tests {
         let reg = WorkerRegistry::new(Duration::from_secs(60));
         reg.lease_requested(&worker("w1", &["linux/amd64"]));
         let wait = reg.wait_reason(&platform("linux/arm64"), &[]);
-        assert_eq!(wait.to_string(), "no connected worker builds linux/arm64");
+        assert_eq!(
+            wait.to_string(),
+            "no connected worker builds linux/arm64; the connected workers build linux/amd64"
+        );
         assert!(!wait.starts_now());
+    }
+
+    #[test]
+    fn a_worker_whose_request_was_dropped_or_whose_run_was_lost_is_gone_at_once() {
+        let reg = WorkerRegistry::new(Duration::from_secs(60));
+        let amd64 = platform("linux/amd64");
+        reg.lease_requested(&worker("w1", &["linux/amd64"]));
+        assert!(reg.wait_reason(&amd64, &[]).starts_now());
+        reg.request_ended("w1", true);
+        assert_eq!(
+            reg.wait_reason(&amd64, &[]),
+            Wait::NoWorker(amd64.clone(), Vec::new())
+        );
+
+        reg.lease_requested(&worker("w2", &["linux/amd64"]));
+        reg.claimed("w2");
+        reg.request_ended("w2", false);
+        assert_eq!(
+            reg.wait_reason(&amd64, &[]),
+            Wait::AllBusy(1, amd64.clone())
+        );
+        reg.lost("w2");
+        assert_eq!(
+            reg.wait_reason(&amd64, &[]),
+            Wait::NoWorker(amd64, Vec::new())
+        );
+        assert!(reg.connected_platforms().is_empty());
     }
 
     #[test]
@@ -286,7 +371,12 @@ mod tests {
         let reg = WorkerRegistry::new(Duration::ZERO);
         let amd64 = platform("linux/amd64");
         reg.lease_requested(&worker("w1", &["linux/amd64"]));
-        assert_eq!(reg.wait_reason(&amd64, &[]), Wait::NoWorker(amd64.clone()));
+        assert!(reg.wait_reason(&amd64, &[]).starts_now());
+        reg.request_ended("w1", false);
+        assert_eq!(
+            reg.wait_reason(&amd64, &[]),
+            Wait::NoWorker(amd64.clone(), Vec::new())
+        );
         let running = [("w1".to_string(), amd64.clone())];
         assert_eq!(
             reg.wait_reason(&amd64, &running),

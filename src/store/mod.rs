@@ -5,6 +5,7 @@
 
 mod contexts;
 mod lifecycle;
+mod queue;
 pub mod registry;
 mod repositories;
 mod runs;
@@ -13,8 +14,9 @@ mod secret_rows;
 mod tokens;
 
 pub use lifecycle::EndedRun;
+pub use queue::{Ahead, QueuedRun};
 pub use repositories::{ManifestRow, RepositoryRow, TagRow, TagSort};
-pub use runs::{Finish, NewRun, QueuedRun, RunRow, StatusChange};
+pub use runs::{Finish, NewRun, RunRow, StatusChange};
 pub use sealed::Sealer;
 pub use tokens::{Inserted, TokenRow};
 
@@ -43,6 +45,10 @@ pub enum StoreError {
 pub struct Store {
     pool: SqlitePool,
     sealer: Arc<Sealer>,
+    /// Held by the busiest write transactions (submissions, claims, results, heartbeats), so
+    /// they queue here in order instead of in SQLite's busy handler, which sleeps in steps of
+    /// up to 100 ms: concurrent submitters then add up instead of stalling each other.
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -74,6 +80,7 @@ impl Store {
         let store = Store {
             pool,
             sealer: Arc::new(Sealer::new(key)),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
         };
         store.check_key().await?;
         store.seal_plain_secrets().await?;

@@ -4,7 +4,7 @@ use kiln_worker::protocol::{
     BuildSpec, ContextSource, ImageRef, OutputImage, PlatformSet, RunId, RunStatus, Secret,
 };
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Row, Sqlite, Transaction};
 
 use super::sealed::{RunSecrets, Sealer};
 use super::{Store, StoreError};
@@ -44,6 +44,8 @@ pub struct RunRow {
     pub queue_timeout_secs: Option<u64>,
     /// The server process whose embedded worker holds the run; `None` for remote workers.
     pub server_instance: Option<String>,
+    /// The worker process that holds or last held the run (unique per process, unlike names).
+    pub worker_id: Option<String>,
 }
 
 /// What a new run is made of; built once its ID is known, since image names may contain it.
@@ -60,15 +62,6 @@ pub struct NewRun {
     pub registry_grants: Vec<Grant>,
     /// Seconds the run may wait for a worker; 0: no limit.
     pub queue_timeout_secs: u64,
-}
-
-/// A run waiting for a worker, as the scheduler sees it.
-#[derive(Debug, Clone)]
-pub struct QueuedRun {
-    pub seq: i64,
-    pub platforms: PlatformSet,
-    /// The worker that last built a run with the same cache key, if any succeeded.
-    pub cache_worker: Option<String>,
 }
 
 /// One entry of a run's status history.
@@ -136,6 +129,7 @@ pub(super) fn from_row(row: &SqliteRow, sealer: &Sealer) -> Result<RunRow, Store
             .try_get::<Option<i64>, _>("queue_timeout_secs")?
             .map(|s| s as u64),
         server_instance: row.try_get("server_instance")?,
+        worker_id: row.try_get("worker_id")?,
     })
 }
 
@@ -192,30 +186,18 @@ pub(super) async fn record_event(
     Ok(())
 }
 
-/// Queued runs of the run's platform that are older than it, plus one: workers claim the
-/// oldest first.
-async fn queue_position(conn: &mut SqliteConnection, run: &RunRow) -> Result<u32, StoreError> {
-    let ahead: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM runs WHERE status = 'Queued' AND platform = ? AND seq < ?",
-    )
-    .bind(run.platform.to_string())
-    .bind(seq(run.id))
-    .fetch_one(conn)
-    .await?;
-    Ok(ahead as u32 + 1)
-}
-
 impl Store {
     /// Inserts a queued run. `build` gets the new run's ID and returns its contents; when it
     /// fails nothing is stored, so a rejected submission leaves no trace. `before_commit` gets
-    /// the run and its queue position before any worker can see it, so what it writes to the
-    /// run's log comes before the worker's lines.
+    /// the run before any worker can see it, so what it writes to the run's log comes before
+    /// the worker's lines; it must be quick, as it runs inside the write transaction.
     pub async fn create_run<E>(
         &self,
         now: i64,
         build: impl FnOnce(RunId) -> Result<NewRun, E>,
-        before_commit: impl FnOnce(&RunRow, u32) -> std::io::Result<()>,
+        before_commit: impl FnOnce(&RunRow) -> std::io::Result<()>,
     ) -> Result<Result<RunRow, E>, StoreError> {
+        let _writer = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         let seq: i64 = sqlx::query_scalar(
             "INSERT INTO runs (status, trigger, platform, requested_images, spec, timeout_secs, created_at)
@@ -260,8 +242,7 @@ impl Store {
         .await?;
         let run = from_row(&row, &self.sealer)?;
         record_event(&mut tx, id, RunStatus::Queued, now).await?;
-        let position = queue_position(&mut tx, &run).await?;
-        before_commit(&run, position).map_err(|e| StoreError::Corrupt(format!("run log: {e}")))?;
+        before_commit(&run).map_err(|e| StoreError::Corrupt(format!("run log: {e}")))?;
         tx.commit().await?;
         Ok(Ok(run))
     }
@@ -309,12 +290,6 @@ impl Store {
         rows.iter().map(|r| from_row(r, &self.sealer)).collect()
     }
 
-    /// Where a queued run stands: 1 means next for its platform.
-    pub async fn queue_position(&self, run: &RunRow) -> Result<u32, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        queue_position(&mut conn, run).await
-    }
-
     /// The worker ID and platform of every running run.
     pub async fn running_workers(&self) -> Result<Vec<(String, PlatformSet)>, StoreError> {
         let rows = sqlx::query(
@@ -350,43 +325,23 @@ impl Store {
             .collect()
     }
 
-    /// Queued runs, oldest first, with the worker that last built each one's cache key.
-    pub async fn queued_runs(&self, limit: u32) -> Result<Vec<QueuedRun>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, platform,
-                    (SELECT prev.worker_name FROM runs prev
-                     WHERE prev.cache_key = runs.cache_key AND prev.status = 'Succeeded'
-                     ORDER BY prev.seq DESC LIMIT 1) AS cache_worker
-             FROM runs WHERE status = 'Queued' ORDER BY seq LIMIT ?",
-        )
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let platform: String = r.try_get("platform")?;
-                Ok(QueuedRun {
-                    seq: r.try_get("seq")?,
-                    platforms: platform.parse().map_err(|e| corrupt("platform", e))?,
-                    cache_worker: r.try_get("cache_worker")?,
-                })
-            })
-            .collect()
-    }
-
     /// Starts attempt N+1 of a queued run under a lease. The UPDATE only takes a row that is
     /// still queued, so two workers can never claim the same run: `None` means another did.
-    /// `server_instance` marks a claim by this process's embedded worker.
+    /// `server_instance` marks a claim by this process's embedded worker. The start time is
+    /// read from `now` inside the transaction, once the run is chosen: it is when the run is
+    /// handed over, and the lease runs `lease_ttl_ms` from then.
     pub async fn try_claim(
         &self,
         seq: i64,
         worker_id: &str,
         worker_name: &str,
         server_instance: Option<&str>,
-        now: i64,
-        lease_expires_at: i64,
+        now: impl FnOnce() -> i64,
+        lease_ttl_ms: i64,
     ) -> Result<Option<RunRow>, StoreError> {
+        let _writer = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
+        let now = now();
         let row = sqlx::query(
             "UPDATE runs
              SET status = 'Running', attempt = attempt + 1, worker_id = ?, worker_name = ?,
@@ -398,7 +353,7 @@ impl Store {
         .bind(worker_name)
         .bind(server_instance)
         .bind(now)
-        .bind(lease_expires_at)
+        .bind(now + lease_ttl_ms)
         .bind(seq)
         .fetch_optional(&mut *tx)
         .await?;
@@ -419,6 +374,7 @@ impl Store {
         attempt: u32,
         lease_expires_at: i64,
     ) -> Result<Option<bool>, StoreError> {
+        let _writer = self.writer.lock().await;
         let cancel: Option<i64> = sqlx::query_scalar(
             "UPDATE runs SET lease_expires_at = ?
              WHERE seq = ? AND attempt = ? AND status = 'Running' RETURNING cancel_requested",
@@ -463,6 +419,7 @@ impl Store {
         finish: Finish<'_>,
         before_commit: impl FnOnce(&RunRow) -> std::io::Result<()>,
     ) -> Result<Option<RunRow>, StoreError> {
+        let _writer = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         let outputs =
             serde_json::to_string(finish.output_images).map_err(|e| corrupt("outputs", e))?;

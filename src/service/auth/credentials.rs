@@ -142,13 +142,13 @@ mod tests {
         };
         let run = auth
             .store
-            .create_run(1, |_| Ok::<_, ()>(new), |_, _| Ok(()))
+            .create_run(1, |_| Ok::<_, ()>(new), |_| Ok(()))
             .await
             .unwrap()
             .unwrap();
         let claimed = auth
             .store
-            .try_claim(1, "w", "w", None, 1, i64::MAX)
+            .try_claim(1, "w", "w", None, || 1, i64::MAX - 1)
             .await
             .unwrap();
         assert!(claimed.is_some());
