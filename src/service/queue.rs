@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::runs::RunService;
 use super::workers::Wait;
-use super::{now_ms, ServiceError};
+use super::ServiceError;
 use crate::access::RUN_USERNAME;
 use crate::config::format_duration;
 use crate::store::RunRow;
@@ -77,7 +77,7 @@ impl Queue {
             tokio::pin!(notified);
             notified.as_mut().enable();
 
-            let now = now_ms();
+            let now = self.runs.now_ms();
             let expires = now + self.runs.settings.lease_ttl.as_millis() as i64;
             if let Some(run) = self.claim_next(&req.worker, now, expires).await? {
                 self.runs.workers.claimed(&req.worker.id);
@@ -173,7 +173,7 @@ impl Queue {
 
     /// Renews the lease; tells the worker whether to cancel.
     pub async fn heartbeat(&self, id: RunId, attempt: u32) -> Result<HeartbeatReply, ServiceError> {
-        let expires = now_ms() + self.runs.settings.lease_ttl.as_millis() as i64;
+        let expires = self.runs.now_ms() + self.runs.settings.lease_ttl.as_millis() as i64;
         match self.runs.store.renew_lease(id, attempt, expires).await? {
             Some(cancel) => Ok(HeartbeatReply { cancel }),
             None => Err(stale(id, attempt)),
@@ -283,7 +283,7 @@ impl Queue {
 
     async fn reap_once(&self) -> Result<(), ServiceError> {
         self.expire_queued().await?;
-        let now = now_ms();
+        let now = self.runs.now_ms();
         // The worker enforces the timeout itself; the server steps in one lease later.
         let grace = self.runs.settings.lease_ttl.as_millis() as i64;
         for run in self.runs.store.overdue_runs(now, grace).await? {
@@ -329,7 +329,7 @@ impl Queue {
         let expired = self
             .runs
             .store
-            .expired_queued_runs(now_ms(), settings.queue_timeout.as_secs())
+            .expired_queued_runs(self.runs.now_ms(), settings.queue_timeout.as_secs())
             .await?;
         if expired.is_empty() {
             return Ok(());
