@@ -11,6 +11,8 @@ pub mod context;
 pub mod docker;
 pub mod engine;
 mod engine_health;
+#[cfg(test)]
+mod fake_engine;
 pub mod fetch_policy;
 pub mod git;
 pub mod image_ref;
