@@ -147,7 +147,9 @@ mod tests {
     async fn a_sleep_on_a_manual_clock_ends_when_the_clock_passes_its_deadline() {
         let clock = ManualClock::new();
         let shared: SharedClock = Arc::new(clock.clone());
-        let sleeper = tokio::spawn(async move { shared.sleep(Duration::from_secs(3600)).await });
+        // The deadline is taken now: the task may first run after the clock moved.
+        let deadline = clock.now() + Duration::from_secs(3600);
+        let sleeper = tokio::spawn(async move { shared.sleep_until(deadline).await });
         clock.advance(Duration::from_secs(1800));
         tokio::task::yield_now().await;
         assert!(!sleeper.is_finished());
