@@ -8,6 +8,7 @@
 pub mod access;
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod http_server;
 pub mod secret_key;

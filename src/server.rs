@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, App};
 use crate::cli::credentials;
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::ServeArgs;
 use crate::http_server;
 use crate::secret_key::SecretKey;
@@ -109,8 +110,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts serving on `listener`.
+    /// Starts serving on `listener`, on the wall clock.
     pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Server> {
+        Server::start_with_clock(args, listener, Arc::new(SystemClock)).await
+    }
+
+    /// Starts serving on `listener`, reading every time from `clock` (tests pass a
+    /// `ManualClock` and move it instead of waiting).
+    pub async fn start_with_clock(
+        args: ServeArgs,
+        listener: TcpListener,
+        clock: SharedClock,
+    ) -> anyhow::Result<Server> {
         if let Some(registry) = &args.registry {
             kiln_worker::protocol::ImageRef::validate_registry(registry)
                 .map_err(|e| anyhow::anyhow!("invalid --registry: {e}"))?;
@@ -147,7 +158,7 @@ impl Server {
         // Embedded workers and the local CLI reach the server over loopback.
         let local_url = format!("http://{}", local_addr(addr));
         let own_registry = own_registry(args.public_url.as_deref(), addr)?;
-        let auth = Arc::new(AuthService::new(store.clone()).await?);
+        let auth = Arc::new(AuthService::new(store.clone(), clock.clone()).await?);
         let settings = RunSettings {
             default_registry: args.registry.clone().unwrap_or(own_registry.clone()),
             own_registry,
@@ -157,6 +168,7 @@ impl Server {
             lease_ttl: Duration::from_secs(args.lease_ttl),
             heartbeat_interval: HEARTBEAT_INTERVAL,
             queue_timeout: args.queue_timeout,
+            clock: clock.clone(),
         };
         let runs = Arc::new(RunService::new(
             store.clone(),
@@ -175,6 +187,7 @@ impl Server {
             store.clone(),
             data.join("registry"),
             args.gc_grace,
+            clock.clone(),
         )?);
         let app = App {
             runs,
@@ -205,12 +218,18 @@ impl Server {
         ));
         tasks.spawn(queue.clone().reap_forever(REAP_EVERY));
         if !args.gc_interval.is_zero() {
-            let retention =
-                Retention::new(store.clone(), logs.clone(), contexts, args.run_retention);
+            let retention = Retention::new(
+                store.clone(),
+                logs.clone(),
+                contexts,
+                args.run_retention,
+                clock.clone(),
+            );
             tasks.spawn(collect_forever(
                 registry,
                 Arc::new(retention),
                 args.gc_interval,
+                clock,
             ));
         }
         // Embedded workers speak the same HTTP protocol as remote ones.

@@ -3,19 +3,53 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use common::*;
+use kiln::clock::ManualClock;
 
 fn trivial_context() -> tempfile::TempDir {
     context(&[("Dockerfile", &format!("FROM {BASE_IMAGE}\n"))])
 }
 
+/// Runs `kiln <args>` until it exits, moving `clock` just past `wait` once the run is
+/// queued: the queue timeout passes on the server's clock, not the test's.
+async fn queued_then_waited(
+    server: &TestServer,
+    clock: &ManualClock,
+    wait: Duration,
+    args: &[&str],
+) -> CliRun {
+    let before = server.run_count().await;
+    let live = Live::spawn(server.kiln(args));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while server.run_count().await == before {
+        assert!(tokio::time::Instant::now() < deadline, "no run was queued");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    clock.advance(wait + Duration::from_millis(1));
+    let (code, stdout, stderr) = tokio::time::timeout(Duration::from_secs(120), live.finish())
+        .await
+        .expect("kiln build did not end once its run expired");
+    CliRun {
+        code: code.unwrap_or(-1),
+        stdout,
+        stderr,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_for_a_platform_no_worker_builds_expires_and_says_what_it_needed() {
-    let server = TestServer::start().await;
+    let clock = ManualClock::new();
+    let server = TestServer::start_with_clock(Arc::new(clock.clone()), |_| {}).await;
     let ctx = trivial_context();
     let dir = ctx.path().to_str().unwrap();
-    let out = server
-        .kiln_output(&[
+    let out = queued_then_waited(
+        &server,
+        &clock,
+        Duration::from_secs(3),
+        &[
             "build",
             "--no-push",
             "--platform",
@@ -23,8 +57,9 @@ async fn a_run_for_a_platform_no_worker_builds_expires_and_says_what_it_needed()
             "--queue-timeout",
             "3s",
             dir,
-        ])
-        .await;
+        ],
+    )
+    .await;
     assert_eq!(out.code, 6, "{out:#?}");
     // The embedded worker may also build arm64 by emulation: it is named after amd64.
     let warning = "warning: no connected worker builds linux/s390x; \
@@ -65,9 +100,10 @@ async fn a_run_for_a_platform_no_worker_builds_expires_and_says_what_it_needed()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_workers_kiln_build_warns_at_once_and_the_server_default_applies() {
-    let server = TestServer::start_with(|a| {
+    let clock = ManualClock::new();
+    let server = TestServer::start_with_clock(Arc::new(clock.clone()), |a| {
         a.workers = 0;
-        a.queue_timeout = std::time::Duration::from_secs(2);
+        a.queue_timeout = Duration::from_secs(2);
     })
     .await;
     let ctx = trivial_context();
@@ -81,7 +117,8 @@ async fn without_workers_kiln_build_warns_at_once_and_the_server_default_applies
     assert!(out.stderr.contains("invalid queue timeout"), "{out:#?}");
     assert_eq!(server.run_count().await, 0);
 
-    let out = server.kiln_output(&["build", "--no-push", dir]).await;
+    let two = Duration::from_secs(2);
+    let out = queued_then_waited(&server, &clock, two, &["build", "--no-push", dir]).await;
     assert_eq!(out.code, 6, "{out:#?}");
     let warning = "warning: no connected worker builds linux/amd64; the run waits up to 2s for one";
     let queued = out.stderr.find("Queued a build with ID").unwrap();
@@ -121,8 +158,9 @@ async fn without_workers_kiln_build_warns_at_once_and_the_server_default_applies
         .kiln_output(&["build", "--no-push", "--no-wait", dir])
         .await;
     let limited = out.stdout.trim();
+    clock.advance(two + Duration::from_millis(1));
     server
-        .wait_status(limited, "Expired", std::time::Duration::from_secs(30))
+        .wait_status(limited, "Expired", Duration::from_secs(30))
         .await;
     assert_eq!(server.run_json(&unlimited).await["status"], "Queued");
 }

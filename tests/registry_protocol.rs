@@ -3,11 +3,13 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::docker_cli::Docker;
 use common::oci::*;
 use common::{unique_repo, CliRun, TestServer, REGISTRY};
+use kiln::clock::ManualClock;
 use reqwest::StatusCode;
 
 #[tokio::test]
@@ -365,8 +367,9 @@ async fn blobs_cross_repositories_only_by_mount() {
 
 #[tokio::test]
 async fn gc_sweeps_old_unreferenced_blobs_and_abandoned_uploads() {
-    let grace = Duration::from_millis(600);
-    let ts = TestServer::start_with(|a| a.gc_grace = grace).await;
+    let grace = Duration::from_secs(3600);
+    let clock = ManualClock::new();
+    let ts = TestServer::start_with_clock(Arc::new(clock.clone()), |a| a.gc_grace = grace).await;
     let http = ts.http();
     let old = push_blob(&http, &ts.url, "gc/app", b"old and unreferenced").await;
     let checked = push_blob(&http, &ts.url, "gc/app", b"old but just checked").await;
@@ -380,7 +383,7 @@ async fn gc_sweeps_old_unreferenced_blobs_and_abandoned_uploads() {
     // What a crash mid-upload leaves behind: a temporary file no session owns.
     let stray = ts.data.path().join("registry/uploads/.tmpcrash");
     std::fs::write(&stray, b"partial").unwrap();
-    tokio::time::sleep(grace + Duration::from_millis(200)).await;
+    clock.advance(grace + Duration::from_secs(1));
     let young = push_blob(&http, &ts.url, "gc/app", b"young").await;
     let blob = |d: &str| format!("{}/v2/gc/app/blobs/{d}", ts.url);
     // A client that checks a blob before relying on it restarts its grace.

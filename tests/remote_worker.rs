@@ -4,9 +4,11 @@
 mod common;
 
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use kiln::clock::ManualClock;
 
 fn spawn_worker(server: &TestServer, token: &str, name: &str) -> tokio::process::Child {
     tokio::process::Command::new(worker_binary())
@@ -19,17 +21,18 @@ fn spawn_worker(server: &TestServer, token: &str, name: &str) -> tokio::process:
         .unwrap()
 }
 
-async fn remote_only_server() -> TestServer {
-    TestServer::start_with(|a| {
+async fn remote_only_server(clock: &ManualClock) -> TestServer {
+    TestServer::start_with_clock(Arc::new(clock.clone()), |a| {
         a.workers = 0;
-        a.lease_ttl = 3;
+        a.lease_ttl = 30;
     })
     .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_dies_mid_build_loses_its_run_and_a_fresh_one_carries_on() {
-    let server = remote_only_server().await;
+    let clock = ManualClock::new();
+    let server = remote_only_server(&clock).await;
     let token = server.create_token("build-hosts", &["worker"], &[]).await;
     let mut worker = spawn_worker(&server, &token, "remote-1");
     let ctx = context(&[(
@@ -46,8 +49,20 @@ async fn a_worker_that_dies_mid_build_loses_its_run_and_a_fresh_one_carries_on()
     );
     worker.kill().await.unwrap();
 
-    // The follower sees the run end as Error once the lease (3 s) runs out.
+    // The follower sees the run end as Error once the lease (30 s) runs out on the server's
+    // clock, which from here moves 31 s a second: a heartbeat sent just before the kill and
+    // answered after a single move would have renewed the lease past it.
+    let ticking = tokio::spawn({
+        let clock = clock.clone();
+        async move {
+            loop {
+                clock.advance(Duration::from_secs(31));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    });
     let (code, rest, _) = build.finish().await;
+    ticking.abort();
     assert_eq!(code, Some(5));
     assert!(rest.contains("ended with an error"), "{rest}");
     assert!(rest.contains("worker lost: worker 'remote-1'"), "{rest}");

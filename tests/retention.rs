@@ -4,9 +4,11 @@
 mod common;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use kiln::clock::ManualClock;
 
 /// Polls until `done` holds, for at most a minute.
 async fn eventually<F: std::future::Future<Output = bool>>(what: &str, done: impl Fn() -> F) {
@@ -28,9 +30,11 @@ fn context_file(server: &TestServer, run: &serde_json::Value) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_runs_go_with_their_logs_and_unused_contexts_while_recent_and_queued_ones_stay() {
-    let mut server = TestServer::start_with(|a| {
-        a.gc_interval = Duration::from_secs(1);
-        a.run_retention = Duration::from_secs(8);
+    const DAY: Duration = Duration::from_secs(86_400);
+    let clock = ManualClock::new();
+    let mut server = TestServer::start_with_clock(Arc::new(clock.clone()), |a| {
+        a.gc_interval = Duration::from_secs(3600);
+        a.run_retention = 30 * DAY;
     })
     .await;
     let shared = context(&[("Dockerfile", &format!("FROM {BASE_IMAGE}\nRUN echo old\n"))]);
@@ -59,16 +63,8 @@ async fn old_runs_go_with_their_logs_and_unused_contexts_while_recent_and_queued
     assert_eq!(out.code, 0, "{out:#?}");
     let queued = out.stdout.trim().to_string();
 
-    eventually("the old run is deleted", || async {
-        let out = server.kiln_output(&["run", "show", &old]).await;
-        out.code != 0 && out.stderr.contains("not found")
-    })
-    .await;
-    assert!(!old_log.exists());
-    assert!(shared_file.is_file(), "a queued run still uses it");
-    assert_eq!(server.run_json(&queued).await["status"], "Queued");
-
-    // A run that just ended stays, with its log.
+    // A run that ended 11 days before the collection stays, with its log.
+    clock.advance(20 * DAY);
     let fresh = context(&[(
         "Dockerfile",
         &format!("FROM {BASE_IMAGE}\nRUN echo fresh\n"),
@@ -78,6 +74,16 @@ async fn old_runs_go_with_their_logs_and_unused_contexts_while_recent_and_queued
         .await;
     assert_eq!(out.code, 0, "{out:#?}");
     let recent = out.run_id();
+
+    clock.advance(11 * DAY);
+    eventually("the old run is deleted", || async {
+        let out = server.kiln_output(&["run", "show", &old]).await;
+        out.code != 0 && out.stderr.contains("not found")
+    })
+    .await;
+    assert!(!old_log.exists());
+    assert!(shared_file.is_file(), "a queued run still uses it");
+    assert_eq!(server.run_json(&queued).await["status"], "Queued");
     let show = server.kiln_output(&["run", "show", &recent]).await;
     assert_eq!(show.code, 0, "{show:#?}");
     let logs = server.kiln_output(&["run", "logs", &recent]).await;
@@ -86,6 +92,7 @@ async fn old_runs_go_with_their_logs_and_unused_contexts_while_recent_and_queued
     // Once the queued run ended and its retention is over, the shared context goes too.
     let out = server.kiln_output(&["run", "cancel", &queued]).await;
     assert_eq!(out.code, 0, "{out:#?}");
+    clock.advance(31 * DAY);
     eventually("the shared context is deleted", || async {
         !shared_file.exists()
     })

@@ -2,9 +2,11 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use kiln::clock::ManualClock;
 
 /// A build that prints a marker, then sleeps for a long time in a RUN step.
 fn sleeper(marker: &str, secs: u32) -> tempfile::TempDir {
@@ -189,9 +191,10 @@ async fn queued_runs_survive_a_server_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_worker_vanishes_ends_as_error() {
-    let server = TestServer::start_with(|a| {
+    let clock = ManualClock::new();
+    let server = TestServer::start_with_clock(Arc::new(clock.clone()), |a| {
         a.workers = 0;
-        a.lease_ttl = 2;
+        a.lease_ttl = 30;
     })
     .await;
     let ctx = context(&[("Dockerfile", &format!("FROM {BASE_IMAGE}\n"))]);
@@ -201,6 +204,8 @@ async fn a_run_whose_worker_vanishes_ends_as_error() {
     let worker = server.http_as(&worker);
     let lease = server.lease_as(&worker, "doomed").await;
     assert_eq!(lease["runId"], id.as_str());
+    // The lease runs out on the server's clock, without waiting for it.
+    clock.advance(Duration::from_secs(31));
     let run = server
         .wait_status(&id, "Error", Duration::from_secs(15))
         .await;

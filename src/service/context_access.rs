@@ -9,7 +9,7 @@ use kiln_worker::protocol::{ContextSource, Digest};
 
 use super::contexts::{ContextError, StoredContext};
 use super::runs::{may, RunService};
-use super::{now_ms, ServiceError};
+use super::ServiceError;
 use crate::access::{Action, Principal};
 
 impl RunService {
@@ -34,7 +34,7 @@ impl RunService {
         let stored = self.contexts.put(body).await?;
         if let Some(token) = who.token_id() {
             self.store
-                .record_context_upload(stored.digest.as_str(), token, now_ms())
+                .record_context_upload(stored.digest.as_str(), token, self.now_ms())
                 .await?;
         }
         Ok(stored)

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use kiln_worker::protocol::{ReturnRun, RunId, RunStatus};
 
 use super::queue::Queue;
-use super::{now_ms, ServiceError};
+use super::ServiceError;
 use crate::store::RunRow;
 
 impl Queue {
@@ -39,7 +39,7 @@ impl Queue {
         if !self
             .runs
             .store
-            .requeue(id, returned.attempt, now_ms())
+            .requeue(id, returned.attempt, self.runs.now_ms())
             .await?
         {
             return Err(super::queue::stale(id, returned.attempt));

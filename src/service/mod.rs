@@ -22,12 +22,8 @@ use std::time::Duration;
 
 use kiln_worker::protocol::RegistryCredential;
 
+use crate::clock::SharedClock;
 use crate::store::StoreError;
-
-/// Wall-clock now as Unix milliseconds, the unit every stored time uses.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 /// A stored time (Unix milliseconds) as the API shows it.
 pub fn to_time(ms: i64) -> chrono::DateTime<chrono::Utc> {
@@ -52,6 +48,8 @@ pub struct RunSettings {
     /// How long a run waits for a worker unless it asks otherwise (`--queue-timeout`; zero:
     /// no limit).
     pub queue_timeout: Duration,
+    /// The clock every time the run and queue services stamp or compare is read from.
+    pub clock: SharedClock,
 }
 
 /// Errors a service reports to its caller. Routes map them to HTTP in one place.

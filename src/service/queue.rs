@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::runs::RunService;
-use super::{now_ms, ServiceError};
+use super::ServiceError;
 use crate::access::RUN_USERNAME;
 use crate::config::format_duration;
 use crate::store::RunRow;
@@ -143,7 +143,14 @@ impl Queue {
             let instance = embedded.then_some(self.instance.as_str());
             let ttl = self.runs.settings.lease_ttl.as_millis() as i64;
             let claimed = store
-                .try_claim(queued.seq, &worker.id, &worker.name, instance, now_ms, ttl)
+                .try_claim(
+                    queued.seq,
+                    &worker.id,
+                    &worker.name,
+                    instance,
+                    || self.runs.now_ms(),
+                    ttl,
+                )
                 .await?;
             if let Some(run) = claimed {
                 // Workers that left runs to this one must look again: it is busy now.
@@ -206,7 +213,7 @@ impl Queue {
 
     /// Renews the lease; tells the worker whether to cancel.
     pub async fn heartbeat(&self, id: RunId, attempt: u32) -> Result<HeartbeatReply, ServiceError> {
-        let expires = now_ms() + self.runs.settings.lease_ttl.as_millis() as i64;
+        let expires = self.runs.now_ms() + self.runs.settings.lease_ttl.as_millis() as i64;
         match self.runs.store.renew_lease(id, attempt, expires).await? {
             Some(cancel) => Ok(HeartbeatReply { cancel }),
             None => Err(stale(id, attempt)),
@@ -316,7 +323,7 @@ impl Queue {
 
     async fn reap_once(&self) -> Result<(), ServiceError> {
         self.expire_queued().await?;
-        let now = now_ms();
+        let now = self.runs.now_ms();
         // The worker enforces the timeout itself; the server steps in one lease later.
         let grace = self.runs.settings.lease_ttl.as_millis() as i64;
         for run in self.runs.store.overdue_runs(now, grace).await? {
@@ -366,7 +373,7 @@ impl Queue {
         let expired = self
             .runs
             .store
-            .expired_queued_runs(now_ms(), settings.queue_timeout.as_secs())
+            .expired_queued_runs(self.runs.now_ms(), settings.queue_timeout.as_secs())
             .await?;
         if expired.is_empty() {
             return Ok(());

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use super::contexts::ContextStore;
 use super::logs::LogHub;
-use super::{now_ms, ServiceError};
+use super::ServiceError;
+use crate::clock::SharedClock;
 use crate::store::Store;
 
 /// Runs deleted per query, so one collection never holds a long transaction.
@@ -19,6 +20,8 @@ pub struct Retention {
     contexts: Arc<ContextStore>,
     /// Zero: keep everything.
     keep: Duration,
+    /// Decides what ended, or was stored, longer than `keep` ago.
+    clock: SharedClock,
 }
 
 /// What one collection deleted.
@@ -36,12 +39,14 @@ impl Retention {
         logs: Arc<LogHub>,
         contexts: Arc<ContextStore>,
         keep: Duration,
+        clock: SharedClock,
     ) -> Retention {
         Retention {
             store,
             logs,
             contexts,
             keep,
+            clock,
         }
     }
 
@@ -53,7 +58,7 @@ impl Retention {
         if self.keep.is_zero() {
             return Ok(report);
         }
-        let cutoff = now_ms() - i64::try_from(self.keep.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = self.clock.now_ms() - i64::try_from(self.keep.as_millis()).unwrap_or(i64::MAX);
         loop {
             let batch = self.store.runs_ended_before(cutoff, BATCH).await?;
             for run in &batch {
@@ -66,7 +71,7 @@ impl Retention {
                 break;
             }
         }
-        let oldest_kept = SystemTime::now()
+        let oldest_kept = SystemTime::from(self.clock.now())
             .checked_sub(self.keep)
             .unwrap_or(SystemTime::UNIX_EPOCH);
         for (digest, size, stored_at) in self.contexts.stored()? {

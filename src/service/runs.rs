@@ -15,7 +15,7 @@ use super::logs::LogHub;
 use super::queue::MAX_LEASE_WAIT;
 use super::wakeups::Wakeups;
 use super::workers::{Wait, WorkerRegistry};
-use super::{now_ms, to_time, RunSettings, ServiceError};
+use super::{to_time, RunSettings, ServiceError};
 use crate::access::{AccessError, Action, Principal};
 use crate::config::format_duration;
 use crate::store::{Finish, RunRow, Store};
@@ -65,6 +65,11 @@ impl RunService {
         let row = self.row(id).await?;
         check(&row, who, Action::Pull)?;
         self.view(row).await
+    }
+
+    /// Now on the server's clock, as Unix milliseconds.
+    pub(super) fn now_ms(&self) -> i64 {
+        self.settings.clock.now_ms()
     }
 
     pub(super) async fn row(&self, id: RunId) -> Result<RunRow, ServiceError> {
@@ -224,7 +229,7 @@ impl RunService {
         error: Option<&str>,
         outputs: &[OutputImage],
     ) -> Result<Option<RunRow>, ServiceError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let logs = &self.logs;
         let ended = self
             .store

@@ -10,7 +10,7 @@ use kiln_worker::protocol::{
 
 use super::runs::RunService;
 use super::workers::Wait;
-use super::{now_ms, to_time, ServiceError};
+use super::{to_time, ServiceError};
 use crate::access::{Action, Grant, Principal, RepoPattern};
 use crate::store::{NewRun, RunRow};
 use crate::submission::{render_images, RunOptions};
@@ -29,7 +29,7 @@ impl RunService {
         self.may_submit(who)?;
         self.check_request(&req)?;
         self.check_context_access(&req.context, who).await?;
-        let now = now_ms();
+        let now = self.now_ms();
         let platform = req.platform.clone().unwrap_or_default();
         let is_git = matches!(req.context, ContextSource::Git { .. });
         let running = self.store.running_workers().await?;

@@ -6,9 +6,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kiln::cli::credentials;
+use kiln::clock::{SharedClock, SystemClock};
 use kiln::config::ServeArgs;
 use kiln::server::Server;
 use kiln_worker::protocol::Secret;
@@ -32,6 +34,8 @@ pub struct TestServer {
     pub args: ServeArgs,
     /// The owner token the server created on its first start.
     pub owner: Option<Secret>,
+    /// The server's clock: the wall clock, or the test's `ManualClock` (`start_with_clock`).
+    pub clock: SharedClock,
 }
 
 /// Panics with a clear message unless the Docker engine and the registry are up.
@@ -89,6 +93,15 @@ impl TestServer {
     }
 
     pub async fn start_with(configure: impl FnOnce(&mut ServeArgs)) -> TestServer {
+        Self::start_with_clock(Arc::new(SystemClock), configure).await
+    }
+
+    /// A server that reads time from `clock`: pass a `ManualClock` and `advance` it instead
+    /// of waiting for time to pass on the server's side.
+    pub async fn start_with_clock(
+        clock: SharedClock,
+        configure: impl FnOnce(&mut ServeArgs),
+    ) -> TestServer {
         require_environment();
         let data = tempfile::tempdir().unwrap();
         let home = tempfile::tempdir().unwrap();
@@ -102,6 +115,7 @@ impl TestServer {
             url: String::new(),
             args,
             owner: None,
+            clock,
         };
         ts.boot().await;
         ts
@@ -109,7 +123,9 @@ impl TestServer {
 
     async fn boot(&mut self) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server = Server::start(self.args.clone(), listener).await.unwrap();
+        let server = Server::start_with_clock(self.args.clone(), listener, self.clock.clone())
+            .await
+            .unwrap();
         self.url = format!("http://{}", server.addr());
         self.server = Some(server);
         let file = self.credentials_file();

@@ -441,3 +441,8 @@ async fn heartbeat_loop(
         return;
     }
 }
+
+#[cfg(test)]
+mod fake_server;
+#[cfg(test)]
+mod tests;

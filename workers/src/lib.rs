@@ -12,6 +12,8 @@ pub mod credentials;
 pub mod docker;
 pub mod engine;
 mod engine_health;
+#[cfg(test)]
+mod fake_engine;
 pub mod fetch_policy;
 pub mod git;
 pub mod image_ref;

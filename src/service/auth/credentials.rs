@@ -116,7 +116,8 @@ mod tests {
     async fn service() -> (tempfile::TempDir, AuthService) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("kiln.db")).await.unwrap();
-        (dir, AuthService::new(store).await.unwrap())
+        let clock = std::sync::Arc::new(crate::clock::SystemClock);
+        (dir, AuthService::new(store, clock).await.unwrap())
     }
 
     /// Queues run ca1 and has a worker claim it, so that its credentials are live.

@@ -12,12 +12,15 @@ pub use registry_token::{IssuedToken, REGISTRY_TOKEN_TTL};
 pub use tokens::{NewToken, EMBEDDED_WORKER_TOKEN, OWNER_TOKEN};
 
 use crate::access::AccessError;
+use crate::clock::SharedClock;
 use crate::store::{Store, StoreError};
 
 /// Tokens, registry tokens and run credentials, over the store.
 pub struct AuthService {
     store: Store,
     signer: registry_token::Signer,
+    /// Token expiry, last use and registry token lifetimes are read from it.
+    clock: SharedClock,
 }
 
 /// Errors of the auth service. Routes map them to HTTP in one place.
@@ -41,8 +44,12 @@ pub enum AuthError {
 
 impl AuthService {
     /// Loads the signing key, creating it on the first start.
-    pub async fn new(store: Store) -> Result<AuthService, AuthError> {
-        let signer = registry_token::Signer::load(&store).await?;
-        Ok(AuthService { store, signer })
+    pub async fn new(store: Store, clock: SharedClock) -> Result<AuthService, AuthError> {
+        let signer = registry_token::Signer::load(&store, clock.now_ms()).await?;
+        Ok(AuthService {
+            store,
+            signer,
+            clock,
+        })
     }
 }

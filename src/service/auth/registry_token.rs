@@ -19,7 +19,6 @@ use sha2::Sha256;
 use super::tokens::random_bytes;
 use super::{AuthError, AuthService};
 use crate::access::{Action, Grant, Principal, RepoPattern, Subject};
-use crate::service::now_ms;
 use crate::store::Store;
 
 /// How long a registry token lasts; Docker fetches a new one when it runs out.
@@ -32,8 +31,8 @@ pub(super) struct Signer {
 }
 
 impl Signer {
-    pub(super) async fn load(store: &Store) -> Result<Signer, AuthError> {
-        let key = store.signing_key(&random_bytes::<32>(), now_ms()).await?;
+    pub(super) async fn load(store: &Store, now_ms: i64) -> Result<Signer, AuthError> {
+        let key = store.signing_key(&random_bytes::<32>(), now_ms).await?;
         Ok(Signer { key })
     }
 
@@ -54,8 +53,8 @@ impl Signer {
         Secret::new(format!("{signed}.{signature}"))
     }
 
-    /// The claims of a token this key signed, for `purpose`, not yet expired.
-    fn verify(&self, token: &str, purpose: Purpose) -> Result<Claims, AuthError> {
+    /// The claims of a token this key signed, for `purpose`, not yet expired at `now_ms`.
+    fn verify(&self, token: &str, purpose: Purpose, now_ms: i64) -> Result<Claims, AuthError> {
         let invalid = || AuthError::Unauthenticated("invalid or expired registry token".into());
         let (signed, signature) = token.rsplit_once('.').ok_or_else(invalid)?;
         let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| invalid())?;
@@ -66,7 +65,7 @@ impl Signer {
         let (_, payload) = signed.split_once('.').ok_or_else(invalid)?;
         let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid())?;
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| invalid())?;
-        if claims.purpose != purpose || claims.exp * 1000 <= now_ms() {
+        if claims.purpose != purpose || claims.exp * 1000 <= now_ms {
             return Err(invalid());
         }
         Ok(claims)
@@ -178,7 +177,7 @@ impl AuthService {
                 access.push(granted);
             }
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut exp = now + REGISTRY_TOKEN_TTL.as_millis() as i64;
         if let Some(limit) = not_after {
             exp = exp.min(limit);
@@ -200,7 +199,9 @@ impl AuthService {
 
     /// The principal of a registry token: its parent's subject, scoped to what was granted.
     pub(super) async fn verify_registry_token(&self, token: &str) -> Result<Principal, AuthError> {
-        let claims = self.signer.verify(token, Purpose::Registry)?;
+        let claims = self
+            .signer
+            .verify(token, Purpose::Registry, self.clock.now_ms())?;
         let subject = match claims.parent {
             Parent::Token { id } => self
                 .live_token_by_id(&id)
@@ -231,7 +232,7 @@ impl AuthService {
     /// A password for one build run, taken by the registry with the username `kiln-run`
     /// (Basic auth, or at `/token`). It allows what `grants` allow, until `ttl` has passed.
     pub fn mint_run_credentials(&self, run_id: &str, grants: Vec<Grant>, ttl: Duration) -> Secret {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let grants = grants
             .into_iter()
             .map(|g| GrantClaim {
@@ -275,7 +276,7 @@ impl AuthService {
     ) -> Result<(Subject, i64), AuthError> {
         let claims = self
             .signer
-            .verify(password, Purpose::Run)
+            .verify(password, Purpose::Run, self.clock.now_ms())
             .map_err(|_| AuthError::Unauthenticated("invalid or expired run credentials".into()))?;
         match claims.parent {
             Parent::Run { id, grants } => Ok((run_subject(id, grants), claims.exp * 1000)),
@@ -319,6 +320,10 @@ mod tests {
     use super::*;
     use crate::access::Role;
 
+    fn now_ms() -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+
     fn signer() -> Signer {
         Signer {
             key: b"test key".to_vec(),
@@ -341,24 +346,32 @@ mod tests {
         let s = signer();
         let later = now_ms() / 1000 + 60;
         let token = s.sign(&claims(Purpose::Registry, later));
-        assert!(s.verify(token.expose(), Purpose::Registry).is_ok());
-        assert!(s.verify(token.expose(), Purpose::Run).is_err());
+        assert!(s
+            .verify(token.expose(), Purpose::Registry, now_ms())
+            .is_ok());
+        assert!(s.verify(token.expose(), Purpose::Run, now_ms()).is_err());
 
         let other = Signer {
             key: b"other".to_vec(),
         };
-        assert!(other.verify(token.expose(), Purpose::Registry).is_err());
+        assert!(other
+            .verify(token.expose(), Purpose::Registry, now_ms())
+            .is_err());
 
         let (signed, sig) = token.expose().rsplit_once('.').unwrap();
         let forged_claims = URL_SAFE_NO_PAD
             .encode(serde_json::to_vec(&claims(Purpose::Registry, later + 9999)).unwrap());
         let header = signed.split_once('.').unwrap().0;
         let forged = format!("{header}.{forged_claims}.{sig}");
-        assert!(s.verify(&forged, Purpose::Registry).is_err());
+        assert!(s.verify(&forged, Purpose::Registry, now_ms()).is_err());
 
         let expired = s.sign(&claims(Purpose::Registry, now_ms() / 1000 - 1));
-        assert!(s.verify(expired.expose(), Purpose::Registry).is_err());
-        assert!(s.verify("not a token", Purpose::Registry).is_err());
+        assert!(s
+            .verify(expired.expose(), Purpose::Registry, now_ms())
+            .is_err());
+        assert!(s
+            .verify("not a token", Purpose::Registry, now_ms())
+            .is_err());
     }
 
     #[test]

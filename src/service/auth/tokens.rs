@@ -15,7 +15,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::{AuthError, AuthService};
 use crate::access::{Principal, RepoPattern, Role, Subject, TokenName};
-use crate::service::{now_ms, to_time};
+use crate::service::to_time;
 use crate::store::{Inserted, TokenRow};
 use crate::wire::Token;
 
@@ -149,7 +149,7 @@ impl AuthService {
     ) -> Result<(Token, Secret), AuthError> {
         self.may_manage_tokens(who)?;
         let new = new.validate()?;
-        let (row, secret) = row_for(&new);
+        let (row, secret) = row_for(&new, self.clock.now_ms());
         match self
             .store
             .insert_token(&row, &hash(secret.expose()))
@@ -208,7 +208,7 @@ impl AuthService {
     pub async fn bootstrap_owner(&self) -> Result<Option<Secret>, AuthError> {
         if self
             .store
-            .token_with_role_exists(Role::Owner.as_str(), now_ms())
+            .token_with_role_exists(Role::Owner.as_str(), self.clock.now_ms())
             .await?
         {
             return Ok(None);
@@ -228,7 +228,7 @@ impl AuthService {
             repositories: Vec::new(),
             expires_in: None,
         };
-        let (row, secret) = row_for(&new);
+        let (row, secret) = row_for(&new, self.clock.now_ms());
         self.store
             .replace_token(&row, &hash(secret.expose()))
             .await?;
@@ -253,7 +253,7 @@ impl AuthService {
 
     async fn live(&self, row: Option<TokenRow>) -> Result<Option<StoredToken>, AuthError> {
         let Some(row) = row else { return Ok(None) };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         if let Some(expired) = row.expires_at.filter(|&t| t <= now) {
             return Err(AuthError::Unauthenticated(format!(
                 "token '{}' expired at {}",
@@ -272,8 +272,7 @@ fn revoked() -> AuthError {
     AuthError::Unauthenticated("unknown or revoked token".into())
 }
 
-fn row_for(new: &NewToken) -> (TokenRow, Secret) {
-    let now = now_ms();
+fn row_for(new: &NewToken, now: i64) -> (TokenRow, Secret) {
     let row = TokenRow {
         id: hex::encode(random_bytes::<16>()),
         name: new.name.as_str().to_string(),

@@ -55,8 +55,13 @@ mod tests {
     async fn the_service_refuses_an_under_privileged_caller() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("kiln.db")).await.unwrap();
-        let registry =
-            RegistryService::new(store, dir.path().join("registry"), Duration::ZERO).unwrap();
+        let registry = RegistryService::new(
+            store,
+            dir.path().join("registry"),
+            Duration::ZERO,
+            std::sync::Arc::new(crate::clock::SystemClock),
+        )
+        .unwrap();
         let repo = RepoName::try_from("app/web").unwrap();
         let denied = registry.start_upload(&reader(), &repo).await.unwrap_err();
         assert!(

@@ -15,7 +15,6 @@ use super::disk::HashingWriter;
 use super::ranges::{parse_range, ByteRange};
 use super::{RegistryError, RegistryService, RepoName};
 use crate::access::{Action, Principal};
-use crate::service::now_ms;
 
 /// A blob download: the file positioned at the start of what to send.
 pub struct BlobRead {
@@ -37,7 +36,7 @@ impl RegistryService {
     ) -> Result<u64, RegistryError> {
         authorize(who, repo, &[Action::Pull])?;
         self.store
-            .touch_repository_blob(repo.as_str(), digest.as_str(), now_ms())
+            .touch_repository_blob(repo.as_str(), digest.as_str(), self.clock.now_ms())
             .await?
             .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))
     }
@@ -128,7 +127,12 @@ impl RegistryService {
         }
         let mounted = self
             .store
-            .mount_blob(from.as_str(), to.as_str(), digest.as_str(), now_ms())
+            .mount_blob(
+                from.as_str(),
+                to.as_str(),
+                digest.as_str(),
+                self.clock.now_ms(),
+            )
             .await?;
         Ok(mounted.is_some())
     }
@@ -145,7 +149,7 @@ impl RegistryService {
         let _writing = self.sweep.read().await;
         self.disk.commit(file, digest).await?;
         self.store
-            .record_blob(repo.as_str(), digest.as_str(), size, now_ms())
+            .record_blob(repo.as_str(), digest.as_str(), size, self.clock.now_ms())
             .await?;
         tracing::debug!(repository = %repo, blob.digest = %digest, size_bytes = size, "blob stored");
         Ok(())

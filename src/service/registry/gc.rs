@@ -1,13 +1,12 @@
 //! Garbage collection: mark and sweep of blobs no manifest references and of abandoned upload
 //! sessions, each kept for a grace period after its last use so an in-flight push survives.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use kiln_worker::protocol::Digest;
 
 use super::{RegistryError, RegistryService};
 use crate::access::Principal;
-use crate::service::now_ms;
 use crate::wire::registry::GcReport;
 
 impl RegistryService {
@@ -36,7 +35,7 @@ impl RegistryService {
         grace: Duration,
         dry_run: bool,
     ) -> Result<GcReport, RegistryError> {
-        let cutoff = now_ms() - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = self.clock.now_ms() - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
         let mut report = GcReport {
             dry_run,
             ..GcReport::default()
@@ -93,7 +92,9 @@ impl RegistryService {
             let Ok(modified) = entry.metadata().await.and_then(|m| m.modified()) else {
                 continue;
             };
-            let idle = modified.elapsed().is_ok_and(|age| age > grace);
+            let idle = SystemTime::from(self.clock.now())
+                .duration_since(modified)
+                .is_ok_and(|age| age > grace);
             let name = entry.file_name().to_string_lossy().into_owned();
             if !idle || self.store.upload(&name).await?.is_some() {
                 continue;

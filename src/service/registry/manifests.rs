@@ -9,7 +9,6 @@ use super::access::{authorize, PUSH};
 use super::manifest::{self, config_platform, IMAGE_CONFIGS};
 use super::{Reference, RegistryError, RegistryService, RepoName, MAX_MANIFEST_BYTES};
 use crate::access::{Action, Principal};
-use crate::service::now_ms;
 use crate::store::registry::{ManifestRow, NewManifest};
 
 /// Image configs read for their platform are small; larger ones are left unread.
@@ -85,7 +84,7 @@ impl RegistryService {
             references: &parsed.references,
             tag,
             run_id,
-            now: now_ms(),
+            now: self.clock.now_ms(),
         };
         {
             let _writing = self.sweep.read().await;

@@ -35,6 +35,7 @@ use std::time::Duration;
 use kiln_worker::protocol::Digest;
 
 use crate::access::AccessError;
+use crate::clock::SharedClock;
 use crate::store::{Store, StoreError};
 
 /// Manifests larger than this are refused before they are read in full.
@@ -96,6 +97,8 @@ pub struct RegistryService {
     sweep: tokio::sync::RwLock<()>,
     /// How long unreferenced content and idle uploads are kept.
     gc_grace: Duration,
+    /// Stamps uploads and blob use, and decides what the grace period has passed for.
+    clock: SharedClock,
 }
 
 impl RegistryService {
@@ -104,6 +107,7 @@ impl RegistryService {
         store: Store,
         root: PathBuf,
         gc_grace: Duration,
+        clock: SharedClock,
     ) -> std::io::Result<RegistryService> {
         Ok(RegistryService {
             store,
@@ -111,6 +115,7 @@ impl RegistryService {
             sessions: Mutex::new(HashMap::new()),
             sweep: tokio::sync::RwLock::new(()),
             gc_grace,
+            clock,
         })
     }
 }

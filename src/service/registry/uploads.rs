@@ -15,7 +15,6 @@ use super::disk::{hash_file, HashingWriter};
 use super::ranges::ByteRange;
 use super::{RegistryError, RegistryService, RepoName, SessionState};
 use crate::access::Principal;
-use crate::service::now_ms;
 
 /// A session's running hash and length.
 pub struct Progress {
@@ -40,7 +39,7 @@ impl RegistryService {
         authorize(who, repo, PUSH)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         self.store
-            .create_upload(&id, repo.as_str(), now_ms())
+            .create_upload(&id, repo.as_str(), self.clock.now_ms())
             .await?;
         tokio::fs::File::create(self.disk.upload_path(&id)).await?;
         self.sessions.lock().expect("sessions lock").insert(
@@ -203,13 +202,17 @@ impl RegistryService {
             return Err(RegistryError::ChunkOutOfOrder { size: at });
         }
         // Marks the session active, so the collector's grace counts from now.
-        self.store.set_upload_size(id, at, now_ms()).await?;
+        self.store
+            .set_upload_size(id, at, self.clock.now_ms())
+            .await?;
         let Progress { hasher, size } = state.take().expect("progress is set");
         let mut writer = HashingWriter::append_to(&self.disk.upload_path(id), hasher, size).await?;
         writer.write_stream(body).await?;
         let (hasher, size) = writer.pause().await?;
         *state = Some(Progress { hasher, size });
-        self.store.set_upload_size(id, size, now_ms()).await?;
+        self.store
+            .set_upload_size(id, size, self.clock.now_ms())
+            .await?;
         if range.is_some_and(|r| r.end + 1 != size) {
             // Keep what arrived: the client resumes from the `Range` a GET reports.
             return Err(RegistryError::UploadInvalid(
