@@ -38,11 +38,9 @@ pub(super) fn authorize(
 mod tests {
     use std::time::Duration;
 
-    use kiln_worker::protocol::Digest;
-
     use super::*;
     use crate::access::{AccessError, Role, Subject};
-    use crate::service::registry::RegistryService;
+    use crate::service::registry::{Digest, RegistryService};
     use crate::store::Store;
 
     fn reader() -> Principal {
@@ -64,7 +62,7 @@ mod tests {
                 if scope == "repository:app/web:pull,push"),
             "{denied:?}"
         );
-        let digest = Digest::from_sha256(&[0; 32]);
+        let digest = Digest::sha256_of(b"");
         let other = RepoName::try_from("other/x").unwrap();
         let hidden = registry.stat_blob(&reader(), &other, &digest).await;
         assert!(matches!(hidden, Err(RegistryError::Access { .. })));

@@ -6,11 +6,10 @@ use std::path::Path;
 
 use bytes::Bytes;
 use futures::Stream;
-use kiln_worker::protocol::Digest;
-use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncSeekExt;
 
 use super::access::{authorize, PUSH};
+use super::digest::{Digest, Hasher};
 use super::disk::HashingWriter;
 use super::ranges::{parse_range, ByteRange};
 use super::{RegistryError, RegistryService, RepoName};
@@ -103,7 +102,8 @@ impl RegistryService {
     {
         authorize(who, repo, PUSH)?;
         let temp = self.disk.temp_file()?;
-        let mut writer = HashingWriter::append_to(&temp, Sha256::new(), 0).await?;
+        let hasher = Hasher::new(digest.algorithm());
+        let mut writer = HashingWriter::append_to(&temp, hasher, 0).await?;
         writer.write_stream(body).await?;
         let (actual, size) = writer.sync().await?;
         verify(digest, &actual)?;

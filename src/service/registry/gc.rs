@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use kiln_worker::protocol::Digest;
-
-use super::{RegistryError, RegistryService};
+use super::{Digest, RegistryError, RegistryService};
 use crate::access::Principal;
 use crate::service::now_ms;
 use crate::wire::registry::GcReport;
