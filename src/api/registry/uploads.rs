@@ -24,7 +24,7 @@ pub(super) async fn start(req: V2Request, repo: RepoName) -> Result<Response, V2
     let who = &req.principal;
     if let (Some(mount), Some(from)) = (req.query("mount"), req.query("from")) {
         let digest = parse_digest(mount)?;
-        // A source the caller may not read, or that lacks the blob, is no error: the
+        // A source that lacks the blob, or that the caller may never read, is no error: the
         // client gets an upload session and pushes the bytes itself.
         let from = super::repo(from)?;
         if registry.mount_blob(who, &from, &repo, &digest).await? {

@@ -21,17 +21,17 @@ pub(super) fn authorize(
         who.authorize(repo.as_str(), action)
             .map_err(|error| RegistryError::Access {
                 error,
-                scope: format!(
-                    "repository:{repo}:{}",
-                    actions
-                        .iter()
-                        .map(|a| a.as_str())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                ),
+                scope: scope(repo, actions),
             })?;
     }
     Ok(())
+}
+
+/// `repository:<name>:<action>,<action>`, one scope of Docker's token protocol. Several are
+/// joined with a space in one `scope` value, as the distribution registry's challenges do.
+pub(super) fn scope(repo: &RepoName, actions: &[Action]) -> String {
+    let actions: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
+    format!("repository:{repo}:{}", actions.join(","))
 }
 
 #[cfg(test)]

@@ -8,12 +8,12 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::io::AsyncSeekExt;
 
-use super::access::{authorize, PUSH};
+use super::access::{authorize, scope, PUSH};
 use super::digest::{Digest, Hasher};
 use super::disk::HashingWriter;
 use super::ranges::{parse_range, ByteRange};
 use super::{RegistryError, RegistryService, RepoName};
-use crate::access::{Action, Principal};
+use crate::access::{AccessError, Action, Principal};
 use crate::service::now_ms;
 
 /// A blob download: the file positioned at the start of what to send.
@@ -110,11 +110,11 @@ impl RegistryService {
         self.commit_blob(repo, &temp, digest, size).await
     }
 
-    /// Makes `from`'s blob visible in `to`. `false` when `from` does not hold it or `who` may
-    /// not read it: the client then gets an upload session and pushes the bytes itself. A
-    /// registry token must name the source's scope too (Docker's does); one that does not gets
-    /// a session rather than a second challenge, which clients such as the conformance suite's
-    /// do not follow.
+    /// Makes `from`'s blob visible in `to`. A mount needs pull on `from` as well, so a refusal
+    /// challenges for both scopes, as the distribution registry does: a client that takes its
+    /// scopes from the challenge then asks for a token that lets the mount succeed. `false`
+    /// when `from` does not hold the blob or `who` may never read it: the client then gets an
+    /// upload session and pushes the bytes itself, and learns nothing about `from`.
     pub async fn mount_blob(
         &self,
         who: &Principal,
@@ -122,9 +122,26 @@ impl RegistryService {
         to: &RepoName,
         digest: &Digest,
     ) -> Result<bool, RegistryError> {
-        authorize(who, to, PUSH)?;
-        if authorize(who, from, &[Action::Pull]).is_err() {
-            return Ok(false);
+        let both = || {
+            let source = scope(from, &[Action::Pull]);
+            format!("{} {source}", scope(to, PUSH))
+        };
+        authorize(who, to, PUSH).map_err(|e| match e {
+            RegistryError::Access { error, .. } => RegistryError::Access {
+                error,
+                scope: both(),
+            },
+            e => e,
+        })?;
+        match who.authorize(from.as_str(), Action::Pull) {
+            Ok(()) => {}
+            Err(error @ AccessError::InsufficientScope) => {
+                return Err(RegistryError::Access {
+                    error,
+                    scope: both(),
+                })
+            }
+            Err(_) => return Ok(false),
         }
         let mounted = self
             .store
