@@ -7,6 +7,14 @@ mod common;
 use common::oci::{header, push_blob};
 use common::TestServer;
 
+async fn registry_only() -> TestServer {
+    TestServer::start_with(|a| {
+        a.registry = None;
+        a.workers = 0;
+    })
+    .await
+}
+
 /// The `scope="…"` value of a `WWW-Authenticate` challenge.
 fn challenge_scope(challenge: &str) -> String {
     let start = challenge.find(r#"scope=""#).expect("challenge has a scope") + 7;
@@ -16,11 +24,7 @@ fn challenge_scope(challenge: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mount_challenge_names_the_source_and_its_token_mounts() {
-    let server = TestServer::start_with(|a| {
-        a.registry = None;
-        a.workers = 0;
-    })
-    .await;
+    let server = registry_only().await;
     let digest = push_blob(&server.http(), &server.url, "lib/base", b"base layer").await;
     let http = reqwest::Client::new();
     let mount = format!(
@@ -76,11 +80,7 @@ async fn a_mount_challenge_names_the_source_and_its_token_mounts() {
 /// hold the blob: no challenge that would tell it otherwise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_the_holder_may_not_read_gets_an_upload_session() {
-    let server = TestServer::start_with(|a| {
-        a.registry = None;
-        a.workers = 0;
-    })
-    .await;
+    let server = registry_only().await;
     let digest = push_blob(&server.http(), &server.url, "secret/base", b"hidden layer").await;
     let pusher = server.create_token("pusher", &["push"], &["app/*"]).await;
     let resp = server

@@ -15,21 +15,7 @@ fn sha512(bytes: &[u8]) -> String {
 
 /// Pushes a blob monolithically under its sha512 digest, asserting 201.
 async fn push_sha512(http: &Client, base: &str, repo: &str, bytes: &[u8]) -> String {
-    let d = sha512(bytes);
-    let resp = http
-        .post(format!("{base}/v2/{repo}/blobs/uploads/?digest={d}"))
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status(),
-        StatusCode::CREATED,
-        "{}",
-        resp.text().await.unwrap()
-    );
-    assert_eq!(header(&resp, "docker-content-digest"), d);
-    d
+    push_blob_as(http, base, repo, bytes, sha512(bytes)).await
 }
 
 fn descriptor512(media_type: &str, bytes: &[u8]) -> serde_json::Value {
