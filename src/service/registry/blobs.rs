@@ -11,6 +11,7 @@ use tokio::io::AsyncSeekExt;
 use super::access::{authorize, scope, PUSH};
 use super::digest::{Digest, Hasher};
 use super::disk::HashingWriter;
+use super::download::stream_file;
 use super::ranges::{parse_range, ByteRange};
 use super::{RegistryError, RegistryService, RepoName};
 use crate::access::{AccessError, Action, Principal};
@@ -18,16 +19,31 @@ use crate::service::now_ms;
 
 /// A blob download: the file positioned at the start of what to send.
 pub struct BlobRead {
-    pub file: tokio::fs::File,
+    file: std::fs::File,
     /// The whole blob's size.
     pub size: u64,
     /// The part asked for, if not the whole.
     pub range: Option<ByteRange>,
 }
 
+impl BlobRead {
+    /// The bytes to send: the range asked for, else the whole blob.
+    pub fn length(&self) -> u64 {
+        self.range.map_or(self.size, |r| r.length())
+    }
+
+    pub fn into_stream(self) -> impl Stream<Item = std::io::Result<Bytes>> {
+        let length = self.length();
+        stream_file(self.file, length)
+    }
+}
+
 impl RegistryService {
-    /// The blob's size. Counts as use: the collector's grace starts again, since a client
-    /// that checked for a blob before pushing a manifest relies on it staying.
+    /// The blob's size. Counts as use: a client that checked for a blob before pushing a
+    /// manifest relies on it staying, so the collector's grace starts again, unless the blob
+    /// was used within the last half of the grace period. That keeps every check free of
+    /// database writes but the first in a while, and still leaves a checked blob at least half
+    /// the grace period before it may be collected.
     pub async fn stat_blob(
         &self,
         who: &Principal,
@@ -35,8 +51,10 @@ impl RegistryService {
         digest: &Digest,
     ) -> Result<u64, RegistryError> {
         authorize(who, repo, &[Action::Pull])?;
+        let now = now_ms();
+        let half_grace = i64::try_from(self.gc_grace.as_millis() / 2).unwrap_or(i64::MAX);
         self.store
-            .touch_repository_blob(repo.as_str(), digest.as_str(), now_ms())
+            .touch_repository_blob(repo.as_str(), digest.as_str(), now, now - half_grace)
             .await?
             .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))
     }
@@ -66,7 +84,11 @@ impl RegistryService {
         if let Some(r) = range {
             file.seek(SeekFrom::Start(r.start)).await?;
         }
-        Ok(BlobRead { file, size, range })
+        Ok(BlobRead {
+            file: file.into_std().await,
+            size,
+            range,
+        })
     }
 
     /// Removes the blob from the repository; the bytes go when the collector finds them unused.

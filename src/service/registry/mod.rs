@@ -13,6 +13,7 @@ mod blobs;
 mod digest;
 mod discovery;
 mod disk;
+mod download;
 mod gc;
 mod manifest;
 mod manifests;

@@ -19,15 +19,34 @@ impl Store {
         Ok(())
     }
 
-    /// The size of a blob visible in `repository`, bumping its `touched_at`: a client that
-    /// checked a blob exists relies on it staying, so the collector's grace restarts. One
-    /// statement, so the collector cannot delete the row between the check and the bump.
+    /// The size of a blob visible in `repository`, bumping its `touched_at` to `now` if it is
+    /// older than `stale_before`: a client that checked a blob exists relies on it staying, so
+    /// the collector's grace restarts, but a blob checked recently keeps most of its grace
+    /// without a write. Only a stale blob takes SQLite's write lock, in one statement that
+    /// re-checks visibility, so the collector cannot delete the row between the check and the
+    /// bump.
     pub async fn touch_repository_blob(
         &self,
         repository: &str,
         digest: &str,
         now: i64,
+        stale_before: i64,
     ) -> Result<Option<u64>, StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT b.size, b.touched_at FROM blobs b
+             JOIN repository_blobs rb ON rb.digest = b.digest
+             JOIN repositories r ON r.id = rb.repository_id
+             WHERE r.name = ? AND b.digest = ?",
+        )
+        .bind(repository)
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            None => return Ok(None),
+            Some((size, touched_at)) if touched_at >= stale_before => return Ok(Some(size as u64)),
+            Some(_) => {}
+        }
         let size: Option<i64> = sqlx::query_scalar(
             "UPDATE blobs SET touched_at = ?
              WHERE digest = ? AND EXISTS (
