@@ -95,3 +95,29 @@ async fn a_source_the_holder_may_not_read_gets_an_upload_session() {
     assert_eq!(resp.status(), 202);
     assert!(header(&resp, "location").starts_with("/v2/app/web/blobs/uploads/"));
 }
+
+/// A mount without `from` takes the blob from any repository the holder may pull, and from
+/// no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mount_without_a_source_finds_one_the_holder_may_pull() {
+    let server = registry_only().await;
+    let readable = push_blob(&server.http(), &server.url, "lib/base", b"public layer").await;
+    let hidden = push_blob(&server.http(), &server.url, "secret/x", b"hidden layer").await;
+    let pusher = server
+        .create_token("pusher", &["push"], &["app/*", "lib/*"])
+        .await;
+    let mount = |digest: &str| {
+        server
+            .http_as(&pusher)
+            .post(format!(
+                "{}/v2/app/web/blobs/uploads/?mount={digest}",
+                server.url
+            ))
+            .send()
+    };
+    let resp = mount(&readable).await.unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(header(&resp, "docker-content-digest"), readable);
+    let resp = mount(&hidden).await.unwrap();
+    assert_eq!(resp.status(), 202);
+}

@@ -172,6 +172,34 @@ impl RegistryService {
         Ok(mounted.is_some())
     }
 
+    /// A mount without a source (OCI 1.1): makes the blob visible in `to` if a repository the
+    /// caller's token holder may pull has it. The holder's rights count, not a registry
+    /// token's scopes: the holder could name that source and get a token for it anyway, so
+    /// this reveals nothing it could not read. `false` (an upload session) otherwise.
+    pub async fn mount_blob_from_anywhere(
+        &self,
+        who: &Principal,
+        to: &RepoName,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        authorize(who, to, PUSH)?;
+        let Some(holder) = who.subject() else {
+            return Ok(false);
+        };
+        let sources = self.store.repositories_with_blob(digest.as_str()).await?;
+        let Some(from) = sources
+            .iter()
+            .find(|name| holder.permits(name, Action::Pull))
+        else {
+            return Ok(false);
+        };
+        let mounted = self
+            .store
+            .mount_blob(from, to.as_str(), digest.as_str(), now_ms())
+            .await?;
+        Ok(mounted.is_some())
+    }
+
     /// Renames a verified, synced file into place and records it, shut out from the
     /// collector's deletes so it cannot remove the file between the two.
     pub(super) async fn commit_blob(

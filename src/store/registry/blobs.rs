@@ -99,6 +99,18 @@ impl Store {
         Ok(Some(size as u64))
     }
 
+    /// The repositories that hold a blob, in name order.
+    pub async fn repositories_with_blob(&self, digest: &str) -> Result<Vec<String>, StoreError> {
+        let names = sqlx::query_scalar(
+            "SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+             WHERE rb.digest = ? ORDER BY r.name",
+        )
+        .bind(digest)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(names)
+    }
+
     /// Removes a blob from a repository; the bytes stay until the collector finds them unused.
     pub async fn unlink_blob(&self, repository: &str, digest: &str) -> Result<bool, StoreError> {
         self.delete_in_repository("repository_blobs", "digest", repository, digest)
