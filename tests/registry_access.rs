@@ -322,8 +322,8 @@ async fn registry_tokens_list_the_catalog_and_worker_tokens_stay_out() {
 }
 
 /// A registry token that covers a mount's target and source mounts; one that covers only the
-/// target gets an upload session instead. A token short of its holder's rights is told which
-/// scope it lacks.
+/// target is challenged for both. A token short of its holder's rights is told which scope it
+/// lacks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_tokens_mount_what_they_cover_and_name_what_they_lack() {
     let server = own_registry_server().await;
@@ -347,7 +347,7 @@ async fn registry_tokens_mount_what_they_cover_and_name_what_they_lack() {
 
     let narrow = token(&["repository:app/dst:pull,push"]).await;
     let resp = http.post(&mount).bearer_auth(&narrow).send().await.unwrap();
-    assert_eq!(resp.status(), 202);
+    assert_eq!(resp.status(), 401);
     let both = token(&["repository:app/dst:pull,push", "repository:app/src:pull"]).await;
     let resp = http.post(&mount).bearer_auth(both).send().await.unwrap();
     assert_eq!(resp.status(), 201);

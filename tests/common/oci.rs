@@ -14,7 +14,17 @@ pub fn digest(bytes: &[u8]) -> String {
 
 /// Pushes a blob monolithically (`POST ?digest=`), asserting 201.
 pub async fn push_blob(http: &Client, base: &str, repo: &str, bytes: &[u8]) -> String {
-    let d = digest(bytes);
+    push_blob_as(http, base, repo, bytes, digest(bytes)).await
+}
+
+/// Pushes a blob monolithically under the digest `d` (of any algorithm), asserting 201.
+pub async fn push_blob_as(
+    http: &Client,
+    base: &str,
+    repo: &str,
+    bytes: &[u8],
+    d: String,
+) -> String {
     let resp = http
         .post(format!("{base}/v2/{repo}/blobs/uploads/?digest={d}"))
         .body(bytes.to_vec())

@@ -4,15 +4,10 @@ use axum::body::Body;
 use axum::http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
 
 use super::error::{header_value, V2Error};
 use super::{respond, V2Request, DIGEST_HEADER};
 use crate::service::registry::{parse_digest, RepoName};
-
-/// Large reads keep a 1 GiB pull to a few thousand frames.
-const READ_BUFFER: usize = 1 << 20;
 
 pub(super) async fn get(req: V2Request, repo: RepoName, digest: &str) -> Result<Response, V2Error> {
     let digest = parse_digest(digest)?;
@@ -34,21 +29,21 @@ pub(super) async fn get(req: V2Request, repo: RepoName, digest: &str) -> Result<
     let read = registry
         .read_blob(&req.principal, &repo, &digest, req.header(RANGE))
         .await?;
-    let (status, length) = match read.range {
-        Some(r) => (StatusCode::PARTIAL_CONTENT, r.length()),
-        None => (StatusCode::OK, read.size),
+    let status = match read.range {
+        Some(_) => StatusCode::PARTIAL_CONTENT,
+        None => StatusCode::OK,
     };
-    let stream = ReaderStream::with_capacity(read.file.take(length), READ_BUFFER);
-    let mut resp = (status, Body::from_stream(stream)).into_response();
+    let (length, range, size) = (read.length(), read.range, read.size);
+    let mut resp = (status, Body::from_stream(read.into_stream())).into_response();
     let headers = resp.headers_mut();
     headers.insert(CONTENT_LENGTH, length.into());
     headers.insert(CONTENT_TYPE, octets);
     headers.insert(DIGEST_HEADER, digest_header);
     headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Some(r) = read.range {
+    if let Some(r) = range {
         headers.insert(
             CONTENT_RANGE,
-            header_value(format!("bytes {}-{}/{}", r.start, r.end, read.size)),
+            header_value(format!("bytes {}-{}/{size}", r.start, r.end)),
         );
     }
     Ok(resp)

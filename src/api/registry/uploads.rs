@@ -17,17 +17,28 @@ pub(super) fn session_id(raw: &str) -> Result<String, V2Error> {
     Ok(id.simple().to_string())
 }
 
-/// `POST`: mount (`?mount=&from=`), monolithic upload (`?digest=` with the body), or a new
+/// `POST`: mount (`?mount=&from=`, or `?mount=` alone from any repository the caller may
+/// pull), monolithic upload (`?digest=` with the body), or a new
 /// session.
 pub(super) async fn start(req: V2Request, repo: RepoName) -> Result<Response, V2Error> {
     let registry = req.app.registry.clone();
     let who = &req.principal;
-    if let (Some(mount), Some(from)) = (req.query("mount"), req.query("from")) {
+    if let Some(mount) = req.query("mount") {
         let digest = parse_digest(mount)?;
-        // A source the caller may not read, or that lacks the blob, is no error: the
+        // A source that lacks the blob, or that the caller may never read, is no error: the
         // client gets an upload session and pushes the bytes itself.
-        let from = super::repo(from)?;
-        if registry.mount_blob(who, &from, &repo, &digest).await? {
+        let mounted = match req.query("from") {
+            Some(from) => {
+                let from = super::repo(from)?;
+                registry.mount_blob(who, &from, &repo, &digest).await?
+            }
+            None => {
+                registry
+                    .mount_blob_from_anywhere(who, &repo, &digest)
+                    .await?
+            }
+        };
+        if mounted {
             return Ok(created_blob(&repo, &digest.to_string()));
         }
     } else if let Some(digest) = req.query("digest") {

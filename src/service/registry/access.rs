@@ -21,28 +21,26 @@ pub(super) fn authorize(
         who.authorize(repo.as_str(), action)
             .map_err(|error| RegistryError::Access {
                 error,
-                scope: format!(
-                    "repository:{repo}:{}",
-                    actions
-                        .iter()
-                        .map(|a| a.as_str())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                ),
+                scope: scope(repo, actions),
             })?;
     }
     Ok(())
+}
+
+/// `repository:<name>:<action>,<action>`, one scope of Docker's token protocol. Several are
+/// joined with a space in one `scope` value, as the distribution registry's challenges do.
+pub(super) fn scope(repo: &RepoName, actions: &[Action]) -> String {
+    let actions: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
+    format!("repository:{repo}:{}", actions.join(","))
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use kiln_worker::protocol::Digest;
-
     use super::*;
     use crate::access::{AccessError, Role, Subject};
-    use crate::service::registry::RegistryService;
+    use crate::service::registry::{Digest, RegistryService};
     use crate::store::Store;
 
     fn reader() -> Principal {
@@ -69,7 +67,7 @@ mod tests {
                 if scope == "repository:app/web:pull,push"),
             "{denied:?}"
         );
-        let digest = Digest::from_sha256(&[0; 32]);
+        let digest = Digest::sha256_of(b"");
         let other = RepoName::try_from("other/x").unwrap();
         let hidden = registry.stat_blob(&reader(), &other, &digest).await;
         assert!(matches!(hidden, Err(RegistryError::Access { .. })));

@@ -6,28 +6,43 @@ use std::path::Path;
 
 use bytes::Bytes;
 use futures::Stream;
-use kiln_worker::protocol::Digest;
-use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncSeekExt;
 
-use super::access::{authorize, PUSH};
+use super::access::{authorize, scope, PUSH};
+use super::digest::{Digest, Hasher};
 use super::disk::HashingWriter;
+use super::download::stream_file;
 use super::ranges::{parse_range, ByteRange};
 use super::{RegistryError, RegistryService, RepoName};
-use crate::access::{Action, Principal};
+use crate::access::{AccessError, Action, Principal};
 
 /// A blob download: the file positioned at the start of what to send.
 pub struct BlobRead {
-    pub file: tokio::fs::File,
+    file: std::fs::File,
     /// The whole blob's size.
     pub size: u64,
     /// The part asked for, if not the whole.
     pub range: Option<ByteRange>,
 }
 
+impl BlobRead {
+    /// The bytes to send: the range asked for, else the whole blob.
+    pub fn length(&self) -> u64 {
+        self.range.map_or(self.size, |r| r.length())
+    }
+
+    pub fn into_stream(self) -> impl Stream<Item = std::io::Result<Bytes>> {
+        let length = self.length();
+        stream_file(self.file, length)
+    }
+}
+
 impl RegistryService {
-    /// The blob's size. Counts as use: the collector's grace starts again, since a client
-    /// that checked for a blob before pushing a manifest relies on it staying.
+    /// The blob's size. Counts as use: a client that checked for a blob before pushing a
+    /// manifest relies on it staying, so the collector's grace starts again, unless the blob
+    /// was used within the last half of the grace period. That keeps every check free of
+    /// database writes but the first in a while, and still leaves a checked blob at least half
+    /// the grace period before it may be collected.
     pub async fn stat_blob(
         &self,
         who: &Principal,
@@ -35,8 +50,10 @@ impl RegistryService {
         digest: &Digest,
     ) -> Result<u64, RegistryError> {
         authorize(who, repo, &[Action::Pull])?;
+        let now = self.clock.now_ms();
+        let half_grace = i64::try_from(self.gc_grace.as_millis() / 2).unwrap_or(i64::MAX);
         self.store
-            .touch_repository_blob(repo.as_str(), digest.as_str(), self.clock.now_ms())
+            .touch_repository_blob(repo.as_str(), digest.as_str(), now, now - half_grace)
             .await?
             .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))
     }
@@ -66,7 +83,11 @@ impl RegistryService {
         if let Some(r) = range {
             file.seek(SeekFrom::Start(r.start)).await?;
         }
-        Ok(BlobRead { file, size, range })
+        Ok(BlobRead {
+            file: file.into_std().await,
+            size,
+            range,
+        })
     }
 
     /// Removes the blob from the repository; the bytes go when the collector finds them unused.
@@ -102,18 +123,19 @@ impl RegistryService {
     {
         authorize(who, repo, PUSH)?;
         let temp = self.disk.temp_file()?;
-        let mut writer = HashingWriter::append_to(&temp, Sha256::new(), 0).await?;
+        let hasher = Hasher::new(digest.algorithm());
+        let mut writer = HashingWriter::append_to(&temp, hasher, 0).await?;
         writer.write_stream(body).await?;
         let (actual, size) = writer.sync().await?;
         verify(digest, &actual)?;
         self.commit_blob(repo, &temp, digest, size).await
     }
 
-    /// Makes `from`'s blob visible in `to`. `false` when `from` does not hold it or `who` may
-    /// not read it: the client then gets an upload session and pushes the bytes itself. A
-    /// registry token must name the source's scope too (Docker's does); one that does not gets
-    /// a session rather than a second challenge, which clients such as the conformance suite's
-    /// do not follow.
+    /// Makes `from`'s blob visible in `to`. A mount needs pull on `from` as well, so a refusal
+    /// challenges for both scopes, as the distribution registry does: a client that takes its
+    /// scopes from the challenge then asks for a token that lets the mount succeed. `false`
+    /// when `from` does not hold the blob or `who` may never read it: the client then gets an
+    /// upload session and pushes the bytes itself, and learns nothing about `from`.
     pub async fn mount_blob(
         &self,
         who: &Principal,
@@ -121,9 +143,26 @@ impl RegistryService {
         to: &RepoName,
         digest: &Digest,
     ) -> Result<bool, RegistryError> {
-        authorize(who, to, PUSH)?;
-        if authorize(who, from, &[Action::Pull]).is_err() {
-            return Ok(false);
+        let both = || {
+            let source = scope(from, &[Action::Pull]);
+            format!("{} {source}", scope(to, PUSH))
+        };
+        authorize(who, to, PUSH).map_err(|e| match e {
+            RegistryError::Access { error, .. } => RegistryError::Access {
+                error,
+                scope: both(),
+            },
+            e => e,
+        })?;
+        match who.authorize(from.as_str(), Action::Pull) {
+            Ok(()) => {}
+            Err(error @ AccessError::InsufficientScope) => {
+                return Err(RegistryError::Access {
+                    error,
+                    scope: both(),
+                })
+            }
+            Err(_) => return Ok(false),
         }
         let mounted = self
             .store
@@ -133,6 +172,34 @@ impl RegistryService {
                 digest.as_str(),
                 self.clock.now_ms(),
             )
+            .await?;
+        Ok(mounted.is_some())
+    }
+
+    /// A mount without a source (OCI 1.1): makes the blob visible in `to` if a repository the
+    /// caller's token holder may pull has it. The holder's rights count, not a registry
+    /// token's scopes: the holder could name that source and get a token for it anyway, so
+    /// this reveals nothing it could not read. `false` (an upload session) otherwise.
+    pub async fn mount_blob_from_anywhere(
+        &self,
+        who: &Principal,
+        to: &RepoName,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        authorize(who, to, PUSH)?;
+        let Some(holder) = who.subject() else {
+            return Ok(false);
+        };
+        let sources = self.store.repositories_with_blob(digest.as_str()).await?;
+        let Some(from) = sources
+            .iter()
+            .find(|name| holder.permits(name, Action::Pull))
+        else {
+            return Ok(false);
+        };
+        let mounted = self
+            .store
+            .mount_blob(from, to.as_str(), digest.as_str(), self.clock.now_ms())
             .await?;
         Ok(mounted.is_some())
     }

@@ -1,10 +1,9 @@
 //! Content discovery: tag lists, the repository catalog and the referrers of a manifest.
 
-use kiln_worker::protocol::Digest;
 use serde::Serialize;
 
 use super::access::{authorize, CATALOG_SCOPE};
-use super::{RegistryError, RegistryService, RepoName};
+use super::{Digest, RegistryError, RegistryService, RepoName};
 use crate::access::{AccessError, Action, Principal};
 
 /// Lists without `n` return everything; this bounds one database read.

@@ -1,14 +1,13 @@
-//! Blob files on disk: streamed in with a running sha256, renamed into their content address.
+//! Blob files on disk: streamed in with a running hash, renamed into their content address.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use kiln_worker::protocol::Digest;
-use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
+use super::digest::{Algorithm, Digest, Hasher};
 use super::RegistryError;
 
 /// Bytes gathered before each write: large writes keep a 1 GiB push to a few hundred
@@ -21,14 +20,20 @@ pub struct Disk {
 
 impl Disk {
     pub fn new(root: PathBuf) -> io::Result<Disk> {
-        std::fs::create_dir_all(root.join("blobs/sha256"))?;
+        for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+            std::fs::create_dir_all(root.join("blobs").join(algorithm.as_str()))?;
+        }
         std::fs::create_dir_all(root.join("uploads"))?;
         Ok(Disk { root })
     }
 
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         let hex = digest.hex();
-        self.root.join("blobs/sha256").join(&hex[..2]).join(hex)
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().as_str())
+            .join(&hex[..2])
+            .join(hex)
     }
 
     pub fn uploads_dir(&self) -> PathBuf {
@@ -76,13 +81,13 @@ impl Disk {
 /// Appends to a file while hashing what it writes.
 pub struct HashingWriter {
     file: BufWriter<tokio::fs::File>,
-    pub hasher: Sha256,
+    pub hasher: Hasher,
     pub size: u64,
 }
 
 impl HashingWriter {
     /// Continues a file of `size` bytes whose content so far hashed to `hasher`.
-    pub async fn append_to(path: &Path, hasher: Sha256, size: u64) -> io::Result<HashingWriter> {
+    pub async fn append_to(path: &Path, hasher: Hasher, size: u64) -> io::Result<HashingWriter> {
         let file = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -119,22 +124,23 @@ impl HashingWriter {
     pub async fn sync(mut self) -> io::Result<(Digest, u64)> {
         self.file.flush().await?;
         self.file.get_ref().sync_data().await?;
-        Ok((Digest::from_sha256(&self.hasher.finalize()), self.size))
+        Ok((self.hasher.finish(), self.size))
     }
 
     /// The state to resume from in the next request of the same session.
-    pub async fn pause(mut self) -> io::Result<(Sha256, u64)> {
+    pub async fn pause(mut self) -> io::Result<(Hasher, u64)> {
         self.file.flush().await?;
         Ok((self.hasher, self.size))
     }
 }
 
-/// Hashes a file from the start: only for sessions whose running hash was lost.
-pub async fn hash_file(path: &Path) -> io::Result<(Sha256, u64)> {
+/// Hashes a file from the start with `algorithm`: for sessions whose running hash was lost or
+/// is of another algorithm than the digest the client finally names.
+pub async fn hash_file(path: &Path, algorithm: Algorithm) -> io::Result<(Hasher, u64)> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(path)?;
-        let mut hasher = Sha256::new();
+        let mut hasher = Hasher::new(algorithm);
         let size = io::copy(&mut file, &mut hasher)?;
         Ok((hasher, size))
     })

@@ -3,9 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use kiln_worker::protocol::Digest;
-
-use super::{RegistryError, RegistryService};
+use super::{Digest, RegistryError, RegistryService};
 use crate::access::Principal;
 use crate::wire::registry::GcReport;
 

@@ -1,11 +1,10 @@
 //! Pushing, fetching and deleting manifests.
 
 use bytes::Bytes;
-use kiln_worker::protocol::Digest;
-use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::access::{authorize, PUSH};
+use super::digest::{Algorithm, Digest, Hasher};
 use super::manifest::{self, config_platform, IMAGE_CONFIGS};
 use super::{Reference, RegistryError, RegistryService, RepoName, MAX_MANIFEST_BYTES};
 use crate::access::{Action, Principal};
@@ -47,7 +46,15 @@ impl RegistryService {
         if body.len() > MAX_MANIFEST_BYTES {
             return Err(RegistryError::ManifestTooLarge);
         }
-        let digest = Digest::from_sha256(&Sha256::digest(&body));
+        // Stored under sha256, unless pushed by a digest of another algorithm: then that one,
+        // so that the digest the client named finds it.
+        let algorithm = match reference {
+            Reference::Digest(expected) => expected.algorithm(),
+            Reference::Tag(_) => Algorithm::Sha256,
+        };
+        let mut hasher = Hasher::new(algorithm);
+        hasher.update(&body);
+        let digest = hasher.finish();
         if let Reference::Digest(expected) = reference {
             super::blobs::verify(expected, &digest)?;
         }

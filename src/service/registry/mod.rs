@@ -2,16 +2,18 @@
 //! garbage collection. Services own the store; routes call services; services never call
 //! routes.
 //!
-//! Bytes live in `<data>/registry/blobs/sha256/<2 hex>/<hex>`, shared by every repository;
-//! the database says which repository may see which blob. Writers and the collector meet at
-//! one lock: completing an upload or a manifest (rename into place + recording the row) holds
+//! Bytes live in `<data>/registry/blobs/<algorithm>/<2 hex>/<hex>` (sha256 or sha512), shared
+//! by every repository; the database says which repository may see which blob. Writers and
+//! the collector meet at one lock: completing an upload or a manifest (rename into place + recording the row) holds
 //! it shared, the collector's delete of a blob holds it exclusively, so the collector never
 //! removes a file an upload has just put back.
 
 mod access;
 mod blobs;
+mod digest;
 mod discovery;
 mod disk;
+mod download;
 mod gc;
 mod manifest;
 mod manifests;
@@ -20,6 +22,7 @@ mod ranges;
 mod uploads;
 
 pub use blobs::BlobRead;
+pub use digest::{Algorithm, Digest};
 pub use discovery::{Page, Referrer};
 pub use manifest::OCI_INDEX;
 pub use manifests::{PushedManifest, StoredManifest};
@@ -31,8 +34,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use kiln_worker::protocol::Digest;
 
 use crate::access::AccessError;
 use crate::clock::SharedClock;

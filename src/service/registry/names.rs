@@ -3,9 +3,7 @@
 
 use std::fmt;
 
-use kiln_worker::protocol::Digest;
-
-use super::RegistryError;
+use super::{Digest, RegistryError};
 
 /// A repository name: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`,
 /// at most 255 characters.
@@ -116,31 +114,10 @@ impl fmt::Display for Reference {
     }
 }
 
-/// A digest Kiln can verify: sha256 only. A well-formed digest of another algorithm is
+/// A digest Kiln can verify: sha256 or sha512. A well-formed digest of another algorithm is
 /// `Unsupported`; anything else is `DigestInvalid`.
 pub fn parse_digest(s: &str) -> Result<Digest, RegistryError> {
-    if let Ok(d) = s.parse::<Digest>() {
-        return Ok(d);
-    }
-    let well_formed = s.split_once(':').is_some_and(|(algorithm, encoded)| {
-        !algorithm.is_empty()
-            && algorithm
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
-            && !encoded.is_empty()
-            && encoded
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"=_-".contains(&b))
-    });
-    if well_formed && !s.starts_with("sha256:") {
-        Err(RegistryError::Unsupported(format!(
-            "digest algorithm of '{s}' is not supported: use sha256"
-        )))
-    } else {
-        Err(RegistryError::DigestInvalid(format!(
-            "invalid digest '{s}'"
-        )))
-    }
+    s.parse()
 }
 
 #[cfg(test)]
@@ -178,15 +155,19 @@ mod tests {
     }
 
     #[test]
-    fn references_are_tags_or_sha256_digests() {
+    fn references_are_tags_or_digests() {
         let hex = "a".repeat(64);
         assert!(matches!(
             Reference::try_from(format!("sha256:{hex}").as_str()),
             Ok(Reference::Digest(_))
         ));
+        assert!(matches!(
+            Reference::try_from(format!("sha512:{hex}{hex}").as_str()),
+            Ok(Reference::Digest(_))
+        ));
         assert!(matches!(Reference::try_from("v1"), Ok(Reference::Tag(_))));
         assert!(matches!(
-            Reference::try_from(format!("sha512:{hex}").as_str()),
+            Reference::try_from(format!("md5:{}", &hex[..32]).as_str()),
             Err(RegistryError::Unsupported(_))
         ));
         assert!(matches!(

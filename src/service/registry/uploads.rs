@@ -1,24 +1,26 @@
 //! Chunked upload sessions: the bytes so far are in `<data>/registry/uploads/<id>`, their
-//! running sha256 in memory, so completing a session never reads the file again (unless the
-//! server restarted meanwhile).
+//! running hash in memory, so completing a session never reads the file again (unless the
+//! server restarted meanwhile, or the session ends with a digest of another algorithm).
+//!
+//! A session hashes with sha256 until it learns otherwise, since the digest only comes with
+//! the last request: one whose bytes all come with that request is hashed with the digest's
+//! algorithm, and one that sent chunks before a sha512 digest is read once more to hash it.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use futures::Stream;
-use kiln_worker::protocol::Digest;
-use sha2::Sha256;
-
 use super::access::{authorize, PUSH};
 use super::blobs::verify;
+use super::digest::{Algorithm, Digest, Hasher};
 use super::disk::{hash_file, HashingWriter};
 use super::ranges::ByteRange;
 use super::{RegistryError, RegistryService, RepoName, SessionState};
 use crate::access::Principal;
+use bytes::Bytes;
+use futures::Stream;
 
 /// A session's running hash and length.
 pub struct Progress {
-    hasher: Sha256,
+    hasher: Hasher,
     size: u64,
 }
 
@@ -45,7 +47,7 @@ impl RegistryService {
         self.sessions.lock().expect("sessions lock").insert(
             id.clone(),
             Arc::new(tokio::sync::Mutex::new(Some(Progress {
-                hasher: Sha256::default(),
+                hasher: Hasher::new(Algorithm::Sha256),
                 size: 0,
             }))),
         );
@@ -110,11 +112,18 @@ impl RegistryService {
         authorize(who, repo, PUSH)?;
         let session = self.session(repo, id).await?;
         let mut state = session.lock().await;
+        let progress = self.progress(id, &mut state).await?;
+        if progress.size == 0 {
+            progress.hasher = Hasher::new(digest.algorithm());
+        }
         self.write_chunk(id, &mut state, range, body).await?;
         let progress = state.take().expect("write_chunk leaves progress");
         let path = self.disk.upload_path(id);
         let writer = HashingWriter::append_to(&path, progress.hasher, progress.size).await?;
-        let (actual, size) = writer.sync().await?;
+        let (mut actual, size) = writer.sync().await?;
+        if actual.algorithm() != digest.algorithm() {
+            actual = hash_file(&path, digest.algorithm()).await?.0.finish();
+        }
         let verified = verify(digest, &actual);
         if verified.is_ok() {
             self.commit_blob(repo, &path, digest, size).await?;
@@ -172,7 +181,8 @@ impl RegistryService {
         state: &'a mut Option<Progress>,
     ) -> Result<&'a mut Progress, RegistryError> {
         if state.is_none() {
-            let (hasher, size) = hash_file(&self.disk.upload_path(id)).await.map_err(|e| {
+            let path = self.disk.upload_path(id);
+            let (hasher, size) = hash_file(&path, Algorithm::Sha256).await.map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     RegistryError::UploadUnknown
                 } else {

@@ -19,15 +19,34 @@ impl Store {
         Ok(())
     }
 
-    /// The size of a blob visible in `repository`, bumping its `touched_at`: a client that
-    /// checked a blob exists relies on it staying, so the collector's grace restarts. One
-    /// statement, so the collector cannot delete the row between the check and the bump.
+    /// The size of a blob visible in `repository`, bumping its `touched_at` to `now` if it is
+    /// older than `stale_before`: a client that checked a blob exists relies on it staying, so
+    /// the collector's grace restarts, but a blob checked recently keeps most of its grace
+    /// without a write. Only a stale blob takes SQLite's write lock, in one statement that
+    /// re-checks visibility, so the collector cannot delete the row between the check and the
+    /// bump.
     pub async fn touch_repository_blob(
         &self,
         repository: &str,
         digest: &str,
         now: i64,
+        stale_before: i64,
     ) -> Result<Option<u64>, StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT b.size, b.touched_at FROM blobs b
+             JOIN repository_blobs rb ON rb.digest = b.digest
+             JOIN repositories r ON r.id = rb.repository_id
+             WHERE r.name = ? AND b.digest = ?",
+        )
+        .bind(repository)
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            None => return Ok(None),
+            Some((size, touched_at)) if touched_at >= stale_before => return Ok(Some(size as u64)),
+            Some(_) => {}
+        }
         let size: Option<i64> = sqlx::query_scalar(
             "UPDATE blobs SET touched_at = ?
              WHERE digest = ? AND EXISTS (
@@ -78,6 +97,18 @@ impl Store {
         link_blob(&mut tx, repository_id, digest, size as u64, now).await?;
         tx.commit().await?;
         Ok(Some(size as u64))
+    }
+
+    /// The repositories that hold a blob, in name order.
+    pub async fn repositories_with_blob(&self, digest: &str) -> Result<Vec<String>, StoreError> {
+        let names = sqlx::query_scalar(
+            "SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+             WHERE rb.digest = ? ORDER BY r.name",
+        )
+        .bind(digest)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(names)
     }
 
     /// Removes a blob from a repository; the bytes stay until the collector finds them unused.
