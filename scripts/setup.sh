@@ -15,8 +15,9 @@ log() { printf '[setup] %s\n' "$*"; }
 need_pkgs=()
 # libssl-dev and pkg-config: git2 links OpenSSL for https git contexts.
 # qemu-user-static and binfmt-support: arm64 builds run arm64 binaries under emulation.
+# pigz: scripts/bench.py's strongest upload baseline (gzip on every core).
 for p in docker.io docker-registry skopeo busybox-static curl ca-certificates jq libssl-dev pkg-config \
-  qemu-user-static binfmt-support; do
+  qemu-user-static binfmt-support pigz; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

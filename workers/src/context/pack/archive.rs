@@ -1,41 +1,35 @@
 //! Writing a planned archive as a reproducible `tar.gz`, with rate-limited progress reports.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 
-use flate2::{Compression, GzBuilder};
-
+use super::parallel_gzip::{default_threads, ParallelGzip};
 use super::{EntryKind, PackError, PackPlan, PackProgress, PlanEntry};
 
-/// Size of the buffer in front of the gzip encoder and of the file read buffer.
+/// Size of the file read buffer.
 const IO_BUFFER_SIZE: usize = 256 * 1024;
 /// Progress is reported after at least this many content bytes...
 const PROGRESS_BYTES_STEP: u64 = 1024 * 1024;
 /// ...or this many files since the previous report.
 const PROGRESS_FILES_STEP: u64 = 500;
 
-/// Writes the planned archive as `tar.gz` to `out` and returns `out` once the gzip stream is
-/// complete. `progress` is called every so often with cumulative counts, and once at the end.
-pub fn write_tar_gz<W: Write>(
+/// Writes the planned archive as `tar.gz` to `out`, compressing on every core, and returns
+/// `out` once the gzip stream is complete. `progress` is called every so often with cumulative
+/// counts, and once at the end.
+pub fn write_tar_gz<W: Write + Send + 'static>(
     plan: &PackPlan,
     out: W,
     progress: &dyn Fn(PackProgress),
 ) -> Result<W, PackError> {
-    // A fixed header mtime and OS byte keep the gzip output identical across runs and hosts.
-    let gzip = GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(out, Compression::fast());
-    let mut tar = tar::Builder::new(BufWriter::with_capacity(IO_BUFFER_SIZE, gzip));
+    // The compressor buffers whole blocks itself, so tar writes straight into it.
+    let gzip = ParallelGzip::new(out, default_threads()).map_err(PackError::Write)?;
+    let mut tar = tar::Builder::new(gzip);
     let mut buffer = vec![0; IO_BUFFER_SIZE];
     let mut tracker = ProgressTracker::new(progress);
     for entry in &plan.entries {
         append_entry(&mut tar, entry, &mut buffer, &mut tracker)?;
     }
-    let buffered = tar.into_inner().map_err(PackError::Write)?;
-    let gzip = buffered
-        .into_inner()
-        .map_err(|e| PackError::Write(e.into_error()))?;
+    let gzip = tar.into_inner().map_err(PackError::Write)?;
     let out = gzip.finish().map_err(PackError::Write)?;
     tracker.report();
     Ok(out)

@@ -2,7 +2,8 @@
 //!
 //! [`plan`] walks the context once (honouring `.dockerignore` and the default excludes) and
 //! captures the metadata of everything that will be shipped; [`write_tar_gz`] and
-//! [`stream_tar_gz`] then stream the archive without ever holding it in memory or on disk.
+//! [`stream_tar_gz`] then stream the archive without ever holding it in memory or on disk,
+//! compressing it on every core (pigz's scheme, in `parallel_gzip`).
 //! Identical trees give byte-identical archives, so the server-side digest of an upload is
 //! stable. Unix only: modes, inodes and change times come from `std::os::unix`.
 
@@ -14,6 +15,7 @@ use thiserror::Error;
 use super::dockerignore::IgnoreError;
 
 mod archive;
+mod parallel_gzip;
 mod planning;
 mod stream;
 

@@ -87,12 +87,15 @@ impl ChunkSender {
 }
 
 impl Write for ChunkSender {
+    /// Takes at most what fits the current chunk: the compressor writes whole blocks at once,
+    /// and a chunk must not grow past [`STREAM_CHUNK_SIZE`].
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.chunk.extend_from_slice(buf);
+        let taken = buf.len().min(STREAM_CHUNK_SIZE - self.chunk.len());
+        self.chunk.extend_from_slice(&buf[..taken]);
         if self.chunk.len() >= STREAM_CHUNK_SIZE {
             self.send_chunk()?;
         }
-        Ok(buf.len())
+        Ok(taken)
     }
 
     /// Chunks only leave when full or at the end, so flushes from inner layers do not
