@@ -311,6 +311,12 @@ impl Queue {
     /// their timeout without the worker reporting it, or that waited in the queue past their
     /// queue timeout (Expired). Runs until the process stops.
     pub async fn reap_forever(self: Arc<Self>, every: Duration) {
+        let default = self.runs.settings.queue_timeout.as_secs();
+        match self.runs.store.settle_queue_timeouts(default).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runs = n, "queued runs given the default queue timeout"),
+            Err(e) => tracing::error!(error = %e, "giving queued runs a queue deadline failed"),
+        }
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -369,12 +375,7 @@ impl Queue {
     /// Ends queued runs no worker took within their queue timeout as Expired, saying what
     /// they waited for.
     async fn expire_queued(&self) -> Result<(), ServiceError> {
-        let settings = &self.runs.settings;
-        let expired = self
-            .runs
-            .store
-            .expired_queued_runs(self.runs.now_ms(), settings.queue_timeout.as_secs())
-            .await?;
+        let expired = self.runs.store.expired_queued_runs(self.runs.now_ms()).await?;
         if expired.is_empty() {
             return Ok(());
         }

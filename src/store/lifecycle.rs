@@ -14,25 +14,36 @@ pub struct EndedRun {
     pub context: Option<Digest>,
 }
 
+/// The reaper's query, each second: `INDEXED BY` makes SQLite refuse it rather than fall back
+/// to reading every queued run should the index stop applying.
+const EXPIRED_QUEUED_RUNS: &str = "SELECT * FROM runs INDEXED BY runs_queued_by_deadline
+     WHERE status = 'Queued' AND queue_deadline IS NOT NULL AND queue_deadline < ?
+     ORDER BY seq";
+
 impl Store {
-    /// Queued runs whose queue timeout is over. `default_secs` applies to runs queued before
-    /// runs had their own; 0 means no limit.
-    pub async fn expired_queued_runs(
-        &self,
-        now: i64,
-        default_secs: u64,
-    ) -> Result<Vec<RunRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM runs WHERE status = 'Queued'
-             AND COALESCE(queue_timeout_secs, ?2) > 0
-             AND created_at + COALESCE(queue_timeout_secs, ?2) * 1000 < ?1
-             ORDER BY seq",
-        )
-        .bind(now)
-        .bind(default_secs as i64)
-        .fetch_all(&self.pool)
-        .await?;
+    /// Queued runs whose queue deadline passed, read through the partial index of queued runs
+    /// with a deadline: however many runs wait, only the expired ones are read.
+    pub async fn expired_queued_runs(&self, now: i64) -> Result<Vec<RunRow>, StoreError> {
+        let rows = sqlx::query(EXPIRED_QUEUED_RUNS)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(|r| from_row(r, &self.sealer)).collect()
+    }
+
+    /// Gives runs queued before runs had their own queue timeout the server's default,
+    /// `default_secs` (0: no limit), and the deadline that follows. Returns how many it set.
+    pub async fn settle_queue_timeouts(&self, default_secs: u64) -> Result<u64, StoreError> {
+        let _writer = self.writer.lock().await;
+        let done = sqlx::query(
+            "UPDATE runs SET queue_timeout_secs = ?1,
+                 queue_deadline = CASE WHEN ?1 > 0 THEN created_at + ?1 * 1000 END
+             WHERE status = 'Queued' AND queue_timeout_secs IS NULL",
+        )
+        .bind(default_secs as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Running runs held by embedded workers of a server process other than `instance`: on a
@@ -141,5 +152,31 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(found.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_reaper_searches_the_deadline_index_and_reads_no_other_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kiln.db")).await.unwrap();
+        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {EXPIRED_QUEUED_RUNS}"))
+            .bind(0_i64)
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get("detail"))
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.starts_with("SEARCH runs USING INDEX runs_queued_by_deadline")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|d| d.starts_with("SCAN")), "{plan:?}");
+        assert_eq!(store.expired_queued_runs(i64::MAX).await.unwrap().len(), 0);
     }
 }

@@ -219,7 +219,8 @@ impl Store {
         let row = sqlx::query(
             "UPDATE runs SET trigger = ?, platform = ?, requested_images = ?, spec = ?, timeout_secs = ?,
                  secrets = ?, cache_key = ?, submitted_by = ?, registry_grants = ?,
-                 submitted_token_id = ?, context_digest = ?, queue_timeout_secs = ?
+                 submitted_token_id = ?, context_digest = ?, queue_timeout_secs = ?,
+                 queue_deadline = CASE WHEN ? > 0 THEN created_at + ? * 1000 END
              WHERE seq = ? RETURNING *",
         )
         .bind(&new.trigger)
@@ -236,6 +237,8 @@ impl Store {
             ContextSource::Upload { digest } => Some(digest.to_string()),
             _ => None,
         })
+        .bind(new.queue_timeout_secs as i64)
+        .bind(new.queue_timeout_secs as i64)
         .bind(new.queue_timeout_secs as i64)
         .bind(seq)
         .fetch_one(&mut *tx)
