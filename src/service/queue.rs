@@ -375,7 +375,11 @@ impl Queue {
     /// Ends queued runs no worker took within their queue timeout as Expired, saying what
     /// they waited for.
     async fn expire_queued(&self) -> Result<(), ServiceError> {
-        let expired = self.runs.store.expired_queued_runs(self.runs.now_ms()).await?;
+        let expired = self
+            .runs
+            .store
+            .expired_queued_runs(self.runs.now_ms())
+            .await?;
         if expired.is_empty() {
             return Ok(());
         }
