@@ -54,10 +54,8 @@ until curl -fsS "$KILN_SERVER/healthz" >/dev/null 2>&1; do
 done
 
 # The first start of a data directory stores its owner token under the address it served.
-credentials=${KILN_CREDENTIALS_FILE:-${XDG_CONFIG_HOME:-$HOME/.config}/kiln/credentials.json}
-token=$(jq -r --arg s "$KILN_SERVER" '.servers[$s].token // empty' "$credentials" 2>/dev/null || true)
-if [ -z "$token" ]; then
-  fail "$credentials holds no token for $KILN_SERVER: ${KILN_DATA_DIR:-./kiln-data} was first served on another port. Run the demo on that port, or set KILN_DATA_DIR to a new directory."
+if ! "$KILN" run list --top 1 >/dev/null 2>&1; then
+  fail "the kiln CLI has no working token for $KILN_SERVER: ${KILN_DATA_DIR:-./kiln-data} was probably first served on another port. Run the demo on that port, or set KILN_DATA_DIR to a new directory."
 fi
 
 app=$(mktemp -d)
@@ -73,7 +71,7 @@ echo "Hello from Kiln" >"$app/hello.txt"
 "$KILN" run list --top 5
 "$KILN" registry repository show-tags hello --detail
 
-# Docker logs in to Kiln's registry with the owner token the first start stored.
+# Docker logs in to Kiln's registry with the token the CLI uses.
+"$KILN" registry login
 host=${KILN_SERVER#http://}
-docker login "$host" -u owner --password-stdin <<<"$token"
 docker run --rm --pull always "$host/hello:latest"

@@ -409,9 +409,14 @@ async fn gc_sweeps_old_unreferenced_blobs_and_abandoned_uploads() {
             "dryRun": false,
             "blobsDeleted": 1,
             "bytesFreed": b"old and unreferenced".len(),
-            "uploadsRemoved": 2
+            "uploadsRemoved": 2,
+            // The checked blob and the young one are inside the grace period.
+            "blobsKept": 2,
+            "graceSecs": 3600,
+            "keptUntil": report["keptUntil"],
         })
     );
+    assert!(report["keptUntil"].is_string(), "{report}");
     assert!(!stray.exists());
     assert_eq!(
         http.head(blob(&old)).send().await.unwrap().status(),
