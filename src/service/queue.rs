@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kiln_worker::protocol::{
-    ContextSource, Digest, HeartbeatReply, ImageRef, Lease, LeaseRequest, PlatformSet,
+    ContextSource, Digest, HeartbeatReply, ImageRef, Job, Lease, LeaseRequest, PlatformSet,
     RegistryCredential, RunId, RunResult, RunStatus, SourceReply, SourceResolved, WorkerInfo,
 };
 use tokio::time::Instant;
@@ -180,7 +180,7 @@ impl Queue {
                 _ => None,
             },
             credentials,
-            spec: run.spec,
+            job: Job::Build(run.spec),
             context_limits: self.runs.contexts.limits,
         }
     }

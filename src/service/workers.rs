@@ -266,6 +266,9 @@ mod tests {
             platforms: platforms.iter().map(|p| p.parse().unwrap()).collect(),
             emulated: Vec::new(),
             engine_error: None,
+            protocol: kiln_worker::protocol::PROTOCOL_VERSION,
+            jobs: vec![kiln_worker::protocol::JobKind::Build],
+            step_types: Vec::new(),
         }
     }
 

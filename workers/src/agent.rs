@@ -13,8 +13,8 @@ use crate::engine_health::wait_for_engine;
 use crate::fetch_policy::FetchPolicy;
 use crate::logship::{self, LogSink};
 use crate::protocol::{
-    human_transfer, Lease, LeaseRequest, Outcome, OutputImage, Platform, ReturnRun, RunResult,
-    Secret, WorkerInfo,
+    human_transfer, BuildSpec, Job, JobKind, Lease, LeaseRequest, Outcome, OutputImage, Platform,
+    ReturnRun, RunResult, Secret, WorkerInfo, PROTOCOL_VERSION,
 };
 use crate::{publish, source};
 
@@ -83,6 +83,9 @@ impl<E: Engine> Agent<E> {
                 },
                 emulated: Vec::new(),
                 engine_error: None,
+                protocol: PROTOCOL_VERSION,
+                jobs: vec![JobKind::Build],
+                step_types: Vec::new(),
             },
             wait_ms: LEASE_WAIT.as_millis() as u64,
         };
@@ -184,7 +187,8 @@ impl<E: Engine> Agent<E> {
             logship::start(self.client.clone(), run, lease.attempt, lease.log_offset);
         log.line(format!(
             "Run ID: {run} started on worker {} ({})",
-            self.config.name, lease.spec.platforms
+            self.config.name,
+            lease.job.platforms()
         ));
         let stop = CancellationToken::new();
         let reason = Arc::new(std::sync::Mutex::new(None));
@@ -196,7 +200,7 @@ impl<E: Engine> Agent<E> {
         ));
         let timeout = Duration::from_millis(lease.timeout_ms);
         let outcome = tokio::select! {
-            r = self.build_and_push(&lease, &build_name, &log, &building) => r,
+            r = self.perform(&lease, &build_name, &log, &building) => r,
             _ = drained => {
                 if !building.load(Ordering::Relaxed) {
                     log.line("Build stopped before it started: the worker is shutting down");
@@ -223,6 +227,7 @@ impl<E: Engine> Agent<E> {
                             outcome: Outcome::Error,
                             error_message: None,
                             output_images: Vec::new(),
+                            steps: Vec::new(),
                         };
                         self.engine.forget(&local_names(&lease, &build_name, &nothing)).await;
                         return;
@@ -247,6 +252,7 @@ impl<E: Engine> Agent<E> {
                     outcome: Outcome::Succeeded,
                     error_message: None,
                     output_images: outputs,
+                    steps: Vec::new(),
                 }
             }
             Err((outcome, message)) => RunResult {
@@ -254,6 +260,7 @@ impl<E: Engine> Agent<E> {
                 outcome,
                 error_message: Some(message),
                 output_images: Vec::new(),
+                steps: Vec::new(),
             },
         };
         // The log must be complete before the result makes the run final.
@@ -285,17 +292,39 @@ impl<E: Engine> Agent<E> {
         }
     }
 
-    async fn build_and_push(
+    /// Runs the lease's job, whatever its kind.
+    async fn perform(
         &self,
         lease: &Lease,
         build_name: &str,
         log: &LogSink,
         building: &AtomicBool,
     ) -> Result<(Vec<OutputImage>, Summary), (Outcome, String)> {
-        let prepared = source::prepare(&self.client, lease, &self.config.fetch_policy, log)
+        match &lease.job {
+            Job::Build(spec) => {
+                self.build_and_push(lease, spec, build_name, log, building)
+                    .await
+            }
+            // The server leases only the kinds a worker advertises; this is a server bug.
+            Job::Steps(_) => Err((
+                Outcome::Error,
+                format!("worker '{}' does not run multi-step jobs", self.config.name),
+            )),
+        }
+    }
+
+    async fn build_and_push(
+        &self,
+        lease: &Lease,
+        spec: &BuildSpec,
+        build_name: &str,
+        log: &LogSink,
+        building: &AtomicBool,
+    ) -> Result<(Vec<OutputImage>, Summary), (Outcome, String)> {
+        let prepared = source::prepare(&self.client, lease, spec, &self.config.fetch_policy, log)
             .await
             .inspect_err(|(_, msg)| log.line(format!("Context failed: {msg}")))?;
-        let mut spec = lease.spec.clone();
+        let mut spec = spec.clone();
         spec.dockerfile = prepared.dockerfile.clone();
         let mut credentials = lease.credentials.clone();
         if let Some(resolved) = &prepared.resolved {
@@ -391,12 +420,11 @@ impl Summary {
 /// Every name the engine may hold for this run's images: the per-platform build names and
 /// the pushed tags.
 fn local_names(lease: &Lease, build_name: &str, result: &RunResult) -> Vec<String> {
-    let built = lease
-        .spec
-        .platforms
-        .iter()
-        .map(|p| local_name(build_name, p));
-    let named = lease.spec.images.iter().map(ToString::to_string);
+    let Some(spec) = lease.build_spec() else {
+        return Vec::new();
+    };
+    let built = spec.platforms.iter().map(|p| local_name(build_name, p));
+    let named = spec.images.iter().map(ToString::to_string);
     let pushed = result.output_images.iter().map(|o| match &o.registry {
         Some(r) => format!("{r}/{}:{}", o.repository, o.tag),
         None => format!("{}:{}", o.repository, o.tag),

@@ -17,7 +17,8 @@ use crate::fetch_policy::{self, FetchPolicy, Fetcher};
 use crate::git::{self, GitError, GitSource};
 use crate::logship::LogSink;
 use crate::protocol::{
-    human_size, ContextLimits, ContextSource, Lease, Outcome, SourceReply, SourceResolved,
+    human_size, BuildSpec, ContextLimits, ContextSource, Lease, Outcome, SourceReply,
+    SourceResolved,
 };
 
 /// Attempts at a tarball download before the run gives up on it.
@@ -82,10 +83,10 @@ pub type SourceError = (Outcome, String);
 pub async fn prepare(
     client: &ServerClient,
     lease: &Lease,
+    spec: &BuildSpec,
     policy: &FetchPolicy,
     log: &LogSink,
 ) -> Result<Prepared, SourceError> {
-    let spec = &lease.spec;
     match &spec.context {
         ContextSource::Upload { .. } => Ok(Prepared {
             archive: Archive::Upload,
@@ -103,7 +104,7 @@ pub async fn prepare(
                 reference: reference.clone(),
                 subdir: subdir.clone(),
             };
-            git_context(client, lease, source, *policy, log).await
+            git_context(client, lease, spec, source, *policy, log).await
         }
         ContextSource::Tarball { url } => {
             tarball_context(url, &spec.dockerfile, *policy, &lease.context_limits, log).await
@@ -114,14 +115,12 @@ pub async fn prepare(
 async fn git_context(
     client: &ServerClient,
     lease: &Lease,
+    spec: &BuildSpec,
     source: GitSource,
     policy: FetchPolicy,
     log: &LogSink,
 ) -> Result<Prepared, SourceError> {
-    log.line(format!(
-        "Fetching git context {}",
-        lease.spec.context.describe()
-    ));
+    log.line(format!("Fetching git context {}", spec.context.describe()));
     let scratch = scratch_dir()?;
     let dest = scratch.path().join("checkout");
     let token = lease.git_token.clone();
@@ -159,7 +158,7 @@ async fn git_context(
             (outcome, e.to_string())
         })?;
     let request = PackRequest {
-        dockerfile: checkout.context_dir.join(&lease.spec.dockerfile),
+        dockerfile: checkout.context_dir.join(&spec.dockerfile),
         context_dir: checkout.context_dir,
     };
     let plan = tokio::task::spawn_blocking(move || pack::plan(&request))

@@ -14,7 +14,8 @@ fn lease(timeout_ms: u64) -> Lease {
     serde_json::from_value(serde_json::json!({
         "runId": "ca1",
         "attempt": 1,
-        "spec": {
+        "job": {
+            "kind": "build",
             "context": {"kind": "upload", "digest": format!("sha256:{}", "a".repeat(64))},
             "dockerfile": "Dockerfile",
             "buildArgs": {},

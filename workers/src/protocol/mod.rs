@@ -7,6 +7,7 @@
 mod build;
 mod errors;
 mod ids;
+mod job;
 mod limits;
 mod platform;
 mod secret;
@@ -17,6 +18,11 @@ pub use crate::image_ref::{ImageRef, ImageRefError};
 pub use build::{redact_url, BuildSpec, ContextSource, ContextStats, OutputImage, PlatformDigest};
 pub use errors::{ApiErrorBody, ApiErrorDetail, LOGIN_HINT, LOG_GAP, STALE_ATTEMPT};
 pub use ids::{Digest, DigestError, RunId, RunIdError, RunStatus, RunStatusError};
+pub use job::{
+    BaseImage, BuildStep, CmdStep, Job, JobKind, NetworkSpec, PushStep, Step, StepAction,
+    StepState, StepStatus, StepType, StepsJob, StepsUpdate, VolumeMount, VolumeSpec,
+    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
 pub use limits::{
     check_build_args, ContextLimits, EXPANSION_FLOOR, MAX_BUILD_ARGS, MAX_BUILD_ARGS_TOTAL,
     MAX_BUILD_ARG_NAME, MAX_BUILD_ARG_VALUE,

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BuildSpec, ContextLimits, ContextStats, ImageRef, OutputImage, Platform, RegistryCredential,
-    RunId, RunStatus, Secret,
+    BuildSpec, ContextLimits, ContextStats, ImageRef, Job, JobKind, OutputImage, Platform,
+    RegistryCredential, RunId, RunStatus, Secret, StepState, StepType,
 };
 
 /// Who is asking for work.
@@ -26,6 +26,23 @@ pub struct WorkerInfo {
     /// they wait.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_error: Option<String>,
+    /// The protocol version the worker speaks (`PROTOCOL_VERSION`); absent means 1.
+    #[serde(default = "protocol_v1")]
+    pub protocol: u32,
+    /// The job kinds it runs; absent means builds only.
+    #[serde(default = "builds_only")]
+    pub jobs: Vec<JobKind>,
+    /// The step types it runs in `Steps` jobs.
+    #[serde(default)]
+    pub step_types: Vec<StepType>,
+}
+
+fn protocol_v1() -> u32 {
+    1
+}
+
+fn builds_only() -> Vec<JobKind> {
+    vec![JobKind::Build]
 }
 
 /// `POST /api/worker/lease`: wait up to `waitMs` for a run; 204 when none came.
@@ -42,7 +59,7 @@ pub struct LeaseRequest {
 pub struct Lease {
     pub run_id: RunId,
     pub attempt: u32,
-    pub spec: BuildSpec,
+    pub job: Job,
     /// The worker must heartbeat at least this often, or the run is declared lost.
     pub heartbeat_interval_ms: u64,
     /// Milliseconds the build may still take before the run ends as Timeout.
@@ -60,6 +77,16 @@ pub struct Lease {
     /// that sends none gets `kiln serve`'s defaults.
     #[serde(default)]
     pub context_limits: ContextLimits,
+}
+
+impl Lease {
+    /// The build spec of a `Build` job.
+    pub fn build_spec(&self) -> Option<&BuildSpec> {
+        match &self.job {
+            Job::Build(spec) => Some(spec),
+            Job::Steps(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,6 +159,9 @@ pub struct RunResult {
     pub outcome: Outcome,
     pub error_message: Option<String>,
     pub output_images: Vec<OutputImage>,
+    /// The final state of every step (a `Build` job reports none: its one step is the run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepState>,
 }
 
 /// `POST /api/worker/runs/{id}/return`: the worker stops before the run started building
