@@ -134,6 +134,53 @@ async fn a_worker_gets_its_platform_behind_hundreds_of_runs_for_others() {
     assert_eq!(run["status"], "Running", "{run:#}");
 }
 
+/// Positions are counted from whichever end of the queue is nearer (a page of the newest runs
+/// from the top, the head of the queue from the bottom): both give the same answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_agree_from_either_end_of_a_deep_queue() {
+    let q = Queue::start(|_| {}).await;
+    let mut queued = Vec::new();
+    for i in 0..40 {
+        let platform = if i % 3 == 0 {
+            "linux/arm64"
+        } else {
+            "linux/amd64"
+        };
+        queued.push((q.queue(platform).await, platform));
+    }
+    // What each run's position must be: 1 + the older runs of its own platform.
+    let expected: Vec<(String, u64)> = queued
+        .iter()
+        .enumerate()
+        .map(|(i, (id, platform))| {
+            let older = queued[..i].iter().filter(|(_, p)| p == platform).count();
+            (id.clone(), older as u64 + 1)
+        })
+        .collect();
+    // The newest five (counted from the top), then one run at a time near the head, the middle
+    // and the tail.
+    let page = q.server.get_json("/api/runs?top=5").await;
+    for run in page["runs"].as_array().unwrap() {
+        let (_, position) = expected
+            .iter()
+            .find(|(id, _)| run["id"] == id.as_str())
+            .unwrap();
+        assert_eq!(run["queuePosition"], *position, "{run:#}");
+    }
+    for i in [0, 1, 2, 19, 20, 38, 39] {
+        let (id, position) = &expected[i];
+        let run = q.server.run_json(id).await;
+        assert_eq!(run["queuePosition"], *position, "run {i}: {run:#}");
+    }
+    // A new run counts every queued run of its platform.
+    let newest = q.queue("linux/arm64").await;
+    let log = q.server.kiln_output(&["run", "logs", &newest]).await.stdout;
+    assert!(
+        log.contains("Waiting in the queue: position 15 for linux/arm64"),
+        "{log}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn positions_count_what_goes_first_for_multi_platform_runs() {
     let q = Queue::start(|_| {}).await;

@@ -1,6 +1,7 @@
 //! The queue as the scheduler and queue positions read it: queued runs by platform set and
 //! age. Every query here reads the partial indexes of migration 0009, which hold only queued
-//! runs, so its cost follows the runs it returns, not the depth of the queue.
+//! runs, or the per-set totals of migration 0013, so its cost follows the runs it returns, not
+//! the depth of the queue.
 
 use std::collections::HashMap;
 
@@ -26,25 +27,27 @@ pub struct Ahead {
     pub counts: Vec<(PlatformSet, u32)>,
 }
 
-/// `sets(platform)`: the distinct platform sets of queued runs, a skip scan written out: each
-/// step seeks the next set after the last, so it costs one index seek per set.
-const QUEUED_SETS: &str = "sets(platform) AS (
-    SELECT MIN(platform) FROM runs WHERE status = 'Queued'
-    UNION ALL
-    SELECT (SELECT MIN(platform) FROM runs WHERE status = 'Queued' AND platform > sets.platform)
-    FROM sets WHERE sets.platform IS NOT NULL
-)";
-
 impl Store {
-    /// The distinct platform sets of queued runs, one index seek each.
+    /// The distinct platform sets of queued runs: a small table the triggers of migration 0013
+    /// keep, not a scan of the queue.
     pub async fn queued_platform_sets(&self) -> Result<Vec<PlatformSet>, StoreError> {
-        let rows: Vec<String> = sqlx::query_scalar(&format!(
-            "WITH RECURSIVE {QUEUED_SETS} SELECT platform FROM sets WHERE platform IS NOT NULL"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+        Ok(self.queued_totals().await?.into_keys().collect())
+    }
+
+    /// How many runs wait for each platform set (sets with none left out).
+    async fn queued_totals(&self) -> Result<HashMap<PlatformSet, u32>, StoreError> {
+        let rows = sqlx::query("SELECT platform, queued FROM queue_counts WHERE queued > 0")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
-            .map(|p| p.parse().map_err(|e| corrupt("platform", e)))
+            .map(|r| {
+                let platform: String = r.try_get("platform")?;
+                let queued: i64 = r.try_get("queued")?;
+                Ok((
+                    platform.parse().map_err(|e| corrupt("platform", e))?,
+                    queued as u32,
+                ))
+            })
             .collect()
     }
 
@@ -106,48 +109,111 @@ impl Store {
         Ok(worker.flatten())
     }
 
-    /// For each of `seqs`, how many queued runs of each platform set are older, in one pass
-    /// over the queue up to the newest of them (not one count per run). `i64::MAX` stands for
-    /// a run not queued yet: every queued run is older.
+    /// For each of `seqs`, how many queued runs of each platform set are older. `i64::MAX`
+    /// stands for a run not queued yet: every queued run is older, which the per-set totals
+    /// answer without counting. Otherwise the runs between consecutive marks are counted
+    /// (index-only counts on `runs_queued_by_platform`) from whichever end of the queue is
+    /// nearer the marks, so a page of the newest runs, the common listing, counts only the runs
+    /// newer than its oldest, however deep the queue is; the totals give the rest.
     pub async fn queued_ahead(&self, seqs: &[i64]) -> Result<Vec<Ahead>, StoreError> {
         let mut marks: Vec<i64> = seqs.to_vec();
         marks.sort_unstable();
         marks.dedup();
-        let json = serde_json::to_string(&marks).map_err(|e| corrupt("queue marks", e))?;
-        // Each mark counts, per platform set, the runs between the previous mark and itself
-        // (index-only counts on runs_queued_by_platform); the running sums follow.
+        let totals = self.queued_totals().await?;
+        let queued: Vec<i64> = marks.iter().copied().filter(|m| *m != i64::MAX).collect();
+        let (Some(&first), Some(&last)) = (queued.first(), queued.last()) else {
+            // Nothing to count: only runs not queued yet.
+            return Ok(marks
+                .into_iter()
+                .map(|seq| Ahead {
+                    seq,
+                    counts: totals.iter().map(|(p, n)| (p.clone(), *n)).collect(),
+                })
+                .collect());
+        };
+        let (oldest, newest): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT MIN(seq), MAX(seq) FROM runs INDEXED BY runs_by_status WHERE status = 'Queued'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let from_top = newest.unwrap_or(0) - last <= first - oldest.unwrap_or(0);
+        let intervals = self.queued_between(&queued, from_top).await?;
+        let mut ahead = Vec::with_capacity(marks.len());
+        // Running counts per set of the runs older than the current mark.
+        let mut older: HashMap<&PlatformSet, i64> = HashMap::new();
+        if from_top {
+            // Older than the first mark: the total less everything from the first mark up.
+            for (set, total) in &totals {
+                let newer: i64 = intervals.values().filter_map(|c| c.get(set)).sum();
+                older.insert(set, *total as i64 - newer);
+            }
+        }
+        for seq in marks {
+            if seq == i64::MAX {
+                let counts = totals.iter().map(|(p, n)| (p.clone(), *n)).collect();
+                ahead.push(Ahead { seq, counts });
+                continue;
+            }
+            if !from_top {
+                // The interval ending at this mark.
+                for (set, n) in intervals.get(&seq).into_iter().flatten() {
+                    *older.entry(set).or_default() += n;
+                }
+            }
+            let counts = older
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(p, n)| ((*p).clone(), *n as u32))
+                .collect();
+            ahead.push(Ahead { seq, counts });
+            if from_top {
+                // The interval starting at this mark is older than the next one.
+                for (set, n) in intervals.get(&seq).into_iter().flatten() {
+                    *older.entry(set).or_default() += n;
+                }
+            }
+        }
+        Ok(ahead)
+    }
+
+    /// Queued runs per platform set between consecutive `marks` (sorted, distinct), keyed by
+    /// mark: from the top, `[mark, next mark)` with the last reaching the newest run; from the
+    /// bottom, `[previous mark, mark)` with the first starting at the oldest.
+    async fn queued_between(
+        &self,
+        marks: &[i64],
+        from_top: bool,
+    ) -> Result<HashMap<i64, HashMap<PlatformSet, i64>>, StoreError> {
+        let json = serde_json::to_string(marks).map_err(|e| corrupt("queue marks", e))?;
+        let bounds = if from_top {
+            "SELECT seq AS mark, seq AS lo, LEAD(seq, 1, 9223372036854775807) OVER (ORDER BY seq) AS hi FROM marks"
+        } else {
+            "SELECT seq AS mark, LAG(seq, 1, 0) OVER (ORDER BY seq) AS lo, seq AS hi FROM marks"
+        };
         let rows = sqlx::query(&format!(
-            "WITH RECURSIVE {QUEUED_SETS},
-             marks(seq) AS (SELECT value FROM json_each(?1)),
-             bounds AS (SELECT seq, LAG(seq, 1, 0) OVER (ORDER BY seq) AS prev FROM marks)
-             SELECT b.seq AS mark, s.platform,
-                 (SELECT COUNT(*) FROM runs r WHERE r.status = 'Queued'
-                  AND r.platform = s.platform AND r.seq >= b.prev AND r.seq < b.seq) AS n
-             FROM bounds b, sets s WHERE s.platform IS NOT NULL"
+            "WITH marks(seq) AS (SELECT value FROM json_each(?1)),
+             bounds AS ({bounds}),
+             sets AS (SELECT platform FROM queue_counts WHERE queued > 0)
+             SELECT b.mark, s.platform,
+                 (SELECT COUNT(*) FROM runs r INDEXED BY runs_queued_by_platform
+                  WHERE r.status = 'Queued' AND r.platform = s.platform
+                  AND r.seq >= b.lo AND r.seq < b.hi) AS n
+             FROM bounds b, sets s"
         ))
         .bind(json)
         .fetch_all(&self.pool)
         .await?;
-        let mut between: HashMap<i64, Vec<(String, i64)>> = HashMap::new();
+        let mut between: HashMap<i64, HashMap<PlatformSet, i64>> = HashMap::new();
         for r in rows {
-            between
-                .entry(r.try_get("mark")?)
-                .or_default()
-                .push((r.try_get("platform")?, r.try_get("n")?));
-        }
-        let mut running: HashMap<String, u32> = HashMap::new();
-        let mut ahead = Vec::with_capacity(marks.len());
-        for seq in marks {
-            for (platform, n) in between.remove(&seq).unwrap_or_default() {
-                *running.entry(platform).or_default() += n as u32;
+            let platform: String = r.try_get("platform")?;
+            let n: i64 = r.try_get("n")?;
+            if n > 0 {
+                between
+                    .entry(r.try_get("mark")?)
+                    .or_default()
+                    .insert(platform.parse().map_err(|e| corrupt("platform", e))?, n);
             }
-            let counts = running
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(p, n)| Ok((p.parse().map_err(|e| corrupt("platform", e))?, *n)))
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            ahead.push(Ahead { seq, counts });
         }
-        Ok(ahead)
+        Ok(between)
     }
 }
