@@ -389,3 +389,35 @@ async fn bad_definitions_are_refused_and_nothing_is_stored() {
         .unwrap();
     assert_eq!(resp.status(), 400);
 }
+
+#[tokio::test]
+async fn credentials_in_a_context_url_are_sealed_and_masked() {
+    let server = server().await;
+    let url = "https://user:urlpass-5b8e21@git.example.com/app.git#main";
+    let out = server
+        .kiln_output(&["task", "create", "--name", "private", "--context", url])
+        .await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(!out.stdout.contains("urlpass-5b8e21"), "{}", out.stdout);
+    let task = show_json(&server, "private").await;
+    let shown = task["context"].as_str().unwrap();
+    assert!(
+        !shown.contains("urlpass-5b8e21") && shown.contains("git.example.com"),
+        "{shown}"
+    );
+    assert!(!holds(&database_bytes(&server), "urlpass-5b8e21"));
+    // An update that does not touch the context keeps its credentials.
+    let out = server
+        .kiln_output(&["task", "update", "--name", "private", "--set", "a=b"])
+        .await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(!holds(&database_bytes(&server), "urlpass-5b8e21"));
+    // A run of it gets them back: the worker that leases it sees the whole URL.
+    let out = server
+        .kiln_output(&["task", "run", "--name", "private", "--no-wait"])
+        .await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    let worker = server.create_token("host1", &["worker"], &[]).await;
+    let lease = server.lease_as(&server.http_as(&worker), "host1").await;
+    assert!(lease.to_string().contains("urlpass-5b8e21"), "{lease}");
+}
