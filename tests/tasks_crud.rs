@@ -14,23 +14,6 @@ async fn server() -> TestServer {
     TestServer::start_with(|a| a.workers = 0).await
 }
 
-/// The database file and its WAL, raw.
-fn database_bytes(server: &TestServer) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    for name in ["kiln.db", "kiln.db-wal"] {
-        if let Ok(b) = std::fs::read(server.data.path().join(name)) {
-            bytes.extend(b);
-        }
-    }
-    bytes
-}
-
-fn holds(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
-
 async fn task_names(server: &TestServer) -> Vec<String> {
     let out = server.kiln_output(&["task", "list", "-o", "json"]).await;
     assert_eq!(out.code, 0, "{out:#?}");
@@ -152,7 +135,7 @@ async fn tasks_are_created_listed_shown_updated_and_deleted() {
     assert_eq!(show_json(&server, "WEB").await["name"], "web");
 
     // The secrets are in the database only sealed.
-    let db = database_bytes(&server);
+    let db = server.database_bytes();
     assert!(holds(&db, "web:latest"), "the database holds the task");
     for secret in [SECRET_ARG, SECRET_VALUE, GIT_TOKEN] {
         assert!(!holds(&db, secret), "{secret} is stored in plain text");
@@ -405,13 +388,13 @@ async fn credentials_in_a_context_url_are_sealed_and_masked() {
         !shown.contains("urlpass-5b8e21") && shown.contains("git.example.com"),
         "{shown}"
     );
-    assert!(!holds(&database_bytes(&server), "urlpass-5b8e21"));
+    assert!(!holds(&server.database_bytes(), "urlpass-5b8e21"));
     // An update that does not touch the context keeps its credentials.
     let out = server
         .kiln_output(&["task", "update", "--name", "private", "--set", "a=b"])
         .await;
     assert_eq!(out.code, 0, "{out:#?}");
-    assert!(!holds(&database_bytes(&server), "urlpass-5b8e21"));
+    assert!(!holds(&server.database_bytes(), "urlpass-5b8e21"));
     // A run of it gets them back: the worker that leases it sees the whole URL.
     let out = server
         .kiln_output(&["task", "run", "--name", "private", "--no-wait"])
