@@ -26,6 +26,7 @@ use crate::service::registry::RegistryService;
 use crate::service::repositories::RepositoryService;
 use crate::service::retention::Retention;
 use crate::service::runs::RunService;
+use crate::service::tasks::TaskService;
 use crate::service::RunSettings;
 use crate::store::{Store, StoreError};
 
@@ -189,6 +190,7 @@ impl Server {
             args.gc_grace,
             clock.clone(),
         )?);
+        let tasks = Arc::new(TaskService::new(store.clone(), runs.clone()));
         let app = App {
             runs,
             queue: queue.clone(),
@@ -197,6 +199,7 @@ impl Server {
             auth,
             public_url: args.public_url.as_deref().map(Arc::from),
             registry: registry.clone(),
+            tasks,
         };
         // Before any worker asks for work: what a stopped process's embedded workers held
         // ends now, not a lease time from now.

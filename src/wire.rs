@@ -2,6 +2,7 @@
 //! Database rows live apart, in `store`; the worker protocol lives in `kiln_worker::protocol`.
 
 pub mod registry;
+pub mod tasks;
 
 use std::collections::BTreeMap;
 

@@ -10,23 +10,6 @@ const GIT_TOKEN: &str = "gittoken-6d1f0c";
 const URL_PASSWORD: &str = "urlpass-93be2a";
 const BUILD_ARG: &str = "buildarg-51c7e4";
 
-/// The database file and its WAL, raw.
-fn database_bytes(server: &TestServer) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    for name in ["kiln.db", "kiln.db-wal"] {
-        if let Ok(b) = std::fs::read(server.data.path().join(name)) {
-            bytes.extend(b);
-        }
-    }
-    bytes
-}
-
-fn holds(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
-
 async fn queue_with_secrets(server: &TestServer) -> String {
     let body = serde_json::json!({
         "context": {
@@ -67,7 +50,7 @@ async fn secrets_are_sealed_dropped_at_the_end_and_need_their_key() {
 
     let ended = queue_with_secrets(&server).await;
     let waiting = queue_with_secrets(&server).await;
-    let stored = database_bytes(&server);
+    let stored = server.database_bytes();
     for secret in [GIT_TOKEN, URL_PASSWORD, BUILD_ARG] {
         assert!(!holds(&stored, secret), "{secret} is in the database file");
     }

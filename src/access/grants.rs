@@ -52,6 +52,9 @@ pub enum Role {
     Delete,
     Owner,
     Worker,
+    /// Create, change and delete saved tasks (and see repositories, as pull does). Running a
+    /// task still needs push rights on what it pushes.
+    Tasks,
 }
 
 impl Role {
@@ -62,6 +65,7 @@ impl Role {
             Role::Delete => "delete",
             Role::Owner => "owner",
             Role::Worker => "worker",
+            Role::Tasks => "tasks",
         }
     }
 
@@ -72,6 +76,7 @@ impl Role {
             "delete" => Some(Role::Delete),
             "owner" => Some(Role::Owner),
             "worker" => Some(Role::Worker),
+            "tasks" => Some(Role::Tasks),
             _ => None,
         }
     }
@@ -84,6 +89,7 @@ impl Role {
             Role::Delete => &[Action::Pull, Action::Delete],
             Role::Owner => &Action::ALL,
             Role::Worker => &[],
+            Role::Tasks => &[Action::Pull],
         }
     }
 }
@@ -100,8 +106,9 @@ impl std::str::FromStr for Role {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Role, String> {
-        Role::parse(s)
-            .ok_or_else(|| format!("unknown role '{s}': use pull, push, delete, owner or worker"))
+        Role::parse(s).ok_or_else(|| {
+            format!("unknown role '{s}': use pull, push, delete, owner, worker or tasks")
+        })
     }
 }
 

@@ -197,6 +197,20 @@ impl Principal {
         }
     }
 
+    /// Saved tasks are created, changed and deleted by owners and by tokens with the tasks
+    /// role.
+    pub fn require_tasks(&self) -> Result<(), AccessError> {
+        let subject = self.user()?;
+        if subject.roles.contains(&Role::Owner) || subject.roles.contains(&Role::Tasks) {
+            Ok(())
+        } else {
+            Err(AccessError::Denied(format!(
+                "{} may not manage tasks: this needs the owner or tasks role",
+                subject.describe()
+            )))
+        }
+    }
+
     /// The worker protocol is for worker tokens only.
     pub fn require_worker(&self) -> Result<(), AccessError> {
         match self {

@@ -11,6 +11,7 @@ pub mod oci_error;
 mod registry;
 mod repositories;
 mod runs;
+mod tasks;
 mod tokens;
 mod workers;
 
@@ -29,6 +30,7 @@ use crate::service::queue::Queue;
 use crate::service::registry::RegistryService;
 use crate::service::repositories::RepositoryService;
 use crate::service::runs::RunService;
+use crate::service::tasks::TaskService;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -42,6 +44,7 @@ pub struct App {
     /// registry's token challenge. `None`: `http://` and the request's Host.
     pub public_url: Option<Arc<str>>,
     pub registry: Arc<RegistryService>,
+    pub tasks: Arc<TaskService>,
 }
 
 pub fn router(app: App) -> Router {
@@ -52,6 +55,7 @@ pub fn router(app: App) -> Router {
         .merge(repositories::routes())
         .merge(workers::routes())
         .merge(tokens::routes())
+        .merge(tasks::routes())
         .method_not_allowed_fallback(method_not_allowed);
     let authenticated = Router::new()
         .merge(api)

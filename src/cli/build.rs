@@ -205,7 +205,7 @@ async fn wait_for(client: &KilnClient, run: &Run, args: &BuildArgs) -> Result<()
 
 /// Uploads the context unless the server already has it. The digest of an unchanged folder is
 /// remembered by its file-metadata fingerprint, so a re-upload costs a walk and one request.
-async fn upload(client: &KilnClient, plan: PackPlan) -> Result<Digest, CliError> {
+pub(super) async fn upload(client: &KilnClient, plan: PackPlan) -> Result<Digest, CliError> {
     let cache = fingerprint_cache(client.server(), &plan.fingerprint);
     if let Some(digest) = cache.as_deref().and_then(cached_digest) {
         if client.context_exists(&digest).await? {

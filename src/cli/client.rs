@@ -90,6 +90,23 @@ impl KilnClient {
         .await
     }
 
+    /// `PATCH path` with a JSON body, answered with JSON.
+    pub async fn patch_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<T, CliError> {
+        let req = self.request(reqwest::Method::PATCH, path).json(body);
+        json(self.send(req).await?).await
+    }
+
+    /// `DELETE path`, answered with no body.
+    pub async fn delete(&self, path: &str) -> Result<(), CliError> {
+        self.send(self.request(reqwest::Method::DELETE, path))
+            .await?;
+        Ok(())
+    }
+
     pub async fn context_exists(&self, digest: &Digest) -> Result<bool, CliError> {
         let resp = self
             .request(reqwest::Method::HEAD, &format!("/api/contexts/{digest}"))

@@ -62,7 +62,7 @@ pub fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String 
 }
 
 /// `Queued (2)` for the second in its platform's queue, else just the status.
-fn status_cell(r: &Run) -> String {
+pub(super) fn status_cell(r: &Run) -> String {
     match r.queue_position {
         Some(position) => format!("{} ({position})", r.status),
         None => r.status.to_string(),
@@ -81,7 +81,7 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 }
 
 /// Seconds from start to finish (or to now while running), as `1m05s`.
-fn duration(r: &Run) -> Option<String> {
+pub(super) fn duration(r: &Run) -> Option<String> {
     let start = r.started_at?;
     let end = r.finished_at.unwrap_or_else(Utc::now);
     let secs = (end - start).num_seconds().max(0);

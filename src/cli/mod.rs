@@ -12,6 +12,7 @@ pub mod progress;
 pub mod registry;
 pub mod registry_login;
 pub mod run;
+pub mod task;
 pub mod token;
 
 use std::path::PathBuf;
@@ -51,6 +52,9 @@ pub enum Command {
     Login(login::LoginArgs),
     /// Forget the stored token for a server.
     Logout(login::LogoutArgs),
+    /// Saved tasks: create, list, show, update, delete, run, list-runs and logs.
+    #[command(subcommand)]
+    Task(task::TaskCommand),
 }
 
 /// How client commands find the server.

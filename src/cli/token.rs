@@ -25,8 +25,8 @@ pub struct CreateArgs {
     /// The token's name, also its username for `docker login`.
     #[arg(long, value_parser = parse_name)]
     pub name: TokenName,
-    /// pull, push (pull + push), delete (pull + delete), owner (everything) or worker (a build
-    /// host); repeatable.
+    /// pull, push (pull + push), delete (pull + delete), owner (everything), worker (a build
+    /// host) or tasks (pull + managing saved tasks); repeatable.
     #[arg(long = "role", required = true)]
     pub roles: Vec<Role>,
     /// Repositories the roles apply to, `*` matching anything (`app/*`); repeatable.

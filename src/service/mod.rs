@@ -14,6 +14,9 @@ pub mod repositories;
 pub mod retention;
 pub mod runs;
 mod submit;
+mod task_runs;
+mod task_values;
+pub mod tasks;
 mod wakeups;
 pub mod workers;
 

@@ -26,6 +26,16 @@ impl RunService {
     }
 
     pub async fn create(&self, req: CreateRun, who: &Principal) -> Result<wire::Run, ServiceError> {
+        self.submit(req, who, None).await
+    }
+
+    /// `create`, for a run of the saved task `task_id` when given.
+    pub async fn submit(
+        &self,
+        req: CreateRun,
+        who: &Principal,
+        task_id: Option<i64>,
+    ) -> Result<wire::Run, ServiceError> {
         self.may_submit(who)?;
         self.check_request(&req)?;
         self.check_context_access(&req.context, who).await?;
@@ -88,6 +98,7 @@ impl RunService {
                             push: req.push && !images.is_empty(),
                             images: if is_git { Vec::new() } else { images },
                         },
+                        task_id,
                     })
                 },
                 |run| self.note_wait(run, &wait, position),
@@ -115,7 +126,7 @@ impl RunService {
             .map_err(std::io::Error::other)
     }
 
-    fn check_request(&self, req: &CreateRun) -> Result<(), ServiceError> {
+    pub(super) fn check_request(&self, req: &CreateRun) -> Result<(), ServiceError> {
         let invalid = |m: String| Err(ServiceError::Invalid(m));
         match &req.context {
             ContextSource::Upload { digest } if !self.contexts.exists(digest) => {

@@ -11,6 +11,7 @@ mod repositories;
 mod runs;
 mod sealed;
 mod secret_rows;
+mod tasks;
 mod tokens;
 
 pub use lifecycle::EndedRun;
@@ -18,6 +19,7 @@ pub use queue::{Ahead, QueuedRun};
 pub use repositories::{ManifestRow, RepositoryRow, TagRow, TagSort};
 pub use runs::{Finish, NewRun, RunRow, StatusChange};
 pub use sealed::Sealer;
+pub use tasks::{TaskRow, TaskSecrets, TaskSpec, TaskWrite};
 pub use tokens::{Inserted, TokenRow};
 
 use std::path::Path;

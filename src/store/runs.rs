@@ -62,6 +62,8 @@ pub struct NewRun {
     pub registry_grants: Vec<Grant>,
     /// Seconds the run may wait for a worker; 0: no limit.
     pub queue_timeout_secs: u64,
+    /// The saved task the run was queued from.
+    pub task_id: Option<i64>,
 }
 
 /// One entry of a run's status history.
@@ -220,7 +222,7 @@ impl Store {
             "UPDATE runs SET trigger = ?, platform = ?, requested_images = ?, spec = ?, timeout_secs = ?,
                  secrets = ?, cache_key = ?, submitted_by = ?, registry_grants = ?,
                  submitted_token_id = ?, context_digest = ?, queue_timeout_secs = ?,
-                 queue_deadline = CASE WHEN ? > 0 THEN created_at + ? * 1000 END
+                 queue_deadline = CASE WHEN ? > 0 THEN created_at + ? * 1000 END, task_id = ?
              WHERE seq = ? RETURNING *",
         )
         .bind(&new.trigger)
@@ -240,6 +242,7 @@ impl Store {
         .bind(new.queue_timeout_secs as i64)
         .bind(new.queue_timeout_secs as i64)
         .bind(new.queue_timeout_secs as i64)
+        .bind(new.task_id)
         .bind(seq)
         .fetch_one(&mut *tx)
         .await?;

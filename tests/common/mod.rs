@@ -549,3 +549,23 @@ impl TestServer {
         self.queue_run_as(self.owner_token(), &body).await
     }
 }
+
+impl TestServer {
+    /// The database file and its WAL, raw: to check what is stored in plain text.
+    pub fn database_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for name in ["kiln.db", "kiln.db-wal"] {
+            if let Ok(b) = std::fs::read(self.data.path().join(name)) {
+                bytes.extend(b);
+            }
+        }
+        bytes
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn holds(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}

@@ -140,6 +140,7 @@ mod tests {
             submitted_token_id: None,
             registry_grants: Vec::new(),
             queue_timeout_secs: 0,
+            task_id: None,
         };
         let run = auth
             .store

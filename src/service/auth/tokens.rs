@@ -46,7 +46,7 @@ impl NewToken {
         self.roles.sort();
         self.roles.dedup();
         if self.roles.is_empty() {
-            return invalid("give at least one role: pull, push, delete, owner or worker");
+            return invalid("give at least one role: pull, push, delete, owner, worker or tasks");
         }
         if self.roles.contains(&Role::Worker) && self.roles.len() > 1 {
             return invalid("the worker role cannot be combined with other roles");
