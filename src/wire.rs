@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use kiln_worker::protocol::{
-    ContextSource, Digest, OutputImage, PlatformSet, RunId, RunStatus, Secret,
+    BaseImage, ContextSource, Digest, JobKind, OutputImage, PlatformSet, RunId, RunStatus, Secret,
+    StepState, StepStatus, StepType,
 };
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +100,56 @@ pub struct Run {
     /// While queued and no connected worker can take it: says so, and how long it may wait.
     #[serde(default)]
     pub warning: Option<String>,
+    /// `build` or `steps`.
+    #[serde(default = "build_kind")]
+    pub kind: JobKind,
+    /// What triggered the run beyond `trigger` (a commit, a timer...); `null` for Manual.
+    #[serde(default)]
+    pub trigger_detail: Option<serde_json::Value>,
+    /// Every step in order; a build run has one, `build`.
+    #[serde(default)]
+    pub steps: Vec<RunStep>,
+}
+
+fn build_kind() -> JobKind {
+    JobKind::Build
+}
+
+/// One step of a run, as `run show` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStep {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub step_type: StepType,
+    pub status: StepStatus,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i64>,
+    /// What a build step built, or a push step pushed, with digests.
+    #[serde(default)]
+    pub images: Vec<OutputImage>,
+    /// `FROM` images a build step resolved, with their digests.
+    #[serde(default)]
+    pub base_images: Vec<BaseImage>,
+    pub error: Option<String>,
+}
+
+impl From<StepState> for RunStep {
+    fn from(s: StepState) -> RunStep {
+        let time = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
+        RunStep {
+            id: s.id,
+            step_type: s.step_type,
+            status: s.status,
+            started_at: s.started_at.map(time),
+            finished_at: s.finished_at.map(time),
+            exit_code: s.exit_code,
+            images: s.images,
+            base_images: s.base_images,
+            error: s.error,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

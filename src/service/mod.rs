@@ -75,4 +75,7 @@ pub enum ServiceError {
     /// A worker's attempt was superseded or its run ended: the worker must stop.
     #[error("{0}")]
     StaleAttempt(String),
+    /// A worker speaks a protocol this server no longer serves: it must be upgraded.
+    #[error("{0}")]
+    UpgradeRequired(String),
 }

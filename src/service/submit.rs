@@ -12,7 +12,7 @@ use super::runs::RunService;
 use super::workers::Wait;
 use super::{to_time, ServiceError};
 use crate::access::{Action, Grant, Principal, RepoPattern};
-use crate::store::{NewRun, RunRow};
+use crate::store::{NewRun, RunRow, StoredJob};
 use crate::submission::{render_images, RunOptions};
 use crate::template::RunVars;
 use crate::wire::{self, CreateRun, SubmitLimits};
@@ -78,7 +78,8 @@ impl RunService {
                         queue_timeout_secs: req
                             .queue_timeout_secs
                             .unwrap_or(self.settings.queue_timeout.as_secs()),
-                        spec: BuildSpec {
+                        trigger_detail: None,
+                        job: StoredJob::Build(BuildSpec {
                             context: req.context.clone(),
                             dockerfile: req.dockerfile.clone(),
                             build_args: req.build_args.clone(),
@@ -87,7 +88,7 @@ impl RunService {
                             no_cache: req.no_cache,
                             push: req.push && !images.is_empty(),
                             images: if is_git { Vec::new() } else { images },
-                        },
+                        }),
                     })
                 },
                 |run| self.note_wait(run, &wait, position),

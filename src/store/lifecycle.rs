@@ -126,7 +126,7 @@ impl Store {
     /// not ended.
     pub async fn delete_ended_run(&self, id: RunId) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        // The history first: it references the run.
+        // The history first: it references the run (its steps go with it, ON DELETE CASCADE).
         sqlx::query(
             "DELETE FROM run_events WHERE run_seq = ?1
              AND EXISTS (SELECT 1 FROM runs WHERE seq = ?1 AND finished_at IS NOT NULL)",

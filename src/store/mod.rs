@@ -4,6 +4,7 @@
 //! and each backend keeps its own migrations under `migrations/<backend>/`.
 
 mod contexts;
+mod jobs;
 mod lifecycle;
 mod queue;
 pub mod registry;
@@ -11,13 +12,16 @@ mod repositories;
 mod runs;
 mod sealed;
 mod secret_rows;
+mod steps;
 mod tokens;
 
+pub use jobs::{requirements_met, StoredJob, BUILD_STEP};
 pub use lifecycle::EndedRun;
 pub use queue::{Ahead, QueuedRun};
 pub use repositories::{ManifestRow, RepositoryRow, TagRow, TagSort};
 pub use runs::{Finish, NewRun, RunRow, StatusChange};
 pub use sealed::Sealer;
+pub use steps::step_status_of;
 pub use tokens::{Inserted, TokenRow};
 
 use std::path::Path;

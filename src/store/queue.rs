@@ -48,25 +48,32 @@ impl Store {
             .collect()
     }
 
-    /// The `limit` oldest queued runs whose platform set is one of `sets`, oldest first,
-    /// each with the worker that last built its cache key successfully.
+    /// The `limit` oldest queued runs whose platform set is one of `sets` and whose
+    /// requirement (`runs.requires`) is one of `requires`, oldest first, each with the worker
+    /// that last built its cache key successfully. One seek of migration 0011's index per
+    /// pair, so runs the worker cannot run are never read.
     pub async fn queued_runs_for(
         &self,
         sets: &[PlatformSet],
+        requires: &[String],
         limit: u32,
     ) -> Result<Vec<QueuedRun>, StoreError> {
         let mut found: Vec<(i64, PlatformSet, Option<String>)> = Vec::new();
         for set in sets {
-            let rows = sqlx::query(
-                "SELECT seq, cache_key FROM runs WHERE status = 'Queued' AND platform = ?
-                 ORDER BY seq LIMIT ?",
-            )
-            .bind(set.to_string())
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-            for r in rows {
-                found.push((r.try_get("seq")?, set.clone(), r.try_get("cache_key")?));
+            for requirement in requires {
+                let rows = sqlx::query(
+                    "SELECT seq, cache_key FROM runs
+                     WHERE status = 'Queued' AND platform = ? AND requires = ?
+                     ORDER BY seq LIMIT ?",
+                )
+                .bind(set.to_string())
+                .bind(requirement)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+                for r in rows {
+                    found.push((r.try_get("seq")?, set.clone(), r.try_get("cache_key")?));
+                }
             }
         }
         found.sort_by_key(|(seq, ..)| *seq);

@@ -232,7 +232,7 @@ impl TestServer {
         client
             .post(format!("{}/api/worker/lease", self.url))
             .json(&serde_json::json!({
-                "worker": {"id": format!("{name}-1"), "name": name, "platforms": ["linux/amd64"]},
+                "worker": {"id": format!("{name}-1"), "name": name, "platforms": ["linux/amd64"], "protocol": 2},
                 "waitMs": 1000
             }))
             .send()
@@ -317,7 +317,7 @@ impl TestServer {
         self.http_as(worker)
             .post(format!("{}/api/worker/lease", self.url))
             .json(&serde_json::json!({
-                "worker": {"id": "w-1", "name": "w", "platforms": ["linux/amd64"]},
+                "worker": {"id": "w-1", "name": "w", "platforms": ["linux/amd64"], "protocol": 2},
                 "waitMs": wait_ms
             }))
             .send()

@@ -132,7 +132,7 @@ mod tests {
             trigger: "Manual".into(),
             platform: spec.platforms.clone(),
             requested_images: Vec::new(),
-            spec,
+            job: crate::store::StoredJob::Build(spec),
             timeout_secs: 60,
             git_token: None,
             cache_key: String::new(),
@@ -140,6 +140,7 @@ mod tests {
             submitted_token_id: None,
             registry_grants: Vec::new(),
             queue_timeout_secs: 0,
+            trigger_detail: None,
         };
         let run = auth
             .store
