@@ -47,6 +47,38 @@ pub struct CreateRun {
     pub queue_timeout_secs: Option<u64>,
 }
 
+/// `POST /api/runs/steps`: queue a multi-step run from a task file or a `--cmd`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateStepsRun {
+    /// The task file's text (ACR task YAML); exactly one of it and `cmd`.
+    #[serde(default)]
+    pub task_file: Option<String>,
+    /// The task file's name, for error messages (`acb.yaml`).
+    #[serde(default)]
+    pub file_name: Option<String>,
+    /// `IMAGE [ARGS...]`: one `cmd` step.
+    #[serde(default)]
+    pub cmd: Option<String>,
+    /// `.Values.*` from `--set` and `--values`.
+    #[serde(default)]
+    pub values: BTreeMap<String, String>,
+    /// `.Values.*` from `--set-secret`: sealed at rest, masked in logs.
+    #[serde(default)]
+    pub secret_values: BTreeMap<String, Secret>,
+    /// Seeds the run's workspace; `null`: an empty one (`/dev/null`).
+    #[serde(default)]
+    pub context: Option<ContextSource>,
+    #[serde(default)]
+    pub platform: Option<PlatformSet>,
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub queue_timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub git_access_token: Option<Secret>,
+}
+
 fn default_dockerfile() -> String {
     "Dockerfile".into()
 }

@@ -14,6 +14,7 @@ pub mod repositories;
 pub mod retention;
 pub mod runs;
 mod submit;
+mod submit_steps;
 mod wakeups;
 pub mod workers;
 
@@ -50,6 +51,8 @@ pub struct RunSettings {
     pub queue_timeout: Duration,
     /// The clock every time the run and queue services stamp or compare is read from.
     pub clock: SharedClock,
+    /// `--allow-privileged-steps`: task steps may run privileged containers.
+    pub allow_privileged_steps: bool,
 }
 
 /// Errors a service reports to its caller. Routes map them to HTTP in one place.

@@ -102,7 +102,12 @@ impl RunService {
     /// Tells the run's log why it waits (`position` is `None` when it starts at once):
     /// `kiln build` shows this right after "Waiting for an agent...". Called before any
     /// worker can lease the run.
-    fn note_wait(&self, run: &RunRow, wait: &Wait, position: Option<u32>) -> std::io::Result<()> {
+    pub(super) fn note_wait(
+        &self,
+        run: &RunRow,
+        wait: &Wait,
+        position: Option<u32>,
+    ) -> std::io::Result<()> {
         let Some(position) = position else {
             return Ok(());
         };
@@ -116,9 +121,15 @@ impl RunService {
             .map_err(std::io::Error::other)
     }
 
-    fn check_request(&self, req: &CreateRun) -> Result<(), ServiceError> {
+    /// Refuses a context no worker could fetch: an unknown upload, or a URL the fetch policy
+    /// forbids. `git_token`: the request carries a git access token.
+    pub(super) fn check_context(
+        &self,
+        context: &ContextSource,
+        git_token: bool,
+    ) -> Result<(), ServiceError> {
         let invalid = |m: String| Err(ServiceError::Invalid(m));
-        match &req.context {
+        match context {
             ContextSource::Upload { digest } if !self.contexts.exists(digest) => {
                 return invalid(format!(
                     "unknown build context {digest}: upload it with POST /api/contexts first"
@@ -152,9 +163,15 @@ impl RunService {
                 }
             }
         }
-        if req.git_access_token.is_some() && !matches!(req.context, ContextSource::Git { .. }) {
+        if git_token && !matches!(context, ContextSource::Git { .. }) {
             return invalid("a git access token only goes with a git context".into());
         }
+        Ok(())
+    }
+
+    fn check_request(&self, req: &CreateRun) -> Result<(), ServiceError> {
+        let invalid = |m: String| Err(ServiceError::Invalid(m));
+        self.check_context(&req.context, req.git_access_token.is_some())?;
         let df = &req.dockerfile;
         if df.is_empty() || df.starts_with('/') || df.split('/').any(|c| c == "..") {
             return invalid(format!(
@@ -211,7 +228,7 @@ impl RunService {
     /// `who` must be allowed to push every repository the run pushes to, in any registry: a
     /// token's repository patterns apply to the server's stored credentials for other
     /// registries too.
-    fn registry_grants(
+    pub(super) fn registry_grants(
         &self,
         images: &[ImageRef],
         templated: bool,

@@ -84,6 +84,7 @@ pub fn serve_args(data: &Path) -> ServeArgs {
         max_context_unpacked_size: None,
         max_context_expansion: 100,
         secret_key_file: None,
+        allow_privileged_steps: false,
     }
 }
 
@@ -239,6 +240,22 @@ impl TestServer {
             .await
             .unwrap()
             .json()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /api/worker/lease` as `client` (a worker token) with `worker` as the raw
+    /// `WorkerInfo` JSON (to set `protocol`, `jobs`, `stepTypes`), waiting up to `wait_ms`.
+    pub async fn lease_raw(
+        &self,
+        client: &reqwest::Client,
+        worker: serde_json::Value,
+        wait_ms: u64,
+    ) -> reqwest::Response {
+        client
+            .post(format!("{}/api/worker/lease", self.url))
+            .json(&serde_json::json!({"worker": worker, "waitMs": wait_ms}))
+            .send()
             .await
             .unwrap()
     }
