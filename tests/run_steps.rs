@@ -35,6 +35,21 @@ async fn queue_cmd(server: &TestServer, body: Value) -> (u16, Value) {
     (status, resp.json().await.unwrap())
 }
 
+/// Posts a worker's result for run `id`: the status code.
+async fn report(server: &TestServer, worker: &reqwest::Client, id: &str, result: Value) -> u16 {
+    let url = format!("{}/api/worker/runs/{id}/result", server.url);
+    post(worker, url, result).await
+}
+
+/// `kiln run show ID`, which must succeed, and the line of its output starting with `prefix`.
+async fn shown_line(server: &TestServer, id: &str, prefix: &str) -> String {
+    let shown = server.kiln_output(&["run", "show", id]).await;
+    assert_eq!(shown.code, 0, "{shown:?}");
+    let line = shown.stdout.lines().find(|l| l.starts_with(prefix));
+    line.unwrap_or_else(|| panic!("no line starting {prefix:?}: {}", shown.stdout))
+        .to_string()
+}
+
 async fn post(worker: &reqwest::Client, url: String, body: Value) -> u16 {
     let resp = worker.post(url).json(&body).send().await.unwrap();
     resp.status().as_u16()
@@ -167,29 +182,13 @@ async fn steps_a_worker_reports_are_stored_and_shown_by_run_show() {
                       "exitCode": 0});
     let result = json!({"attempt": attempt, "outcome": "Succeeded", "errorMessage": null,
                         "outputImages": [], "steps": [done]});
-    let code = post(
-        &worker,
-        format!("{}/api/worker/runs/{id}/result", server.url),
-        result,
-    )
-    .await;
-    assert_eq!(code, 204);
+    assert_eq!(report(&server, &worker, &id, result).await, 204);
 
-    let shown = server.kiln_output(&["run", "show", &id]).await;
-    assert_eq!(shown.code, 0, "{shown:?}");
-    let header = shown
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("ID"))
-        .unwrap_or_else(|| panic!("no steps table: {}", shown.stdout));
+    let header = shown_line(&server, &id, "ID").await;
     for column in ["TYPE", "STATUS", "STARTED", "DURATION", "EXIT", "IMAGES"] {
         assert!(header.contains(column), "{header}");
     }
-    let row = shown
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("acb_step_0"))
-        .unwrap_or_else(|| panic!("no step row: {}", shown.stdout));
+    let row = shown_line(&server, &id, "acb_step_0").await;
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cells[1..3], ["cmd", "Succeeded"], "{row}");
     assert!(row.contains(" 2s "), "{row}");
@@ -227,21 +226,9 @@ async fn a_build_run_shows_its_one_build_step_with_its_images() {
                        "digest": digest});
     let result = json!({"attempt": lease["attempt"], "outcome": "Succeeded",
                         "errorMessage": null, "outputImages": [image]});
-    let code = post(
-        &worker,
-        format!("{}/api/worker/runs/{id}/result", server.url),
-        result,
-    )
-    .await;
-    assert_eq!(code, 204);
+    assert_eq!(report(&server, &worker, &id, result).await, 204);
 
-    let shown = server.kiln_output(&["run", "show", &id]).await;
-    assert_eq!(shown.code, 0, "{shown:?}");
-    let row = shown
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("build "))
-        .unwrap_or_else(|| panic!("no build step: {}", shown.stdout));
+    let row = shown_line(&server, &id, "build ").await;
     assert!(row.contains("Succeeded"), "{row}");
     assert!(
         row.contains(&format!("{REGISTRY}/app:v1@{digest}")),

@@ -32,14 +32,7 @@ impl RunService {
         let now = self.now_ms();
         let platform = req.platform.clone().unwrap_or_default();
         let is_git = matches!(req.context, ContextSource::Git { .. });
-        let running = self.store.running_workers().await?;
-        // Where it will stand, read before the write transaction, so submissions hold the
-        // database only for their own rows.
-        let wait = self.workers.wait_reason(&platform, &running);
-        let position = match wait.starts_now() {
-            true => None,
-            false => Some(self.position_of_new(&platform).await?),
-        };
+        let (running, wait, position) = self.where_new_run_stands(&platform).await?;
         let created = self
             .store
             .create_run(
@@ -97,6 +90,22 @@ impl RunService {
         tracing::info!(run.id = %created.id, "run queued");
         self.wakeups.queued(&created.platform);
         self.view_placed(created, position).await
+    }
+
+    /// Where a new run for `platform` will stand: the running runs' workers, why it would
+    /// wait, and its queue position (`None`: it starts at once). Read before the write
+    /// transaction, so submissions hold the database only for their own rows.
+    pub(super) async fn where_new_run_stands(
+        &self,
+        platform: &PlatformSet,
+    ) -> Result<(Vec<(String, PlatformSet)>, Wait, Option<u32>), ServiceError> {
+        let running = self.store.running_workers().await?;
+        let wait = self.workers.wait_reason(platform, &running);
+        let position = match wait.starts_now() {
+            true => None,
+            false => Some(self.position_of_new(platform).await?),
+        };
+        Ok((running, wait, position))
     }
 
     /// Tells the run's log why it waits (`position` is `None` when it starts at once):

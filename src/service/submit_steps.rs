@@ -29,12 +29,7 @@ impl RunService {
         }
         let now = self.now_ms();
         let platform = req.platform.clone().unwrap_or_default();
-        let running = self.store.running_workers().await?;
-        let wait = self.workers.wait_reason(&platform, &running);
-        let position = match wait.starts_now() {
-            true => None,
-            false => Some(self.position_of_new(&platform).await?),
-        };
+        let (running, _, position) = self.where_new_run_stands(&platform).await?;
         let created = self
             .store
             .create_run(
