@@ -50,6 +50,13 @@ async fn shown_line(server: &TestServer, id: &str, prefix: &str) -> String {
         .to_string()
 }
 
+/// A lease `worker` must get within 5s, as JSON.
+async fn lease_json(server: &TestServer, worker: &reqwest::Client, info: Value) -> Value {
+    let resp = server.lease_raw(worker, info, 5000).await;
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
 async fn post(worker: &reqwest::Client, url: String, body: Value) -> u16 {
     let resp = worker.post(url).json(&body).send().await.unwrap();
     resp.status().as_u16()
@@ -106,12 +113,7 @@ async fn a_steps_worker_that_runs_no_builds_never_gets_a_build_run() {
     let resp = server.lease_raw(&worker, runner, 300).await;
     assert_eq!(resp.status(), 204);
     let builder = worker_info("builder", &["build"], &[]);
-    let lease: Value = server
-        .lease_raw(&worker, builder, 5000)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let lease: Value = lease_json(&server, &worker, builder).await;
     assert_eq!(lease["runId"], id.as_str());
     assert_eq!(lease["job"]["kind"], "build");
 }
@@ -146,12 +148,7 @@ async fn steps_a_worker_reports_are_stored_and_shown_by_run_show() {
     assert_eq!(run["steps"][0]["status"], "Queued");
 
     let runner = worker_info("runner", &["steps"], &["cmd"]);
-    let lease: Value = server
-        .lease_raw(&worker, runner, 5000)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let lease: Value = lease_json(&server, &worker, runner).await;
     let attempt = lease["attempt"].as_u64().unwrap();
     let steps_url = format!("{}/api/worker/runs/{id}/steps", server.url);
     let running = json!({"id": "acb_step_0", "stepType": "cmd", "status": "Running",
@@ -214,12 +211,7 @@ async fn a_build_run_shows_its_one_build_step_with_its_images() {
     assert_eq!(run["steps"][0]["status"], "Queued");
 
     let builder = worker_info("builder", &["build"], &[]);
-    let lease: Value = server
-        .lease_raw(&worker, builder, 5000)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let lease: Value = lease_json(&server, &worker, builder).await;
     assert_eq!(server.run_json(&id).await["steps"][0]["status"], "Running");
     let digest = format!("sha256:{}", "b".repeat(64));
     let image = json!({"registry": REGISTRY, "repository": "app", "tag": "v1",
@@ -285,12 +277,7 @@ async fn set_secret_values_are_sealed_and_masked_at_rest() {
     }
     // The worker still gets it whole.
     let runner = worker_info("runner", &["steps"], &["cmd"]);
-    let lease: Value = server
-        .lease_raw(&worker, runner, 5000)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let lease: Value = lease_json(&server, &worker, runner).await;
     assert_eq!(
         lease["job"]["steps"][0]["action"]["args"][1],
         "s3cret-value"
@@ -318,4 +305,73 @@ async fn kiln_run_cmd_runs_one_step_and_exits_with_its_result() {
         .kiln_output(&["run", "--cmd", &format!("{BASE_IMAGE} false"), "/dev/null"])
         .await;
     assert_ne!(failing.code, 0, "{failing:?}");
+}
+
+#[tokio::test]
+async fn kiln_run_cmd_no_wait_queues_a_steps_run_with_its_context_and_values() {
+    let (server, worker) = server_and_worker().await;
+    let folder = context(&[("data.txt", "workspace file")]);
+    let folder = folder.path().to_str().unwrap();
+    let out = server
+        .kiln_output(&[
+            "run",
+            "--cmd",
+            "busybox cat data.txt",
+            folder,
+            "--set",
+            "env=prod",
+            "--set-secret",
+            "pw=hunter22",
+            "--no-wait",
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = out.stdout.trim().to_string();
+    let run = server.run_json(&id).await;
+    assert_eq!(run["kind"], "steps");
+    assert!(run["contextDigest"].is_string(), "{run:#}");
+    let runner = worker_info("runner", &["steps"], &["cmd"]);
+    let lease: Value = lease_json(&server, &worker, runner).await;
+    assert_eq!(lease["runId"], id.as_str());
+    assert_eq!(lease["job"]["context"]["kind"], "upload");
+    assert_eq!(lease["job"]["masked"], json!(["hunter22"]));
+
+    // `run list` and `run show` keep working beside -f/--cmd.
+    let list = server.kiln_output(&["run", "list"]).await;
+    assert_eq!(list.code, 0, "{list:?}");
+    assert!(list.stdout.contains(&id), "{list:?}");
+}
+
+#[tokio::test]
+async fn kiln_run_with_bad_input_exits_2_with_the_reason_and_queues_nothing() {
+    let (server, _worker) = server_and_worker().await;
+    let dir = context(&[(
+        "acb.yaml",
+        "version: v1.1.0\nsteps:\n  - cmd: busybox true\n",
+    )]);
+    let folder = dir.path().to_str().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        // The server compiles the file: its error comes back as it is.
+        (
+            &["-f", "acb.yaml", folder],
+            "acb.yaml:1:1: task files are not supported yet",
+        ),
+        // -f defaults to acb.yaml, found in the context folder.
+        (&[folder], "task files are not supported yet"),
+        (
+            &["-f", "missing.yaml", "/dev/null"],
+            "cannot read task file 'missing.yaml'",
+        ),
+        (&["--cmd", " ", "/dev/null"], "a cmd needs an image"),
+        (
+            &["--cmd", "busybox true", "/dev/null", "--set", "novalue"],
+            "invalid --set 'novalue'",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = server.kiln_output(&[&["run"], args].concat()).await;
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+        assert!(out.stderr.contains(expected), "{args:?}: {out:?}");
+    }
+    assert_eq!(server.run_count().await, 0);
 }

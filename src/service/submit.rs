@@ -32,7 +32,7 @@ impl RunService {
         let now = self.now_ms();
         let platform = req.platform.clone().unwrap_or_default();
         let is_git = matches!(req.context, ContextSource::Git { .. });
-        let (running, wait, position) = self.where_new_run_stands(&platform).await?;
+        let (_, wait, position) = self.where_new_run_stands(&platform).await?;
         let created = self
             .store
             .create_run(
