@@ -375,3 +375,38 @@ async fn kiln_run_with_bad_input_exits_2_with_the_reason_and_queues_nothing() {
     }
     assert_eq!(server.run_count().await, 0);
 }
+
+/// A server that refuses every lease as one too new for this worker would: the real
+/// `kiln-worker` must say why and exit, not ask again forever.
+#[tokio::test]
+async fn a_worker_refused_for_its_protocol_logs_why_and_exits_non_zero() {
+    require_environment();
+    const REFUSAL: &str = "kiln-worker speaks protocol 2; this server needs 3: upgrade kiln-worker";
+    let app = axum::Router::new()
+        .route(
+            "/api/whoami",
+            axum::routing::get(|| async { axum::Json(json!({"name": "w", "roles": ["worker"]})) }),
+        )
+        .route(
+            "/api/worker/lease",
+            axum::routing::post(|| async {
+                let body = json!({"error": {"code": "UPGRADE_REQUIRED", "message": REFUSAL}});
+                (axum::http::StatusCode::UPGRADE_REQUIRED, axum::Json(body))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let worker = tokio::process::Command::new(worker_binary())
+        .args(["--server", &url, "--name", "old"])
+        .env("KILN_WORKER_TOKEN", "kiln_w_token")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), worker)
+        .await
+        .expect("the refused worker kept running")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(REFUSAL), "{stderr}");
+}
