@@ -35,6 +35,11 @@ const QUEUED_SETS: &str = "sets(platform) AS (
     FROM sets WHERE sets.platform IS NOT NULL
 )";
 
+/// The oldest queued runs of one platform set that one requirement (`runs.requires`) names:
+/// one seek of migration 0011's partial index, already in `seq` order.
+const QUEUED_BY_REQUIREMENT: &str = "SELECT seq, cache_key FROM runs
+    WHERE status = 'Queued' AND platform = ? AND requires = ? ORDER BY seq LIMIT ?";
+
 impl Store {
     /// The distinct platform sets of queued runs, one index seek each.
     pub async fn queued_platform_sets(&self) -> Result<Vec<PlatformSet>, StoreError> {
@@ -61,16 +66,12 @@ impl Store {
         let mut found: Vec<(i64, PlatformSet, Option<String>)> = Vec::new();
         for set in sets {
             for requirement in requires {
-                let rows = sqlx::query(
-                    "SELECT seq, cache_key FROM runs
-                     WHERE status = 'Queued' AND platform = ? AND requires = ?
-                     ORDER BY seq LIMIT ?",
-                )
-                .bind(set.to_string())
-                .bind(requirement)
-                .bind(limit as i64)
-                .fetch_all(&self.pool)
-                .await?;
+                let rows = sqlx::query(QUEUED_BY_REQUIREMENT)
+                    .bind(set.to_string())
+                    .bind(requirement)
+                    .bind(limit as i64)
+                    .fetch_all(&self.pool)
+                    .await?;
                 for r in rows {
                     found.push((r.try_get("seq")?, set.clone(), r.try_get("cache_key")?));
                 }
@@ -156,5 +157,38 @@ impl Store {
             ahead.push(Ahead { seq, counts });
         }
         Ok(ahead)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_claim_seeks_runs_by_platform_and_requirement_without_sorting_or_scanning() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kiln.db")).await.unwrap();
+        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {QUEUED_BY_REQUIREMENT}"))
+            .bind("linux/amd64")
+            .bind("build")
+            .bind(32_i64)
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get("detail"))
+            .collect();
+        assert!(
+            plan.iter().any(|d| d.starts_with(
+                "SEARCH runs USING INDEX runs_queued_by_requirement (platform=? AND requires=?)"
+            )),
+            "{plan:?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|d| d.starts_with("SCAN") || d.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
     }
 }
