@@ -95,3 +95,20 @@ impl Store {
         self.pool.close().await;
     }
 }
+
+/// The `detail` lines of a query's `EXPLAIN QUERY PLAN`, for tests that check a hot query
+/// seeks its index instead of scanning.
+#[cfg(test)]
+pub(crate) async fn query_plan<'q>(
+    store: &Store,
+    explain: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+) -> Vec<String> {
+    use sqlx::Row as _;
+    explain
+        .fetch_all(&store.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get("detail"))
+        .collect()
+}

@@ -168,16 +168,12 @@ mod tests {
     async fn the_claim_seeks_runs_by_platform_and_requirement_without_sorting_or_scanning() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("kiln.db")).await.unwrap();
-        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {QUEUED_BY_REQUIREMENT}"))
+        let sql = format!("EXPLAIN QUERY PLAN {QUEUED_BY_REQUIREMENT}");
+        let explain = sqlx::query(&sql)
             .bind("linux/amd64")
             .bind("build")
-            .bind(32_i64)
-            .fetch_all(&store.pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get("detail"))
-            .collect();
+            .bind(32_i64);
+        let plan = super::super::query_plan(&store, explain).await;
         assert!(
             plan.iter().any(|d| d.starts_with(
                 "SEARCH runs USING INDEX runs_queued_by_requirement (platform=? AND requires=?)"
