@@ -379,7 +379,7 @@ fn view_without_history(row: RunRow) -> wire::Run {
         finished_at: row.finished_at.map(to_time),
         images: row.requested_images,
         rendered_images: row.job.images().iter().map(ToString::to_string).collect(),
-        push: !row.job.pushed_images().is_empty(),
+        push: row.job.pushes(),
         output_images: row.output_images,
         error_message: row.error_message,
         timeout_secs: row.timeout_secs,
@@ -408,10 +408,6 @@ fn view_without_history(row: RunRow) -> wire::Run {
     }
 }
 
-/// Who may see (`Pull`) or cancel (`Push`) a run: owners, the token that queued it (by id: a
-/// new token under a revoked one's name is someone else), and tokens that may do `action` to
-/// a repository it pushes to. A git run's images are known once its source is fetched; until
-/// then only owners and its submitter see it.
 /// The steps `run show` lists. A build run's one step follows the run until it ends (and runs
 /// from before steps were stored get it from the run too).
 fn steps_view(row: &RunRow, stored: Vec<StepState>) -> Vec<wire::RunStep> {
@@ -438,6 +434,10 @@ fn steps_view(row: &RunRow, stored: Vec<StepState>) -> Vec<wire::RunStep> {
     steps.into_iter().map(wire::RunStep::from).collect()
 }
 
+/// Who may see (`Pull`) or cancel (`Push`) a run: owners, the token that queued it (by id: a
+/// new token under a revoked one's name is someone else), and tokens that may do `action` to
+/// a repository it pushes to. A git run's images are known once its source is fetched; until
+/// then only owners and its submitter see it.
 pub(super) fn may(row: &RunRow, who: &Principal, action: Action) -> bool {
     if who.is_owner() {
         return true;

@@ -76,6 +76,18 @@ impl StoredJob {
         }
     }
 
+    /// Whether the run pushes: a build unless `--no-push` (a git build's images are known
+    /// only once its commit is), a steps job when it has a push step.
+    pub fn pushes(&self) -> bool {
+        match self {
+            StoredJob::Build(spec) => spec.push,
+            StoredJob::Steps(job) => job
+                .steps
+                .iter()
+                .any(|s| matches!(s.action, StepAction::Push(_))),
+        }
+    }
+
     /// The images the run pushes to a registry.
     pub fn pushed_images(&self) -> Vec<ImageRef> {
         match self {

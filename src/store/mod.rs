@@ -15,7 +15,7 @@ mod secret_rows;
 mod steps;
 mod tokens;
 
-pub use jobs::{requirements_met, StoredJob, BUILD_STEP};
+pub use jobs::{requirements_met, StoredJob};
 pub use lifecycle::EndedRun;
 pub use queue::{Ahead, QueuedRun};
 pub use repositories::{ManifestRow, RepositoryRow, TagRow, TagSort};
