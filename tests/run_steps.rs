@@ -410,3 +410,30 @@ async fn a_worker_refused_for_its_protocol_logs_why_and_exits_non_zero() {
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains(REFUSAL), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_build_run_from_before_steps_were_stored_shows_its_step_from_the_run() {
+    let (server, worker) = server_and_worker().await;
+    let id = server.queue_scratch_run().await;
+    let builder = worker_info("builder", &["build"], &[]);
+    let lease = lease_json(&server, &worker, builder).await;
+    let result = json!({"attempt": lease["attempt"], "outcome": "Failed",
+                        "errorMessage": "step 2/3 failed", "outputImages": []});
+    assert_eq!(report(&server, &worker, &id, result).await, 204);
+
+    // As a run stored before migration 0011: no step rows at all.
+    let db = format!("sqlite://{}", server.data.path().join("kiln.db").display());
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let deleted = sqlx::query("DELETE FROM run_steps")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(deleted.rows_affected(), 1);
+    pool.close().await;
+
+    let run = server.run_json(&id).await;
+    assert_eq!(run["kind"], "build");
+    assert_eq!(run["steps"][0]["id"], "build", "{run:#}");
+    assert_eq!(run["steps"][0]["status"], "Failed");
+    assert_eq!(run["steps"][0]["error"], "step 2/3 failed");
+}
