@@ -418,7 +418,7 @@ def submit_many(server, spec, count, threads):
 def idle_worker(server, token, platform, stop):
     """A worker for a platform nothing is queued for, long-polling until `stop` is set."""
     api = Api(server, token)
-    info = {"id": f"idle-{platform}", "name": "idle", "platforms": [platform]}
+    info = {"id": f"idle-{platform}", "name": "idle", "platforms": [platform], "protocol": 2}
     while not stop.is_set():
         api.call("POST", "/api/worker/lease", {"worker": info, "waitMs": 1000})
 
@@ -448,7 +448,7 @@ def bench_depth_at(depth, drain, submissions=200):
         # Drain: a worker over the raw protocol takes and finishes `drain` runs, as fast as the
         # server hands them out (no build), from the head of a queue `depth` runs deep.
         submit_many(server, spec, drain, 8)
-        me = {"id": "drainer-1", "name": "drainer", "platforms": ["linux/amd64"]}
+        me = {"id": "drainer-1", "name": "drainer", "platforms": ["linux/amd64"], "protocol": 2}
         claims = []
         cpu0, start = cpu_ms(server.proc.pid), time.perf_counter()
         for _ in range(drain):
@@ -465,7 +465,7 @@ def bench_depth_at(depth, drain, submissions=200):
 
         # Starvation: one run for a platform behind the whole queue, and a worker for it.
         api.call("POST", "/api/runs", dict(spec, platform="linux/arm64"))
-        arm = {"id": "arm-1", "name": "arm", "platforms": ["linux/arm64"]}
+        arm = {"id": "arm-1", "name": "arm", "platforms": ["linux/arm64"], "protocol": 2}
         t = time.perf_counter()
         got = worker.call("POST", "/api/worker/lease", {"worker": arm, "waitMs": 3000})
         fig["starved"] = "no" if got else "yes"

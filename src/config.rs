@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// database: 32 bytes, created on the first start. Default: <data-dir>/secret.key.
     #[arg(long, env = "KILN_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
+    /// Let task steps run privileged containers (`privileged: true`), which gives them root
+    /// on the build host. Off: such a task is refused before it is queued.
+    #[arg(long, env = "KILN_ALLOW_PRIVILEGED_STEPS")]
+    pub allow_privileged_steps: bool,
 }
 
 pub fn parse_secret(s: &str) -> Result<Secret, String> {

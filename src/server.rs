@@ -170,6 +170,7 @@ impl Server {
             heartbeat_interval: HEARTBEAT_INTERVAL,
             queue_timeout: args.queue_timeout,
             clock: clock.clone(),
+            allow_privileged_steps: args.allow_privileged_steps,
         };
         let runs = Arc::new(RunService::new(
             store.clone(),
@@ -253,7 +254,12 @@ impl Server {
             let agent = Agent::new(config, DockerEngine::new(args.docker_host.as_deref()))?;
             queue.adopt_embedded(agent.id());
             let stop = stop_agents.clone();
-            agents.spawn(async move { agent.run(stop).await });
+            agents.spawn(async move {
+                // It speaks this server's own protocol, so a refusal is a bug worth a line.
+                if let Err(e) = agent.run(stop).await {
+                    tracing::error!(error = %e, "embedded worker refused by its own server");
+                }
+            });
         }
         tracing::info!(%addr, data_dir = %data.display(), workers = args.workers, "kiln serving");
         Ok(Server {

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use kiln_worker::protocol::{
-    ContextSource, Digest, OutputImage, PlatformSet, RunId, RunStatus, Secret,
+    BaseImage, ContextSource, Digest, JobKind, OutputImage, PlatformSet, RunId, RunStatus, Secret,
+    StepState, StepStatus, StepType,
 };
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +46,38 @@ pub struct CreateRun {
     /// `queueTtl`); 0: no limit. Default: the server's `--queue-timeout`.
     #[serde(default)]
     pub queue_timeout_secs: Option<u64>,
+}
+
+/// `POST /api/runs/steps`: queue a multi-step run from a task file or a `--cmd`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateStepsRun {
+    /// The task file's text (ACR task YAML); exactly one of it and `cmd`.
+    #[serde(default)]
+    pub task_file: Option<String>,
+    /// The task file's name, for error messages (`acb.yaml`).
+    #[serde(default)]
+    pub file_name: Option<String>,
+    /// `IMAGE [ARGS...]`: one `cmd` step.
+    #[serde(default)]
+    pub cmd: Option<String>,
+    /// `.Values.*` from `--set` and `--values`.
+    #[serde(default)]
+    pub values: BTreeMap<String, String>,
+    /// `.Values.*` from `--set-secret`: sealed at rest, masked in logs.
+    #[serde(default)]
+    pub secret_values: BTreeMap<String, Secret>,
+    /// Seeds the run's workspace; `null`: an empty one (`/dev/null`).
+    #[serde(default)]
+    pub context: Option<ContextSource>,
+    #[serde(default)]
+    pub platform: Option<PlatformSet>,
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub queue_timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub git_access_token: Option<Secret>,
 }
 
 fn default_dockerfile() -> String {
@@ -100,6 +133,56 @@ pub struct Run {
     /// While queued and no connected worker can take it: says so, and how long it may wait.
     #[serde(default)]
     pub warning: Option<String>,
+    /// `build` or `steps`.
+    #[serde(default = "build_kind")]
+    pub kind: JobKind,
+    /// What triggered the run beyond `trigger` (a commit, a timer...); `null` for Manual.
+    #[serde(default)]
+    pub trigger_detail: Option<serde_json::Value>,
+    /// Every step in order; a build run has one, `build`.
+    #[serde(default)]
+    pub steps: Vec<RunStep>,
+}
+
+fn build_kind() -> JobKind {
+    JobKind::Build
+}
+
+/// One step of a run, as `run show` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStep {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub step_type: StepType,
+    pub status: StepStatus,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i64>,
+    /// What a build step built, or a push step pushed, with digests.
+    #[serde(default)]
+    pub images: Vec<OutputImage>,
+    /// `FROM` images a build step resolved, with their digests.
+    #[serde(default)]
+    pub base_images: Vec<BaseImage>,
+    pub error: Option<String>,
+}
+
+impl From<StepState> for RunStep {
+    fn from(s: StepState) -> RunStep {
+        let time = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
+        RunStep {
+            id: s.id,
+            step_type: s.step_type,
+            status: s.status,
+            started_at: s.started_at.map(time),
+            finished_at: s.finished_at.map(time),
+            exit_code: s.exit_code,
+            images: s.images,
+            base_images: s.base_images,
+            error: s.error,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -316,7 +316,7 @@ async fn the_api_refuses_what_a_token_may_not_do() {
     let run =
         serde_json::json!({"context": {"kind": "tarball", "url": "http://127.0.0.1:1/x.tgz"}});
     let lease_body = serde_json::json!({
-        "worker": {"id": "w", "name": "w", "platforms": ["linux/amd64"]},
+        "worker": {"id": "w", "name": "w", "platforms": ["linux/amd64"], "protocol": 2},
         "waitMs": 0
     });
 

@@ -73,7 +73,7 @@ impl Queue {
             .http_as(&self.worker_token)
             .post(format!("{}/api/worker/lease", self.server.url))
             .json(&json!({
-                "worker": {"id": format!("{name}-1"), "name": name, "platforms": platforms},
+                "worker": {"id": format!("{name}-1"), "name": name, "platforms": platforms, "protocol": 2},
                 "waitMs": wait_ms
             }))
             .send();

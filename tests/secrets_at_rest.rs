@@ -66,7 +66,7 @@ async fn secrets_are_sealed_dropped_at_the_end_and_need_their_key() {
     server.restart_with(|_| {}).await;
     let worker = server.create_token("host1", &["worker"], &[]).await;
     let lease = serde_json::json!({
-        "worker": {"id": "w", "name": "w", "platforms": ["linux/amd64"]},
+        "worker": {"id": "w", "name": "w", "platforms": ["linux/amd64"], "protocol": 2},
         "waitMs": 0
     });
     let leased = server

@@ -4,7 +4,9 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use kiln_worker::protocol::{ApiErrorBody, ApiErrorDetail, LOGIN_HINT, LOG_GAP, STALE_ATTEMPT};
+use kiln_worker::protocol::{
+    ApiErrorBody, ApiErrorDetail, LOGIN_HINT, LOG_GAP, STALE_ATTEMPT, UPGRADE_REQUIRED,
+};
 
 use crate::access::AccessError;
 use crate::service::auth::AuthError;
@@ -32,6 +34,8 @@ pub enum ApiError {
     StaleAttempt(String),
     /// The server is shedding load: retry later.
     Unavailable(String),
+    /// A worker too old for this server (HTTP 426): it must be upgraded, not retried.
+    UpgradeRequired(String),
     Internal(String),
 }
 
@@ -44,6 +48,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Context(e) => e.into(),
             ServiceError::Access(e) => e.into(),
             ServiceError::StaleAttempt(m) => ApiError::StaleAttempt(m),
+            ServiceError::UpgradeRequired(m) => ApiError::UpgradeRequired(m),
             ServiceError::Log(e @ LogError::Gap { size, .. }) => ApiError::LogGap {
                 message: format!("{e}; resend from offset {size}"),
                 size,
@@ -117,6 +122,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::StaleAttempt(m) => (StatusCode::CONFLICT, STALE_ATTEMPT, m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", m),
+            ApiError::UpgradeRequired(m) => (StatusCode::UPGRADE_REQUIRED, UPGRADE_REQUIRED, m),
             ApiError::Internal(cause) => {
                 tracing::error!(error = %cause, "request failed");
                 (

@@ -12,11 +12,12 @@ use super::error::ApiError;
 use super::extract::{ValidJson, ValidQuery};
 use super::App;
 use crate::access::Principal;
-use crate::wire::{CreateRun, ListQuery, LogQuery, Run, RunList, SubmitLimits};
+use crate::wire::{CreateRun, CreateStepsRun, ListQuery, LogQuery, Run, RunList, SubmitLimits};
 
 pub fn routes() -> Router<App> {
     Router::new()
         .route("/api/runs", post(create).get(list))
+        .route("/api/runs/steps", post(create_steps))
         .route("/api/runs/{id}", get(show))
         .route("/api/runs/{id}/cancel", post(cancel))
         .route("/api/runs/{id}/logs", get(logs))
@@ -42,6 +43,20 @@ async fn create(
     app.runs.may_submit(&who)?;
     let ValidJson(req) = body?;
     Ok((StatusCode::CREATED, Json(app.runs.create(req, &who).await?)))
+}
+
+/// A task file or a cmd: compiled on the server, so a bad one is a 400 and nothing queued.
+async fn create_steps(
+    State(app): State<App>,
+    who: Principal,
+    body: Result<ValidJson<CreateStepsRun>, ApiError>,
+) -> Result<(StatusCode, Json<Run>), ApiError> {
+    app.runs.may_submit(&who)?;
+    let ValidJson(req) = body?;
+    Ok((
+        StatusCode::CREATED,
+        Json(app.runs.create_steps(req, &who).await?),
+    ))
 }
 
 async fn list(

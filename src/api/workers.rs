@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use kiln_worker::protocol::{
     Heartbeat, HeartbeatReply, LeaseRequest, LogAppendReply, ReturnRun, RunResult, SourceReply,
-    SourceResolved,
+    SourceResolved, StepsUpdate,
 };
 use serde::Deserialize;
 
@@ -29,6 +29,7 @@ pub fn routes() -> Router<App> {
         .route("/api/worker/runs/{id}/logs", post(append_logs))
         .route("/api/worker/runs/{id}/result", post(result))
         .route("/api/worker/runs/{id}/source", post(source))
+        .route("/api/worker/runs/{id}/steps", post(steps))
         .route("/api/worker/runs/{id}/return", post(give_back))
         .route("/api/worker/runs/{id}/context", get(context))
         .route_layer(axum::middleware::from_fn(require_worker))
@@ -85,6 +86,15 @@ async fn result(
     ValidJson(res): ValidJson<RunResult>,
 ) -> Result<StatusCode, ApiError> {
     app.queue.report(run_id(&id)?, res).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn steps(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    ValidJson(update): ValidJson<StepsUpdate>,
+) -> Result<StatusCode, ApiError> {
+    app.queue.steps_update(run_id(&id)?, update).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -53,20 +53,11 @@ pub struct BuildArgs {
     /// 10m, 1h (default: the server's, 1h; 0: no limit).
     #[arg(long, value_parser = crate::config::parse_duration)]
     pub queue_timeout: Option<std::time::Duration>,
-    /// Wait for the run without streaming its log.
-    #[arg(long, conflicts_with = "no_wait")]
-    pub no_logs: bool,
     /// HTTP credentials for a private git repository (sent as the password).
     #[arg(long, env = "KILN_GIT_ACCESS_TOKEN", hide_env_values = true, value_parser = crate::config::parse_secret)]
     pub git_access_token: Option<Secret>,
-    /// Print the run ID once queued and return.
-    #[arg(long)]
-    pub no_wait: bool,
-    /// `json` prints the final run as JSON on stdout (the log then goes to stderr).
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
     #[command(flatten)]
-    pub reconnect: ReconnectArgs,
+    pub follow: Follow,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -96,21 +87,48 @@ pub async fn run(args: BuildArgs) -> Result<(), CliError> {
         })
         .await?;
     eprintln!("Queued a build with ID: {}", run.id);
+    follow_queued(&client, &run, &args.follow).await
+}
+
+/// How `kiln build` and `kiln run -f` follow the run they queued.
+#[derive(Debug, Args)]
+pub struct Follow {
+    /// Wait for the run without streaming its log.
+    #[arg(long, conflicts_with = "no_wait")]
+    pub no_logs: bool,
+    /// Print the run ID once queued and return.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// `json` prints the final run as JSON on stdout (the log then goes to stderr).
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub reconnect: ReconnectArgs,
+}
+
+/// After "Queued ... with ID": warns if no worker can take the run, then returns at once
+/// (`no_wait`) or follows the run to its end and exits with its result.
+pub(super) async fn follow_queued(
+    client: &KilnClient,
+    run: &Run,
+    follow: &Follow,
+) -> Result<(), CliError> {
     if let Some(warning) = &run.warning {
         eprintln!("warning: {warning}");
     }
-    if args.no_wait {
-        return print_final(&run, args.output, true);
+    if follow.no_wait {
+        return print_final(run, follow.output, true);
     }
     eprintln!("Waiting for an agent...");
+    let (no_logs, output) = (follow.no_logs, follow.output);
     let followed = tokio::select! {
-        r = wait_for(&client, &run, &args) => r,
-        _ = tokio::signal::ctrl_c() => return Err(interrupted(&run)),
+        r = follow_run(client, run, no_logs, output, follow.reconnect.reconnect_timeout) => r,
+        _ = tokio::signal::ctrl_c() => return Err(interrupted(run)),
     };
     followed?;
     let done = client.run(&run.id.to_string()).await?;
-    print_final(&done, args.output, false)?;
-    finish(&done, !args.no_logs)
+    print_final(&done, output, false)?;
+    finish(&done, !no_logs)
 }
 
 /// Checks what the server would refuse, with its own rules, before anything is packed or
@@ -148,30 +166,44 @@ async fn context_source(
     args: &BuildArgs,
 ) -> Result<(ContextSource, String), CliError> {
     let arg = args.context.as_str();
-    let remote = kiln_worker::git::looks_like_git(arg)
-        || arg.starts_with("http://")
-        || arg.starts_with("https://");
-    if remote {
+    if let Some(source) = remote_source(arg)? {
         let dockerfile = match &args.file {
             Some(f) => f.to_string_lossy().into_owned(),
             None => "Dockerfile".to_string(),
-        };
-        let source = if kiln_worker::git::looks_like_git(arg) {
-            let git = GitSource::parse(arg).map_err(|e| CliError::Input(e.to_string()))?;
-            ContextSource::Git {
-                url: git.url,
-                reference: git.reference,
-                subdir: git.subdir,
-            }
-        } else {
-            ContextSource::Tarball {
-                url: arg.to_string(),
-            }
         };
         return Ok((source, dockerfile));
     }
     let dir = PathBuf::from(arg);
     let dockerfile = args.file.clone().unwrap_or_else(|| dir.join("Dockerfile"));
+    pack_and_upload(client, dir, dockerfile).await
+}
+
+/// A git URL (`https://host/repo.git#ref:subdir`) or a tarball URL as a context source;
+/// `None` for anything else (a local folder).
+pub(super) fn remote_source(arg: &str) -> Result<Option<ContextSource>, CliError> {
+    if kiln_worker::git::looks_like_git(arg) {
+        let git = GitSource::parse(arg).map_err(|e| CliError::Input(e.to_string()))?;
+        return Ok(Some(ContextSource::Git {
+            url: git.url,
+            reference: git.reference,
+            subdir: git.subdir,
+        }));
+    }
+    if arg.starts_with("http://") || arg.starts_with("https://") {
+        return Ok(Some(ContextSource::Tarball {
+            url: arg.to_string(),
+        }));
+    }
+    Ok(None)
+}
+
+/// Packs a local folder (with `dockerfile`, placed in the archive if it lies outside) and
+/// uploads it unless the server has it: the uploaded context and the Dockerfile's path in it.
+pub(super) async fn pack_and_upload(
+    client: &KilnClient,
+    dir: PathBuf,
+    dockerfile: PathBuf,
+) -> Result<(ContextSource, String), CliError> {
     eprintln!("Packing source code into tar to upload...");
     let req = PackRequest {
         context_dir: dir,
@@ -189,14 +221,20 @@ async fn context_source(
     Ok((ContextSource::Upload { digest }, dockerfile))
 }
 
-/// Streams the log (or waits silently) until the run ends.
-async fn wait_for(client: &KilnClient, run: &Run, args: &BuildArgs) -> Result<(), CliError> {
-    let reconnect = args.reconnect.reconnect_timeout;
-    if args.no_logs {
+/// Streams the run's log (to stderr with `-o json`, or nowhere with `no_logs`) until it
+/// ends.
+async fn follow_run(
+    client: &KilnClient,
+    run: &Run,
+    no_logs: bool,
+    output: OutputFormat,
+    reconnect: std::time::Duration,
+) -> Result<(), CliError> {
+    if no_logs {
         // The follow stream ends exactly when the run does: a wait without polling.
         return print_log(client, run.id, true, reconnect, &mut std::io::sink()).await;
     }
-    if args.output == OutputFormat::Json {
+    if output == OutputFormat::Json {
         print_log(client, run.id, true, reconnect, &mut std::io::stderr()).await
     } else {
         print_log(client, run.id, true, reconnect, &mut std::io::stdout()).await

@@ -9,8 +9,8 @@ use reqwest::StatusCode;
 
 use super::{CliError, ServerArgs};
 use crate::wire::{
-    ContextUploaded, CreateRun, CreateToken, CreatedToken, ListQuery, Run, RunList, SubmitLimits,
-    Token, TokenList,
+    ContextUploaded, CreateRun, CreateStepsRun, CreateToken, CreatedToken, ListQuery, Run, RunList,
+    SubmitLimits, Token, TokenList,
 };
 
 #[derive(Clone)]
@@ -138,6 +138,11 @@ impl KilnClient {
                 .await?,
         )
         .await
+    }
+
+    /// `POST /api/runs/steps`: queue a task file or a cmd.
+    pub async fn create_steps_run(&self, req: &CreateStepsRun) -> Result<Run, CliError> {
+        self.post_json("/api/runs/steps", req).await
     }
 
     /// The server's rules for run requests; `None` from a server too old to say.

@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::CliError;
-use crate::wire::Run;
+use kiln_worker::protocol::OutputImage;
+
+use crate::wire::{Run, RunStep};
 
 pub fn print_json(value: &impl Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value)
@@ -82,14 +84,18 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 
 /// Seconds from start to finish (or to now while running), as `1m05s`.
 pub(super) fn duration(r: &Run) -> Option<String> {
-    let start = r.started_at?;
-    let end = r.finished_at.unwrap_or_else(Utc::now);
+    Some(span(r.started_at?, r.finished_at))
+}
+
+/// From `start` to `end` (or to now), as `1m05s`.
+fn span(start: DateTime<Utc>, end: Option<DateTime<Utc>>) -> String {
+    let end = end.unwrap_or_else(Utc::now);
     let secs = (end - start).num_seconds().max(0);
-    Some(if secs >= 60 {
+    if secs >= 60 {
         format!("{}m{:02}s", secs / 60, secs % 60)
     } else {
         format!("{secs}s")
-    })
+    }
 }
 
 pub fn run_details(r: &Run) -> String {
@@ -123,11 +129,7 @@ pub fn run_details(r: &Run) -> String {
     field("Worker:", r.worker.clone().unwrap_or("-".into()));
     field("Images:", images_cell(r));
     for img in &r.output_images {
-        let name = match &img.registry {
-            Some(reg) => format!("{reg}/{}:{}", img.repository, img.tag),
-            None => format!("{}:{}", img.repository, img.tag),
-        };
-        field("Pushed:", format!("{name}@{}", img.digest));
+        field("Pushed:", image_with_digest(img));
     }
     if let Some(e) = &r.error_message {
         field("Error:", e.clone());
@@ -140,5 +142,47 @@ pub fn run_details(r: &Run) -> String {
             format!("{}  {}", timestamp(change.at), change.status),
         );
     }
+    field("Kind:", r.kind.as_str().to_string());
+    if !r.steps.is_empty() {
+        out.push('\n');
+        out.push_str(&steps_table(&r.steps));
+    }
     out
+}
+
+/// `ID  TYPE  STATUS  STARTED  DURATION  EXIT  IMAGES`, one step a line; images with their
+/// digests.
+pub fn steps_table(steps: &[RunStep]) -> String {
+    let header = [
+        "ID", "TYPE", "STATUS", "STARTED", "DURATION", "EXIT", "IMAGES",
+    ];
+    let rows: Vec<[String; 7]> = steps
+        .iter()
+        .map(|s| {
+            let images: Vec<String> = s.images.iter().map(image_with_digest).collect();
+            [
+                s.id.clone(),
+                s.step_type.as_str().to_string(),
+                format!("{:?}", s.status),
+                s.started_at.map(timestamp).unwrap_or("-".into()),
+                s.started_at
+                    .map(|start| span(start, s.finished_at))
+                    .unwrap_or("-".into()),
+                s.exit_code.map_or("-".into(), |c| c.to_string()),
+                if images.is_empty() {
+                    "-".into()
+                } else {
+                    images.join(", ")
+                },
+            ]
+        })
+        .collect();
+    table(header, &rows)
+}
+
+fn image_with_digest(img: &OutputImage) -> String {
+    match &img.registry {
+        Some(reg) => format!("{reg}/{}:{}@{}", img.repository, img.tag, img.digest),
+        None => format!("{}:{}@{}", img.repository, img.tag, img.digest),
+    }
 }

@@ -13,6 +13,7 @@ pub mod registry;
 pub mod registry_login;
 pub mod run;
 pub mod task;
+pub mod run_steps;
 pub mod token;
 
 use std::path::PathBuf;
@@ -39,9 +40,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Pack a local folder, upload it, build it on a worker and stream the logs.
     Build(build::BuildArgs),
-    /// Inspect and control runs.
-    #[command(subcommand)]
-    Run(run::RunCommand),
+    /// Start a multi-step run (`-f FILE` or `--cmd`, and a context), or inspect and control
+    /// runs.
+    Run(run::RunArgs),
     /// Manage Kiln's own registry: repositories, tags, manifests and garbage collection.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),

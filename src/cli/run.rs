@@ -1,4 +1,5 @@
-//! `kiln run list | show | logs | cancel`.
+//! `kiln run list | show | logs | cancel`, and `kiln run -f FILE | --cmd CMD CONTEXT`
+//! (`run_steps.rs`) to start a run.
 
 use clap::{Args, Subcommand};
 use kiln_worker::protocol::{RunId, RunStatus};
@@ -7,8 +8,21 @@ use super::build::interrupted;
 use super::client::KilnClient;
 use super::follow::print_log;
 use super::format::{print_json, run_details, run_table};
+use super::run_steps::{self, StartArgs};
 use super::{CliError, OutputFormat, ReconnectArgs, ServerArgs};
 use crate::wire::ListQuery;
+
+/// `kiln run`: a subcommand, or `-f`/`--cmd` and a context to start a run.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct RunArgs {
+    #[command(subcommand)]
+    pub command: Option<RunCommand>,
+    #[command(flatten)]
+    pub start: StartArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum RunCommand {
@@ -36,8 +50,6 @@ pub struct ListArgs {
     pub top: u32,
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
-    #[command(flatten)]
-    pub server: ServerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -45,8 +57,6 @@ pub struct ShowArgs {
     pub run_id: String,
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
-    #[command(flatten)]
-    pub server: ServerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -57,28 +67,26 @@ pub struct LogsArgs {
     pub follow: bool,
     #[command(flatten)]
     pub reconnect: ReconnectArgs,
-    #[command(flatten)]
-    pub server: ServerArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct CancelArgs {
     pub run_id: String,
-    #[command(flatten)]
-    pub server: ServerArgs,
 }
 
-pub async fn run(cmd: RunCommand) -> Result<(), CliError> {
-    match cmd {
-        RunCommand::List(a) => list(a).await,
-        RunCommand::Show(a) => show(a).await,
-        RunCommand::Logs(a) => logs(a).await,
-        RunCommand::Cancel(a) => cancel(a).await,
+pub async fn run(args: RunArgs) -> Result<(), CliError> {
+    let server = &args.server;
+    match args.command {
+        Some(RunCommand::List(a)) => list(a, server).await,
+        Some(RunCommand::Show(a)) => show(a, server).await,
+        Some(RunCommand::Logs(a)) => logs(a, server).await,
+        Some(RunCommand::Cancel(a)) => cancel(a, server).await,
+        None => run_steps::start(args.start, server).await,
     }
 }
 
-async fn list(a: ListArgs) -> Result<(), CliError> {
-    let client = KilnClient::new(&a.server)?;
+async fn list(a: ListArgs, server: &ServerArgs) -> Result<(), CliError> {
+    let client = KilnClient::new(server)?;
     let list = client
         .list_runs(&ListQuery {
             status: a.status,
@@ -95,8 +103,8 @@ async fn list(a: ListArgs) -> Result<(), CliError> {
     }
 }
 
-async fn show(a: ShowArgs) -> Result<(), CliError> {
-    let run = KilnClient::new(&a.server)?.run(&a.run_id).await?;
+async fn show(a: ShowArgs, server: &ServerArgs) -> Result<(), CliError> {
+    let run = KilnClient::new(server)?.run(&a.run_id).await?;
     match a.output {
         OutputFormat::Json => print_json(&run),
         OutputFormat::Table => {
@@ -106,8 +114,8 @@ async fn show(a: ShowArgs) -> Result<(), CliError> {
     }
 }
 
-async fn logs(a: LogsArgs) -> Result<(), CliError> {
-    let client = KilnClient::new(&a.server)?;
+async fn logs(a: LogsArgs, server: &ServerArgs) -> Result<(), CliError> {
+    let client = KilnClient::new(server)?;
     // Resolve first, so an unknown run is a clear 404 rather than an empty log.
     let run = client.run(&a.run_id).await?;
     let id: RunId = run.id;
@@ -124,8 +132,8 @@ async fn logs(a: LogsArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn cancel(a: CancelArgs) -> Result<(), CliError> {
-    let run = KilnClient::new(&a.server)?.cancel(&a.run_id).await?;
+async fn cancel(a: CancelArgs, server: &ServerArgs) -> Result<(), CliError> {
+    let run = KilnClient::new(server)?.cancel(&a.run_id).await?;
     if run.status == RunStatus::Canceled {
         eprintln!("Run {} canceled", run.id);
     } else {

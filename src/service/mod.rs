@@ -17,6 +17,7 @@ mod submit;
 mod task_runs;
 mod task_values;
 pub mod tasks;
+mod submit_steps;
 mod wakeups;
 pub mod workers;
 
@@ -53,6 +54,8 @@ pub struct RunSettings {
     pub queue_timeout: Duration,
     /// The clock every time the run and queue services stamp or compare is read from.
     pub clock: SharedClock,
+    /// `--allow-privileged-steps`: task steps may run privileged containers.
+    pub allow_privileged_steps: bool,
 }
 
 /// Errors a service reports to its caller. Routes map them to HTTP in one place.
@@ -78,4 +81,7 @@ pub enum ServiceError {
     /// A worker's attempt was superseded or its run ended: the worker must stop.
     #[error("{0}")]
     StaleAttempt(String),
+    /// A worker speaks a protocol this server no longer serves: it must be upgraded.
+    #[error("{0}")]
+    UpgradeRequired(String),
 }

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kiln_worker::protocol::{
-    ContextSource, Digest, HeartbeatReply, ImageRef, Job, Lease, LeaseRequest, PlatformSet,
-    RegistryCredential, RunId, RunResult, RunStatus, SourceReply, SourceResolved, WorkerInfo,
+    ContextSource, Digest, HeartbeatReply, ImageRef, Lease, LeaseRequest, PlatformSet,
+    RegistryCredential, RunId, RunResult, RunStatus, SourceReply, SourceResolved, StepsUpdate,
+    WorkerInfo, MIN_PROTOCOL_VERSION,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,7 @@ use super::runs::RunService;
 use super::ServiceError;
 use crate::access::RUN_USERNAME;
 use crate::config::format_duration;
-use crate::store::RunRow;
+use crate::store::{requirements_met, RunRow, StoredJob};
 
 /// The longest a lease request may wait; workers ask again after it.
 pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(30);
@@ -59,6 +60,15 @@ impl Queue {
     /// fixed-interval polling, and runs for other platforms do not wake it. The request marks
     /// the worker connected and idle while it waits; a claim marks it busy.
     pub async fn lease(&self, req: LeaseRequest) -> Result<Option<Lease>, ServiceError> {
+        // Refused before it counts as connected: it could only fail the runs it took.
+        if req.worker.protocol < MIN_PROTOCOL_VERSION {
+            tracing::warn!(worker = %req.worker.name, protocol = req.worker.protocol, "worker too old");
+            return Err(ServiceError::UpgradeRequired(format!(
+                "kiln-worker speaks protocol {}; this server needs {MIN_PROTOCOL_VERSION}: \
+                 upgrade kiln-worker",
+                req.worker.protocol
+            )));
+        }
         let workers = &self.runs.workers;
         workers.lease_requested(&req.worker);
         // Told how the request ended; dropped unanswered, the worker went away.
@@ -130,7 +140,11 @@ impl Queue {
             return Ok(Claim::Nothing);
         }
         let mut deferred = false;
-        for queued in store.queued_runs_for(&sets, CLAIM_WINDOW).await? {
+        let requires = requirements_met(worker);
+        for queued in store
+            .queued_runs_for(&sets, &requires, CLAIM_WINDOW)
+            .await?
+        {
             if self.runs.workers.leave_to_other(worker, &queued) {
                 deferred = true;
                 continue;
@@ -167,7 +181,7 @@ impl Queue {
 
     fn lease_for(&self, run: RunRow) -> Lease {
         let settings = &self.runs.settings;
-        let credentials = self.credentials_for(&run, &run.spec.images);
+        let credentials = self.credentials_for(&run, &run.job.images());
         Lease {
             run_id: run.id,
             attempt: run.attempt,
@@ -175,12 +189,12 @@ impl Queue {
             timeout_ms: run.timeout_secs * 1000,
             log_offset: self.runs.logs.size(run.id),
             git_token: run.git_token,
-            context_stats: match &run.spec.context {
-                ContextSource::Upload { digest } => self.runs.contexts.stats(digest),
+            context_stats: match run.job.context() {
+                Some(ContextSource::Upload { digest }) => self.runs.contexts.stats(digest),
                 _ => None,
             },
             credentials,
-            job: Job::Build(run.spec),
+            job: run.job.into_job(),
             context_limits: self.runs.contexts.limits,
         }
     }
@@ -237,12 +251,13 @@ impl Queue {
         let status: RunStatus = result.outcome.into();
         let ended = self
             .runs
-            .finish(
+            .finish_reported(
                 id,
                 Some(result.attempt),
                 status,
                 result.error_message.as_deref(),
                 &result.output_images,
+                &result.steps,
             )
             .await?;
         match ended {
@@ -258,7 +273,21 @@ impl Queue {
         }
     }
 
-    /// Renders a git run's image names from the commit its worker fetched.
+    /// Records the step states a worker reports while its run goes on.
+    pub async fn steps_update(&self, id: RunId, update: StepsUpdate) -> Result<(), ServiceError> {
+        let current = self
+            .runs
+            .store
+            .record_steps(id, update.attempt, &update.steps)
+            .await?;
+        if !current {
+            return Err(stale(id, update.attempt));
+        }
+        Ok(())
+    }
+
+    /// Renders a git run's image names from the commit its worker fetched. A steps job's
+    /// names were rendered at submission: they stay as they are.
     pub async fn source_resolved(
         &self,
         id: RunId,
@@ -271,7 +300,10 @@ impl Queue {
         let mut vars = self.runs.run_vars(id, run.created_at, run.platform.first());
         vars.commit = Some(resolved.commit.clone());
         vars.branch = resolved.branch.clone();
-        let images = self.runs.render_images(&run.requested_images, &vars)?;
+        let images = match &run.job {
+            StoredJob::Build(_) => self.runs.render_images(&run.requested_images, &vars)?,
+            StoredJob::Steps(_) => run.job.images(),
+        };
         let current = self
             .runs
             .store
@@ -298,11 +330,14 @@ impl Queue {
         if run.attempt != attempt || run.status != RunStatus::Running {
             return Err(stale(id, attempt));
         }
-        match run.spec.context {
-            ContextSource::Upload { digest } => Ok(digest),
-            other => Err(ServiceError::NotFound(format!(
+        match run.job.context() {
+            Some(ContextSource::Upload { digest }) => Ok(digest.clone()),
+            Some(other) => Err(ServiceError::NotFound(format!(
                 "run '{id}' has no uploaded context: its context is {}",
                 other.describe()
+            ))),
+            None => Err(ServiceError::NotFound(format!(
+                "run '{id}' has no context: it runs on an empty workspace"
             ))),
         }
     }
@@ -386,7 +421,10 @@ impl Queue {
         let running = self.runs.store.running_workers().await?;
         for run in expired {
             let waited = format_duration(self.runs.queue_timeout(&run));
-            let why = self.runs.workers.wait_reason(&run.platform, &running);
+            let why =
+                self.runs
+                    .workers
+                    .wait_reason_for(&run.platform, &run.job.requirement(), &running);
             let message = format!("no worker took this run in {waited}: {why}");
             tracing::warn!(run.id = %run.id, "{message}");
             // A worker may have taken it meanwhile: then `finish` changes nothing.

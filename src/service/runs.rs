@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
-use kiln_worker::protocol::{ContextSource, ImageRef, OutputImage, PlatformSet, RunId, RunStatus};
+use kiln_worker::protocol::{
+    ContextSource, ImageRef, OutputImage, PlatformSet, RunId, RunStatus, StepState,
+};
 
 use super::auth::AuthService;
 use super::contexts::ContextStore;
@@ -18,7 +20,7 @@ use super::workers::{Wait, WorkerRegistry};
 use super::{to_time, RunSettings, ServiceError};
 use crate::access::{AccessError, Action, Principal};
 use crate::config::format_duration;
-use crate::store::{Finish, RunRow, Store};
+use crate::store::{step_status_of, Finish, RunRow, Store};
 use crate::wire;
 
 /// `kiln run list` shows this many runs unless told otherwise, like `az acr task list-runs`.
@@ -148,9 +150,15 @@ impl RunService {
         running: &[(String, PlatformSet)],
     ) -> Option<QueueSpot> {
         let position = position.filter(|_| row.status == RunStatus::Queued)?;
-        let wait = self.workers.wait_reason(&row.platform, running);
+        let wait = self
+            .workers
+            .wait_reason_for(&row.platform, &row.job.requirement(), running);
         // Said plainly when nothing can take the run now, so `kiln build` can warn at once.
-        let warning = matches!(wait, Wait::NoWorker(..) | Wait::Unhealthy(..)).then(|| {
+        let warning = matches!(
+            wait,
+            Wait::NoWorker(..) | Wait::Unhealthy(..) | Wait::NoWorkerForJob(..)
+        )
+        .then(|| {
             let limit = self.queue_timeout(row);
             let how_long = if limit.is_zero() {
                 "until one connects".to_string()
@@ -229,6 +237,20 @@ impl RunService {
         error: Option<&str>,
         outputs: &[OutputImage],
     ) -> Result<Option<RunRow>, ServiceError> {
+        self.finish_reported(id, attempt, status, error, outputs, &[])
+            .await
+    }
+
+    /// `finish`, with the final step states its worker reported.
+    pub(crate) async fn finish_reported(
+        &self,
+        id: RunId,
+        attempt: Option<u32>,
+        status: RunStatus,
+        error: Option<&str>,
+        outputs: &[OutputImage],
+        steps: &[StepState],
+    ) -> Result<Option<RunRow>, ServiceError> {
         let now = self.now_ms();
         let logs = &self.logs;
         let ended = self
@@ -240,6 +262,7 @@ impl RunService {
                     status,
                     error_message: error,
                     output_images: outputs,
+                    steps,
                     now,
                 },
                 |run| {
@@ -283,8 +306,11 @@ impl RunService {
             _ => None,
         };
         let queue_timeout = self.queue_timeout(&row).as_secs();
+        let steps = self.store.run_steps(row.id).await?;
+        let steps = steps_view(&row, steps);
         let mut run = with_queue_spot(view_without_history(row), queued);
         run.queue_timeout_secs = Some(queue_timeout);
+        run.steps = steps;
         run.status_history = history
             .into_iter()
             .map(|c| wire::StatusChange {
@@ -333,9 +359,14 @@ fn with_queue_spot(mut run: wire::Run, queued: Option<QueueSpot>) -> wire::Run {
 }
 
 fn view_without_history(row: RunRow) -> wire::Run {
-    let context_digest = match &row.spec.context {
-        ContextSource::Upload { digest } => Some(digest.clone()),
+    let context_digest = match row.job.context() {
+        Some(ContextSource::Upload { digest }) => Some(digest.clone()),
         _ => None,
+    };
+    let build = row.job.build_spec();
+    let (dockerfile, target, no_cache) = match build {
+        Some(spec) => (spec.dockerfile.clone(), spec.target.clone(), spec.no_cache),
+        None => (String::new(), None, false),
     };
     wire::Run {
         id: row.id,
@@ -347,25 +378,60 @@ fn view_without_history(row: RunRow) -> wire::Run {
         started_at: row.started_at.map(to_time),
         finished_at: row.finished_at.map(to_time),
         images: row.requested_images,
-        rendered_images: row.spec.images.iter().map(ToString::to_string).collect(),
-        push: row.spec.push,
+        rendered_images: row.job.images().iter().map(ToString::to_string).collect(),
+        push: row.job.pushes(),
         output_images: row.output_images,
         error_message: row.error_message,
         timeout_secs: row.timeout_secs,
         worker: row.worker_name,
-        context: row.spec.context.describe(),
+        context: row
+            .job
+            .context()
+            .map_or_else(|| "/dev/null".to_string(), ContextSource::describe),
         context_digest,
         git_commit: row.git_commit,
         git_branch: row.git_branch,
-        dockerfile: row.spec.dockerfile,
-        target: row.spec.target,
-        no_cache: row.spec.no_cache,
+        dockerfile,
+        target,
+        no_cache,
         status_history: Vec::new(),
         queue_position: None,
         waiting_for: None,
         queue_timeout_secs: None,
         warning: None,
+        kind: row.job.kind(),
+        trigger_detail: row
+            .trigger_detail
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok()),
+        steps: Vec::new(),
     }
+}
+
+/// The steps `run show` lists. A build run's one step follows the run until it ends (and runs
+/// from before steps were stored get it from the run too).
+fn steps_view(row: &RunRow, stored: Vec<StepState>) -> Vec<wire::RunStep> {
+    let mut steps = stored;
+    if (row.job.build_spec().is_some() && !row.status.is_finished()) || steps.is_empty() {
+        let status = step_status_of(row.status);
+        steps = row
+            .job
+            .step_plan()
+            .into_iter()
+            .map(|(id, step_type)| StepState {
+                id,
+                step_type,
+                status,
+                started_at: row.started_at,
+                finished_at: row.finished_at,
+                exit_code: None,
+                images: row.output_images.clone(),
+                base_images: Vec::new(),
+                error: row.error_message.clone(),
+            })
+            .collect();
+    }
+    steps.into_iter().map(wire::RunStep::from).collect()
 }
 
 /// Who may see (`Pull`) or cancel (`Push`) a run: owners, the token that queued it (by id: a
@@ -380,8 +446,8 @@ pub(super) fn may(row: &RunRow, who: &Principal, action: Action) -> bool {
         row.submitted_token_id.is_some() && row.submitted_token_id.as_deref() == who.token_id();
     submitter
         || row
-            .spec
-            .images
+            .job
+            .images()
             .iter()
             .any(|i| who.authorize(i.repository(), action).is_ok())
 }

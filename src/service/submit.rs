@@ -12,7 +12,7 @@ use super::runs::RunService;
 use super::workers::Wait;
 use super::{to_time, ServiceError};
 use crate::access::{Action, Grant, Principal, RepoPattern};
-use crate::store::{NewRun, RunRow};
+use crate::store::{NewRun, RunRow, StoredJob};
 use crate::submission::{render_images, RunOptions};
 use crate::template::RunVars;
 use crate::wire::{self, CreateRun, SubmitLimits};
@@ -42,14 +42,7 @@ impl RunService {
         let now = self.now_ms();
         let platform = req.platform.clone().unwrap_or_default();
         let is_git = matches!(req.context, ContextSource::Git { .. });
-        let running = self.store.running_workers().await?;
-        // Where it will stand, read before the write transaction, so submissions hold the
-        // database only for their own rows.
-        let wait = self.workers.wait_reason(&platform, &running);
-        let position = match wait.starts_now() {
-            true => None,
-            false => Some(self.position_of_new(&platform).await?),
-        };
+        let (_, wait, position) = self.where_new_run_stands(&platform).await?;
         let created = self
             .store
             .create_run(
@@ -88,7 +81,8 @@ impl RunService {
                         queue_timeout_secs: req
                             .queue_timeout_secs
                             .unwrap_or(self.settings.queue_timeout.as_secs()),
-                        spec: BuildSpec {
+                        trigger_detail: None,
+                        job: StoredJob::Build(BuildSpec {
                             context: req.context.clone(),
                             dockerfile: req.dockerfile.clone(),
                             build_args: req.build_args.clone(),
@@ -97,7 +91,7 @@ impl RunService {
                             no_cache: req.no_cache,
                             push: req.push && !images.is_empty(),
                             images: if is_git { Vec::new() } else { images },
-                        },
+                        }),
                         task_id,
                     })
                 },
@@ -109,10 +103,31 @@ impl RunService {
         self.view_placed(created, position).await
     }
 
+    /// Where a new run for `platform` will stand: the running runs' workers, why it would
+    /// wait, and its queue position (`None`: it starts at once). Read before the write
+    /// transaction, so submissions hold the database only for their own rows.
+    pub(super) async fn where_new_run_stands(
+        &self,
+        platform: &PlatformSet,
+    ) -> Result<(Vec<(String, PlatformSet)>, Wait, Option<u32>), ServiceError> {
+        let running = self.store.running_workers().await?;
+        let wait = self.workers.wait_reason(platform, &running);
+        let position = match wait.starts_now() {
+            true => None,
+            false => Some(self.position_of_new(platform).await?),
+        };
+        Ok((running, wait, position))
+    }
+
     /// Tells the run's log why it waits (`position` is `None` when it starts at once):
     /// `kiln build` shows this right after "Waiting for an agent...". Called before any
     /// worker can lease the run.
-    fn note_wait(&self, run: &RunRow, wait: &Wait, position: Option<u32>) -> std::io::Result<()> {
+    pub(super) fn note_wait(
+        &self,
+        run: &RunRow,
+        wait: &Wait,
+        position: Option<u32>,
+    ) -> std::io::Result<()> {
         let Some(position) = position else {
             return Ok(());
         };
@@ -126,9 +141,15 @@ impl RunService {
             .map_err(std::io::Error::other)
     }
 
-    pub(super) fn check_request(&self, req: &CreateRun) -> Result<(), ServiceError> {
+    /// Refuses a context no worker could fetch: an unknown upload, or a URL the fetch policy
+    /// forbids. `git_token`: the request carries a git access token.
+    pub(super) fn check_context(
+        &self,
+        context: &ContextSource,
+        git_token: bool,
+    ) -> Result<(), ServiceError> {
         let invalid = |m: String| Err(ServiceError::Invalid(m));
-        match &req.context {
+        match context {
             ContextSource::Upload { digest } if !self.contexts.exists(digest) => {
                 return invalid(format!(
                     "unknown build context {digest}: upload it with POST /api/contexts first"
@@ -162,9 +183,15 @@ impl RunService {
                 }
             }
         }
-        if req.git_access_token.is_some() && !matches!(req.context, ContextSource::Git { .. }) {
+        if git_token && !matches!(context, ContextSource::Git { .. }) {
             return invalid("a git access token only goes with a git context".into());
         }
+        Ok(())
+    }
+
+    pub(super) fn check_request(&self, req: &CreateRun) -> Result<(), ServiceError> {
+        let invalid = |m: String| Err(ServiceError::Invalid(m));
+        self.check_context(&req.context, req.git_access_token.is_some())?;
         let df = &req.dockerfile;
         if df.is_empty() || df.starts_with('/') || df.split('/').any(|c| c == "..") {
             return invalid(format!(
@@ -221,7 +248,7 @@ impl RunService {
     /// `who` must be allowed to push every repository the run pushes to, in any registry: a
     /// token's repository patterns apply to the server's stored credentials for other
     /// registries too.
-    fn registry_grants(
+    pub(super) fn registry_grants(
         &self,
         images: &[ImageRef],
         templated: bool,

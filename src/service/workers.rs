@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use kiln_worker::protocol::{Platform, PlatformSet, WorkerInfo};
 
-use crate::store::QueuedRun;
+use crate::store::{requirements_met, QueuedRun};
 
 /// What the server last heard from one worker.
 struct Seen {
@@ -29,6 +29,8 @@ struct Seen {
     busy: bool,
     /// Set while its engine does not answer: it takes no runs then.
     engine_error: Option<String>,
+    /// The `runs.requires` values of the runs it takes (`store::requirements_met`).
+    requirements: Vec<String>,
 }
 
 impl Seen {
@@ -82,6 +84,7 @@ impl WorkerRegistry {
                 waiting: waiting + 1,
                 busy: false,
                 engine_error: worker.engine_error.clone(),
+                requirements: requirements_met(worker),
             },
         );
         if let Some(error) = &worker.engine_error {
@@ -209,6 +212,41 @@ impl WorkerRegistry {
     }
 }
 
+impl WorkerRegistry {
+    /// `wait_reason` for a run that needs `requires` of its worker (`runs.requires`): when
+    /// workers for its platforms are connected but none runs its kind of job, it says so.
+    pub fn wait_reason_for(
+        &self,
+        platform: &PlatformSet,
+        requires: &str,
+        running: &[(String, PlatformSet)],
+    ) -> Wait {
+        let wait = self.wait_reason(platform, running);
+        if matches!(wait, Wait::NoWorker(..) | Wait::Unhealthy(..)) {
+            return wait;
+        }
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let able = workers.values().any(|seen| {
+            platform.is_within(&seen.platforms)
+                && (seen.busy || seen.idle(self.asks_again_within))
+                && seen.requirements.iter().any(|r| r == requires)
+        });
+        if able || workers.is_empty() {
+            return wait;
+        }
+        // Said in terms of the job's kind when no worker runs that kind at all.
+        let kind = requires.split(':').next().unwrap_or(requires);
+        let runs_kind = workers.values().any(|seen| {
+            platform.is_within(&seen.platforms)
+                && seen
+                    .requirements
+                    .iter()
+                    .any(|r| r.split(':').next() == Some(kind))
+        });
+        Wait::NoWorkerForJob(if runs_kind { requires } else { kind }.to_string())
+    }
+}
+
 /// Why a queued run waits, in words for `run show` and the run's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wait {
@@ -221,6 +259,9 @@ pub enum Wait {
     AllBusy(usize, PlatformSet),
     /// An idle worker is connected: it takes the run as soon as its lease request sees it.
     AboutToStart,
+    /// Workers for the platforms are connected, but none runs this kind of job (the run's
+    /// `runs.requires`).
+    NoWorkerForJob(String),
 }
 
 impl Wait {
@@ -251,6 +292,17 @@ impl fmt::Display for Wait {
             ),
             Wait::AllBusy(n, p) => write!(f, "all {n} workers for {p} are busy"),
             Wait::AboutToStart => f.write_str("a worker is about to take it"),
+            Wait::NoWorkerForJob(requires) => match requires.split_once(':') {
+                Some((_, types)) => write!(
+                    f,
+                    "no connected worker runs multi-step jobs with {} steps",
+                    types.replace(',', ", ")
+                ),
+                None if requires == "steps" => {
+                    f.write_str("no connected worker runs multi-step jobs")
+                }
+                None => f.write_str("no connected worker runs builds"),
+            },
         }
     }
 }

@@ -126,7 +126,7 @@ impl Store {
     /// not ended.
     pub async fn delete_ended_run(&self, id: RunId) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        // The history first: it references the run.
+        // The history first: it references the run (its steps go with it, ON DELETE CASCADE).
         sqlx::query(
             "DELETE FROM run_events WHERE run_seq = ?1
              AND EXISTS (SELECT 1 FROM runs WHERE seq = ?1 AND finished_at IS NOT NULL)",
@@ -163,14 +163,8 @@ mod tests {
     async fn the_reaper_searches_the_deadline_index_and_reads_no_other_run() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("kiln.db")).await.unwrap();
-        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {EXPIRED_QUEUED_RUNS}"))
-            .bind(0_i64)
-            .fetch_all(&store.pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get("detail"))
-            .collect();
+        let sql = format!("EXPLAIN QUERY PLAN {EXPIRED_QUEUED_RUNS}");
+        let plan = super::super::query_plan(&store, sqlx::query(&sql).bind(0_i64)).await;
         assert!(
             plan.iter()
                 .any(|d| d.starts_with("SEARCH runs USING INDEX runs_queued_by_deadline")),

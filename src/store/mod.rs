@@ -4,6 +4,7 @@
 //! and each backend keeps its own migrations under `migrations/<backend>/`.
 
 mod contexts;
+mod jobs;
 mod lifecycle;
 mod queue;
 pub mod registry;
@@ -12,14 +13,17 @@ mod runs;
 mod sealed;
 mod secret_rows;
 mod tasks;
+mod steps;
 mod tokens;
 
+pub use jobs::{requirements_met, StoredJob};
 pub use lifecycle::EndedRun;
 pub use queue::{Ahead, QueuedRun};
 pub use repositories::{ManifestRow, RepositoryRow, TagRow, TagSort};
 pub use runs::{Finish, NewRun, RunRow, StatusChange};
 pub use sealed::Sealer;
 pub use tasks::{TaskRow, TaskSecrets, TaskSpec, TaskWrite};
+pub use steps::step_status_of;
 pub use tokens::{Inserted, TokenRow};
 
 use std::path::Path;
@@ -92,4 +96,21 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The `detail` lines of a query's `EXPLAIN QUERY PLAN`, for tests that check a hot query
+/// seeks its index instead of scanning.
+#[cfg(test)]
+pub(crate) async fn query_plan<'q>(
+    store: &Store,
+    explain: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+) -> Vec<String> {
+    use sqlx::Row as _;
+    explain
+        .fetch_all(&store.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get("detail"))
+        .collect()
 }

@@ -27,6 +27,11 @@ pub struct Ahead {
     pub counts: Vec<(PlatformSet, u32)>,
 }
 
+/// The oldest queued runs of one platform set that one requirement (`runs.requires`) names:
+/// one seek of migration 0011's partial index, already in `seq` order.
+const QUEUED_BY_REQUIREMENT: &str = "SELECT seq, cache_key FROM runs
+    WHERE status = 'Queued' AND platform = ? AND requires = ? ORDER BY seq LIMIT ?";
+
 impl Store {
     /// The distinct platform sets of queued runs: a small table the triggers of migration 0013
     /// keep, not a scan of the queue.
@@ -51,25 +56,28 @@ impl Store {
             .collect()
     }
 
-    /// The `limit` oldest queued runs whose platform set is one of `sets`, oldest first,
-    /// each with the worker that last built its cache key successfully.
+    /// The `limit` oldest queued runs whose platform set is one of `sets` and whose
+    /// requirement (`runs.requires`) is one of `requires`, oldest first, each with the worker
+    /// that last built its cache key successfully. One seek of migration 0011's index per
+    /// pair, so runs the worker cannot run are never read.
     pub async fn queued_runs_for(
         &self,
         sets: &[PlatformSet],
+        requires: &[String],
         limit: u32,
     ) -> Result<Vec<QueuedRun>, StoreError> {
         let mut found: Vec<(i64, PlatformSet, Option<String>)> = Vec::new();
         for set in sets {
-            let rows = sqlx::query(
-                "SELECT seq, cache_key FROM runs WHERE status = 'Queued' AND platform = ?
-                 ORDER BY seq LIMIT ?",
-            )
-            .bind(set.to_string())
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-            for r in rows {
-                found.push((r.try_get("seq")?, set.clone(), r.try_get("cache_key")?));
+            for requirement in requires {
+                let rows = sqlx::query(QUEUED_BY_REQUIREMENT)
+                    .bind(set.to_string())
+                    .bind(requirement)
+                    .bind(limit as i64)
+                    .fetch_all(&self.pool)
+                    .await?;
+                for r in rows {
+                    found.push((r.try_get("seq")?, set.clone(), r.try_get("cache_key")?));
+                }
             }
         }
         found.sort_by_key(|(seq, ..)| *seq);
@@ -215,5 +223,34 @@ impl Store {
             }
         }
         Ok(between)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_claim_seeks_runs_by_platform_and_requirement_without_sorting_or_scanning() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kiln.db")).await.unwrap();
+        let sql = format!("EXPLAIN QUERY PLAN {QUEUED_BY_REQUIREMENT}");
+        let explain = sqlx::query(&sql)
+            .bind("linux/amd64")
+            .bind("build")
+            .bind(32_i64);
+        let plan = super::super::query_plan(&store, explain).await;
+        assert!(
+            plan.iter().any(|d| d.starts_with(
+                "SEARCH runs USING INDEX runs_queued_by_requirement (platform=? AND requires=?)"
+            )),
+            "{plan:?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|d| d.starts_with("SCAN") || d.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
     }
 }

@@ -1,12 +1,14 @@
 //! The `runs` and `run_events` tables: creation, the queue claim, leases and final results.
 
 use kiln_worker::protocol::{
-    BuildSpec, ContextSource, ImageRef, OutputImage, PlatformSet, RunId, RunStatus, Secret,
+    ContextSource, ImageRef, OutputImage, PlatformSet, RunId, RunStatus, Secret, StepState,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::jobs::StoredJob;
 use super::sealed::{RunSecrets, Sealer};
+use super::steps::{insert_planned_steps, record_final_steps};
 use super::{Store, StoreError};
 use crate::access::{Action, Grant, RepoPattern};
 
@@ -18,7 +20,8 @@ pub struct RunRow {
     pub trigger: String,
     pub platform: PlatformSet,
     pub requested_images: Vec<String>,
-    pub spec: BuildSpec,
+    /// What the run does, with its secrets while it has them.
+    pub job: StoredJob,
     pub timeout_secs: u64,
     pub created_at: i64,
     pub started_at: Option<i64>,
@@ -46,6 +49,8 @@ pub struct RunRow {
     pub server_instance: Option<String>,
     /// The worker process that holds or last held the run (unique per process, unlike names).
     pub worker_id: Option<String>,
+    /// JSON about what triggered the run (a commit, a timer...); `None` for a manual run.
+    pub trigger_detail: Option<String>,
 }
 
 /// What a new run is made of; built once its ID is known, since image names may contain it.
@@ -53,7 +58,7 @@ pub struct NewRun {
     pub trigger: String,
     pub platform: PlatformSet,
     pub requested_images: Vec<String>,
-    pub spec: BuildSpec,
+    pub job: StoredJob,
     pub timeout_secs: u64,
     pub git_token: Option<Secret>,
     pub cache_key: String,
@@ -64,6 +69,8 @@ pub struct NewRun {
     pub queue_timeout_secs: u64,
     /// The saved task the run was queued from.
     pub task_id: Option<i64>,
+    /// JSON about what triggered the run; `None` for a manual run.
+    pub trigger_detail: Option<String>,
 }
 
 /// One entry of a run's status history.
@@ -78,6 +85,9 @@ pub struct Finish<'a> {
     pub status: RunStatus,
     pub error_message: Option<&'a str>,
     pub output_images: &'a [OutputImage],
+    /// The final state of each step the worker reported (none for a build job: its one step
+    /// is recorded from the run).
+    pub steps: &'a [StepState],
     pub now: i64,
 }
 
@@ -93,14 +103,15 @@ pub(super) fn from_row(row: &SqliteRow, sealer: &Sealer) -> Result<RunRow, Store
     let requested: String = row.try_get("requested_images")?;
     let spec: String = row.try_get("spec")?;
     let outputs: String = row.try_get("output_images")?;
-    let mut spec: BuildSpec = serde_json::from_str(&spec).map_err(|e| corrupt("spec", e))?;
+    let kind: String = row.try_get("kind")?;
+    let mut job = StoredJob::from_json(&kind, &spec)?;
     // Rows from before sealing keep a plain token until start-up seals it.
     let mut git_token = row
         .try_get::<Option<String>, _>("git_token")?
         .map(Secret::new);
     if let Some(sealed) = row.try_get::<Option<String>, _>("secrets")? {
         git_token = RunSecrets::open(sealer, &sealed)?
-            .merge(&mut spec)
+            .merge_job(&mut job)?
             .or(git_token);
     }
     Ok(RunRow {
@@ -110,7 +121,7 @@ pub(super) fn from_row(row: &SqliteRow, sealer: &Sealer) -> Result<RunRow, Store
         platform: platform.parse().map_err(|e| corrupt("platform", e))?,
         requested_images: serde_json::from_str(&requested)
             .map_err(|e| corrupt("requested_images", e))?,
-        spec,
+        job,
         timeout_secs: row.try_get::<i64, _>("timeout_secs")? as u64,
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
@@ -132,6 +143,7 @@ pub(super) fn from_row(row: &SqliteRow, sealer: &Sealer) -> Result<RunRow, Store
             .map(|s| s as u64),
         server_instance: row.try_get("server_instance")?,
         worker_id: row.try_get("worker_id")?,
+        trigger_detail: row.try_get("trigger_detail")?,
     })
 }
 
@@ -216,38 +228,44 @@ impl Store {
                 return Ok(Err(e));
             }
         };
-        let mut spec = new.spec.clone();
-        let secrets = RunSecrets::split(&mut spec, new.git_token.as_ref()).seal(&self.sealer)?;
+        let mut job = new.job.clone();
+        let secrets =
+            RunSecrets::split_job(&mut job, new.git_token.as_ref())?.seal(&self.sealer)?;
         let row = sqlx::query(
             "UPDATE runs SET trigger = ?, platform = ?, requested_images = ?, spec = ?, timeout_secs = ?,
                  secrets = ?, cache_key = ?, submitted_by = ?, registry_grants = ?,
                  submitted_token_id = ?, context_digest = ?, queue_timeout_secs = ?,
-                 queue_deadline = CASE WHEN ? > 0 THEN created_at + ? * 1000 END, task_id = ?
+                 queue_deadline = CASE WHEN ? > 0 THEN created_at + ? * 1000 END, task_id = ?,
+                 kind = ?, requires = ?, trigger_detail = ?
              WHERE seq = ? RETURNING *",
         )
         .bind(&new.trigger)
         .bind(new.platform.to_string())
         .bind(serde_json::to_string(&new.requested_images).map_err(|e| corrupt("images", e))?)
-        .bind(serde_json::to_string(&spec).map_err(|e| corrupt("spec", e))?)
+        .bind(job.to_json()?)
         .bind(new.timeout_secs as i64)
         .bind(secrets)
         .bind(&new.cache_key)
         .bind(&new.submitted_by)
         .bind(grants_json(&new.registry_grants)?)
         .bind(&new.submitted_token_id)
-        .bind(match &new.spec.context {
-            ContextSource::Upload { digest } => Some(digest.to_string()),
+        .bind(match new.job.context() {
+            Some(ContextSource::Upload { digest }) => Some(digest.to_string()),
             _ => None,
         })
         .bind(new.queue_timeout_secs as i64)
         .bind(new.queue_timeout_secs as i64)
         .bind(new.queue_timeout_secs as i64)
         .bind(new.task_id)
+        .bind(new.job.kind().as_str())
+        .bind(new.job.requirement())
+        .bind(&new.trigger_detail)
         .bind(seq)
         .fetch_one(&mut *tx)
         .await?;
         let run = from_row(&row, &self.sealer)?;
         record_event(&mut tx, id, RunStatus::Queued, now).await?;
+        insert_planned_steps(&mut tx, &run).await?;
         before_commit(&run).map_err(|e| StoreError::Corrupt(format!("run log: {e}")))?;
         tx.commit().await?;
         Ok(Ok(run))
@@ -449,6 +467,7 @@ impl Store {
         };
         let run = from_row(&row, &self.sealer)?;
         record_event(&mut tx, id, finish.status, finish.now).await?;
+        record_final_steps(&mut tx, &run, finish.steps).await?;
         before_commit(&run).map_err(|e| StoreError::Corrupt(format!("run log: {e}")))?;
         tx.commit().await?;
         Ok(Some(run))
@@ -466,7 +485,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let images = serde_json::to_string(images).map_err(|e| corrupt("images", e))?;
         let done = sqlx::query(
-            "UPDATE runs SET git_commit = ?, git_branch = ?, spec = json_set(spec, '$.images', json(?))
+            "UPDATE runs SET git_commit = ?, git_branch = ?,
+                 spec = CASE kind WHEN 'build' THEN json_set(spec, '$.images', json(?)) ELSE spec END
              WHERE seq = ? AND attempt = ? AND status = 'Running'",
         )
         .bind(commit)

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use kiln_worker::protocol::{redact_url, BuildSpec, ContextSource, Secret};
+use kiln_worker::protocol::{redact_url, BuildSpec, ContextSource, Secret, StepsJob};
 use serde::{Deserialize, Serialize};
 
+use super::jobs::StoredJob;
 use super::StoreError;
 
 /// What the key check seals.
@@ -74,9 +75,81 @@ pub(super) struct RunSecrets {
     /// The context URL with its credentials; the spec keeps it masked.
     #[serde(default)]
     context_url: Option<String>,
+    /// A steps job as compiled, secrets and all (JSON); the `spec` column keeps a copy with
+    /// every secret value replaced by `***`.
+    #[serde(default)]
+    steps_job: Option<String>,
 }
 
 impl RunSecrets {
+    /// Takes the secrets out of a stored job (see `split` and `split_steps`).
+    pub(super) fn split_job(
+        job: &mut StoredJob,
+        git_token: Option<&Secret>,
+    ) -> Result<RunSecrets, StoreError> {
+        match job {
+            StoredJob::Build(spec) => Ok(RunSecrets::split(spec, git_token)),
+            StoredJob::Steps(steps) => RunSecrets::split_steps(steps, git_token),
+        }
+    }
+
+    /// Keeps the whole job sealed and leaves a copy in which every secret value (the job's
+    /// `masked` values, secret volume files, context URL credentials) reads `***`.
+    fn split_steps(
+        job: &mut StepsJob,
+        git_token: Option<&Secret>,
+    ) -> Result<RunSecrets, StoreError> {
+        let full = serde_json::to_string(job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut secrets: Vec<String> = job
+            .masked
+            .iter()
+            .chain(job.volumes.iter().flat_map(|v| v.files.values()))
+            .map(|s| s.expose().to_string())
+            .chain(git_token.map(|t| t.expose().to_string()))
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut context_url = None;
+        if let Some(ContextSource::Git { url, .. } | ContextSource::Tarball { url }) =
+            &mut job.context
+        {
+            let masked = redact_url(url);
+            if masked != *url {
+                context_url = Some(std::mem::replace(url, masked));
+            }
+        }
+        // Longest first, so a secret that contains another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut value =
+            serde_json::to_value(&*job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        mask_strings(&mut value, &secrets);
+        *job = serde_json::from_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        for volume in &mut job.volumes {
+            for file in volume.files.values_mut() {
+                *file = Secret::new(MASK);
+            }
+        }
+        Ok(RunSecrets {
+            git_token: git_token.map(|s| s.expose().to_string()),
+            build_args: BTreeMap::new(),
+            context_url,
+            steps_job: Some(full),
+        })
+    }
+
+    /// Puts the secrets back into a stored job; returns the git token.
+    pub(super) fn merge_job(self, job: &mut StoredJob) -> Result<Option<Secret>, StoreError> {
+        match job {
+            StoredJob::Build(spec) => Ok(self.merge(spec)),
+            StoredJob::Steps(steps) => {
+                if let Some(full) = &self.steps_job {
+                    *steps = serde_json::from_str(full)
+                        .map_err(|e| StoreError::Corrupt(format!("sealed steps job: {e}")))?;
+                }
+                Ok(self.git_token.map(Secret::new))
+            }
+        }
+    }
+
     /// Takes the secrets out of a spec: build-arg values are emptied (names stay) and a
     /// context URL with credentials is masked.
     pub(super) fn split(spec: &mut BuildSpec, git_token: Option<&Secret>) -> RunSecrets {
@@ -97,6 +170,7 @@ impl RunSecrets {
             git_token: git_token.map(|s| s.expose().to_string()),
             build_args,
             context_url,
+            steps_job: None,
         }
     }
 
@@ -128,6 +202,24 @@ impl RunSecrets {
             .open(text)
             .ok_or_else(|| StoreError::Corrupt("a run's sealed secrets do not open".into()))?;
         serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(format!("run secrets: {e}")))
+    }
+}
+
+/// What a secret value reads as wherever it is stored or shown.
+const MASK: &str = "***";
+
+fn mask_strings(value: &mut serde_json::Value, secrets: &[String]) {
+    match value {
+        serde_json::Value::String(s) => {
+            for secret in secrets {
+                if s.contains(secret.as_str()) {
+                    *s = s.replace(secret.as_str(), MASK);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| mask_strings(v, secrets)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| mask_strings(v, secrets)),
+        _ => {}
     }
 }
 
@@ -164,6 +256,37 @@ mod tests {
         assert_eq!(secrets.merge(&mut spec).unwrap().expose(), "tok");
         assert_eq!(
             serde_json::to_value(&spec).unwrap(),
+            serde_json::to_value(&original).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_steps_job_is_stored_with_its_secrets_masked_and_comes_back_whole() {
+        let original: StepsJob = serde_json::from_value(serde_json::json!({
+            "context": {"kind": "tarball", "url": "https://u:pw@example.com/c.tar"},
+            "platforms": "linux/amd64",
+            "steps": [{
+                "id": "login", "timeoutSecs": 60, "workingDirectory": "/workspace",
+                "action": {"type": "cmd", "image": "busybox", "args": ["echo", "tok-s3cret"]},
+                "env": ["PW=tok-s3cret"]
+            }],
+            "volumes": [{"name": "v", "files": {"key": "file-secret"}}],
+            "masked": ["tok-s3cret"]
+        }))
+        .unwrap();
+        let mut job = StoredJob::Steps(original.clone());
+        let secrets = RunSecrets::split_job(&mut job, None).unwrap();
+        let stored = job.to_json().unwrap();
+        for secret in ["tok-s3cret", "file-secret", "pw@"] {
+            assert!(!stored.contains(secret), "{secret} in {stored}");
+        }
+        assert!(stored.contains("PW=***"), "{stored}");
+        secrets.merge_job(&mut job).unwrap();
+        let StoredJob::Steps(back) = job else {
+            panic!("not steps")
+        };
+        assert_eq!(
+            serde_json::to_value(&back).unwrap(),
             serde_json::to_value(&original).unwrap()
         );
     }

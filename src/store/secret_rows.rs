@@ -40,13 +40,12 @@ impl Store {
         .await?;
         for row in &rows {
             let mut run = from_row(row, &self.sealer)?;
-            let secrets = RunSecrets::split(&mut run.spec, run.git_token.as_ref());
+            let secrets = RunSecrets::split_job(&mut run.job, run.git_token.as_ref())?;
             let secrets = match run.status {
                 RunStatus::Queued | RunStatus::Running => secrets.seal(&self.sealer)?,
                 _ => None,
             };
-            let spec = serde_json::to_string(&run.spec)
-                .map_err(|e| StoreError::Corrupt(format!("spec: {e}")))?;
+            let spec = run.job.to_json()?;
             sqlx::query("UPDATE runs SET spec = ?, secrets = ?, git_token = NULL WHERE seq = ?")
                 .bind(spec)
                 .bind(secrets)

@@ -84,6 +84,7 @@ pub fn serve_args(data: &Path) -> ServeArgs {
         max_context_unpacked_size: None,
         max_context_expansion: 100,
         secret_key_file: None,
+        allow_privileged_steps: false,
     }
 }
 
@@ -232,13 +233,29 @@ impl TestServer {
         client
             .post(format!("{}/api/worker/lease", self.url))
             .json(&serde_json::json!({
-                "worker": {"id": format!("{name}-1"), "name": name, "platforms": ["linux/amd64"]},
+                "worker": {"id": format!("{name}-1"), "name": name, "platforms": ["linux/amd64"], "protocol": 2},
                 "waitMs": 1000
             }))
             .send()
             .await
             .unwrap()
             .json()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /api/worker/lease` as `client` (a worker token) with `worker` as the raw
+    /// `WorkerInfo` JSON (to set `protocol`, `jobs`, `stepTypes`), waiting up to `wait_ms`.
+    pub async fn lease_raw(
+        &self,
+        client: &reqwest::Client,
+        worker: serde_json::Value,
+        wait_ms: u64,
+    ) -> reqwest::Response {
+        client
+            .post(format!("{}/api/worker/lease", self.url))
+            .json(&serde_json::json!({"worker": worker, "waitMs": wait_ms}))
+            .send()
             .await
             .unwrap()
     }
@@ -317,7 +334,7 @@ impl TestServer {
         self.http_as(worker)
             .post(format!("{}/api/worker/lease", self.url))
             .json(&serde_json::json!({
-                "worker": {"id": "w-1", "name": "w", "platforms": ["linux/amd64"]},
+                "worker": {"id": "w-1", "name": "w", "platforms": ["linux/amd64"], "protocol": 2},
                 "waitMs": wait_ms
             }))
             .send()

@@ -18,6 +18,12 @@ use crate::protocol::{
 };
 use crate::{publish, source};
 
+/// The server refuses this worker for good: it speaks a protocol the server no longer
+/// serves. The message says what to do ("upgrade kiln-worker").
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
 /// How long one lease request may wait on the server before the worker asks again.
 const LEASE_WAIT: Duration = Duration::from_secs(25);
 /// Pause after the server could not be reached, so a down server is not hammered.
@@ -71,7 +77,10 @@ impl<E: Engine> Agent<E> {
     /// Leases and runs builds until `shutdown` fires. A run in progress gets the drain
     /// timeout to finish; see `AgentConfig::drain_timeout`. Leases only while the engine
     /// answers (`engine_health`).
-    pub async fn run(&self, shutdown: CancellationToken) {
+    ///
+    /// Returns an error only when the server refuses this worker for good (it speaks a
+    /// protocol the server no longer serves): asking again could never work.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), Refused> {
         let mut req = LeaseRequest {
             worker: WorkerInfo {
                 id: self.id.clone(),
@@ -91,7 +100,7 @@ impl<E: Engine> Agent<E> {
         };
         // What the engine builds is only known once it answers.
         if !wait_for_engine(self.engine.as_ref(), &self.client, &mut req, &shutdown).await {
-            return;
+            return Ok(());
         }
         let support = self.platforms().await;
         req.worker.platforms = support
@@ -110,10 +119,10 @@ impl<E: Engine> Agent<E> {
         loop {
             // Checked before every lease request, so a dead engine takes no run.
             if !wait_for_engine(self.engine.as_ref(), &self.client, &mut req, &shutdown).await {
-                return;
+                return Ok(());
             }
             let lease = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return Ok(()),
                 lease = self.client.lease(&req) => lease,
             };
             match lease {
@@ -121,10 +130,16 @@ impl<E: Engine> Agent<E> {
                 Ok(Some(lease)) if shutdown.is_cancelled() => self.give_back(&lease).await,
                 Ok(Some(lease)) => self.execute(lease, &shutdown).await,
                 Ok(None) => {}
+                Err(ClientError::Server { status, message })
+                    if status == reqwest::StatusCode::UPGRADE_REQUIRED =>
+                {
+                    tracing::error!(worker = %self.config.name, "{message}");
+                    return Err(Refused(message));
+                }
                 Err(e) => {
                     tracing::warn!(worker = %self.config.name, error = %e, "lease request failed");
                     tokio::select! {
-                        _ = shutdown.cancelled() => return,
+                        _ = shutdown.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(RETRY_PAUSE) => {}
                     }
                 }

@@ -122,7 +122,8 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("shutting down: leasing no more runs");
         on_signal.cancel();
     });
-    agent.run(shutdown).await;
+    // Refused by the server (too old a protocol): exit non-zero rather than ask forever.
+    agent.run(shutdown).await?;
     tracing::info!("worker stopped");
     Ok(())
 }

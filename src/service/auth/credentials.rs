@@ -132,7 +132,7 @@ mod tests {
             trigger: "Manual".into(),
             platform: spec.platforms.clone(),
             requested_images: Vec::new(),
-            spec,
+            job: crate::store::StoredJob::Build(spec),
             timeout_secs: 60,
             git_token: None,
             cache_key: String::new(),
@@ -141,6 +141,7 @@ mod tests {
             registry_grants: Vec::new(),
             queue_timeout_secs: 0,
             task_id: None,
+            trigger_detail: None,
         };
         let run = auth
             .store

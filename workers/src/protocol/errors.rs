@@ -13,6 +13,9 @@ pub struct ApiErrorBody {
 pub const LOG_GAP: &str = "LOG_GAP";
 /// `code` of a 409 answering a worker whose attempt is no longer current: stop working on it.
 pub const STALE_ATTEMPT: &str = "STALE_ATTEMPT";
+/// `code` of a 426 answering a worker whose protocol the server no longer serves: the worker
+/// must be upgraded, so it stops instead of asking again.
+pub const UPGRADE_REQUIRED: &str = "UPGRADE_REQUIRED";
 
 /// What the API's 401 answers add to their reason, after `": "`: how to get a token.
 pub const LOGIN_HINT: &str =

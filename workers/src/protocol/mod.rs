@@ -16,7 +16,9 @@ mod worker;
 
 pub use crate::image_ref::{ImageRef, ImageRefError};
 pub use build::{redact_url, BuildSpec, ContextSource, ContextStats, OutputImage, PlatformDigest};
-pub use errors::{ApiErrorBody, ApiErrorDetail, LOGIN_HINT, LOG_GAP, STALE_ATTEMPT};
+pub use errors::{
+    ApiErrorBody, ApiErrorDetail, LOGIN_HINT, LOG_GAP, STALE_ATTEMPT, UPGRADE_REQUIRED,
+};
 pub use ids::{Digest, DigestError, RunId, RunIdError, RunStatus, RunStatusError};
 pub use job::{
     BaseImage, BuildStep, CmdStep, Job, JobKind, NetworkSpec, PushStep, Step, StepAction,

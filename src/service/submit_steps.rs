@@ -1,0 +1,170 @@
+//! Submitting a multi-step run: a task file or a `--cmd`, compiled by `taskfile` into a
+//! rendered steps job, authorised by what it pushes, and queued.
+
+use kiln_worker::protocol::{ContextSource, PlatformSet, Secret, StepsJob};
+
+use super::runs::RunService;
+use super::ServiceError;
+use crate::access::Principal;
+use crate::store::{NewRun, StoredJob};
+use crate::taskfile::{self, CompileInput, Values};
+use crate::wire::{self, CreateStepsRun};
+
+/// The name a task file goes by in errors when the request names none.
+const DEFAULT_FILE_NAME: &str = "acb.yaml";
+
+impl RunService {
+    /// Compiles and queues a steps run for `who`, who must be allowed to push every image
+    /// its push steps push (a run that pushes nothing needs only the right to queue runs).
+    /// Invalid input is a 400 with every error, and nothing is stored.
+    pub async fn create_steps(
+        &self,
+        req: CreateStepsRun,
+        who: &Principal,
+    ) -> Result<wire::Run, ServiceError> {
+        self.submit_steps(req, who, None).await
+    }
+
+    /// `create_steps`, for a run of the saved task `task_id` when given.
+    pub async fn submit_steps(
+        &self,
+        req: CreateStepsRun,
+        who: &Principal,
+        task_id: Option<i64>,
+    ) -> Result<wire::Run, ServiceError> {
+        self.may_submit(who)?;
+        self.check_steps_request(&req)?;
+        if let Some(context) = &req.context {
+            self.check_context_access(context, who).await?;
+        }
+        let now = self.now_ms();
+        let platform = req.platform.clone().unwrap_or_default();
+        let (running, _, position) = self.where_new_run_stands(&platform).await?;
+        let created = self
+            .store
+            .create_run(
+                now,
+                |id| {
+                    let input = CompileInput {
+                        run: self.run_vars(id, now, platform.first()),
+                        values: Values {
+                            plain: req.values.clone(),
+                            secret: req.secret_values.clone(),
+                        },
+                        platforms: platform.clone(),
+                        allow_privileged: self.settings.allow_privileged_steps,
+                        default_registry: self.settings.default_registry.clone(),
+                    };
+                    let mut job = compile(&req, &input)?;
+                    job.context = req.context.clone();
+                    mask_secret_values(&mut job, &req);
+                    let job = StoredJob::Steps(job);
+                    let registry_grants =
+                        self.registry_grants(&job.pushed_images(), false, true, who)?;
+                    Ok::<_, ServiceError>(NewRun {
+                        trigger: "Manual".into(),
+                        platform: platform.clone(),
+                        requested_images: Vec::new(),
+                        cache_key: cache_key(&req, &platform),
+                        job,
+                        timeout_secs: req
+                            .timeout_secs
+                            .unwrap_or(self.settings.default_timeout_secs),
+                        git_token: req.git_access_token.clone(),
+                        submitted_by: who.subject().map(|s| s.describe()),
+                        submitted_token_id: who.token_id().map(str::to_string),
+                        registry_grants,
+                        queue_timeout_secs: req
+                            .queue_timeout_secs
+                            .unwrap_or(self.settings.queue_timeout.as_secs()),
+                        trigger_detail: None,
+                        task_id,
+                    })
+                },
+                |run| {
+                    // Said for what this run needs, not only for its platforms.
+                    let wait = self.workers.wait_reason_for(
+                        &run.platform,
+                        &run.job.requirement(),
+                        &running,
+                    );
+                    self.note_wait(run, &wait, position)
+                },
+            )
+            .await??;
+        tracing::info!(run.id = %created.id, "steps run queued");
+        self.wakeups.queued(&created.platform);
+        self.view_placed(created, position).await
+    }
+
+    fn check_steps_request(&self, req: &CreateStepsRun) -> Result<(), ServiceError> {
+        let invalid = |m: &str| Err(ServiceError::Invalid(m.to_string()));
+        match (&req.task_file, &req.cmd) {
+            (Some(_), Some(_)) => return invalid("give a task file or a cmd, not both"),
+            (None, None) => return invalid("give a task file or a cmd"),
+            _ => {}
+        }
+        match &req.context {
+            Some(context) => self.check_context(context, req.git_access_token.is_some())?,
+            None if req.git_access_token.is_some() => {
+                return invalid("a git access token only goes with a git context")
+            }
+            None => {}
+        }
+        let range = &self.settings.timeout_range;
+        if let Some(t) = req.timeout_secs.filter(|t| !range.contains(t)) {
+            return Err(ServiceError::Invalid(format!(
+                "invalid timeout {t}s: it must be between {}s and {}s",
+                range.start(),
+                range.end()
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn compile(req: &CreateStepsRun, input: &CompileInput) -> Result<StepsJob, ServiceError> {
+    let compiled = match (&req.task_file, &req.cmd) {
+        (Some(text), _) => {
+            let name = req.file_name.as_deref().unwrap_or(DEFAULT_FILE_NAME);
+            taskfile::compile(name, text, input)
+        }
+        (None, Some(cmd)) => taskfile::compile_cmd(cmd, input),
+        (None, None) => return Err(ServiceError::Invalid("give a task file or a cmd".into())),
+    };
+    compiled.map_err(|errors| ServiceError::Invalid(errors.to_string()))
+}
+
+/// Every secret value the request carries is masked in the run's log and sealed at rest,
+/// whatever the compiler listed.
+fn mask_secret_values(job: &mut StepsJob, req: &CreateStepsRun) {
+    let secrets = req
+        .secret_values
+        .values()
+        .chain(&req.git_access_token)
+        .filter(|s| !s.expose().is_empty());
+    for secret in secrets {
+        if !job.masked.contains(secret) {
+            job.masked.push(secret.clone());
+        }
+    }
+    job.masked
+        .sort_by_key(|s: &Secret| std::cmp::Reverse(s.expose().len()));
+}
+
+/// Steps runs from the same place with the same task share a layer cache.
+fn cache_key(req: &CreateStepsRun, platforms: &PlatformSet) -> String {
+    use sha2::Digest as _;
+    let context = match &req.context {
+        Some(ContextSource::Upload { .. }) => "upload".to_string(),
+        Some(other) => other.describe(),
+        None => "none".to_string(),
+    };
+    let task = req
+        .file_name
+        .as_deref()
+        .or(req.cmd.as_deref())
+        .unwrap_or_default();
+    let key = format!("steps\n{context}\n{task}\n{platforms}");
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
+}
