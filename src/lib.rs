@@ -16,6 +16,7 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod submission;
+pub mod taskfile;
 pub mod template;
 pub mod wire;
 
