@@ -1,7 +1,7 @@
 use std::io::IsTerminal;
 
 use clap::Parser;
-use kiln::cli::{build, login, registry, run, token, Cli, CliError, Command};
+use kiln::cli::{build, login, registry, run, task, token, Cli, CliError, Command};
 use kiln::server::Server;
 
 fn init_tracing(default: &str) {
@@ -72,6 +72,10 @@ async fn main() {
             report(login::login(args).await)
         }
         Command::Logout(args) => report(login::logout(args)),
+        Command::Task(cmd) => {
+            init_tracing("warn");
+            report(task::run(cmd).await)
+        }
     };
     std::process::exit(code);
 }

@@ -94,7 +94,10 @@ pub enum TemplateError {
     Required { message: String },
     /// An action Kiln's template subset cannot evaluate.
     #[error("cannot evaluate '{action}': {reason}")]
-    BadAction { action: String, reason: &'static str },
+    BadAction {
+        action: String,
+        reason: &'static str,
+    },
     /// ACR resolves `.Secrets.*` from Azure Key Vault, which Kiln cannot reach.
     #[error("'{name}': Key Vault secrets are not supported by Kiln; pass the value with --set-secret and use {{{{.Values.name}}}}")]
     KeyVault { name: String },

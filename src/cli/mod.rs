@@ -12,6 +12,8 @@ pub mod progress;
 pub mod registry;
 pub mod registry_login;
 pub mod run;
+pub mod task;
+pub mod task_validate;
 pub mod token;
 
 use std::path::PathBuf;
@@ -51,6 +53,9 @@ pub enum Command {
     Login(login::LoginArgs),
     /// Forget the stored token for a server.
     Logout(login::LogoutArgs),
+    /// Saved tasks and task files.
+    #[command(subcommand)]
+    Task(task::TaskCommand),
 }
 
 /// How client commands find the server.

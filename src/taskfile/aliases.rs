@@ -81,7 +81,11 @@ pub(crate) fn resolve(
 
 /// Replaces `<directive>name` by its alias; `<directive><directive>` is a literal directive and
 /// an unknown name is left as written (shell variables such as `$HOME` stay).
-pub(crate) fn substitute(text: &str, aliases: &BTreeMap<String, String>, directive: char) -> String {
+pub(crate) fn substitute(
+    text: &str,
+    aliases: &BTreeMap<String, String>,
+    directive: char,
+) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -132,7 +136,10 @@ mod tests {
     fn later_sources_and_inline_values_win() {
         let first = BTreeMap::from([("a".to_owned(), "1".to_owned())]);
         let second = BTreeMap::from([("a".to_owned(), "2".to_owned())]);
-        assert_eq!(resolve(&[first.clone(), second.clone()], &BTreeMap::new())["a"], "2");
+        assert_eq!(
+            resolve(&[first.clone(), second.clone()], &BTreeMap::new())["a"],
+            "2"
+        );
         let inline = BTreeMap::from([("a".to_owned(), "3".to_owned())]);
         assert_eq!(resolve(&[first, second], &inline)["a"], "3");
         assert_eq!(resolve(&[], &BTreeMap::new())["ID"], "{{.Run.ID}}");

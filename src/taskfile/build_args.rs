@@ -18,13 +18,16 @@ pub(crate) struct BuildArgs {
 /// Parses `args`; a bare `--build-arg K` takes `K` from `env` (the step's merged `K=V` list),
 /// as `docker build` takes it from its environment.
 pub(crate) fn parse(args: &str, env: &[String]) -> Result<BuildArgs, String> {
-    let words = shell_words::split(args).map_err(|e| format!("cannot split build arguments: {e}"))?;
+    let words =
+        shell_words::split(args).map_err(|e| format!("cannot split build arguments: {e}"))?;
     let mut parsed = BuildArgs::default();
     let mut context: Option<String> = None;
     let mut words = words.into_iter();
     while let Some(word) = words.next() {
         let (flag, inline) = match word.split_once('=') {
-            Some((flag, value)) if word.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
+            Some((flag, value)) if word.starts_with("--") => {
+                (flag.to_owned(), Some(value.to_owned()))
+            }
             _ => (word.clone(), None),
         };
         let mut value = |name: &str| {
@@ -71,7 +74,8 @@ pub(crate) fn parse(args: &str, env: &[String]) -> Result<BuildArgs, String> {
         }
     }
     parsed.context = context.ok_or("a build step needs a context, e.g. '.'")?;
-    if parsed.context == "-" || parsed.context.contains("://") || parsed.context.starts_with("git@") {
+    if parsed.context == "-" || parsed.context.contains("://") || parsed.context.starts_with("git@")
+    {
         return Err(format!(
             "build context '{}' must be a folder of the workspace; fetch remote sources in an earlier cmd step",
             parsed.context

@@ -55,7 +55,10 @@ pub(crate) fn lower(
         if !VERSIONS.iter().any(|v| v.eq_ignore_ascii_case(version)) {
             checker.at(
                 "version",
-                format!("invalid version '{version}': use one of {}", VERSIONS.join(", ")),
+                format!(
+                    "invalid version '{version}': use one of {}",
+                    VERSIONS.join(", ")
+                ),
             );
         }
     }
@@ -76,7 +79,10 @@ pub(crate) fn lower(
     let (volumes, mut masked) = volumes(&task, checker);
     masked.extend(input.values.secret.values().cloned());
 
-    let step_timeout = task.step_timeout.filter(|t| *t > 0).unwrap_or(DEFAULT_STEP_TIMEOUT);
+    let step_timeout = task
+        .step_timeout
+        .filter(|t| *t > 0)
+        .unwrap_or(DEFAULT_STEP_TIMEOUT);
     let volume_names: BTreeSet<&str> = task.volumes.iter().map(|v| v.name.as_str()).collect();
     let network_names: BTreeSet<&str> = task.networks.iter().map(|n| n.name.as_str()).collect();
     let ids = step_ids(&task.steps, checker);
@@ -108,7 +114,10 @@ pub(crate) fn lower(
             timeout_secs: raw.timeout.filter(|t| *t > 0).unwrap_or(step_timeout),
             start_delay_secs: raw.start_delay,
             retries: raw.retries,
-            retry_delay_secs: raw.retry_delay.filter(|d| *d > 0).unwrap_or(DEFAULT_RETRY_DELAY),
+            retry_delay_secs: raw
+                .retry_delay
+                .filter(|d| *d > 0)
+                .unwrap_or(DEFAULT_RETRY_DELAY),
             retry_on_errors: raw.retry_on_errors.clone(),
             repeat: raw.repeat,
             ignore_errors: raw.ignore_errors,
@@ -123,7 +132,12 @@ pub(crate) fn lower(
         });
     }
     masked.retain(|s| !s.expose().is_empty());
-    masked.sort_by(|a, b| b.expose().len().cmp(&a.expose().len()).then(a.expose().cmp(b.expose())));
+    masked.sort_by(|a, b| {
+        b.expose()
+            .len()
+            .cmp(&a.expose().len())
+            .then(a.expose().cmp(b.expose()))
+    });
     masked.dedup();
     StepsJob {
         context: None,
@@ -143,7 +157,10 @@ fn task_env(env: &[String], checker: &mut Checker<'_>) -> Vec<String> {
             if part.split_once('=').is_some_and(|(k, _)| !k.is_empty()) {
                 out.push(part.to_owned());
             } else {
-                checker.at(&format!("env.{i}"), format!("env entry '{part}' is not KEY=VALUE"));
+                checker.at(
+                    &format!("env.{i}"),
+                    format!("env entry '{part}' is not KEY=VALUE"),
+                );
             }
         }
     }
@@ -151,7 +168,12 @@ fn task_env(env: &[String], checker: &mut Checker<'_>) -> Vec<String> {
 }
 
 /// The task env with the step's entries over it (the step wins per key).
-fn merge_env(task: &[String], step: &[String], path: &str, checker: &mut Checker<'_>) -> Vec<String> {
+fn merge_env(
+    task: &[String],
+    step: &[String],
+    path: &str,
+    checker: &mut Checker<'_>,
+) -> Vec<String> {
     let mut merged: Vec<(String, String)> = Vec::new();
     let mut set = |entry: &str| {
         let (k, v) = entry.split_once('=').expect("checked by the caller");
@@ -165,10 +187,16 @@ fn merge_env(task: &[String], step: &[String], path: &str, checker: &mut Checker
         if entry.split_once('=').is_some_and(|(k, _)| !k.is_empty()) {
             set(entry);
         } else {
-            checker.at(&format!("{path}.{i}"), format!("env entry '{entry}' is not KEY=VALUE"));
+            checker.at(
+                &format!("{path}.{i}"),
+                format!("env entry '{entry}' is not KEY=VALUE"),
+            );
         }
     }
-    merged.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+    merged
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
 }
 
 fn networks(task: &RawTask, checker: &mut Checker<'_>) -> Vec<NetworkSpec> {
@@ -177,9 +205,15 @@ fn networks(task: &RawTask, checker: &mut Checker<'_>) -> Vec<NetworkSpec> {
     let mut out = Vec::new();
     for (i, n) in task.networks.iter().enumerate() {
         if !valid_name(&n.name) {
-            checker.at(&format!("networks.{i}.name"), format!("invalid network name '{}'", n.name));
+            checker.at(
+                &format!("networks.{i}.name"),
+                format!("invalid network name '{}'", n.name),
+            );
         } else if !seen.insert(n.name.as_str()) {
-            checker.at(&format!("networks.{i}.name"), format!("network '{}' is declared twice", n.name));
+            checker.at(
+                &format!("networks.{i}.name"),
+                format!("network '{}' is declared twice", n.name),
+            );
         }
         out.push(NetworkSpec {
             name: n.name.clone(),
@@ -203,16 +237,25 @@ fn volumes(task: &RawTask, checker: &mut Checker<'_>) -> (Vec<VolumeSpec>, Vec<S
         if !valid_name(&v.name) || v.name.contains('.') {
             checker.at(
                 &format!("{path}.name"),
-                format!("invalid volume name '{}': use letters, digits, '-' and '_'", v.name),
+                format!(
+                    "invalid volume name '{}': use letters, digits, '-' and '_'",
+                    v.name
+                ),
             );
         } else if !seen.insert(v.name.as_str()) {
-            checker.at(&format!("{path}.name"), format!("volume '{}' is declared twice", v.name));
+            checker.at(
+                &format!("{path}.name"),
+                format!("volume '{}' is declared twice", v.name),
+            );
         }
         let mut files = BTreeMap::new();
         for (file, content) in &v.secret {
             let at = format!("{path}.secret.{file}");
             if !valid_name(file) {
-                checker.at_key(&at, format!("invalid file name '{file}': use letters, digits, '-', '_' and '.'"));
+                checker.at_key(
+                    &at,
+                    format!("invalid file name '{file}': use letters, digits, '-', '_' and '.'"),
+                );
             }
             let decoded = b64
                 .decode(content.trim())
@@ -251,7 +294,10 @@ fn step_ids(steps: &[RawStep], checker: &mut Checker<'_>) -> Vec<String> {
     let mut ids = Vec::new();
     for (index, step) in steps.iter().enumerate() {
         let path = format!("steps.{index}.id");
-        let id = step.id.clone().unwrap_or_else(|| format!("acb_step_{index}"));
+        let id = step
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("acb_step_{index}"));
         if id.contains(char::is_whitespace) {
             checker.at(&path, format!("step id '{id}' contains spaces"));
         } else if id == RESERVED_ID {
@@ -273,7 +319,10 @@ fn step_ids(steps: &[RawStep], checker: &mut Checker<'_>) -> Vec<String> {
 /// which must name earlier steps.
 fn when(index: usize, step: &RawStep, ids: &[String], checker: &mut Checker<'_>) -> Vec<String> {
     let Some(when) = &step.when else {
-        return index.checked_sub(1).map(|i| vec![ids[i].clone()]).unwrap_or_default();
+        return index
+            .checked_sub(1)
+            .map(|i| vec![ids[i].clone()])
+            .unwrap_or_default();
     };
     let path = format!("steps.{index}.when");
     if when.iter().any(|w| w == "-") {
@@ -283,7 +332,10 @@ fn when(index: usize, step: &RawStep, ids: &[String], checker: &mut Checker<'_>)
         return Vec::new();
     }
     if when.is_empty() {
-        checker.at(&path, "'when' is empty: use [\"-\"] to start at once, or name earlier steps");
+        checker.at(
+            &path,
+            "'when' is empty: use [\"-\"] to start at once, or name earlier steps",
+        );
     }
     let mut out: Vec<String> = Vec::new();
     for (j, name) in when.iter().enumerate() {
@@ -291,9 +343,17 @@ fn when(index: usize, step: &RawStep, ids: &[String], checker: &mut Checker<'_>)
         if *name == ids[index] {
             checker.at(&at, format!("step '{name}' cannot wait for itself"));
         } else if ids[index + 1..].contains(name) {
-            checker.at(&at, format!("'when' names '{name}', a later step: a step may only wait for earlier steps"));
+            checker.at(
+                &at,
+                format!(
+                    "'when' names '{name}', a later step: a step may only wait for earlier steps"
+                ),
+            );
         } else if !ids[..index].contains(name) {
-            checker.at(&at, format!("'when' names '{name}', which is not a step of this task"));
+            checker.at(
+                &at,
+                format!("'when' names '{name}', which is not a step of this task"),
+            );
         } else if !out.contains(name) {
             out.push(name.clone());
         }

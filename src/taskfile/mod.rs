@@ -43,7 +43,11 @@ pub struct CompileInput {
 }
 
 /// Compiles a task file; `alias.src` files cannot be read (see [`compile_with_files`]).
-pub fn compile(file_name: &str, text: &str, input: &CompileInput) -> Result<StepsJob, TaskFileErrors> {
+pub fn compile(
+    file_name: &str,
+    text: &str,
+    input: &CompileInput,
+) -> Result<StepsJob, TaskFileErrors> {
     compile_with_files(file_name, text, input, &|_| None)
 }
 

@@ -108,7 +108,13 @@ fn is_remote(src: &str) -> bool {
 /// comments never render); blank rather than remove, so line numbers stay.
 fn drop_comments(text: &str) -> String {
     text.split('\n')
-        .map(|line| if line.trim_start().starts_with('#') { "" } else { line })
+        .map(|line| {
+            if line.trim_start().starts_with('#') {
+                ""
+            } else {
+                line
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -122,11 +128,16 @@ fn apply_aliases(
 ) -> Result<(String, BTreeMap<String, String>), TaskFileErrors> {
     let (rest, block) = cut_alias_block(text);
     let Some((block, first_line)) = block else {
-        return Ok((aliases::substitute(&rest, &aliases::resolve(&[], &BTreeMap::new()), '$'), BTreeMap::new()));
+        return Ok((
+            aliases::substitute(&rest, &aliases::resolve(&[], &BTreeMap::new()), '$'),
+            BTreeMap::new(),
+        ));
     };
     let offset = first_line - 1;
     let block = render(file, &block, scope, offset)?;
-    let alias = from_yaml::<AliasDoc>(file, &block, offset)?.alias.unwrap_or_default();
+    let alias = from_yaml::<AliasDoc>(file, &block, offset)?
+        .alias
+        .unwrap_or_default();
     let positions = Positions::of(&block);
     let mut errors = Collector::new(file);
     let at = |path: &str| {
@@ -156,30 +167,53 @@ fn apply_aliases(
             errors.push(here, format!("alias source '{src}' is a URL: Kiln reads alias files only from the context, never from the network"));
             continue;
         }
-        let Some(read) = options.read_alias_file else { continue };
+        let Some(read) = options.read_alias_file else {
+            continue;
+        };
         let Some(content) = read(src) else {
-            errors.push(here, format!("alias source '{src}' is not a file of the context"));
+            errors.push(
+                here,
+                format!("alias source '{src}' is not a file of the context"),
+            );
             continue;
         };
         match serde_norway::from_str::<BTreeMap<String, String>>(&content) {
             Ok(map) => sources.push(map),
-            Err(e) => errors.push(here, format!("alias source '{src}': {}", strip_location(&e.to_string()))),
+            Err(e) => errors.push(
+                here,
+                format!("alias source '{src}': {}", strip_location(&e.to_string())),
+            ),
         }
     }
     let custom = aliases::resolve(&sources, &alias.values);
-    for key in sources.iter().flat_map(|m| m.keys()).chain(alias.values.keys()) {
+    for key in sources
+        .iter()
+        .flat_map(|m| m.keys())
+        .chain(alias.values.keys())
+    {
         if !valid_key(key) {
-            errors.push(at(&format!("alias.values.{key}")), format!("alias name '{key}' must be letters and digits only"));
+            errors.push(
+                at(&format!("alias.values.{key}")),
+                format!("alias name '{key}' must be letters and digits only"),
+            );
         }
     }
     errors.finish(())?;
     let mut image_aliases: BTreeMap<String, String> = sources.into_iter().flatten().collect();
     image_aliases.extend(alias.values);
-    Ok((aliases::substitute(&rest, &custom, directive), image_aliases))
+    Ok((
+        aliases::substitute(&rest, &custom, directive),
+        image_aliases,
+    ))
 }
 
 /// Renders templates; an error names its line (shifted by `line_offset`).
-fn render(file: &str, text: &str, scope: &Scope<'_>, line_offset: usize) -> Result<String, TaskFileErrors> {
+fn render(
+    file: &str,
+    text: &str,
+    scope: &Scope<'_>,
+    line_offset: usize,
+) -> Result<String, TaskFileErrors> {
     render_text(text, scope).map_err(|e| {
         TaskFileErrors::one(
             file,
@@ -193,12 +227,18 @@ fn render(file: &str, text: &str, scope: &Scope<'_>, line_offset: usize) -> Resu
 }
 
 /// Strict YAML into `T`, with the parser's own position on error.
-fn from_yaml<T: serde::de::DeserializeOwned>(file: &str, text: &str, line_offset: usize) -> Result<T, TaskFileErrors> {
+fn from_yaml<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+    line_offset: usize,
+) -> Result<T, TaskFileErrors> {
     serde_norway::from_str(text).map_err(|e| {
-        let at = e.location().map_or(Position { line: 1, column: 1 }, |l| Position {
-            line: l.line() + line_offset,
-            column: l.column(),
-        });
+        let at = e
+            .location()
+            .map_or(Position { line: 1, column: 1 }, |l| Position {
+                line: l.line() + line_offset,
+                column: l.column(),
+            });
         TaskFileErrors::one(file, at, describe(&e.to_string()))
     })
 }

@@ -57,7 +57,10 @@ mod tests {
         assert_eq!(working_directory(None), "/workspace");
         assert_eq!(working_directory(Some("src/./app")), "/workspace/src/app");
         assert_eq!(working_directory(Some("/tmp")), "/tmp");
-        assert_eq!(relative_to("/workspace/a/b", "/workspace"), Some("a/b".into()));
+        assert_eq!(
+            relative_to("/workspace/a/b", "/workspace"),
+            Some("a/b".into())
+        );
         assert_eq!(relative_to("/workspace", "/workspace"), Some(".".into()));
         assert_eq!(relative_to("/workspacex", "/workspace"), None);
         assert_eq!(join("/workspace/a", "../b"), "/workspace/b");

@@ -19,14 +19,8 @@ pub(crate) struct Positions {
 }
 
 enum Frame {
-    Map {
-        path: String,
-        key: Option<String>,
-    },
-    Seq {
-        path: String,
-        next: usize,
-    },
+    Map { path: String, key: Option<String> },
+    Seq { path: String, next: usize },
 }
 
 impl Positions {
@@ -43,7 +37,11 @@ impl Positions {
             };
             match event {
                 Event::Scalar(value, ..) => {
-                    if let Some(Frame::Map { path, key: key @ None }) = stack.last_mut() {
+                    if let Some(Frame::Map {
+                        path,
+                        key: key @ None,
+                    }) = stack.last_mut()
+                    {
                         let full = join(path, &value);
                         positions.keys.insert(full, at);
                         *key = Some(value.into_owned());
@@ -85,10 +83,11 @@ impl Positions {
             match path.rfind('.') {
                 Some(dot) => path = &path[..dot],
                 None => {
-                    return self.values.get("").copied().unwrap_or(Position {
-                        line: 1,
-                        column: 1,
-                    })
+                    return self
+                        .values
+                        .get("")
+                        .copied()
+                        .unwrap_or(Position { line: 1, column: 1 })
                 }
             }
         }
@@ -131,9 +130,21 @@ mod tests {
     fn records_keys_values_and_items() {
         let text = "version: v1.1.0\nsteps:\n  - id: a\n    when: [\"-\"]\n  - cmd: b\n";
         let p = Positions::of(text);
-        assert_eq!(p.value("version"), Position { line: 1, column: 10 });
+        assert_eq!(
+            p.value("version"),
+            Position {
+                line: 1,
+                column: 10
+            }
+        );
         assert_eq!(p.key("steps.0.id"), Position { line: 3, column: 5 });
-        assert_eq!(p.value("steps.0.when.0"), Position { line: 4, column: 12 });
+        assert_eq!(
+            p.value("steps.0.when.0"),
+            Position {
+                line: 4,
+                column: 12
+            }
+        );
         assert_eq!(p.value("steps.1"), Position { line: 5, column: 5 });
         assert_eq!(p.value("steps.1.nope"), Position { line: 5, column: 5 });
     }

@@ -39,12 +39,18 @@ impl StepContext<'_> {
         let kinds = [raw.build.is_some(), raw.cmd.is_some(), raw.push.is_some()];
         match kinds.iter().filter(|k| **k).count() {
             0 => {
-                checker.at(&path, format!("step {number} has none of 'build', 'cmd' or 'push'"));
+                checker.at(
+                    &path,
+                    format!("step {number} has none of 'build', 'cmd' or 'push'"),
+                );
                 return None;
             }
             1 => {}
             _ => {
-                checker.at(&path, format!("step {number} has more than one of 'build', 'cmd' and 'push'"));
+                checker.at(
+                    &path,
+                    format!("step {number} has more than one of 'build', 'cmd' and 'push'"),
+                );
                 return None;
             }
         }
@@ -59,15 +65,27 @@ impl StepContext<'_> {
                 ("privileged", raw.privileged.is_some()),
             ] {
                 if given {
-                    checker.at_key(&format!("{path}.{key}"), format!("'{key}' applies to cmd steps only"));
+                    checker.at_key(
+                        &format!("{path}.{key}"),
+                        format!("'{key}' applies to cmd steps only"),
+                    );
                 }
             }
         }
         if raw.cache.is_some() && raw.build.is_none() {
-            checker.at_key(&format!("{path}.cache"), "'cache' applies to build steps only");
+            checker.at_key(
+                &format!("{path}.cache"),
+                "'cache' applies to build steps only",
+            );
         }
         let action = if let Some(args) = &raw.build {
-            StepAction::Build(self.build(&format!("{path}.build"), args, env, working_directory, checker)?)
+            StepAction::Build(self.build(
+                &format!("{path}.build"),
+                args,
+                env,
+                working_directory,
+                checker,
+            )?)
         } else if let Some(images) = &raw.push {
             StepAction::Push(self.push(&format!("{path}.push"), images, checker)?)
         } else {
@@ -87,7 +105,10 @@ impl StepContext<'_> {
         }
         if let Some(cache) = &raw.cache {
             if cache != "enabled" && cache != "disabled" {
-                checker.at(&format!("{path}.cache"), format!("cache must be 'enabled' or 'disabled', not '{cache}'"));
+                checker.at(
+                    &format!("{path}.cache"),
+                    format!("cache must be 'enabled' or 'disabled', not '{cache}'"),
+                );
             }
         }
         if raw.privileged == Some(true) && !self.input.allow_privileged {
@@ -140,15 +161,23 @@ impl StepContext<'_> {
         let mut errors = Vec::new();
         let context = join(working_directory, &parsed.context);
         let context_dir = relative_to(&context, WORKSPACE).unwrap_or_else(|| {
-            errors.push(format!("build context '{}' is outside /workspace", parsed.context));
+            errors.push(format!(
+                "build context '{}' is outside /workspace",
+                parsed.context
+            ));
             ".".into()
         });
         let dockerfile = match &parsed.dockerfile {
             None => "Dockerfile".to_owned(),
-            Some(file) => relative_to(&join(working_directory, file), &context).unwrap_or_else(|| {
-                errors.push(format!("Dockerfile '{file}' must be inside the build context '{}'", parsed.context));
-                "Dockerfile".into()
-            }),
+            Some(file) => {
+                relative_to(&join(working_directory, file), &context).unwrap_or_else(|| {
+                    errors.push(format!(
+                        "Dockerfile '{file}' must be inside the build context '{}'",
+                        parsed.context
+                    ));
+                    "Dockerfile".into()
+                })
+            }
         };
         let platforms = match &parsed.platform {
             None => self.input.platforms.clone(),
@@ -163,9 +192,9 @@ impl StepContext<'_> {
         let mut images = Vec::new();
         for tag in &parsed.tags {
             match self.image(tag) {
-                Ok(image) if image.digest().is_some() => {
-                    errors.push(format!("invalid image '{tag}': a built image needs a tag, not a digest"))
-                }
+                Ok(image) if image.digest().is_some() => errors.push(format!(
+                    "invalid image '{tag}': a built image needs a tag, not a digest"
+                )),
                 Ok(image) if !images.contains(&image) => {
                     self.built.insert(image.to_string());
                     images.push(image);
@@ -218,7 +247,13 @@ impl StepContext<'_> {
         ok.then_some(PushStep { images })
     }
 
-    fn cmd(&self, path: &str, cmd: &str, raw: &RawStep, checker: &mut Checker<'_>) -> Option<CmdStep> {
+    fn cmd(
+        &self,
+        path: &str,
+        cmd: &str,
+        raw: &RawStep,
+        checker: &mut Checker<'_>,
+    ) -> Option<CmdStep> {
         let at = format!("{path}.cmd");
         let mut words = match shell_words::split(cmd) {
             Ok(words) => words,
@@ -230,7 +265,10 @@ impl StepContext<'_> {
         if let Some(alias) = words.first().and_then(|w| self.image_aliases.get(w)) {
             let rest = shell_words::join(&words[1..]);
             words = shell_words::split(&format!("{alias} {rest}")).unwrap_or_default();
-        } else if let Some(first) = words.first().filter(|w| MICROSOFT_IMAGE_ALIASES.contains(&w.as_str())) {
+        } else if let Some(first) = words
+            .first()
+            .filter(|w| MICROSOFT_IMAGE_ALIASES.contains(&w.as_str()))
+        {
             checker.at(
                 &at,
                 format!(
@@ -257,12 +295,24 @@ impl StepContext<'_> {
         for (i, m) in raw.volume_mounts.iter().flatten().enumerate() {
             let mpath = format!("{path}.volumeMounts.{i}");
             if !self.volumes.contains(m.name.as_str()) {
-                checker.at(&format!("{mpath}.name"), format!("volume '{}' is not declared in the task's 'volumes'", m.name));
+                checker.at(
+                    &format!("{mpath}.name"),
+                    format!(
+                        "volume '{}' is not declared in the task's 'volumes'",
+                        m.name
+                    ),
+                );
             }
             if !m.mount_path.starts_with('/') {
-                checker.at(&format!("{mpath}.mountPath"), format!("mountPath '{}' must be absolute", m.mount_path));
+                checker.at(
+                    &format!("{mpath}.mountPath"),
+                    format!("mountPath '{}' must be absolute", m.mount_path),
+                );
             } else if !mount_paths.insert(m.mount_path.as_str()) {
-                checker.at(&format!("{mpath}.mountPath"), format!("mountPath '{}' is used twice in this step", m.mount_path));
+                checker.at(
+                    &format!("{mpath}.mountPath"),
+                    format!("mountPath '{}' is used twice in this step", m.mount_path),
+                );
             }
             mounts.push(VolumeMount {
                 name: m.name.clone(),

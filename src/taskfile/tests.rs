@@ -70,17 +70,31 @@ steps:
     assert_eq!(job.steps[0].env, ["A=task", "B=step"]);
     assert_eq!(job.steps[0].working_directory, "/workspace/src");
     assert_eq!(job.steps[2].working_directory, "/tmp");
-    let StepAction::Build(build) = &job.steps[0].action else { panic!("build") };
+    let StepAction::Build(build) = &job.steps[0].action else {
+        panic!("build")
+    };
     assert_eq!(build.context_dir, "src");
     assert_eq!(build.images[0].to_string(), "kiln.test:8080/app:v2");
-    let StepAction::Cmd(cmd) = &job.steps[1].action else { panic!("cmd") };
-    assert_eq!(cmd.image, "kiln.test:8080/app:v2", "a cmd may run what a build step built");
+    let StepAction::Cmd(cmd) = &job.steps[1].action else {
+        panic!("cmd")
+    };
+    assert_eq!(
+        cmd.image, "kiln.test:8080/app:v2",
+        "a cmd may run what a build step built"
+    );
     assert_eq!(cmd.args, ["test", "--pw", "hunter2"]);
-    let StepAction::Cmd(cmd) = &job.steps[2].action else { panic!("cmd") };
+    let StepAction::Cmd(cmd) = &job.steps[2].action else {
+        panic!("cmd")
+    };
     assert_eq!(cmd.image, "busybox", "other images are Docker's");
-    let StepAction::Push(push) = &job.steps[3].action else { panic!("push") };
+    let StepAction::Push(push) = &job.steps[3].action else {
+        panic!("push")
+    };
     let pushed: Vec<_> = push.images.iter().map(ToString::to_string).collect();
-    assert_eq!(pushed, ["kiln.test:8080/app:v2", "kiln.test:8080/other:latest"]);
+    assert_eq!(
+        pushed,
+        ["kiln.test:8080/app:v2", "kiln.test:8080/other:latest"]
+    );
     assert_eq!(job.masked, [Secret::new("hunter2")]);
 }
 
@@ -105,7 +119,9 @@ steps:
       - name: certs
         mountPath: /certs
 ");
-    let StepAction::Cmd(cmd) = &job.steps[0].action else { panic!("cmd") };
+    let StepAction::Cmd(cmd) = &job.steps[0].action else {
+        panic!("cmd")
+    };
     assert_eq!(cmd.image, "busybox:1.36");
     assert_eq!(cmd.args, ["echo", "kiln.test:8080", "ca7", "$HOME"]);
     assert_eq!(job.volumes[0].files["key.pem"], Secret::new("hunter2"));
@@ -119,9 +135,18 @@ fn errors_name_file_line_and_column() {
         err("steps:\n  - cmd: a\n  - cmd: b\n    stepz: 1\n"),
         "acb.yaml:4:5: unknown key 'stepz' in step 2"
     );
-    assert_eq!(err("steps:\n  - cmd: a\n    timeout: soon\n").lines().count(), 1);
+    assert_eq!(
+        err("steps:\n  - cmd: a\n    timeout: soon\n")
+            .lines()
+            .count(),
+        1
+    );
     assert!(err("steps:\n  - cmd: a\n    timeout: soon\n").starts_with("acb.yaml:3:14: "));
-    assert!(err("steps: [\n").starts_with("acb.yaml:2:1: "), "{}", err("steps: [\n"));
+    assert!(
+        err("steps: [\n").starts_with("acb.yaml:2:1: "),
+        "{}",
+        err("steps: [\n")
+    );
     let all = err("version: v9
 secrets:
   - id: x
@@ -170,7 +195,10 @@ steps:
     ];
     let lines: Vec<&str> = all.lines().collect();
     for want in expected {
-        assert!(lines.iter().any(|l| l.starts_with(want)), "missing {want:?} in\n{all}");
+        assert!(
+            lines.iter().any(|l| l.starts_with(want)),
+            "missing {want:?} in\n{all}"
+        );
     }
 }
 
@@ -191,7 +219,10 @@ steps:
       - name: v
         mountPath: /a
 ");
-    assert!(all.starts_with("acb.yaml:3:9: alias source 'https://example.com/aliases.yaml' is a URL"), "{all}");
+    assert!(
+        all.starts_with("acb.yaml:3:9: alias source 'https://example.com/aliases.yaml' is a URL"),
+        "{all}"
+    );
     let all = err("version: v1.1.0
 volumes:
   - name: v
@@ -209,7 +240,10 @@ steps:
         "acb.yaml:5:10: the content of 'f' must be base64",
         "acb.yaml:7:10: 'az' is an ACR image alias for a Microsoft image",
     ] {
-        assert!(all.lines().any(|l| l.starts_with(want)), "missing {want:?} in\n{all}");
+        assert!(
+            all.lines().any(|l| l.starts_with(want)),
+            "missing {want:?} in\n{all}"
+        );
     }
     let all = err("version: v1.1.0
 volumes:
@@ -223,8 +257,14 @@ steps:
       - name: v
         mountPath: /a
 ");
-    assert!(all.contains("acb.yaml:8:15: volume 'w' is not declared"), "{all}");
-    assert!(all.contains("acb.yaml:11:20: mountPath '/a' is used twice"), "{all}");
+    assert!(
+        all.contains("acb.yaml:8:15: volume 'w' is not declared"),
+        "{all}"
+    );
+    assert!(
+        all.contains("acb.yaml:11:20: mountPath '/a' is used twice"),
+        "{all}"
+    );
 }
 
 #[test]
@@ -250,7 +290,9 @@ fn privileged_needs_the_server_to_allow_it() {
         ..input()
     };
     let job = compile("acb.yaml", text, &allowed).unwrap();
-    let StepAction::Cmd(cmd) = &job.steps[0].action else { panic!("cmd") };
+    let StepAction::Cmd(cmd) = &job.steps[0].action else {
+        panic!("cmd")
+    };
     assert!(cmd.privileged);
 }
 
@@ -258,7 +300,9 @@ fn privileged_needs_the_server_to_allow_it() {
 fn a_cmd_is_one_step_with_aliases() {
     let job = compile_cmd("$Registry/tools:1 make 'a b'", &input()).unwrap();
     assert_eq!(job.steps.len(), 1);
-    let StepAction::Cmd(cmd) = &job.steps[0].action else { panic!("cmd") };
+    let StepAction::Cmd(cmd) = &job.steps[0].action else {
+        panic!("cmd")
+    };
     assert_eq!(cmd.image, "kiln.test:8080/tools:1");
     assert_eq!(cmd.args, ["make", "a b"]);
     assert_eq!(job.steps[0].timeout_secs, 600);
@@ -273,10 +317,15 @@ fn alias_files_come_from_the_context() {
     assert_eq!(alias_sources(text), ["aliases.yaml"]);
     let read = |path: &str| (path == "aliases.yaml").then(|| "img: busybox".to_owned());
     let job = compile_with_files("acb.yaml", text, &input(), &read).unwrap();
-    let StepAction::Cmd(cmd) = &job.steps[0].action else { panic!("cmd") };
+    let StepAction::Cmd(cmd) = &job.steps[0].action else {
+        panic!("cmd")
+    };
     assert_eq!(cmd.image, "busybox");
     let e = compile("acb.yaml", text, &input()).unwrap_err().to_string();
-    assert!(e.starts_with("acb.yaml:3:9: alias source 'aliases.yaml' is not a file of the context"), "{e}");
+    assert!(
+        e.starts_with("acb.yaml:3:9: alias source 'aliases.yaml' is not a file of the context"),
+        "{e}"
+    );
     let job = validate_with_values("acb.yaml", text, &Values::default(), Some(&read)).unwrap();
     assert_eq!(job.steps.len(), 1);
 }

@@ -48,7 +48,8 @@ fn check_key(key: &str) -> Result<(), ValuesError> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         });
-    ok.then_some(()).ok_or_else(|| ValuesError::BadKey(key.to_owned()))
+    ok.then_some(())
+        .ok_or_else(|| ValuesError::BadKey(key.to_owned()))
 }
 
 impl Values {
@@ -92,9 +93,7 @@ impl Values {
                 serde_norway::from_str(text).map_err(|e| bad(e.to_string()))?;
             match doc {
                 serde_norway::Value::Null => {}
-                serde_norway::Value::Mapping(map) => {
-                    flatten("", &map, &mut plain).map_err(bad)?
-                }
+                serde_norway::Value::Mapping(map) => flatten("", &map, &mut plain).map_err(bad)?,
                 _ => return Err(bad("expected a map of names to values".into())),
             }
         }
@@ -155,7 +154,11 @@ fn flatten(
                 out.insert(full, b.to_string());
             }
             Value::Mapping(inner) => flatten(&full, inner, out)?,
-            _ => return Err(format!("value '{full}' is a list; Kiln takes text, numbers, booleans and maps")),
+            _ => {
+                return Err(format!(
+                    "value '{full}' is a list; Kiln takes text, numbers, booleans and maps"
+                ))
+            }
         }
     }
     Ok(())
@@ -172,9 +175,12 @@ mod tests {
     #[test]
     fn set_beats_the_values_file_and_nested_maps_flatten() {
         let file = "tag: v1\nimage:\n  name: web\n  port: 80\nempty: null\n";
-        let values =
-            Values::from_parts(Some(("v.yaml", file)), &pairs(&["tag=v2", "x=a=b"]), &pairs(&["pw=s"]))
-                .unwrap();
+        let values = Values::from_parts(
+            Some(("v.yaml", file)),
+            &pairs(&["tag=v2", "x=a=b"]),
+            &pairs(&["pw=s"]),
+        )
+        .unwrap();
         assert_eq!(values.plain["tag"], "v2");
         assert_eq!(values.plain["x"], "a=b");
         assert_eq!(values.plain["image.name"], "web");
@@ -186,14 +192,27 @@ mod tests {
     #[test]
     fn bad_values_are_clear_errors() {
         let strs = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(parse_pairs(&strs(&["novalue"])), Err(ValuesError::NotAPair("novalue".into())));
-        assert!(matches!(parse_pairs(&strs(&["a b=1"])), Err(ValuesError::BadKey(_))));
+        assert_eq!(
+            parse_pairs(&strs(&["novalue"])),
+            Err(ValuesError::NotAPair("novalue".into()))
+        );
+        assert!(matches!(
+            parse_pairs(&strs(&["a b=1"])),
+            Err(ValuesError::BadKey(_))
+        ));
         let err = Values::load(Some(Path::new("/nonexistent/values.yaml")), &[], &[]).unwrap_err();
-        assert_eq!(err.to_string(), "values file /nonexistent/values.yaml: no such file");
+        assert_eq!(
+            err.to_string(),
+            "values file /nonexistent/values.yaml: no such file"
+        );
         let err = Values::from_parts(None, &pairs(&["a=1"]), &pairs(&["a=2"])).unwrap_err();
         assert_eq!(err, ValuesError::Both("a".into()));
-        let err = Values::from_parts(Some(("v.yaml", "l: [1]")), &BTreeMap::new(), &BTreeMap::new())
-            .unwrap_err();
+        let err = Values::from_parts(
+            Some(("v.yaml", "l: [1]")),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("'l' is a list"), "{err}");
     }
 }

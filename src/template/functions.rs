@@ -100,10 +100,12 @@ fn unary(name: &str, s: &str) -> Result<String, TemplateError> {
     Ok(match name {
         "b64enc" => b64.encode(s),
         "b64dec" => {
-            let bytes = b64.decode(s.trim()).map_err(|_| TemplateError::BadArgument {
-                function: "b64dec",
-                reason: "the value is not base64",
-            })?;
+            let bytes = b64
+                .decode(s.trim())
+                .map_err(|_| TemplateError::BadArgument {
+                    function: "b64dec",
+                    reason: "the value is not base64",
+                })?;
             String::from_utf8(bytes).map_err(|_| TemplateError::BadArgument {
                 function: "b64dec",
                 reason: "the decoded value is not UTF-8 text",

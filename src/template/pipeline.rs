@@ -129,23 +129,22 @@ fn evaluate(body: &str, scope: &Scope<'_>) -> Result<String, TemplateError> {
             _ => term(first, scope)?,
         });
     }
-    value.ok_or(TemplateError::BadAction {
-        action: body.to_owned(),
-        reason: "empty action",
-    })?
-    .text()
+    value
+        .ok_or(TemplateError::BadAction {
+            action: body.to_owned(),
+            reason: "empty action",
+        })?
+        .text()
 }
 
 fn term(token: &Token, scope: &Scope<'_>) -> Result<Val, TemplateError> {
     match token {
         Token::Text(s) => Ok(Val::Text(s.clone())),
         Token::Field(name) => field(name, scope),
-        Token::Ident(name) if FUNCTIONS.contains(&name.as_str()) => {
-            Err(TemplateError::BadAction {
-                action: name.clone(),
-                reason: "a function as an argument needs parentheses, which Kiln does not support",
-            })
-        }
+        Token::Ident(name) if FUNCTIONS.contains(&name.as_str()) => Err(TemplateError::BadAction {
+            action: name.clone(),
+            reason: "a function as an argument needs parentheses, which Kiln does not support",
+        }),
         Token::Ident(name) => Err(TemplateError::UnknownFunction { name: name.clone() }),
         Token::Pipe => Err(TemplateError::BadAction {
             action: "|".into(),
@@ -260,7 +259,9 @@ mod tests {
         RunVars {
             id: "ca1".into(),
             registry: Some("kiln.example.com:5000".into()),
-            date: chrono::Utc.with_ymd_and_hms(2026, 11, 22, 13, 45, 1).unwrap(),
+            date: chrono::Utc
+                .with_ymd_and_hms(2026, 11, 22, 13, 45, 1)
+                .unwrap(),
             os: "linux".into(),
             architecture: "amd64".into(),
             commit: None,
@@ -309,7 +310,11 @@ mod tests {
     fn unknown_names_are_errors_with_their_line() {
         let err = render("a\nb {{.Values.nope}}").unwrap_err();
         assert_eq!((err.line, err.column), (2, 3));
-        assert!(err.error.to_string().contains(".Values.nope"), "{}", err.error);
+        assert!(
+            err.error.to_string().contains(".Values.nope"),
+            "{}",
+            err.error
+        );
         let err = render("{{.Values.tag | sha1sum}}").unwrap_err();
         assert_eq!(err.error.to_string(), "unknown template function 'sha1sum'");
         let err = render("{{.Run.Nope}}").unwrap_err();
