@@ -60,7 +60,10 @@ fn valid_examples_pass_the_schema_and_kiln() {
 fn invalid_examples_fail_the_schema_and_kiln() {
     for path in examples("invalid") {
         let (schema, kiln) = verdicts(&path);
-        println!("{}:\n  schema: {schema:?}\n  kiln:   {kiln:?}", path.display());
+        println!(
+            "{}:\n  schema: {schema:?}\n  kiln:   {kiln:?}",
+            path.display()
+        );
         assert!(schema.is_err(), "schema accepts {}", path.display());
         let kiln = kiln.expect_err(&format!("kiln accepts {}", path.display()));
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
