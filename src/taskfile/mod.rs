@@ -26,6 +26,9 @@ use crate::template::RunVars;
 pub use errors::{Position, TaskFileError, TaskFileErrors};
 pub use values::{parse_pairs, Values, ValuesError};
 
+/// Reads a file of the context by relative path (`alias.src`); `None` when there is none.
+pub type ReadFile<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// Everything a task file is compiled with besides its text.
 #[derive(Debug, Clone)]
 pub struct CompileInput {
@@ -57,7 +60,7 @@ pub fn compile_with_files(
     file_name: &str,
     text: &str,
     input: &CompileInput,
-    read_file: &dyn Fn(&str) -> Option<String>,
+    read_file: ReadFile<'_>,
 ) -> Result<StepsJob, TaskFileErrors> {
     let options = parse::Options {
         lenient_values: false,
@@ -83,7 +86,7 @@ pub fn validate_with_values(
     file_name: &str,
     text: &str,
     values: &Values,
-    read_alias_file: Option<&dyn Fn(&str) -> Option<String>>,
+    read_alias_file: Option<ReadFile<'_>>,
 ) -> Result<StepsJob, TaskFileErrors> {
     let input = CompileInput {
         run: placeholder_run(),

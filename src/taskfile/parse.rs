@@ -10,7 +10,7 @@ use super::errors::{Collector, Position, TaskFileErrors};
 use super::lower::{lower, Checker};
 use super::model::{RawAlias, RawStep, RawTask};
 use super::positions::Positions;
-use super::CompileInput;
+use super::{CompileInput, ReadFile};
 use crate::template::{render_text, Scope};
 
 /// How a file is compiled.
@@ -18,7 +18,7 @@ pub(crate) struct Options<'a> {
     /// A missing `.Values.x` renders as a placeholder (offline validation).
     pub lenient_values: bool,
     /// Reads an `alias.src` file of the context; `None`: offline, such files are skipped.
-    pub read_alias_file: Option<&'a dyn Fn(&str) -> Option<String>>,
+    pub read_alias_file: Option<ReadFile<'a>>,
 }
 
 #[derive(Deserialize)]
