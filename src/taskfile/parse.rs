@@ -254,7 +254,11 @@ fn describe(message: &str) -> String {
     let rest = rest
         .replace("unknown field `", "unknown key '")
         .replace("missing field `", "missing key '")
-        .replace('`', "'");
+        .replace('`', "'")
+        .replace("expected u64", "expected a whole number")
+        .replace("expected u32", "expected a whole number")
+        .replace("expected i64", "expected a whole number")
+        .replace("a sequence", "a list");
     let rest = match rest.split_once(", expected one of") {
         Some((head, _)) => head.to_owned(),
         None => rest,

@@ -141,7 +141,10 @@ fn errors_name_file_line_and_column() {
             .count(),
         1
     );
-    assert!(err("steps:\n  - cmd: a\n    timeout: soon\n").starts_with("acb.yaml:3:14: "));
+    assert_eq!(
+        err("steps:\n  - cmd: a\n    timeout: soon\n"),
+        "acb.yaml:3:14: invalid type: string \"soon\", expected a whole number in step 1"
+    );
     assert!(
         err("steps: [\n").starts_with("acb.yaml:2:1: "),
         "{}",
