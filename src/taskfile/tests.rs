@@ -125,7 +125,11 @@ steps:
     assert_eq!(cmd.image, "busybox:1.36");
     assert_eq!(cmd.args, ["echo", "kiln.test:8080", "ca7", "$HOME"]);
     assert_eq!(job.volumes[0].files["key.pem"], Secret::new("hunter2"));
-    assert_eq!(job.masked, [Secret::new("hunter2")], "secret files are masked once");
+    assert_eq!(
+        job.masked,
+        [Secret::new("hunter2")],
+        "secret files are masked once"
+    );
     assert!(job.networks[1].is_default && !job.networks[0].is_default);
     assert_eq!(job.steps[0].network.as_deref(), Some("net1"));
 }
