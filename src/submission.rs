@@ -64,6 +64,8 @@ pub fn check(opts: &RunOptions<'_>, limits: &SubmitLimits) -> Result<(), String>
         architecture: platform.architecture.clone(),
         commit: opts.is_git.then(|| "0".repeat(40)),
         branch: opts.is_git.then(|| "main".into()),
+        task_name: None,
+        shared_volume: None,
     };
     render_images(opts.images, &vars, &limits.default_registry).map(drop)
 }

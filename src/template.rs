@@ -1,10 +1,16 @@
 //! Run variables in image names, such as `app:<<.Run.ID>>`.
 //!
 //! Kiln's own delimiters are `<<` and `>>`; ACR's `{{` and `}}` spelling is
-//! accepted too so task files written for `az acr build` keep working. Only
-//! bare variables are supported, not Go template pipelines or functions.
+//! accepted too so task files written for `az acr build` keep working. Image names take
+//! bare variables only ([`render`]); task files take Go-template pipelines with the common
+//! Sprig functions ([`render_text`]).
+
+mod functions;
+mod pipeline;
 
 use chrono::{DateTime, Utc};
+
+pub use pipeline::{render_text, Scope, TextError, PLACEHOLDER};
 
 /// Format of `.Run.Date`, e.g. `20261122-134501z` (same as ACR).
 const DATE_FORMAT: &str = "%Y%m%d-%H%M%Sz";
@@ -29,6 +35,10 @@ pub struct RunVars {
     pub commit: Option<String>,
     /// `.Run.Branch`: the source branch, for git contexts.
     pub branch: Option<String>,
+    /// `.Run.TaskName`: the saved task the run belongs to.
+    pub task_name: Option<String>,
+    /// `.Run.SharedVolume`: the volume mounted at `/workspace` in every step.
+    pub shared_volume: Option<String>,
 }
 
 /// A template that cannot be rendered.
@@ -60,6 +70,37 @@ pub enum TemplateError {
         /// The whole template.
         template: String,
     },
+    /// A task file calls a function Kiln does not know.
+    #[error("unknown template function '{name}'")]
+    UnknownFunction { name: String },
+    /// A function called with the wrong number of arguments.
+    #[error("template function '{function}' takes {expected} argument(s), got {got}")]
+    BadArguments {
+        function: String,
+        expected: usize,
+        got: usize,
+    },
+    /// A function given a value it cannot work on.
+    #[error("template function '{function}': {reason}")]
+    BadArgument {
+        function: &'static str,
+        reason: &'static str,
+    },
+    /// A value the run was not given (`--set`, `--set-secret` or `--values`).
+    #[error("no value for '{name}': pass it with --set, --set-secret or --values, or use '| default \"...\"'")]
+    NoValue { name: String },
+    /// `required "message" .Values.x` without the value.
+    #[error("{message}")]
+    Required { message: String },
+    /// An action Kiln's template subset cannot evaluate.
+    #[error("cannot evaluate '{action}': {reason}")]
+    BadAction {
+        action: String,
+        reason: &'static str,
+    },
+    /// ACR resolves `.Secrets.*` from Azure Key Vault, which Kiln cannot reach.
+    #[error("'{name}': Key Vault secrets are not supported by Kiln; pass the value with --set-secret and use {{{{.Values.name}}}}")]
+    KeyVault { name: String },
 }
 
 /// Replaces every `<<.Run.X>>` or `{{.Run.X}}` in `template` with its value.
@@ -95,7 +136,7 @@ fn next_opening(s: &str) -> Option<(usize, &'static str, &'static str)> {
 }
 
 /// Why a variable could not be looked up, before we know the template it came from.
-enum LookupError {
+pub(crate) enum LookupError {
     Unknown,
     Missing(&'static str),
 }
@@ -114,12 +155,16 @@ impl LookupError {
     }
 }
 
-fn lookup(name: &str, vars: &RunVars) -> Result<String, LookupError> {
+pub(crate) fn lookup(name: &str, vars: &RunVars) -> Result<String, LookupError> {
     let optional =
         |value: &Option<String>, reason| value.clone().ok_or(LookupError::Missing(reason));
     match name {
         ".Run.ID" => Ok(vars.id.clone()),
         ".Run.Registry" => optional(&vars.registry, "no registry is configured"),
+        ".Run.RegistryName" => optional(&vars.registry, "no registry is configured")
+            .map(|registry| registry.split('.').next().unwrap_or_default().to_owned()),
+        ".Run.TaskName" => optional(&vars.task_name, "the run belongs to no saved task"),
+        ".Run.SharedVolume" => optional(&vars.shared_volume, "the run has no shared volume"),
         ".Run.Date" => Ok(vars.date.format(DATE_FORMAT).to_string()),
         ".Run.OS" => Ok(vars.os.clone()),
         ".Run.Architecture" => Ok(vars.architecture.clone()),
@@ -143,6 +188,8 @@ mod tests {
             architecture: "amd64".into(),
             commit: Some("0abc123".into()),
             branch: Some("main".into()),
+            task_name: None,
+            shared_volume: None,
         }
     }
 

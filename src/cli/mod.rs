@@ -14,6 +14,7 @@ pub mod registry_login;
 pub mod run;
 pub mod task;
 pub mod run_steps;
+pub mod task_validate;
 pub mod token;
 
 use std::path::PathBuf;
@@ -53,7 +54,7 @@ pub enum Command {
     Login(login::LoginArgs),
     /// Forget the stored token for a server.
     Logout(login::LogoutArgs),
-    /// Saved tasks: create, list, show, update, delete, run, list-runs and logs.
+    /// Saved tasks (create, list, show, update, delete, run, list-runs, logs) and task files (validate).
     #[command(subcommand)]
     Task(task::TaskCommand),
 }

@@ -37,6 +37,8 @@ pub enum TaskCommand {
     ListRuns(ListRunsArgs),
     /// Print the log of a task's latest run (or of --run-id).
     Logs(LogsArgs),
+    /// Check a task YAML offline: unknown keys, types, steps, templates (errors with line:column).
+    Validate(super::task_validate::ValidateArgs),
 }
 
 /// What `create` and `update` take, as `az acr task create` does.
@@ -218,6 +220,7 @@ pub async fn run(cmd: TaskCommand) -> Result<(), CliError> {
         TaskCommand::Run(a) => run_task(a).await,
         TaskCommand::ListRuns(a) => list_runs(a).await,
         TaskCommand::Logs(a) => logs(a).await,
+        TaskCommand::Validate(a) => super::task_validate::run(a),
     }
 }
 

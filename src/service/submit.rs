@@ -238,6 +238,8 @@ impl RunService {
             architecture: platform.architecture.clone(),
             commit: None,
             branch: None,
+            task_name: None,
+            shared_volume: None,
         }
     }
 

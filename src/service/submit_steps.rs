@@ -53,7 +53,7 @@ impl RunService {
                         },
                         platforms: platform.clone(),
                         allow_privileged: self.settings.allow_privileged_steps,
-                        default_registry: self.settings.default_registry.clone(),
+                        default_registry: Some(self.settings.default_registry.clone()),
                     };
                     let mut job = compile(&req, &input)?;
                     job.context = req.context.clone();

@@ -1,132 +1,126 @@
-//! Task files (ACR task YAML) and `--cmd` compiled into a rendered `StepsJob`.
+//! ACR-compatible task YAML (acr-tasks §4, §5): parsed strictly, checked, templated and turned
+//! into the `StepsJob` a worker runs. Pure logic: no I/O beyond what the caller hands in, so
+//! the server (before queueing), the CLI (`kiln task validate`) and tests share it.
 //!
-//! A placeholder with the final signatures: it compiles `--cmd` into one `cmd` step and refuses
-//! task files. The task YAML parser, validator and renderer replace this module.
+//! Order, as ACR's `acb exec`: comment lines dropped, the `alias:` block cut out and aliases
+//! substituted (v1.1.0+), templates rendered with `.Run.*` and `.Values.*`, strict YAML
+//! parsing, semantic checks, defaults. Removed lines are left blank so every error still
+//! points at the line and column the user wrote.
 
-use std::collections::BTreeMap;
-use std::fmt;
+mod aliases;
+mod build_args;
+mod errors;
+mod lower;
+mod model;
+mod parse;
+mod paths;
+mod positions;
+mod steps;
+mod values;
 
-use kiln_worker::protocol::{CmdStep, PlatformSet, Secret, Step, StepAction, StepsJob};
+use chrono::Utc;
+use kiln_worker::protocol::{PlatformSet, StepsJob};
 
 use crate::template::RunVars;
 
-/// What a task file or `--cmd` is rendered with.
+pub use errors::{Position, TaskFileError, TaskFileErrors};
+pub use values::{parse_pairs, Values, ValuesError};
+
+/// Reads a file of the context by relative path (`alias.src`); `None` when there is none.
+pub type ReadFile<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Everything a task file is compiled with besides its text.
 #[derive(Debug, Clone)]
 pub struct CompileInput {
     /// `.Run.*`.
     pub run: RunVars,
     /// `.Values.*`.
     pub values: Values,
-    /// The run's platforms (`--platform`).
+    /// What build steps build (unless `--platform`) and what cmd steps run on.
     pub platforms: PlatformSet,
-    /// `kiln serve --allow-privileged-steps`: otherwise `privileged: true` is an error.
+    /// Whether the server lets steps run `privileged`.
     pub allow_privileged: bool,
-    /// Prefixed to image names that name no registry.
-    pub default_registry: String,
+    /// The registry unqualified image names of build and push steps go to (Kiln's own
+    /// unless configured); `None`: `.Run.Registry`, else left unqualified.
+    pub default_registry: Option<String>,
 }
 
-/// `--set`/`--values` and `--set-secret` values.
-#[derive(Debug, Clone, Default)]
-pub struct Values {
-    pub plain: BTreeMap<String, String>,
-    pub secret: BTreeMap<String, Secret>,
-}
-
-/// One error in a task file, where it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskFileError {
-    pub file: String,
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-}
-
-/// Every error found in a task file; nothing is queued when there is one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskFileErrors {
-    pub errors: Vec<TaskFileError>,
-}
-
-impl fmt::Display for TaskFileErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lines: Vec<String> = self
-            .errors
-            .iter()
-            .map(|e| format!("{}:{}:{}: {}", e.file, e.line, e.column, e.message))
-            .collect();
-        f.write_str(&lines.join("\n"))
-    }
-}
-
-impl std::error::Error for TaskFileErrors {}
-
-/// ACR's default step timeout, in seconds.
-const STEP_TIMEOUT_SECS: u64 = 600;
-
-fn error(file: &str, message: &str) -> TaskFileErrors {
-    TaskFileErrors {
-        errors: vec![TaskFileError {
-            file: file.into(),
-            line: 1,
-            column: 1,
-            message: message.into(),
-        }],
-    }
-}
-
-/// Compiles a task file's text.
+/// Compiles a task file; `alias.src` files cannot be read (see [`compile_with_files`]).
 pub fn compile(
     file_name: &str,
-    _text: &str,
-    _input: &CompileInput,
+    text: &str,
+    input: &CompileInput,
 ) -> Result<StepsJob, TaskFileErrors> {
-    Err(error(file_name, "task files are not supported yet"))
+    compile_with_files(file_name, text, input, &|_| None)
 }
 
-/// Compiles `--cmd 'IMAGE ARGS…'` into a job of one `cmd` step.
-pub fn compile_cmd(cmd: &str, input: &CompileInput) -> Result<StepsJob, TaskFileErrors> {
-    let mut words = cmd.split_whitespace().map(str::to_string);
-    let Some(image) = words.next() else {
-        return Err(error(
-            "--cmd",
-            "a cmd needs an image: --cmd 'IMAGE [ARGS...]'",
-        ));
+/// Compiles a task file, reading `alias.src` files (paths relative to the context) with
+/// `read_file`; [`alias_sources`] lists the ones a file names.
+pub fn compile_with_files(
+    file_name: &str,
+    text: &str,
+    input: &CompileInput,
+    read_file: ReadFile<'_>,
+) -> Result<StepsJob, TaskFileErrors> {
+    let options = parse::Options {
+        lenient_values: false,
+        read_alias_file: Some(read_file),
     };
-    Ok(StepsJob {
-        context: None,
-        platforms: input.platforms.clone(),
-        steps: vec![Step {
-            id: "acb_step_0".into(),
-            when: Vec::new(),
-            action: StepAction::Cmd(CmdStep {
-                image,
-                args: words.collect(),
-                pull: false,
-                user: None,
-                entry_point: None,
-                ports: Vec::new(),
-                expose: Vec::new(),
-                volume_mounts: Vec::new(),
-                privileged: false,
-            }),
-            timeout_secs: STEP_TIMEOUT_SECS,
-            start_delay_secs: 0,
-            retries: 0,
-            retry_delay_secs: 0,
-            retry_on_errors: Vec::new(),
-            repeat: 0,
-            ignore_errors: false,
-            detach: false,
-            keep: false,
-            exited_with: Vec::new(),
-            exited_without: Vec::new(),
-            env: Vec::new(),
-            working_directory: "/workspace".into(),
-            disable_working_directory_override: false,
-            network: None,
-        }],
-        networks: Vec::new(),
-        volumes: Vec::new(),
-        masked: input.values.secret.values().cloned().collect(),
-    })
+    parse::compile(file_name, text, input, &options)
 }
+
+/// `--cmd 'IMAGE ARGS'`: a job of one cmd step (aliases such as `$Registry` work).
+pub fn compile_cmd(cmd: &str, input: &CompileInput) -> Result<StepsJob, TaskFileErrors> {
+    parse::compile_cmd(cmd, input)
+}
+
+/// Checks a task file offline: placeholder run values, every `.Values.*` accepted.
+pub fn validate(file_name: &str, text: &str) -> Result<(), TaskFileErrors> {
+    validate_with_values(file_name, text, &Values::default(), None).map(drop)
+}
+
+/// As [`validate`], rendering with `values` (missing ones still accepted: the run gives
+/// them) and reading `alias.src` files with `read_alias_file` (skipped when `None`);
+/// returns the compiled job so callers can report its steps.
+pub fn validate_with_values(
+    file_name: &str,
+    text: &str,
+    values: &Values,
+    read_alias_file: Option<ReadFile<'_>>,
+) -> Result<StepsJob, TaskFileErrors> {
+    let input = CompileInput {
+        run: placeholder_run(),
+        values: values.clone(),
+        platforms: PlatformSet::default(),
+        allow_privileged: true,
+        default_registry: None,
+    };
+    let options = parse::Options {
+        lenient_values: true,
+        read_alias_file,
+    };
+    parse::compile(file_name, text, &input, &options)
+}
+
+/// The relative `alias.src` files a task file names (URLs are refused when compiling).
+pub fn alias_sources(text: &str) -> Vec<String> {
+    parse::alias_sources(text)
+}
+
+/// Run values for offline checks: any value renders to a valid image name.
+fn placeholder_run() -> RunVars {
+    RunVars {
+        id: "ca1".into(),
+        registry: Some("kiln.example.com".into()),
+        date: Utc::now(),
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        commit: Some("0".repeat(40)),
+        branch: Some("main".into()),
+        task_name: Some("task".into()),
+        shared_volume: Some("kiln_vol_ca1".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
