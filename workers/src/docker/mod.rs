@@ -11,15 +11,22 @@ use bollard::query_parameters::{
     TagImageOptionsBuilder,
 };
 use bollard::Docker;
+use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 use crate::buildkit_log::{
     LogChunk, PlainPrinter, StatusBatch, StatusUpdate, VertexUpdate, WarningUpdate,
 };
-use crate::engine::{BuildJob, Built, Engine, EngineError, PlatformSupport, Pushed};
+use crate::engine::{
+    BuildJob, Built, ContainerSpec, Engine, EngineError, Labels, NetworkCreate, PlatformSupport,
+    Pushed,
+};
 use crate::logship::LogSink;
 use crate::protocol::{ImageRef, Platform, RegistryCredential};
+
+mod containers;
 
 /// How long to wait for the engine to answer a request (not for a whole build).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -191,6 +198,91 @@ impl Engine for DockerEngine {
             steps_total,
             steps_cached,
         })
+    }
+
+    async fn tag(&self, source: &str, target: &str) -> Result<(), EngineError> {
+        let (repo, tag) = match target.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r, t),
+            _ => (target, "latest"),
+        };
+        let options = TagImageOptionsBuilder::default()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        self.docker()
+            .await?
+            .tag_image(source, Some(options))
+            .await
+            .map_err(|e| EngineError::Infrastructure(format!("tagging {target}: {e}")))
+    }
+
+    async fn has_image(&self, image: &str) -> Result<bool, EngineError> {
+        containers::has_image(self.docker().await?, image).await
+    }
+
+    async fn pull(
+        &self,
+        image: &str,
+        credential: Option<&RegistryCredential>,
+        log: &LogSink,
+    ) -> Result<(), EngineError> {
+        containers::pull(self.docker().await?, image, credential, log).await
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
+        containers::create_container(self.docker().await?, spec).await
+    }
+
+    async fn start_container(&self, name: &str) -> Result<(), EngineError> {
+        self.docker()
+            .await?
+            .start_container(name, None)
+            .await
+            .map_err(|e| EngineError::Infrastructure(format!("starting {name}: {e}")))
+    }
+
+    async fn wait_container(
+        &self,
+        name: &str,
+        line: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<i64, EngineError> {
+        containers::wait_container(self.docker().await?, name, line).await
+    }
+
+    async fn remove_container(&self, name: &str) {
+        if let Ok(docker) = self.docker().await {
+            containers::remove_container(docker, name).await;
+        }
+    }
+
+    async fn create_network(&self, spec: &NetworkCreate) -> Result<(), EngineError> {
+        containers::create_network(self.docker().await?, spec).await
+    }
+
+    async fn create_volume(&self, name: &str, labels: &Labels) -> Result<(), EngineError> {
+        containers::create_volume(self.docker().await?, name, labels).await
+    }
+
+    async fn put_archive(
+        &self,
+        volume: &str,
+        archive: BoxStream<'static, std::io::Result<Bytes>>,
+        labels: &Labels,
+    ) -> Result<(), EngineError> {
+        containers::put_archive(self.docker().await?, volume, archive, labels).await
+    }
+
+    async fn read_archive(
+        &self,
+        volume: &str,
+        folder: &str,
+        labels: &Labels,
+    ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, EngineError> {
+        containers::read_archive(self.docker().await?, volume, folder, labels).await
+    }
+
+    async fn remove_labelled(&self, key: &str, value: &str) -> Result<usize, EngineError> {
+        containers::remove_labelled(self.docker().await?, key, value).await
     }
 
     async fn forget(&self, names: &[String]) {
