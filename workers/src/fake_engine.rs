@@ -207,10 +207,11 @@ impl Engine for FakeEngine {
     }
 
     async fn start_container(&self, name: &str) -> Result<(), EngineError> {
-        Ok(self.journal.update(|r| {
+        self.journal.update(|r| {
             r.running.insert(name.to_string());
             r.max_running = r.max_running.max(r.running.len());
-        }))
+        });
+        Ok(())
     }
 
     async fn wait_container(
@@ -241,15 +242,17 @@ impl Engine for FakeEngine {
     }
 
     async fn create_network(&self, spec: &NetworkCreate) -> Result<(), EngineError> {
-        Ok(self.journal.update(|r| {
+        self.journal.update(|r| {
             r.networks.insert(spec.name.clone());
-        }))
+        });
+        Ok(())
     }
 
     async fn create_volume(&self, name: &str, _labels: &Labels) -> Result<(), EngineError> {
-        Ok(self.journal.update(|r| {
+        self.journal.update(|r| {
             r.volumes.insert(name.to_string());
-        }))
+        });
+        Ok(())
     }
 
     async fn put_archive(
@@ -263,7 +266,8 @@ impl Engine for FakeEngine {
             .await
             .map_err(|e| EngineError::Infrastructure(e.to_string()))?;
         let bytes = chunks.iter().map(Bytes::len).sum::<usize>();
-        Ok(self.journal.update(|r| r.context_bytes += bytes))
+        self.journal.update(|r| r.context_bytes += bytes);
+        Ok(())
     }
 
     async fn read_archive(

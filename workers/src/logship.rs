@@ -83,7 +83,7 @@ impl LogSink {
     /// The same log, with every one of `values` replaced by `***`. Masking works on whole
     /// lines, which is why output is split into lines before it is logged: a value can never
     /// straddle two writes.
-    pub fn masking(&self, values: impl IntoIterator<Item = String>) -> LogSink {
+    pub fn masking(self, values: impl IntoIterator<Item = String>) -> LogSink {
         let mut masked: Vec<String> = self.masked.iter().cloned().chain(values).collect();
         masked.retain(|v| !v.is_empty());
         // Longest first, so a value containing another is masked whole.
@@ -91,7 +91,7 @@ impl LogSink {
         masked.dedup();
         LogSink {
             masked: Arc::new(masked),
-            ..self.clone()
+            ..self
         }
     }
 

@@ -89,7 +89,7 @@ async fn run(job: StepsJob, seed: Option<Bytes>) -> Ran {
         &engine,
         "ca1".parse().unwrap(),
         &execution,
-        "test",
+        ("test", "test@test"),
         &job,
         &[],
     )
@@ -260,7 +260,7 @@ async fn canceling_during_a_step_removes_everything() {
         &engine,
         "ca2".parse().unwrap(),
         &execution,
-        "test",
+        ("test", "test@test"),
         &job,
         &[],
     )

@@ -73,9 +73,16 @@ async fn run(job: StepsJob) -> Ran {
     let engine = FakeEngine::new(Script::Succeed);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let log = LogSink::to_channel(tx).masking(job.masked.iter().map(|s| s.expose().to_string()));
-    let ws = Workspace::create(&engine, "ca1".parse().unwrap(), "ca1-x", "w", &job, &[])
-        .await
-        .unwrap();
+    let ws = Workspace::create(
+        &engine,
+        "ca1".parse().unwrap(),
+        "ca1-x",
+        ("w", "w@test"),
+        &job,
+        &[],
+    )
+    .await
+    .unwrap();
     let board = Board::new(&job, None);
     let result = execute(
         &job,
@@ -324,9 +331,16 @@ async fn canceling_the_run_stops_every_container() {
     let engine = FakeEngine::new(Script::Succeed);
     let (tx, _rx) = mpsc::unbounded_channel();
     let log = LogSink::to_channel(tx);
-    let ws = Workspace::create(&engine, "ca2".parse().unwrap(), "ca2-x", "w", &job, &[])
-        .await
-        .unwrap();
+    let ws = Workspace::create(
+        &engine,
+        "ca2".parse().unwrap(),
+        "ca2-x",
+        ("w", "w@test"),
+        &job,
+        &[],
+    )
+    .await
+    .unwrap();
     let board = Board::new(&job, None);
     let runner = EngineSteps::new(&engine, &ws, Vec::new());
     tokio::select! {

@@ -37,10 +37,11 @@ impl<E: Engine> EngineSteps<'_, E> {
             workdir: (!step.disable_working_directory_override)
                 .then(|| step.working_directory.clone()),
             mounts,
-            aliases: network
-                .is_some()
-                .then(|| vec![step.id.clone()])
-                .unwrap_or_default(),
+            aliases: if network.is_some() {
+                vec![step.id.clone()]
+            } else {
+                Vec::new()
+            },
             network,
             ports: cmd.ports.clone(),
             expose: cmd.expose.clone(),

@@ -18,6 +18,9 @@ use crate::protocol::{RegistryCredential, RunId, Step, StepsJob};
 pub const RUN_LABEL: &str = "kiln.run";
 /// The label naming the worker that created a resource.
 pub const WORKER_LABEL: &str = "kiln.worker";
+/// The label naming the worker and the server it works for (`name@server`): what a
+/// restarted worker removes at start-up.
+pub const OWNER_LABEL: &str = "kiln.owner";
 /// The label naming one execution of a run (run id and a nonce): what the run's end removes.
 pub const EXECUTION_LABEL: &str = "kiln.execution";
 /// Where steps find the Docker `config.json` (`DOCKER_CONFIG`).
@@ -89,13 +92,14 @@ impl Workspace {
         engine: &E,
         run: RunId,
         execution: &str,
-        worker: &str,
+        (worker, owner): (&str, &str),
         job: &StepsJob,
         credentials: &[RegistryCredential],
     ) -> Result<Workspace, EngineError> {
         let labels = Labels::from([
             (RUN_LABEL.to_string(), run.to_string()),
             (WORKER_LABEL.to_string(), worker.to_string()),
+            (OWNER_LABEL.to_string(), owner.to_string()),
             (EXECUTION_LABEL.to_string(), execution.to_string()),
         ]);
         let mut ws = Workspace {
