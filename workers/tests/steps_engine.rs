@@ -318,3 +318,70 @@ async fn secrets_are_masked_in_step_output() {
     assert!(ran.log.contains("no newline ***"), "{}", ran.log);
     assert!(!ran.log.contains("s3cr3t"), "{}", ran.log);
 }
+
+/// Times `steps::run` alone (the workspace is made before and removed after).
+async fn time_steps(job: StepsJob) -> std::time::Duration {
+    let engine = DockerEngine::new(None);
+    let execution = format!("b{}", uuid::Uuid::new_v4().simple());
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let log = LogSink::to_channel(tx);
+    let ws = Workspace::create(
+        &engine,
+        "ca9".parse().unwrap(),
+        &execution,
+        ("bench", "bench@test"),
+        &job,
+        &[],
+    )
+    .await
+    .unwrap();
+    let board = Board::new(&job, None);
+    let started = std::time::Instant::now();
+    let result = steps::run(&engine, &ws, &job, Vec::new(), &board, &log).await;
+    let took = started.elapsed();
+    workspace::remove(&engine, &execution).await;
+    result.unwrap();
+    took
+}
+
+/// Benchmark, not a check: `cargo test -p kiln-worker --test steps_engine -- --ignored
+/// --nocapture bench` prints 10 sequential `busybox true` steps against 10 sequential
+/// `docker run --rm` (target: ratio <= 1.2), and 4 parallel 2 s steps (target <= 2.5 s).
+#[tokio::test]
+#[ignore]
+async fn bench_steps() {
+    let sequential: Vec<_> = (0..10)
+        .map(|i| {
+            let when: Vec<String> = if i == 0 {
+                Vec::new()
+            } else {
+                vec![format!("s{}", i - 1)]
+            };
+            let when: Vec<&str> = when.iter().map(String::as_str).collect();
+            cmd(&format!("s{i}"), &when, &["true"], json!({}))
+        })
+        .collect();
+    // Warm up the engine's image and network paths once.
+    time_steps(job(sequential.clone(), &[])).await;
+    let steps = time_steps(job(sequential, &[])).await;
+    let started = std::time::Instant::now();
+    for _ in 0..10 {
+        let ok = Command::new("docker")
+            .args(["run", "--rm", BUSYBOX, "true"])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let cli = started.elapsed();
+    println!(
+        "10 sequential cmd steps: {:.2}s; 10 sequential docker run --rm: {:.2}s; ratio {:.2}",
+        steps.as_secs_f64(),
+        cli.as_secs_f64(),
+        steps.as_secs_f64() / cli.as_secs_f64()
+    );
+    let parallel = (0..4)
+        .map(|i| cmd(&format!("p{i}"), &[], &["sleep", "2"], json!({})))
+        .collect();
+    let took = time_steps(job(parallel, &[])).await;
+    println!("4 parallel steps sleeping 2s: {:.2}s", took.as_secs_f64());
+}

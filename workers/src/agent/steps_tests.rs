@@ -122,3 +122,33 @@ async fn canceling_a_steps_run_stops_its_containers() {
     assert_eq!(result.steps[0].status, StepStatus::Canceled);
     journal.read(|r| assert!(r.live.is_empty() && r.networks.is_empty() && r.volumes.is_empty()));
 }
+
+#[tokio::test]
+async fn a_starting_worker_removes_what_its_earlier_self_left() {
+    let server = FakeServer::start(
+        lease(serde_json::json!([cmd("only", &["echo:x"])])),
+        Bytes::from_static(b"context"),
+    )
+    .await;
+    let engine = FakeEngine::new(Script::Succeed);
+    let labelled = |name: &str, owner: &str| crate::engine::ContainerSpec {
+        name: name.into(),
+        labels: [(
+            crate::steps::workspace::OWNER_LABEL.to_string(),
+            owner.to_string(),
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let mine = labelled("left-behind", &format!("unit@{}", server.url));
+    let other = labelled("someone-elses", "unit@http://another-server");
+    engine.create_container(&mine).await.unwrap();
+    engine.create_container(&other).await.unwrap();
+    let (stop, journal) = super::tests::start_agent(&server, engine);
+    reported(&server).await;
+    stop.cancel();
+    journal.read(|r| {
+        assert!(!r.live.contains("left-behind"));
+        assert!(r.live.contains("someone-elses"));
+    });
+}

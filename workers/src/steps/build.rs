@@ -2,6 +2,7 @@
 //! the same BuildKit path as a quick build (one build per platform), then tagged locally with
 //! its image names so later `cmd` and `push` steps find it.
 
+use super::base_images;
 use super::workspace::WORKSPACE_DIR;
 use super::EngineSteps;
 use crate::engine::{BuildJob, Engine};
@@ -69,10 +70,22 @@ impl<E: Engine> EngineSteps<'_, E> {
                 .tag(&first.local_name, &image.to_string())
                 .await?;
         }
-        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-        for image in &build.images {
-            built.insert(image.to_string(), builds.clone());
+        {
+            let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+            for image in &build.images {
+                built.insert(image.to_string(), builds.clone());
+            }
         }
-        Ok(AttemptEnd::default())
+        let base_images =
+            match base_images::dockerfile_text(self.engine, ws, folder, &build.dockerfile).await {
+                Some(text) => {
+                    base_images::base_images(&text, &build.build_args, &self.credentials).await
+                }
+                None => Vec::new(),
+            };
+        Ok(AttemptEnd {
+            base_images,
+            ..AttemptEnd::default()
+        })
     }
 }
