@@ -68,7 +68,14 @@ impl<E: Engine> EngineSteps<'_, E> {
         }
         let spec = self.container_spec(step, cmd)?;
         // A retry or repeat reuses the name: the previous attempt's container goes first.
-        self.engine.remove_container(&spec.name).await;
+        let again = !self
+            .created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(spec.name.clone());
+        if again {
+            self.engine.remove_container(&spec.name).await;
+        }
         output
             .log()
             .line(format!("Launching container with name: {}", step.id));

@@ -8,7 +8,7 @@ mod cmd;
 mod push;
 pub mod workspace;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use crate::engine::{Built, Engine, EngineError};
@@ -32,6 +32,9 @@ pub struct EngineSteps<'a, E> {
     credentials: Vec<RegistryCredential>,
     /// What build steps built, by image name: one build per platform.
     built: Mutex<HashMap<String, Vec<Built>>>,
+    /// Containers created so far: a retry or repeat must remove its predecessor first, a
+    /// first attempt need not ask.
+    created: Mutex<HashSet<String>>,
 }
 
 impl<'a, E: Engine> EngineSteps<'a, E> {
@@ -45,6 +48,7 @@ impl<'a, E: Engine> EngineSteps<'a, E> {
             workspace,
             credentials,
             built: Mutex::default(),
+            created: Mutex::default(),
         }
     }
 
