@@ -83,6 +83,12 @@ pub trait Engine: Send + Sync + 'static {
         target: &str,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
 
+    /// The id (config digest) of the local image `image`, if the engine holds it.
+    fn image_id(
+        &self,
+        image: &str,
+    ) -> impl Future<Output = Result<Option<Digest>, EngineError>> + Send;
+
     /// Whether the engine holds the image `image` locally.
     fn has_image(&self, image: &str) -> impl Future<Output = Result<bool, EngineError>> + Send;
 

@@ -170,6 +170,10 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
+    async fn image_id(&self, image: &str) -> Result<Option<Digest>, EngineError> {
+        Ok((!image.contains("missing")).then(|| Digest::from_sha256(&[9; 32])))
+    }
+
     async fn has_image(&self, image: &str) -> Result<bool, EngineError> {
         Ok(!image.contains("missing"))
     }

@@ -161,11 +161,10 @@ async fn build_then_run_the_image_then_push_it() {
     let pushed = ran.result.expect(&ran.log);
     assert_eq!(pushed.len(), 1, "{}", ran.log);
     assert!(ran.log.contains("built-in-a-step"), "{}", ran.log);
-    assert!(
-        ran.log.contains(&format!("image: {image}@sha256:")),
-        "{}",
-        ran.log
-    );
+    // The push step's manifest digest, and the build step's local image id.
+    let manifest = format!("image: {image}@{}", pushed[0].digest);
+    assert!(ran.log.contains(&manifest), "{}", ran.log);
+    assert_eq!(ran.states[0].images.len(), 1, "{:?}", ran.states[0]);
     let pulled = Command::new("docker")
         .args(["pull", "-q", &image])
         .status()

@@ -23,7 +23,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::{already_gone, docker_credentials};
 use crate::engine::{ContainerSpec, EngineError, Labels, NetworkCreate};
 use crate::logship::LogSink;
-use crate::protocol::RegistryCredential;
+use crate::protocol::{Digest, RegistryCredential};
 
 /// The empty image helper containers are created from: imported once from an empty tar, never
 /// run (a stopped container is enough to copy files into and out of its volumes).
@@ -58,6 +58,14 @@ pub(super) async fn ensure_helper_image(docker: &Docker) -> Result<(), EngineErr
         .await
         .map_err(|e| engine("importing the helper image", e))?;
     Ok(())
+}
+
+pub(super) async fn image_id(docker: &Docker, image: &str) -> Result<Option<Digest>, EngineError> {
+    match docker.inspect_image(image).await {
+        Ok(inspect) => Ok(inspect.id.and_then(|id| id.parse().ok())),
+        Err(e) if already_gone(&e) => Ok(None),
+        Err(e) => Err(engine(&format!("inspecting {image}"), e)),
+    }
 }
 
 pub(super) async fn has_image(docker: &Docker, image: &str) -> Result<bool, EngineError> {

@@ -24,7 +24,7 @@ use crate::engine::{
     Pushed,
 };
 use crate::logship::LogSink;
-use crate::protocol::{ImageRef, Platform, RegistryCredential};
+use crate::protocol::{Digest, ImageRef, Platform, RegistryCredential};
 
 mod containers;
 
@@ -214,6 +214,10 @@ impl Engine for DockerEngine {
             .tag_image(source, Some(options))
             .await
             .map_err(|e| EngineError::Infrastructure(format!("tagging {target}: {e}")))
+    }
+
+    async fn image_id(&self, image: &str) -> Result<Option<Digest>, EngineError> {
+        containers::image_id(self.docker().await?, image).await
     }
 
     async fn has_image(&self, image: &str) -> Result<bool, EngineError> {

@@ -7,7 +7,7 @@ use super::workspace::WORKSPACE_DIR;
 use super::EngineSteps;
 use crate::engine::{BuildJob, Engine};
 use crate::executor::{AttemptEnd, StepError, StepOutput};
-use crate::protocol::{BuildSpec, BuildStep, ContextSource, Digest, Platform, Step};
+use crate::protocol::{BuildSpec, BuildStep, ContextSource, Digest, OutputImage, Platform, Step};
 
 /// The engine-local name of one platform's build of a step.
 pub(super) fn local_name(execution: &str, step: &Step, platform: &Platform) -> String {
@@ -83,7 +83,20 @@ impl<E: Engine> EngineSteps<'_, E> {
                 }
                 None => Vec::new(),
             };
+        // What the step built, by the local image's id (its config digest): the registry's
+        // manifest digest is known only once a push step pushed it.
+        let mut images = Vec::new();
+        if let Some(id) = self.engine.image_id(&first.local_name).await? {
+            images.extend(build.images.iter().map(|image| OutputImage {
+                registry: image.registry().map(str::to_string),
+                repository: image.repository().to_string(),
+                tag: image.tag_or_latest().to_string(),
+                digest: id.clone(),
+                platforms: Vec::new(),
+            }));
+        }
         Ok(AttemptEnd {
+            images,
             base_images,
             ..AttemptEnd::default()
         })
