@@ -10,11 +10,12 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{ClientError, ServerClient};
 use crate::engine::{BuildJob, Engine, PlatformSupport};
 use crate::engine_health::wait_for_engine;
+use crate::executor::Board;
 use crate::fetch_policy::FetchPolicy;
 use crate::logship::{self, LogSink};
 use crate::protocol::{
     human_transfer, BuildSpec, Job, JobKind, Lease, LeaseRequest, Outcome, OutputImage, Platform,
-    ReturnRun, RunResult, Secret, WorkerInfo, PROTOCOL_VERSION,
+    ReturnRun, RunResult, Secret, StepStatus, StepType, StepsJob, WorkerInfo, PROTOCOL_VERSION,
 };
 use crate::{publish, source};
 
@@ -93,8 +94,8 @@ impl<E: Engine> Agent<E> {
                 emulated: Vec::new(),
                 engine_error: None,
                 protocol: PROTOCOL_VERSION,
-                jobs: vec![JobKind::Build],
-                step_types: Vec::new(),
+                jobs: vec![JobKind::Build, JobKind::Steps],
+                step_types: vec![StepType::Build, StepType::Push, StepType::Cmd],
             },
             wait_ms: LEASE_WAIT.as_millis() as u64,
         };
@@ -102,6 +103,7 @@ impl<E: Engine> Agent<E> {
         if !wait_for_engine(self.engine.as_ref(), &self.client, &mut req, &shutdown).await {
             return Ok(());
         }
+        self.remove_leftovers().await;
         let support = self.platforms().await;
         req.worker.platforms = support
             .native
@@ -197,9 +199,33 @@ impl<E: Engine> Agent<E> {
             tokio::time::sleep(self.config.drain_timeout).await;
         };
         let started = Instant::now();
-        let build_name = format!("kiln-build/{run}-{}", uuid::Uuid::new_v4().simple());
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let build_name = format!("kiln-build/{run}-{nonce}");
+        // A steps run's resources on the engine carry this; short, it ends container names.
+        let execution = format!("{run}-{}", &nonce[..8]);
         let (log, shipper) =
             logship::start(self.client.clone(), run, lease.attempt, lease.log_offset);
+        let steps_job = match &lease.job {
+            Job::Steps(job) => Some(job),
+            Job::Build(_) => None,
+        };
+        let log = match steps_job {
+            Some(job) => log.masking(masked_values(job, &lease)),
+            None => log,
+        };
+        let (board, reporter) = match steps_job {
+            Some(job) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                let reporter = tokio::spawn(steps::report_steps(
+                    self.client.clone(),
+                    run,
+                    lease.attempt,
+                    rx,
+                ));
+                (Some(Board::new(job, Some(tx))), Some(reporter))
+            }
+            None => (None, None),
+        };
         log.line(format!(
             "Run ID: {run} started on worker {} ({})",
             self.config.name,
@@ -215,10 +241,13 @@ impl<E: Engine> Agent<E> {
         ));
         let timeout = Duration::from_millis(lease.timeout_ms);
         let outcome = tokio::select! {
-            r = self.perform(&lease, &build_name, &log, &building) => r,
+            r = self.perform(&lease, &execution, board.as_ref(), &build_name, &log, &building) => r,
             _ = drained => {
                 if !building.load(Ordering::Relaxed) {
                     log.line("Build stopped before it started: the worker is shutting down");
+                    if let (Some(job), Some(board)) = (steps_job, &board) {
+                        self.finish_steps(job, &execution, board, StepStatus::Canceled, &log).await;
+                    }
                     heartbeat.abort();
                     drop(log);
                     let _ = shipper.await;
@@ -234,6 +263,9 @@ impl<E: Engine> Agent<E> {
                 match why {
                     Some(Stop::Lost(msg)) => {
                         tracing::warn!(run.id = %run, "dropping run: {msg}");
+                        if let (Some(job), Some(board)) = (steps_job, &board) {
+                            self.finish_steps(job, &execution, board, StepStatus::Canceled, &log).await;
+                        }
                         heartbeat.abort();
                         drop(log);
                         let _ = shipper.await;
@@ -259,6 +291,22 @@ impl<E: Engine> Agent<E> {
                 Err((Outcome::Timeout, msg))
             }
         };
+        let steps = match (steps_job, &board) {
+            (Some(job), Some(board)) => {
+                let running = match &outcome {
+                    Err((Outcome::Timeout, _)) => StepStatus::Timeout,
+                    _ => StepStatus::Canceled,
+                };
+                self.finish_steps(job, &execution, board, running, &log)
+                    .await
+            }
+            _ => Vec::new(),
+        };
+        // Live states first: the result makes the run final.
+        drop(board);
+        if let Some(reporter) = reporter {
+            let _ = reporter.await;
+        }
         let result = match outcome {
             Ok((outputs, summary)) => {
                 log.line(summary.line(&lease, started.elapsed()));
@@ -267,7 +315,7 @@ impl<E: Engine> Agent<E> {
                     outcome: Outcome::Succeeded,
                     error_message: None,
                     output_images: outputs,
-                    steps: Vec::new(),
+                    steps,
                 }
             }
             Err((outcome, message)) => RunResult {
@@ -275,7 +323,7 @@ impl<E: Engine> Agent<E> {
                 outcome,
                 error_message: Some(message),
                 output_images: Vec::new(),
-                steps: Vec::new(),
+                steps,
             },
         };
         // The log must be complete before the result makes the run final.
@@ -311,6 +359,8 @@ impl<E: Engine> Agent<E> {
     async fn perform(
         &self,
         lease: &Lease,
+        execution: &str,
+        board: Option<&Board>,
         build_name: &str,
         log: &LogSink,
         building: &AtomicBool,
@@ -320,11 +370,13 @@ impl<E: Engine> Agent<E> {
                 self.build_and_push(lease, spec, build_name, log, building)
                     .await
             }
-            // The server leases only the kinds a worker advertises; this is a server bug.
-            Job::Steps(_) => Err((
-                Outcome::Error,
-                format!("worker '{}' does not run multi-step jobs", self.config.name),
-            )),
+            Job::Steps(job) => {
+                let Some(board) = board else {
+                    return Err((Outcome::Error, "no step board for a steps job".into()));
+                };
+                self.run_steps(lease, job, execution, board, log, building)
+                    .await
+            }
         }
     }
 
@@ -432,6 +484,18 @@ impl Summary {
     }
 }
 
+/// What a steps run's log never shows: the values the server marked, and the credentials
+/// and git token the worker holds.
+fn masked_values(job: &StepsJob, lease: &Lease) -> Vec<String> {
+    let masked = job.masked.iter().map(|s| s.expose().to_string());
+    let credentials = lease
+        .credentials
+        .iter()
+        .map(|c| c.password.expose().to_string());
+    let git = lease.git_token.iter().map(|t| t.expose().to_string());
+    masked.chain(credentials).chain(git).collect()
+}
+
 /// Every name the engine may hold for this run's images: the per-platform build names and
 /// the pushed tags.
 fn local_names(lease: &Lease, build_name: &str, result: &RunResult) -> Vec<String> {
@@ -485,7 +549,11 @@ async fn heartbeat_loop(
     }
 }
 
+mod steps;
+
 #[cfg(test)]
 mod fake_server;
+#[cfg(test)]
+mod steps_tests;
 #[cfg(test)]
 mod tests;

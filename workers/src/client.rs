@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 
 use crate::protocol::{
     ApiErrorBody, ApiErrorDetail, Heartbeat, HeartbeatReply, Lease, LeaseRequest, LogAppendReply,
-    ReturnRun, RunId, RunResult, Secret, SourceReply, SourceResolved, LOG_GAP,
+    ReturnRun, RunId, RunResult, Secret, SourceReply, SourceResolved, StepsUpdate, LOG_GAP,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +131,15 @@ impl ServerClient {
     pub async fn report(&self, run: RunId, result: &RunResult) -> Result<(), ClientError> {
         let path = format!("/api/worker/runs/{run}/result");
         self.post_json(&path, Duration::from_secs(30), result)
+            .await?;
+        Ok(())
+    }
+
+    /// Reports steps whose state changed (`POST /api/worker/runs/{id}/steps`), fenced by the
+    /// attempt. A server without live step states answers 404 (`ClientError::Server`).
+    pub async fn report_steps(&self, run: RunId, update: &StepsUpdate) -> Result<(), ClientError> {
+        let path = format!("/api/worker/runs/{run}/steps");
+        self.post_json(&path, Duration::from_secs(30), update)
             .await?;
         Ok(())
     }

@@ -1,13 +1,27 @@
-//! A scripted `Engine` for unit tests of the agent's state machine: builds succeed, fail or
-//! hang as told, and the engine records what the agent asked of it, including builds it
-//! stopped by dropping their future. Integration tests use the real Docker engine.
+//! A scripted `Engine` for unit tests of the agent's state machine and the step executor:
+//! builds succeed, fail or hang as told, containers run the little script their command
+//! spells, and the engine records what it was asked, including builds and containers stopped
+//! by dropping their future. Integration tests use the real Docker engine.
+//!
+//! A fake container's command is a list of words, run in order: `echo:TEXT` prints a line,
+//! `sleep:MS` waits, `touch:NAME` creates a file in the fake's one shared folder, `await:NAME`
+//! waits until that file exists, `hang` never ends, `exit:N` exits with N, and
+//! `succeed-from:N` exits 0 from the Nth run of the same command on (1 before). A finished
+//! script exits 0.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use futures::TryStreamExt;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use tokio::sync::Notify;
 
-use crate::engine::{BuildJob, Built, Engine, EngineError, PlatformSupport, Pushed};
+use crate::engine::{
+    BuildJob, Built, ContainerSpec, Engine, EngineError, Labels, NetworkCreate, PlatformSupport,
+    Pushed,
+};
 use crate::logship::LogSink;
 use crate::protocol::{Digest, ImageRef, Platform, RegistryCredential};
 
@@ -32,6 +46,20 @@ pub struct Record {
     pub builds_stopped: usize,
     pub context_bytes: usize,
     pub forgotten: Vec<String>,
+    /// Containers in the order they were created.
+    pub created: Vec<ContainerSpec>,
+    /// Containers that exist (created, not removed).
+    pub live: BTreeSet<String>,
+    /// Containers running their script now, and the most there ever were at once.
+    pub running: BTreeSet<String>,
+    pub max_running: usize,
+    pub networks: BTreeSet<String>,
+    pub volumes: BTreeSet<String>,
+    pub pulled: Vec<String>,
+    /// Files `touch` created.
+    pub files: BTreeSet<String>,
+    /// Runs of each command, for `succeed-from`.
+    runs: BTreeMap<String, u32>,
 }
 
 /// The record, and a wake-up whenever it changes.
@@ -94,7 +122,190 @@ impl Drop for Running {
     }
 }
 
+/// Takes a running container off the record when its wait ends or is dropped.
+struct Started {
+    journal: Arc<Journal>,
+    name: String,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        self.journal.update(|r| {
+            r.running.remove(&self.name);
+        });
+    }
+}
+
+impl FakeEngine {
+    /// Runs a container's script; returns its exit code.
+    async fn script(&self, spec: &ContainerSpec, line: &(dyn Fn(&str) + Send + Sync)) -> i64 {
+        let key = spec.cmd.join(" ");
+        let mut run = 0;
+        self.journal.update(|r| {
+            let n = r.runs.entry(key).or_default();
+            *n += 1;
+            run = *n;
+        });
+        for word in &spec.cmd {
+            let (verb, arg) = word.split_once(':').unwrap_or((word, ""));
+            match verb {
+                "echo" => line(arg),
+                "sleep" => tokio::time::sleep(Duration::from_millis(arg.parse().unwrap())).await,
+                "touch" => self.journal.update(|r| {
+                    r.files.insert(arg.to_string());
+                }),
+                "await" => self.journal.until(|r| r.files.contains(arg)).await,
+                "hang" => std::future::pending::<()>().await,
+                "exit" => return arg.parse().unwrap(),
+                "succeed-from" => return i64::from(run < arg.parse::<u32>().unwrap()),
+                other => panic!("the fake engine has no script word {other}"),
+            }
+        }
+        0
+    }
+}
+
 impl Engine for FakeEngine {
+    async fn tag(&self, _source: &str, _target: &str) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    async fn image_id(&self, image: &str) -> Result<Option<Digest>, EngineError> {
+        Ok((!image.contains("missing")).then(|| Digest::from_sha256(&[9; 32])))
+    }
+
+    async fn has_image(&self, image: &str) -> Result<bool, EngineError> {
+        Ok(!image.contains("missing"))
+    }
+
+    async fn pull(
+        &self,
+        image: &str,
+        _credential: Option<&crate::protocol::RegistryCredential>,
+        _log: &LogSink,
+    ) -> Result<(), EngineError> {
+        self.journal.update(|r| r.pulled.push(image.to_string()));
+        if image.contains("missing") {
+            return Err(EngineError::BuildFailed(format!(
+                "pulling {image}: not found"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
+        let mut taken = false;
+        self.journal.update(|r| {
+            taken = !r.live.insert(spec.name.clone());
+            if !taken {
+                r.created.push(spec.clone());
+            }
+        });
+        if taken {
+            return Err(EngineError::Infrastructure(format!(
+                "the name {} is in use",
+                spec.name
+            )));
+        }
+        Ok(())
+    }
+
+    async fn start_container(&self, name: &str) -> Result<(), EngineError> {
+        self.journal.update(|r| {
+            r.running.insert(name.to_string());
+            r.max_running = r.max_running.max(r.running.len());
+        });
+        Ok(())
+    }
+
+    async fn wait_container(
+        &self,
+        name: &str,
+        line: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<i64, EngineError> {
+        let spec = self.journal.read(|r| {
+            r.created
+                .iter()
+                .rev()
+                .find(|c| c.name == name)
+                .cloned()
+                .expect("waits only for containers it created")
+        });
+        let _started = Started {
+            journal: self.journal.clone(),
+            name: name.to_string(),
+        };
+        Ok(self.script(&spec, line).await)
+    }
+
+    async fn remove_container(&self, name: &str) {
+        self.journal.update(|r| {
+            r.live.remove(name);
+            r.running.remove(name);
+        });
+    }
+
+    async fn create_network(&self, spec: &NetworkCreate) -> Result<(), EngineError> {
+        self.journal.update(|r| {
+            r.networks.insert(spec.name.clone());
+        });
+        Ok(())
+    }
+
+    async fn create_volume(&self, name: &str, _labels: &Labels) -> Result<(), EngineError> {
+        self.journal.update(|r| {
+            r.volumes.insert(name.to_string());
+        });
+        Ok(())
+    }
+
+    async fn put_archive(
+        &self,
+        _volume: &str,
+        archive: BoxStream<'static, std::io::Result<Bytes>>,
+        _labels: &Labels,
+    ) -> Result<(), EngineError> {
+        let chunks: Vec<Bytes> = archive
+            .try_collect()
+            .await
+            .map_err(|e| EngineError::Infrastructure(e.to_string()))?;
+        let bytes = chunks.iter().map(Bytes::len).sum::<usize>();
+        self.journal.update(|r| r.context_bytes += bytes);
+        Ok(())
+    }
+
+    async fn read_archive(
+        &self,
+        _volume: &str,
+        _folder: &str,
+        _labels: &Labels,
+    ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, EngineError> {
+        Ok(futures::stream::iter([Ok(Bytes::from_static(&[0; 1024]))]).boxed())
+    }
+
+    async fn remove_labelled(&self, key: &str, value: &str) -> Result<usize, EngineError> {
+        let mut removed = 0;
+        self.journal.update(|r| {
+            let mine: Vec<String> = r
+                .created
+                .iter()
+                .filter(|c| c.labels.get(key).map(String::as_str) == Some(value))
+                .map(|c| c.name.clone())
+                .collect();
+            for name in mine {
+                if r.live.remove(&name) {
+                    r.running.remove(&name);
+                    removed += 1;
+                }
+            }
+            // The fake does not keep labels on networks and volumes: a run's all go.
+            removed += r.networks.len() + r.volumes.len();
+            r.networks.clear();
+            r.volumes.clear();
+        });
+        Ok(removed)
+    }
+
     async fn ping(&self) -> Result<(), EngineError> {
         Ok(())
     }

@@ -229,7 +229,7 @@ fn digest_in_location(location: &str) -> Option<Digest> {
 }
 
 /// Whether `registry` (`host[:port]`) is on this machine: Docker's default insecure registries.
-fn is_loopback(registry: &str) -> bool {
+pub(crate) fn is_loopback(registry: &str) -> bool {
     if let Some(rest) = registry.strip_prefix('[') {
         return rest
             .split(']')

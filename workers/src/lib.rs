@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod docker;
 pub mod engine;
 mod engine_health;
+pub mod executor;
 #[cfg(test)]
 mod fake_engine;
 pub mod fetch_policy;
@@ -25,6 +26,7 @@ mod publish;
 pub mod server_url;
 pub mod signal;
 mod source;
+pub mod steps;
 pub mod worker_token;
 
 pub use agent::{Agent, AgentConfig};

@@ -8,6 +8,7 @@
 //! shipping.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::mpsc;
@@ -63,12 +64,56 @@ impl LogUpload for AttemptLog {
 #[derive(Clone)]
 pub struct LogSink {
     tx: mpsc::UnboundedSender<Bytes>,
+    /// Values replaced by `***` in every line, longest first.
+    masked: Arc<Vec<String>>,
+    /// Put before every line (`[test] ` for a step running beside others).
+    prefix: Option<Arc<str>>,
 }
 
 impl LogSink {
+    /// A sink that writes to `tx`: for tests that read the lines themselves.
+    pub fn to_channel(tx: mpsc::UnboundedSender<Bytes>) -> LogSink {
+        LogSink {
+            tx,
+            masked: Arc::default(),
+            prefix: None,
+        }
+    }
+
+    /// The same log, with every one of `values` replaced by `***`. Masking works on whole
+    /// lines, which is why output is split into lines before it is logged: a value can never
+    /// straddle two writes.
+    pub fn masking(self, values: impl IntoIterator<Item = String>) -> LogSink {
+        let mut masked: Vec<String> = self.masked.iter().cloned().chain(values).collect();
+        masked.retain(|v| !v.is_empty());
+        // Longest first, so a value containing another is masked whole.
+        masked.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        masked.dedup();
+        LogSink {
+            masked: Arc::new(masked),
+            ..self
+        }
+    }
+
+    /// The same log, with `prefix` before every line.
+    pub fn prefixed(&self, prefix: &str) -> LogSink {
+        LogSink {
+            prefix: Some(Arc::from(prefix)),
+            ..self.clone()
+        }
+    }
+
     pub fn line(&self, line: impl AsRef<str>) {
-        let mut buf = BytesMut::with_capacity(line.as_ref().len() + 1);
-        buf.extend_from_slice(line.as_ref().as_bytes());
+        let mut text = std::borrow::Cow::Borrowed(line.as_ref());
+        for value in self.masked.iter() {
+            if text.contains(value.as_str()) {
+                text = std::borrow::Cow::Owned(text.replace(value.as_str(), "***"));
+            }
+        }
+        let prefix = self.prefix.as_deref().unwrap_or("");
+        let mut buf = BytesMut::with_capacity(prefix.len() + text.len() + 1);
+        buf.extend_from_slice(prefix.as_bytes());
+        buf.extend_from_slice(text.as_bytes());
         buf.extend_from_slice(b"\n");
         // A closed shipper means the attempt is over; later lines have nowhere to go.
         let _ = self.tx.send(buf.freeze());
@@ -100,7 +145,7 @@ pub fn start_with(
 ) -> (LogSink, tokio::task::JoinHandle<Result<(), ClientError>>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(ship(upload, Window::new(offset), rx).instrument(span));
-    (LogSink { tx }, task)
+    (LogSink::to_channel(tx), task)
 }
 
 /// The tail of the log this shipper wrote: `held` starts at `base` in the server's log, and

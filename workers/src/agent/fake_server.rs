@@ -14,7 +14,9 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::protocol::{Lease, LeaseRequest, ReturnRun, RunResult, STALE_ATTEMPT};
+use crate::protocol::{
+    Lease, LeaseRequest, ReturnRun, RunResult, StepsUpdate, WorkerInfo, STALE_ATTEMPT,
+};
 
 /// How the server answers heartbeats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +34,10 @@ pub struct Seen {
     pub log: Vec<u8>,
     pub results: Vec<RunResult>,
     pub returned: Vec<ReturnRun>,
+    /// Live step states, as sent.
+    pub step_updates: Vec<StepsUpdate>,
+    /// The worker as its last lease request described it.
+    pub worker: Option<WorkerInfo>,
 }
 
 struct Shared {
@@ -70,6 +76,7 @@ impl FakeServer {
             .route("/api/worker/runs/{id}/logs", post(append_log))
             .route("/api/worker/runs/{id}/result", post(result))
             .route("/api/worker/runs/{id}/return", post(give_back))
+            .route("/api/worker/runs/{id}/steps", post(steps_changed))
             .route("/api/worker/runs/{id}/context", get(context_of))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -113,7 +120,10 @@ impl FakeServer {
 }
 
 async fn lease_run(State(s): State<Arc<Shared>>, Json(req): Json<LeaseRequest>) -> Response {
-    s.update(|seen| seen.lease_requests += 1);
+    s.update(|seen| {
+        seen.lease_requests += 1;
+        seen.worker = Some(req.worker.clone());
+    });
     let lease = s.lease.lock().unwrap().take();
     match lease {
         Some(lease) => Json(lease).into_response(),
@@ -169,6 +179,14 @@ async fn result(State(s): State<Arc<Shared>>, Json(result): Json<RunResult>) -> 
 
 async fn give_back(State(s): State<Arc<Shared>>, Json(returned): Json<ReturnRun>) -> StatusCode {
     s.update(|seen| seen.returned.push(returned));
+    StatusCode::NO_CONTENT
+}
+
+async fn steps_changed(
+    State(s): State<Arc<Shared>>,
+    Json(update): Json<StepsUpdate>,
+) -> StatusCode {
+    s.update(|seen| seen.step_updates.push(update));
     StatusCode::NO_CONTENT
 }
 

@@ -34,7 +34,10 @@ fn lease(timeout_ms: u64) -> Lease {
 }
 
 /// A worker running against `server` with `engine`, until the returned token fires.
-fn start_agent(server: &FakeServer, engine: FakeEngine) -> (CancellationToken, Arc<Journal>) {
+pub(super) fn start_agent(
+    server: &FakeServer,
+    engine: FakeEngine,
+) -> (CancellationToken, Arc<Journal>) {
     let journal = engine.journal.clone();
     let config = AgentConfig {
         server: server.url.clone(),

@@ -1,25 +1,27 @@
-//! The Docker engine as a build engine: BuildKit builds through bollard's `build_image`
-//! (with a session id, which BuildKit requires), and pushes through the daemon.
+//! The Docker engine: BuildKit builds (`build.rs`), pushes through the daemon, and the
+//! containers, networks and volumes of steps (`containers.rs`).
 
-use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bollard::auth::DockerCredentials;
-use bollard::models::{BuildInfo, BuildInfoAux};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, BuilderVersion, PushImageOptionsBuilder, RemoveImageOptionsBuilder,
-    TagImageOptionsBuilder,
+    PushImageOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use bollard::Docker;
+use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use tokio::sync::OnceCell;
 
-use crate::buildkit_log::{
-    LogChunk, PlainPrinter, StatusBatch, StatusUpdate, VertexUpdate, WarningUpdate,
+use crate::engine::{
+    BuildJob, Built, ContainerSpec, Engine, EngineError, Labels, NetworkCreate, PlatformSupport,
+    Pushed,
 };
-use crate::engine::{BuildJob, Built, Engine, EngineError, PlatformSupport, Pushed};
 use crate::logship::LogSink;
-use crate::protocol::{ImageRef, Platform, RegistryCredential};
+use crate::protocol::{Digest, ImageRef, Platform, RegistryCredential};
+
+mod build;
+mod containers;
 
 /// How long to wait for the engine to answer a request (not for a whole build).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -120,77 +122,96 @@ impl Engine for DockerEngine {
     }
 
     async fn build(&self, job: BuildJob, log: &LogSink) -> Result<Built, EngineError> {
-        let docker = self.docker().await?;
-        let spec = &job.spec;
-        let session = format!("kiln-{}-{}", job.run_id, uuid::Uuid::new_v4().simple());
-        let build_args: HashMap<String, String> = spec
-            .build_args
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let mut options = BuildImageOptionsBuilder::default()
-            .dockerfile(&spec.dockerfile)
-            .version(BuilderVersion::BuilderBuildKit)
-            .session(&session)
-            .nocache(spec.no_cache)
-            .rm(true)
-            .platform(&job.platform.to_string())
-            .t(&job.local_name)
-            .buildargs(&build_args);
-        if let Some(target) = &spec.target {
-            options = options.target(target);
+        build::build(self.docker().await?, job, log).await
+    }
+
+    async fn tag(&self, source: &str, target: &str) -> Result<(), EngineError> {
+        let (repo, tag) = match target.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r, t),
+            _ => (target, "latest"),
+        };
+        let options = TagImageOptionsBuilder::default()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        self.docker()
+            .await?
+            .tag_image(source, Some(options))
+            .await
+            .map_err(|e| EngineError::Infrastructure(format!("tagging {target}: {e}")))
+    }
+
+    async fn image_id(&self, image: &str) -> Result<Option<Digest>, EngineError> {
+        containers::image_id(self.docker().await?, image).await
+    }
+
+    async fn has_image(&self, image: &str) -> Result<bool, EngineError> {
+        containers::has_image(self.docker().await?, image).await
+    }
+
+    async fn pull(
+        &self,
+        image: &str,
+        credential: Option<&RegistryCredential>,
+        log: &LogSink,
+    ) -> Result<(), EngineError> {
+        containers::pull(self.docker().await?, image, credential, log).await
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
+        containers::create_container(self.docker().await?, spec).await
+    }
+
+    async fn start_container(&self, name: &str) -> Result<(), EngineError> {
+        self.docker()
+            .await?
+            .start_container(name, None)
+            .await
+            .map_err(|e| EngineError::Infrastructure(format!("starting {name}: {e}")))
+    }
+
+    async fn wait_container(
+        &self,
+        name: &str,
+        line: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<i64, EngineError> {
+        containers::wait_container(self.docker().await?, name, line).await
+    }
+
+    async fn remove_container(&self, name: &str) {
+        if let Ok(docker) = self.docker().await {
+            containers::remove_container(docker, name).await;
         }
-        // For pulling base images from private registries.
-        let auth: HashMap<String, DockerCredentials> = job
-            .credentials
-            .iter()
-            .map(|c| (c.registry.clone(), docker_credentials(c)))
-            .collect();
-        let body = bollard::body_try_stream(job.context);
-        let mut stream = docker.build_image(options.build(), Some(auth), Some(body));
-        let mut printer = PlainPrinter::new();
-        let mut failure = None;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(BuildInfo {
-                    aux: Some(BuildInfoAux::BuildKit(status)),
-                    ..
-                }) => {
-                    for line in printer.push(&batch_from(status)) {
-                        log.line(line);
-                    }
-                }
-                Ok(BuildInfo {
-                    stream: Some(text), ..
-                }) => {
-                    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                        log.line(line);
-                    }
-                }
-                Ok(_) => {}
-                Err(bollard::errors::Error::DockerStreamError { error }) => {
-                    failure = Some(EngineError::BuildFailed(error));
-                    break;
-                }
-                Err(e) => {
-                    failure = Some(classify(e));
-                    break;
-                }
-            }
-        }
-        for line in printer.finish() {
-            log.line(line);
-        }
-        if let Some(failure) = failure {
-            return Err(failure);
-        }
-        let (steps_total, steps_cached) = printer.step_counts();
-        Ok(Built {
-            platform: job.platform,
-            local_name: job.local_name,
-            steps_total,
-            steps_cached,
-        })
+    }
+
+    async fn create_network(&self, spec: &NetworkCreate) -> Result<(), EngineError> {
+        containers::create_network(self.docker().await?, spec).await
+    }
+
+    async fn create_volume(&self, name: &str, labels: &Labels) -> Result<(), EngineError> {
+        containers::create_volume(self.docker().await?, name, labels).await
+    }
+
+    async fn put_archive(
+        &self,
+        volume: &str,
+        archive: BoxStream<'static, std::io::Result<Bytes>>,
+        labels: &Labels,
+    ) -> Result<(), EngineError> {
+        containers::put_archive(self.docker().await?, volume, archive, labels).await
+    }
+
+    async fn read_archive(
+        &self,
+        volume: &str,
+        folder: &str,
+        labels: &Labels,
+    ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, EngineError> {
+        containers::read_archive(self.docker().await?, volume, folder, labels).await
+    }
+
+    async fn remove_labelled(&self, key: &str, value: &str) -> Result<usize, EngineError> {
+        containers::remove_labelled(self.docker().await?, key, value).await
     }
 
     async fn forget(&self, names: &[String]) {
@@ -318,78 +339,6 @@ fn pushed_in(status: &str) -> Option<Pushed> {
 
 fn push_error(image: &ImageRef, e: bollard::errors::Error) -> EngineError {
     EngineError::Infrastructure(format!("push of {image} failed: {e}"))
-}
-
-/// Errors outside the build's own output: the engine went away or refused the request.
-fn classify(e: bollard::errors::Error) -> EngineError {
-    match e {
-        bollard::errors::Error::DockerResponseServerError {
-            status_code,
-            message,
-        } if status_code < 500 => EngineError::BuildFailed(message),
-        other => EngineError::Infrastructure(format!("Docker engine: {other}")),
-    }
-}
-
-/// A protobuf timestamp, as (seconds, nanos), to `SystemTime`.
-fn time(ts: Option<(i64, i32)>) -> Option<SystemTime> {
-    let (seconds, nanos) = ts?;
-    let secs = u64::try_from(seconds).ok()?;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos.clamp(0, 999_999_999) as u32))
-}
-
-macro_rules! ts {
-    ($t:expr) => {
-        time($t.map(|t| (t.seconds, t.nanos)))
-    };
-}
-
-fn batch_from(s: bollard::moby::buildkit::v1::StatusResponse) -> StatusBatch {
-    StatusBatch {
-        vertexes: s
-            .vertexes
-            .into_iter()
-            .map(|v| VertexUpdate {
-                digest: v.digest,
-                name: v.name,
-                cached: v.cached,
-                started: ts!(v.started),
-                completed: ts!(v.completed),
-                error: v.error,
-            })
-            .collect(),
-        statuses: s
-            .statuses
-            .into_iter()
-            .map(|st| StatusUpdate {
-                id: st.id,
-                vertex: st.vertex,
-                name: st.name,
-                current: st.current,
-                total: st.total,
-                started: ts!(st.started),
-                completed: ts!(st.completed),
-            })
-            .collect(),
-        logs: s
-            .logs
-            .into_iter()
-            .map(|l| LogChunk {
-                vertex: l.vertex,
-                timestamp: ts!(l.timestamp),
-                stream: l.stream,
-                msg: l.msg,
-            })
-            .collect(),
-        warnings: s
-            .warnings
-            .into_iter()
-            .map(|w| WarningUpdate {
-                vertex: w.vertex,
-                short: w.short,
-            })
-            .collect(),
-    }
 }
 
 #[cfg(test)]
