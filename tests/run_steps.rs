@@ -232,10 +232,10 @@ async fn a_build_run_shows_its_one_build_step_with_its_images() {
 async fn bad_steps_requests_get_a_400_and_queue_nothing() {
     let (server, _worker) = server_and_worker().await;
     let cases = [
-        (json!({"cmd": "   "}), "a cmd needs an image"),
+        (json!({"cmd": "   "}), "a cmd step needs an image"),
         (
-            json!({"taskFile": "version: v1.1.0\nsteps: []\n", "fileName": "ci.yaml"}),
-            "ci.yaml:1:1: task files are not supported yet",
+            json!({"taskFile": "steps:\n  - cmd: busybox true\n    stepz: 1\n", "fileName": "ci.yaml"}),
+            "ci.yaml:3:5: unknown key 'stepz'",
         ),
         (
             json!({"cmd": "busybox true", "taskFile": "steps: []"}),
@@ -285,9 +285,8 @@ async fn set_secret_values_are_sealed_and_masked_at_rest() {
     assert_eq!(lease["job"]["masked"], json!(["s3cret-value"]));
 }
 
-/// `kiln run --cmd` against the embedded worker: needs the worker's steps executor.
+/// `kiln run --cmd` against the embedded worker and the real engine.
 #[tokio::test]
-#[ignore = "needs the steps executor"]
 async fn kiln_run_cmd_runs_one_step_and_exits_with_its_result() {
     require_environment();
     let server = TestServer::start().await;

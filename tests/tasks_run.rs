@@ -209,8 +209,10 @@ async fn tasks_that_cannot_run_queue_nothing() {
             "value 'tag' is not set",
         ),
         (&["--name", "off"], "task 'off' is disabled"),
-        (&["--name", "ci"], "multi-step tasks cannot run yet"),
-        (&["--name", "hello"], "multi-step tasks cannot run yet"),
+        (
+            &["--name", "ci"],
+            "multi-step tasks whose file is in their context cannot run yet",
+        ),
         (&["--name", "nope"], "task 'nope' not found"),
         (&["--name", "off", "--set", "bad"], "invalid --set 'bad'"),
     ];
@@ -239,4 +241,36 @@ async fn tasks_that_cannot_run_queue_nothing() {
         .await;
     assert_eq!(out.code, 2, "{out:#?}");
     assert!(out.stderr.contains("has no runs yet"), "{}", out.stderr);
+}
+
+/// A `--cmd` task runs its one step on the embedded worker, with the task's value and the
+/// run's override, and its run is listed under the task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cmd_task_runs_its_step_with_its_values() {
+    require_environment();
+    let server = TestServer::start().await;
+    create(
+        &server,
+        &[
+            "--name",
+            "hello",
+            "--cmd",
+            &format!("{BASE_IMAGE} echo greeting={{{{.Values.who}}}}"),
+            "--context",
+            "/dev/null",
+            "--set",
+            "who=task",
+        ],
+    )
+    .await;
+    let out = server
+        .kiln_output(&["task", "run", "--name", "hello", "--set", "who=run"])
+        .await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(out.stdout.contains("greeting=run"), "{out:#?}");
+    let runs = server
+        .kiln_output(&["task", "list-runs", "--name", "hello"])
+        .await;
+    assert_eq!(runs.code, 0, "{runs:#?}");
+    assert!(runs.stdout.contains("Succeeded"), "{}", runs.stdout);
 }

@@ -12,8 +12,8 @@ pub mod progress;
 pub mod registry;
 pub mod registry_login;
 pub mod run;
-pub mod task;
 pub mod run_steps;
+pub mod task;
 pub mod task_validate;
 pub mod token;
 

@@ -14,10 +14,10 @@ pub mod repositories;
 pub mod retention;
 pub mod runs;
 mod submit;
+mod submit_steps;
 mod task_runs;
 mod task_values;
 pub mod tasks;
-mod submit_steps;
 mod wakeups;
 pub mod workers;
 

@@ -8,8 +8,9 @@ use super::tasks::{build_args, context_source, kind_of, values_of, TaskService};
 use super::ServiceError;
 use crate::access::{Action, Principal};
 use crate::store::TaskRow;
+use crate::taskfile::Values;
 use crate::wire::tasks::{RunTask, TaskKind, TaskRunsQuery, TaskStatus};
-use crate::wire::{self, CreateRun, RunList};
+use crate::wire::{self, CreateRun, CreateStepsRun, RunList};
 
 /// How far back `list-runs` looks for runs a token that is not an owner may see.
 const MAX_SCAN: u32 = 1000;
@@ -37,10 +38,12 @@ impl TaskService {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.expose().to_string())),
         );
-        let values = values_of(&task.spec, &extra)?;
-        if kind_of(&task.spec) != TaskKind::Build {
-            return Err(steps_run(&task));
+        match kind_of(&task.spec) {
+            TaskKind::Build => {}
+            TaskKind::Cmd => return self.run_cmd(&task, req, who).await,
+            TaskKind::Steps => return Err(steps_run(&task)),
         }
+        let values = values_of(&task.spec, &extra)?;
         let spec = &task.spec;
         let images = spec
             .images
@@ -76,6 +79,53 @@ impl TaskService {
         Ok(run)
     }
 
+    /// A `--cmd` task: one cmd step, compiled like `kiln run --cmd` with the task's values
+    /// (its values file, then its `--set`, then the run's) and queued as a steps run.
+    async fn run_cmd(
+        &self,
+        task: &TaskRow,
+        req: RunTask,
+        who: &Principal,
+    ) -> Result<wire::Run, ServiceError> {
+        let spec = &task.spec;
+        let mut set = spec.values.clone();
+        set.extend(req.values.clone());
+        let mut secret = spec.secrets.secret_values.clone();
+        secret.extend(
+            req.secret_values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_string())),
+        );
+        // A value set in the run wins over the task's, whichever kind each is.
+        set.retain(|k, _| !req.secret_values.contains_key(k));
+        secret.retain(|k, _| !req.values.contains_key(k));
+        let file = spec.values_file.as_deref().map(|text| ("values", text));
+        let values = Values::from_parts(file, &set, &secret)
+            .map_err(|e| ServiceError::Invalid(format!("task '{}': {e}", task.name)))?;
+        let (context, git_access_token) = match req.context {
+            Some(context) => (Some(context), None),
+            None => (
+                context_source(&spec.context)?,
+                spec.secrets.git_token.clone().map(Secret::new),
+            ),
+        };
+        let create = CreateStepsRun {
+            task_file: None,
+            file_name: None,
+            cmd: spec.cmd.clone(),
+            values: values.plain,
+            secret_values: values.secret,
+            context,
+            platform: Some(req.platform.unwrap_or_else(|| spec.platform.clone())),
+            timeout_secs: Some(spec.timeout_secs),
+            queue_timeout_secs: None,
+            git_access_token,
+        };
+        let run = self.runs.submit_steps(create, who, Some(task.id)).await?;
+        tracing::info!(task = %task.name, run.id = %run.id, "task run queued");
+        Ok(run)
+    }
+
     /// The task's runs that `who` may see, newest first.
     pub async fn task_runs(
         &self,
@@ -103,12 +153,13 @@ impl TaskService {
     }
 }
 
-/// Multi-step and `cmd` tasks compile their task file into a steps job: that compiler
-/// (`crate::taskfile`) is not on this branch yet, so such a task cannot run. The one place
-/// to wire it.
+/// A multi-step task's file lives in its context (a repository or tarball), which only a
+/// worker fetches, while the server compiles task files before anything is queued: until the
+/// file is fetched for the server, such a task cannot run (`kiln run -f` can run the file).
 fn steps_run(task: &TaskRow) -> ServiceError {
     ServiceError::Invalid(format!(
-        "task '{}': multi-step tasks cannot run yet",
+        "task '{}': multi-step tasks whose file is in their context cannot run yet; run the \
+         file with 'kiln run -f FILE CONTEXT'",
         task.name
     ))
 }

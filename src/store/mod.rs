@@ -12,8 +12,8 @@ mod repositories;
 mod runs;
 mod sealed;
 mod secret_rows;
-mod tasks;
 mod steps;
+mod tasks;
 mod tokens;
 
 pub use jobs::{requirements_met, StoredJob};
@@ -22,8 +22,8 @@ pub use queue::{Ahead, QueuedRun};
 pub use repositories::{ManifestRow, RepositoryRow, TagRow, TagSort};
 pub use runs::{Finish, NewRun, RunRow, StatusChange};
 pub use sealed::Sealer;
-pub use tasks::{TaskRow, TaskSecrets, TaskSpec, TaskWrite};
 pub use steps::step_status_of;
+pub use tasks::{TaskRow, TaskSecrets, TaskSpec, TaskWrite};
 pub use tokens::{Inserted, TokenRow};
 
 use std::path::Path;
