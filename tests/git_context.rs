@@ -25,6 +25,32 @@ fn app_repo(password: Option<&str>) -> (tempfile::TempDir, GitHttpServer, String
     (root, server, commit)
 }
 
+/// A steps run's workspace is the whole checkout as it is (with `.git`), whether or not the
+/// repository holds a Dockerfile at the top.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steps_run_gets_the_checkout_as_its_workspace() {
+    let server = TestServer::start().await;
+    let (_root, git, commit) = app_repo(None);
+    let context = format!("{}/app.git#main", git.url);
+    let out = server
+        .kiln_output(&[
+            "run",
+            "--cmd",
+            &format!("{BASE_IMAGE} sh -c 'cat README.md service/message.txt; ls -d .git'"),
+            &context,
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(out.stdout.contains("top level"), "{}", out.stdout);
+    assert!(out.stdout.contains("built from git"), "{}", out.stdout);
+    assert!(out.stdout.contains(".git"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("Checked out commit {commit}")),
+        "{}",
+        out.stdout
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_git_subdir_is_built_and_tagged_with_its_commit() {
     let server = TestServer::start().await;

@@ -79,6 +79,17 @@ impl Prepared {
 /// infrastructure's (git host unreachable).
 pub type SourceError = (Outcome, String);
 
+/// What a context is prepared for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A `docker build`: packed as `kiln build` packs a folder (`.dockerignore`, the
+    /// Dockerfile placed in the archive), so the repository must hold the Dockerfile.
+    Build,
+    /// A steps run's `/workspace`: the whole checkout as it is, `.git` included (steps may run
+    /// git), no Dockerfile needed and no ignore rules, as ACR's workspace.
+    Workspace,
+}
+
 /// Gets the lease's context ready to build; git and tarball URLs only as `policy` allows.
 pub async fn prepare(
     client: &ServerClient,
@@ -86,6 +97,18 @@ pub async fn prepare(
     spec: &BuildSpec,
     policy: &FetchPolicy,
     log: &LogSink,
+) -> Result<Prepared, SourceError> {
+    prepare_for(client, lease, spec, policy, log, Purpose::Build).await
+}
+
+/// `prepare`, for `purpose`.
+pub async fn prepare_for(
+    client: &ServerClient,
+    lease: &Lease,
+    spec: &BuildSpec,
+    policy: &FetchPolicy,
+    log: &LogSink,
+    purpose: Purpose,
 ) -> Result<Prepared, SourceError> {
     match &spec.context {
         ContextSource::Upload { .. } => Ok(Prepared {
@@ -104,7 +127,7 @@ pub async fn prepare(
                 reference: reference.clone(),
                 subdir: subdir.clone(),
             };
-            git_context(client, lease, spec, source, *policy, log).await
+            git_context(client, lease, spec, source, *policy, log, purpose).await
         }
         ContextSource::Tarball { url } => {
             tarball_context(url, &spec.dockerfile, *policy, &lease.context_limits, log).await
@@ -119,6 +142,7 @@ async fn git_context(
     source: GitSource,
     policy: FetchPolicy,
     log: &LogSink,
+    purpose: Purpose,
 ) -> Result<Prepared, SourceError> {
     log.line(format!("Fetching git context {}", spec.context.describe()));
     let scratch = scratch_dir()?;
@@ -157,6 +181,20 @@ async fn git_context(
             };
             (outcome, e.to_string())
         })?;
+    if purpose == Purpose::Workspace {
+        let tar = scratch.path().join("workspace.tar");
+        let (dir, out) = (checkout.context_dir.clone(), tar.clone());
+        tokio::task::spawn_blocking(move || tar_folder(&dir, &out))
+            .await
+            .map_err(|e| (Outcome::Error, format!("packing the checkout stopped: {e}")))?
+            .map_err(|e| (Outcome::Error, format!("packing the checkout: {e}")))?;
+        return Ok(Prepared {
+            dockerfile: spec.dockerfile.clone(),
+            archive: Archive::File(tar),
+            resolved: Some(reply),
+            _scratch: Some(scratch),
+        });
+    }
     let request = PackRequest {
         dockerfile: checkout.context_dir.join(&spec.dockerfile),
         context_dir: checkout.context_dir,
@@ -171,6 +209,15 @@ async fn git_context(
         resolved: Some(reply),
         _scratch: Some(scratch),
     })
+}
+
+/// Writes `dir` as a tar file at `out`, symlinks kept as links.
+fn tar_folder(dir: &Path, out: &Path) -> io::Result<()> {
+    let mut tar = tar::Builder::new(io::BufWriter::new(std::fs::File::create(out)?));
+    tar.follow_symlinks(false);
+    tar.append_dir_all(".", dir)?;
+    tar.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+    Ok(())
 }
 
 /// A wrong URL, ref or credentials is the user's to fix; a fetch that broke is not.

@@ -124,10 +124,16 @@ impl<E: Engine> Agent<E> {
                     images: Vec::new(),
                     push: false,
                 };
-                let prepared =
-                    source::prepare(&self.client, lease, &spec, &self.config.fetch_policy, log)
-                        .await
-                        .inspect_err(|(_, msg)| log.line(format!("Context failed: {msg}")))?;
+                let prepared = source::prepare_for(
+                    &self.client,
+                    lease,
+                    &spec,
+                    &self.config.fetch_policy,
+                    log,
+                    source::Purpose::Workspace,
+                )
+                .await
+                .inspect_err(|(_, msg)| log.line(format!("Context failed: {msg}")))?;
                 prepared.open(&self.client, lease).await?
             }
         };
