@@ -346,22 +346,22 @@ async fn kiln_run_with_bad_input_exits_2_with_the_reason_and_queues_nothing() {
     let (server, _worker) = server_and_worker().await;
     let dir = context(&[(
         "acb.yaml",
-        "version: v1.1.0\nsteps:\n  - cmd: busybox true\n",
+        "version: v1.1.0\nsteps:\n  - cmd: busybox true\n    stepz: 1\n",
     )]);
     let folder = dir.path().to_str().unwrap();
     let cases: [(&[&str], &str); 5] = [
         // The server compiles the file: its error comes back as it is.
         (
             &["-f", "acb.yaml", folder],
-            "acb.yaml:1:1: task files are not supported yet",
+            "acb.yaml:4:5: unknown key 'stepz'",
         ),
         // -f defaults to acb.yaml, found in the context folder.
-        (&[folder], "task files are not supported yet"),
+        (&[folder], "unknown key 'stepz'"),
         (
             &["-f", "missing.yaml", "/dev/null"],
             "cannot read task file 'missing.yaml'",
         ),
-        (&["--cmd", " ", "/dev/null"], "a cmd needs an image"),
+        (&["--cmd", " ", "/dev/null"], "a cmd step needs an image"),
         (
             &["--cmd", "busybox true", "/dev/null", "--set", "novalue"],
             "invalid --set 'novalue'",
