@@ -8,6 +8,7 @@ pub mod docker_config;
 pub mod follow;
 pub mod format;
 pub mod login;
+mod pairs;
 pub mod progress;
 pub mod registry;
 pub mod registry_login;

@@ -1,7 +1,6 @@
 //! `kiln task create | list | show | update | delete | run | list-runs | logs`: saved tasks,
 //! with the flags of `az acr task`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
@@ -11,6 +10,7 @@ use super::build::{finish, interrupted, upload};
 use super::client::KilnClient;
 use super::follow::print_log;
 use super::format::{duration, print_json, status_cell, table, timestamp};
+use super::pairs::{pairs, secrets};
 use super::{CliError, OutputArgs, OutputFormat, ReconnectArgs, ServerArgs};
 use crate::config::parse_secret;
 use crate::context::pack::{self, PackRequest};
@@ -509,39 +509,4 @@ fn read_values(path: &Path) -> Result<String, CliError> {
             path.display()
         ))
     })
-}
-
-/// `NAME=VALUE` flags as a map; a flag without `=` or a name is an error naming it.
-fn pairs(flag: &str, raw: &[String]) -> Result<BTreeMap<String, String>, CliError> {
-    raw.iter()
-        .map(|pair| match pair.split_once('=') {
-            Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
-            _ => Err(CliError::Input(format!(
-                "invalid {flag} '{pair}': expected NAME=VALUE"
-            ))),
-        })
-        .collect()
-}
-
-fn secrets(flag: &str, raw: &[String]) -> Result<BTreeMap<String, Secret>, CliError> {
-    Ok(pairs(flag, raw)?
-        .into_iter()
-        .map(|(k, v)| (k, Secret::new(v)))
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pairs_need_a_name_and_an_equals_sign() {
-        let ok = pairs("--set", &["a=1".into(), "b=x=y".into(), "c=".into()]).unwrap();
-        assert_eq!(ok["b"], "x=y");
-        assert_eq!(ok["c"], "");
-        for bad in ["a", "=1"] {
-            let err = pairs("--set", &[bad.into()]).unwrap_err();
-            assert!(err.to_string().contains("invalid --set"), "{err}");
-        }
-    }
 }
