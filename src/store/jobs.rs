@@ -28,13 +28,7 @@ impl StoredJob {
     pub fn requirement(&self) -> String {
         match self {
             StoredJob::Build(_) => JobKind::Build.as_str().to_string(),
-            StoredJob::Steps(job) => {
-                let mut types: Vec<StepType> =
-                    job.steps.iter().map(|s| s.action.step_type()).collect();
-                types.sort();
-                types.dedup();
-                requirement_of(&types)
-            }
+            StoredJob::Steps(job) => requirement_of(&job.step_types()),
         }
     }
 

@@ -83,10 +83,17 @@ impl Job {
 
     /// The step types a worker must run to take this job.
     pub fn step_types(&self) -> Vec<StepType> {
-        let mut types: Vec<StepType> = match self {
+        match self {
             Job::Build(_) => Vec::new(),
-            Job::Steps(steps) => steps.steps.iter().map(|s| s.action.step_type()).collect(),
-        };
+            Job::Steps(steps) => steps.step_types(),
+        }
+    }
+}
+
+impl StepsJob {
+    /// The step types its steps use, sorted, each once.
+    pub fn step_types(&self) -> Vec<StepType> {
+        let mut types: Vec<StepType> = self.steps.iter().map(|s| s.action.step_type()).collect();
         types.sort();
         types.dedup();
         types
