@@ -191,7 +191,7 @@ impl Server {
             args.gc_grace,
             clock.clone(),
         )?);
-        let tasks = Arc::new(TaskService::new(store.clone(), runs.clone()));
+        let tasks = Arc::new(TaskService::new(store.clone(), runs.clone(), auth.clone()));
         let app = App {
             runs,
             queue: queue.clone(),

@@ -14,6 +14,7 @@ use kiln_worker::protocol::{
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::origin::detail_branch;
 use super::runs::RunService;
 use super::ServiceError;
 use crate::access::RUN_USERNAME;
@@ -299,7 +300,10 @@ impl Queue {
         }
         let mut vars = self.runs.run_vars(id, run.created_at, run.platform.first());
         vars.commit = Some(resolved.commit.clone());
-        vars.branch = resolved.branch.clone();
+        vars.branch = resolved
+            .branch
+            .clone()
+            .or_else(|| detail_branch(run.trigger_detail.as_deref()));
         let images = match &run.job {
             StoredJob::Build(_) => self.runs.render_images(&run.requested_images, &vars)?,
             StoredJob::Steps(_) => run.job.images(),

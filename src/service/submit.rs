@@ -8,6 +8,7 @@ use kiln_worker::protocol::{
     redact_url, BuildSpec, ContextSource, ImageRef, Platform, PlatformSet, RunId,
 };
 
+use super::origin::RunOrigin;
 use super::runs::RunService;
 use super::workers::Wait;
 use super::{to_time, ServiceError};
@@ -26,15 +27,15 @@ impl RunService {
     }
 
     pub async fn create(&self, req: CreateRun, who: &Principal) -> Result<wire::Run, ServiceError> {
-        self.submit(req, who, None).await
+        self.submit(req, who, &RunOrigin::manual()).await
     }
 
-    /// `create`, for a run of the saved task `task_id` when given.
+    /// `create`, for a run with that origin (a task, a trigger).
     pub async fn submit(
         &self,
         req: CreateRun,
         who: &Principal,
-        task_id: Option<i64>,
+        origin: &RunOrigin,
     ) -> Result<wire::Run, ServiceError> {
         self.may_submit(who)?;
         self.check_request(&req)?;
@@ -67,7 +68,7 @@ impl RunService {
                     let registry_grants =
                         self.registry_grants(&images, templated, req.push, who)?;
                     Ok::<_, ServiceError>(NewRun {
-                        trigger: "Manual".into(),
+                        trigger: origin.trigger.as_str().into(),
                         platform: platform.clone(),
                         requested_images: req.images.clone(),
                         timeout_secs: req
@@ -81,7 +82,7 @@ impl RunService {
                         queue_timeout_secs: req
                             .queue_timeout_secs
                             .unwrap_or(self.settings.queue_timeout.as_secs()),
-                        trigger_detail: None,
+                        trigger_detail: origin.detail_json(),
                         job: StoredJob::Build(BuildSpec {
                             context: req.context.clone(),
                             dockerfile: req.dockerfile.clone(),
@@ -92,7 +93,7 @@ impl RunService {
                             push: req.push && !images.is_empty(),
                             images: if is_git { Vec::new() } else { images },
                         }),
-                        task_id,
+                        task_id: origin.task_id,
                     })
                 },
                 |run| self.note_wait(run, &wait, position),

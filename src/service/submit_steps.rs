@@ -3,6 +3,7 @@
 
 use kiln_worker::protocol::{ContextSource, PlatformSet, Secret, StepsJob};
 
+use super::origin::RunOrigin;
 use super::runs::RunService;
 use super::ServiceError;
 use crate::access::Principal;
@@ -22,15 +23,15 @@ impl RunService {
         req: CreateStepsRun,
         who: &Principal,
     ) -> Result<wire::Run, ServiceError> {
-        self.submit_steps(req, who, None).await
+        self.submit_steps(req, who, &RunOrigin::manual()).await
     }
 
-    /// `create_steps`, for a run of the saved task `task_id` when given.
+    /// `create_steps`, for a run with that origin (a task, a trigger).
     pub async fn submit_steps(
         &self,
         req: CreateStepsRun,
         who: &Principal,
-        task_id: Option<i64>,
+        origin: &RunOrigin,
     ) -> Result<wire::Run, ServiceError> {
         self.may_submit(who)?;
         self.check_steps_request(&req)?;
@@ -62,7 +63,7 @@ impl RunService {
                     let registry_grants =
                         self.registry_grants(&job.pushed_images(), false, true, who)?;
                     Ok::<_, ServiceError>(NewRun {
-                        trigger: "Manual".into(),
+                        trigger: origin.trigger.as_str().into(),
                         platform: platform.clone(),
                         requested_images: Vec::new(),
                         cache_key: cache_key(&req, &platform),
@@ -77,8 +78,8 @@ impl RunService {
                         queue_timeout_secs: req
                             .queue_timeout_secs
                             .unwrap_or(self.settings.queue_timeout.as_secs()),
-                        trigger_detail: None,
-                        task_id,
+                        trigger_detail: origin.detail_json(),
+                        task_id: origin.task_id,
                     })
                 },
                 |run| {

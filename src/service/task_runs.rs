@@ -1,7 +1,8 @@
 //! Running a saved task, and the runs it queued.
 
-use kiln_worker::protocol::Secret;
+use kiln_worker::protocol::{ContextSource, Secret};
 
+use super::origin::{RunOrigin, TriggerKind};
 use super::runs::DEFAULT_TOP;
 use super::task_values::render_values;
 use super::tasks::{build_args, context_source, kind_of, values_of, TaskService};
@@ -26,6 +27,67 @@ impl TaskService {
     ) -> Result<wire::Run, ServiceError> {
         self.runs.may_submit(who)?;
         let task = self.row(name).await?;
+        self.queue_run(&task, req, who, &RunOrigin::task(task.id))
+            .await
+    }
+
+    /// Queues a run a trigger started: as the token that created the task (so a trigger
+    /// never does more than its creator may, and stops when that token is revoked), on the
+    /// pinned commit when `firing` gives one. A disabled task, a revoked creator or a request
+    /// the task's rules refuse is an error, which the trigger records as its verdict.
+    pub async fn run_triggered(
+        &self,
+        task_id: i64,
+        firing: Firing,
+    ) -> Result<wire::Run, ServiceError> {
+        let task =
+            self.store.get_task_by_id(task_id).await?.ok_or_else(|| {
+                ServiceError::NotFound(format!("task {task_id} no longer exists"))
+            })?;
+        let who = self.creator(&task).await?;
+        let mut detail = firing.detail;
+        if let (Some(branch), Some(map)) = (&firing.branch, detail.as_object_mut()) {
+            map.entry("branch").or_insert_with(|| branch.clone().into());
+        }
+        let origin = RunOrigin {
+            task_id: Some(task.id),
+            trigger: firing.trigger,
+            detail: Some(detail),
+        };
+        let mut req = RunTask {
+            no_push: !firing.push,
+            ..RunTask::default()
+        };
+        if let Some(commit) = firing.commit {
+            req.context = Some(pinned(&task, commit)?);
+        }
+        self.queue_run(&task, req, &who, &origin).await
+    }
+
+    /// The principal a task's triggered runs act as: its creator's token while it lives.
+    async fn creator(&self, task: &TaskRow) -> Result<Principal, ServiceError> {
+        let Some(token) = task.created_token_id.as_deref() else {
+            return Err(ServiceError::Conflict(format!(
+                "task '{}' has no creating token to run as: recreate it with a token",
+                task.name
+            )));
+        };
+        self.auth.principal_of_token(token).await.map_err(|_| {
+            ServiceError::Conflict(format!(
+                "the token that created task '{}' is revoked or expired: its triggers cannot run",
+                task.name
+            ))
+        })
+    }
+
+    async fn queue_run(
+        &self,
+        task: &TaskRow,
+        req: RunTask,
+        who: &Principal,
+        origin: &RunOrigin,
+    ) -> Result<wire::Run, ServiceError> {
+        self.runs.may_submit(who)?;
         if task.status == TaskStatus::Disabled.as_str() {
             return Err(ServiceError::Conflict(format!(
                 "task '{}' is disabled: enable it with 'kiln task update --name {} --status Enabled'",
@@ -40,8 +102,8 @@ impl TaskService {
         );
         match kind_of(&task.spec) {
             TaskKind::Build => {}
-            TaskKind::Cmd => return self.run_cmd(&task, req, who).await,
-            TaskKind::Steps => return Err(steps_run(&task)),
+            TaskKind::Cmd => return self.run_cmd(task, req, who, origin).await,
+            TaskKind::Steps => return Err(steps_run(task)),
         }
         let values = values_of(&task.spec, &extra)?;
         let spec = &task.spec;
@@ -51,16 +113,10 @@ impl TaskService {
             .map(|t| render_values(t, &values, None))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|m| ServiceError::Invalid(format!("task '{}': {m}", task.name)))?;
-        let (context, git_token) = match req.context {
-            // An uploaded folder replaces the repository, so its token is not needed.
-            Some(context) => (context, None),
-            None => {
-                let context = context_source(&spec.context)?.ok_or_else(|| {
-                    ServiceError::Invalid(format!("task '{}' has no context to build", task.name))
-                })?;
-                (context, spec.secrets.git_token.clone().map(Secret::new))
-            }
-        };
+        let (context, git_token) = context_of(task, req.context)?;
+        let context = context.ok_or_else(|| {
+            ServiceError::Invalid(format!("task '{}' has no context to build", task.name))
+        })?;
         let create = CreateRun {
             context,
             dockerfile: spec.file.clone().unwrap_or_else(|| "Dockerfile".into()),
@@ -74,7 +130,7 @@ impl TaskService {
             git_access_token: git_token,
             queue_timeout_secs: None,
         };
-        let run = self.runs.submit(create, who, Some(task.id)).await?;
+        let run = self.runs.submit(create, who, origin).await?;
         tracing::info!(task = %task.name, run.id = %run.id, "task run queued");
         Ok(run)
     }
@@ -86,6 +142,7 @@ impl TaskService {
         task: &TaskRow,
         req: RunTask,
         who: &Principal,
+        origin: &RunOrigin,
     ) -> Result<wire::Run, ServiceError> {
         let spec = &task.spec;
         let mut set = spec.values.clone();
@@ -102,13 +159,7 @@ impl TaskService {
         let file = spec.values_file.as_deref().map(|text| ("values", text));
         let values = Values::from_parts(file, &set, &secret)
             .map_err(|e| ServiceError::Invalid(format!("task '{}': {e}", task.name)))?;
-        let (context, git_access_token) = match req.context {
-            Some(context) => (Some(context), None),
-            None => (
-                context_source(&spec.context)?,
-                spec.secrets.git_token.clone().map(Secret::new),
-            ),
-        };
+        let (context, git_access_token) = context_of(task, req.context)?;
         let create = CreateStepsRun {
             task_file: None,
             file_name: None,
@@ -121,7 +172,7 @@ impl TaskService {
             queue_timeout_secs: None,
             git_access_token,
         };
-        let run = self.runs.submit_steps(create, who, Some(task.id)).await?;
+        let run = self.runs.submit_steps(create, who, origin).await?;
         tracing::info!(task = %task.name, run.id = %run.id, "task run queued");
         Ok(run)
     }
@@ -162,4 +213,51 @@ fn steps_run(task: &TaskRow) -> ServiceError {
          file with 'kiln run -f FILE CONTEXT'",
         task.name
     ))
+}
+
+/// What a trigger asks of a task run beyond the task itself.
+#[derive(Debug, Clone)]
+pub struct Firing {
+    pub trigger: TriggerKind,
+    /// What started it, shown by `run show` (a JSON object: the event, commit, timer...).
+    pub detail: serde_json::Value,
+    /// The commit to build instead of the head of the context's branch (git contexts only).
+    pub commit: Option<String>,
+    /// `.Run.Branch` of a run pinned to a commit; added to the detail as `branch`.
+    pub branch: Option<String>,
+    /// Whether the run pushes what the task pushes (pull-request runs do not, by default).
+    pub push: bool,
+}
+
+/// The task's git context with its reference replaced by `commit`, subdir kept.
+fn pinned(task: &TaskRow, commit: String) -> Result<ContextSource, ServiceError> {
+    match context_source(&task.spec.context)? {
+        Some(ContextSource::Git { url, subdir, .. }) => Ok(ContextSource::Git {
+            url,
+            reference: Some(commit),
+            subdir,
+        }),
+        _ => Err(ServiceError::Invalid(format!(
+            "task '{}' has no git context to build commit {commit} from",
+            task.name
+        ))),
+    }
+}
+
+/// The run's context (the run's own, else the task's) and the git token it needs: an
+/// uploaded folder replaces the repository and needs none; a pinned commit of the task's
+/// repository needs the task's.
+fn context_of(
+    task: &TaskRow,
+    given: Option<ContextSource>,
+) -> Result<(Option<ContextSource>, Option<Secret>), ServiceError> {
+    let context = match given {
+        Some(context) => Some(context),
+        None => context_source(&task.spec.context)?,
+    };
+    let token = match &context {
+        Some(ContextSource::Git { .. }) => task.spec.secrets.git_token.clone().map(Secret::new),
+        _ => None,
+    };
+    Ok((context, token))
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use kiln_worker::git::{looks_like_git, GitSource};
 use kiln_worker::protocol::{redact_url, ContextSource, Secret};
 
+use super::auth::AuthService;
 use super::runs::RunService;
 use super::task_values::{render_values, Values};
 use super::{to_time, ServiceError};
@@ -24,11 +25,13 @@ pub const NO_CONTEXT: &str = "/dev/null";
 pub struct TaskService {
     pub(super) store: Store,
     pub(super) runs: Arc<RunService>,
+    /// Resolves the token a task's triggered runs act as.
+    pub(super) auth: Arc<AuthService>,
 }
 
 impl TaskService {
-    pub fn new(store: Store, runs: Arc<RunService>) -> TaskService {
-        TaskService { store, runs }
+    pub fn new(store: Store, runs: Arc<RunService>, auth: Arc<AuthService>) -> TaskService {
+        TaskService { store, runs, auth }
     }
 
     /// Whether `who` may create, change and delete tasks: the API asks before it reads a body.
@@ -65,6 +68,7 @@ impl TaskService {
             spec: &spec,
             now: self.runs.now_ms(),
             by: by.as_deref(),
+            token_id: who.token_id(),
         };
         match self.store.insert_task(req.name.as_str(), write).await? {
             Some(row) => {
@@ -113,6 +117,7 @@ impl TaskService {
             spec: &spec,
             now: self.runs.now_ms(),
             by: by.as_deref(),
+            token_id: None,
         };
         let row = self
             .store

@@ -61,6 +61,8 @@ pub struct TaskRow {
     pub created_by: Option<String>,
     pub updated_at: i64,
     pub updated_by: Option<String>,
+    /// The token that created the task: its triggered runs act as that token.
+    pub created_token_id: Option<String>,
 }
 
 /// A task's contents as written by a create or an update.
@@ -69,6 +71,8 @@ pub struct TaskWrite<'a> {
     pub spec: &'a TaskSpec,
     pub now: i64,
     pub by: Option<&'a str>,
+    /// The writer's token ID; kept only when the task is created.
+    pub token_id: Option<&'a str>,
 }
 
 impl Store {
@@ -80,8 +84,9 @@ impl Store {
     ) -> Result<Option<TaskRow>, StoreError> {
         let (spec, secrets) = self.seal_task(w.spec)?;
         let inserted = sqlx::query(
-            "INSERT INTO tasks (name, status, spec, secrets, created_at, created_by, updated_at, updated_by)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            "INSERT INTO tasks (name, status, spec, secrets, created_at, created_by, updated_at, updated_by,
+                                created_token_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
         )
         .bind(name)
         .bind(w.status)
@@ -91,6 +96,7 @@ impl Store {
         .bind(w.by)
         .bind(w.now)
         .bind(w.by)
+        .bind(w.token_id)
         .fetch_one(&self.pool)
         .await;
         match inserted {
@@ -120,6 +126,15 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(|r| self.task_from_row(r)).transpose()
+    }
+
+    /// A task by ID, as triggers name it; `None` once deleted.
+    pub async fn get_task_by_id(&self, id: i64) -> Result<Option<TaskRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM tasks WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| self.task_from_row(&r)).transpose()
     }
 
     /// The task of that name, in any case.
@@ -200,6 +215,7 @@ impl Store {
             created_by: row.try_get("created_by")?,
             updated_at: row.try_get("updated_at")?,
             updated_by: row.try_get("updated_by")?,
+            created_token_id: row.try_get("created_token_id")?,
         })
     }
 }

@@ -196,6 +196,13 @@ impl AuthService {
         }
     }
 
+    /// The principal a live token acts as, for work done on its behalf without its secret
+    /// (a task's triggered runs act as the token that created the task).
+    pub async fn principal_of_token(&self, id: &str) -> Result<Principal, AuthError> {
+        let token = self.live_token_by_id(id).await?.ok_or_else(revoked)?;
+        Ok(Principal::Direct(token.subject()))
+    }
+
     /// The token behind an authenticated subject, for `whoami`.
     pub async fn token_info(&self, id: &str) -> Result<Token, AuthError> {
         let token = self.live_token_by_id(id).await?.ok_or_else(revoked)?;
