@@ -209,10 +209,6 @@ async fn tasks_that_cannot_run_queue_nothing() {
             "value 'tag' is not set",
         ),
         (&["--name", "off"], "task 'off' is disabled"),
-        (
-            &["--name", "ci"],
-            "multi-step tasks whose file is in their context cannot run yet",
-        ),
         (&["--name", "nope"], "task 'nope' not found"),
         (&["--name", "off", "--set", "bad"], "invalid --set 'bad'"),
     ];

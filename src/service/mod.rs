@@ -5,6 +5,7 @@ pub mod auth;
 pub mod collector;
 mod context_access;
 pub mod contexts;
+mod deferred_file;
 mod lifecycle;
 pub mod logs;
 pub mod origin;

@@ -37,6 +37,8 @@ impl TriggerKind {
 #[derive(Debug, Clone, Default)]
 pub struct RunOrigin {
     pub task_id: Option<i64>,
+    /// The task's name, for `.Run.TaskName`.
+    pub task_name: Option<String>,
     pub trigger: TriggerKind,
     /// Stored as the run's `trigger_detail` and shown by `run show`: the event, commit,
     /// timer or base image that started it. `None` for a manual run.
@@ -49,10 +51,11 @@ impl RunOrigin {
         RunOrigin::default()
     }
 
-    /// A run of the saved task `task_id` that a user asked for.
-    pub fn task(task_id: i64) -> RunOrigin {
+    /// A run of a saved task that a user asked for.
+    pub fn task(task_id: i64, name: &str) -> RunOrigin {
         RunOrigin {
             task_id: Some(task_id),
+            task_name: Some(name.to_string()),
             ..RunOrigin::default()
         }
     }

@@ -304,9 +304,14 @@ impl Queue {
             .branch
             .clone()
             .or_else(|| detail_branch(run.trigger_detail.as_deref()));
-        let images = match &run.job {
-            StoredJob::Build(_) => self.runs.render_images(&run.requested_images, &vars)?,
-            StoredJob::Steps(_) => run.job.images(),
+        if let Some(task) = run.task_id {
+            vars.task_name = self.runs.store.get_task_by_id(task).await?.map(|t| t.name);
+        }
+        let job = self.compile_deferred(&run, &resolved, vars.clone()).await?;
+        let images = match (&run.job, &job) {
+            (StoredJob::Build(_), _) => self.runs.render_images(&run.requested_images, &vars)?,
+            (StoredJob::Steps(_), Some(job)) => StoredJob::Steps(job.clone()).images(),
+            (StoredJob::Steps(_), None) => run.job.images(),
         };
         let current = self
             .runs
@@ -325,6 +330,7 @@ impl Queue {
         Ok(SourceReply {
             credentials: self.credentials_for(&run, &images),
             images,
+            job,
         })
     }
 

@@ -50,6 +50,7 @@ impl RunService {
                 now,
                 |id| {
                     let mut vars = self.run_vars(id, now, platform.first());
+                    vars.task_name = origin.task_name.clone();
                     if is_git {
                         // The commit is known once a worker fetches it; check the names now with
                         // stand-ins so mistakes are a 400, and render them for real then.

@@ -1,7 +1,7 @@
 //! Submitting a multi-step run: a task file or a `--cmd`, compiled by `taskfile` into a
 //! rendered steps job, authorised by what it pushes, and queued.
 
-use kiln_worker::protocol::{ContextSource, PlatformSet, Secret, StepsJob};
+use kiln_worker::protocol::{ContextSource, DeferredFile, PlatformSet, Secret, StepsJob};
 
 use super::origin::RunOrigin;
 use super::runs::RunService;
@@ -33,8 +33,31 @@ impl RunService {
         who: &Principal,
         origin: &RunOrigin,
     ) -> Result<wire::Run, ServiceError> {
+        self.queue_steps(req, None, who, origin).await
+    }
+
+    /// Queues a run of the task file at `path` in the request's git context, compiled with
+    /// the request's values once a worker has fetched it (see `deferred_file.rs`). The run
+    /// may push wherever `who` may, as a build whose image names depend on its commit.
+    pub async fn submit_deferred(
+        &self,
+        req: CreateStepsRun,
+        path: &str,
+        who: &Principal,
+        origin: &RunOrigin,
+    ) -> Result<wire::Run, ServiceError> {
+        self.queue_steps(req, Some(path), who, origin).await
+    }
+
+    async fn queue_steps(
+        &self,
+        req: CreateStepsRun,
+        deferred: Option<&str>,
+        who: &Principal,
+        origin: &RunOrigin,
+    ) -> Result<wire::Run, ServiceError> {
         self.may_submit(who)?;
-        self.check_steps_request(&req)?;
+        self.check_steps_request(&req, deferred)?;
         if let Some(context) = &req.context {
             self.check_context_access(context, who).await?;
         }
@@ -46,8 +69,10 @@ impl RunService {
             .create_run(
                 now,
                 |id| {
+                    let mut run = self.run_vars(id, now, platform.first());
+                    run.task_name = origin.task_name.clone();
                     let input = CompileInput {
-                        run: self.run_vars(id, now, platform.first()),
+                        run,
                         values: Values {
                             plain: req.values.clone(),
                             secret: req.secret_values.clone(),
@@ -56,12 +81,15 @@ impl RunService {
                         allow_privileged: self.settings.allow_privileged_steps,
                         default_registry: Some(self.settings.default_registry.clone()),
                     };
-                    let mut job = compile(&req, &input)?;
+                    let mut job = match deferred {
+                        Some(path) => deferred_job(path, &req, &input),
+                        None => compile(&req, &input)?,
+                    };
                     job.context = req.context.clone();
                     mask_secret_values(&mut job, &req);
                     let job = StoredJob::Steps(job);
                     let registry_grants =
-                        self.registry_grants(&job.pushed_images(), false, true, who)?;
+                        self.registry_grants(&job.pushed_images(), deferred.is_some(), true, who)?;
                     Ok::<_, ServiceError>(NewRun {
                         trigger: origin.trigger.as_str().into(),
                         platform: platform.clone(),
@@ -98,11 +126,18 @@ impl RunService {
         self.view_placed(created, position).await
     }
 
-    fn check_steps_request(&self, req: &CreateStepsRun) -> Result<(), ServiceError> {
+    fn check_steps_request(
+        &self,
+        req: &CreateStepsRun,
+        deferred: Option<&str>,
+    ) -> Result<(), ServiceError> {
         let invalid = |m: &str| Err(ServiceError::Invalid(m.to_string()));
-        match (&req.task_file, &req.cmd) {
-            (Some(_), Some(_)) => return invalid("give a task file or a cmd, not both"),
-            (None, None) => return invalid("give a task file or a cmd"),
+        match (&req.task_file, &req.cmd, deferred) {
+            (Some(_), Some(_), _) => return invalid("give a task file or a cmd, not both"),
+            (None, None, None) => return invalid("give a task file or a cmd"),
+            (None, None, Some(_)) if !matches!(req.context, Some(ContextSource::Git { .. })) => {
+                return invalid("a task file in the context needs a git context")
+            }
             _ => {}
         }
         match &req.context {
@@ -134,6 +169,24 @@ fn compile(req: &CreateStepsRun, input: &CompileInput) -> Result<StepsJob, Servi
         (None, None) => return Err(ServiceError::Invalid("give a task file or a cmd".into())),
     };
     compiled.map_err(|errors| ServiceError::Invalid(errors.to_string()))
+}
+
+/// A job whose steps come from the task file at `path` in its context, once a worker has
+/// fetched it: until then it has no steps, and keeps the values to compile the file with.
+fn deferred_job(path: &str, req: &CreateStepsRun, input: &CompileInput) -> StepsJob {
+    StepsJob {
+        context: None,
+        platforms: input.platforms.clone(),
+        steps: Vec::new(),
+        networks: Vec::new(),
+        volumes: Vec::new(),
+        masked: Vec::new(),
+        deferred: Some(DeferredFile {
+            path: path.to_string(),
+            values: req.values.clone(),
+            secret_values: req.secret_values.clone(),
+        }),
+    }
 }
 
 /// Every secret value the request carries is masked in the run's log and sealed at rest,

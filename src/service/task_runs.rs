@@ -27,7 +27,7 @@ impl TaskService {
     ) -> Result<wire::Run, ServiceError> {
         self.runs.may_submit(who)?;
         let task = self.row(name).await?;
-        self.queue_run(&task, req, who, &RunOrigin::task(task.id))
+        self.queue_run(&task, req, who, &RunOrigin::task(task.id, &task.name))
             .await
     }
 
@@ -51,6 +51,7 @@ impl TaskService {
         }
         let origin = RunOrigin {
             task_id: Some(task.id),
+            task_name: Some(task.name.clone()),
             trigger: firing.trigger,
             detail: Some(detail),
         };
@@ -102,8 +103,9 @@ impl TaskService {
         );
         match kind_of(&task.spec) {
             TaskKind::Build => {}
-            TaskKind::Cmd => return self.run_cmd(task, req, who, origin).await,
-            TaskKind::Steps => return Err(steps_run(task)),
+            TaskKind::Cmd | TaskKind::Steps => {
+                return self.run_steps_task(task, req, who, origin).await
+            }
         }
         let values = values_of(&task.spec, &extra)?;
         let spec = &task.spec;
@@ -135,9 +137,10 @@ impl TaskService {
         Ok(run)
     }
 
-    /// A `--cmd` task: one cmd step, compiled like `kiln run --cmd` with the task's values
-    /// (its values file, then its `--set`, then the run's) and queued as a steps run.
-    async fn run_cmd(
+    /// A `--cmd` task (one cmd step, compiled like `kiln run --cmd`) or a task file in the
+    /// context (compiled once a worker fetched it), with the task's values (its values file,
+    /// then its `--set`, then the run's), queued as a steps run.
+    async fn run_steps_task(
         &self,
         task: &TaskRow,
         req: RunTask,
@@ -160,6 +163,10 @@ impl TaskService {
         let values = Values::from_parts(file, &set, &secret)
             .map_err(|e| ServiceError::Invalid(format!("task '{}': {e}", task.name)))?;
         let (context, git_access_token) = context_of(task, req.context)?;
+        let kind = kind_of(spec);
+        if kind == TaskKind::Steps && !matches!(context, Some(ContextSource::Git { .. })) {
+            return Err(steps_run(task));
+        }
         let create = CreateStepsRun {
             task_file: None,
             file_name: None,
@@ -172,7 +179,12 @@ impl TaskService {
             queue_timeout_secs: None,
             git_access_token,
         };
-        let run = self.runs.submit_steps(create, who, origin).await?;
+        let run = match (kind, &spec.file) {
+            (TaskKind::Steps, Some(path)) => {
+                self.runs.submit_deferred(create, path, who, origin).await?
+            }
+            _ => self.runs.submit_steps(create, who, origin).await?,
+        };
         tracing::info!(task = %task.name, run.id = %run.id, "task run queued");
         Ok(run)
     }
@@ -204,13 +216,12 @@ impl TaskService {
     }
 }
 
-/// A multi-step task's file lives in its context (a repository or tarball), which only a
-/// worker fetches, while the server compiles task files before anything is queued: until the
-/// file is fetched for the server, such a task cannot run (`kiln run -f` can run the file).
+/// A multi-step task's file is read from its git context by the worker that fetches it; an
+/// uploaded folder (`task run -c`) or a tarball is not fetched that way.
 fn steps_run(task: &TaskRow) -> ServiceError {
     ServiceError::Invalid(format!(
-        "task '{}': multi-step tasks whose file is in their context cannot run yet; run the \
-         file with 'kiln run -f FILE CONTEXT'",
+        "task '{}': its task file is read from its git context, so it cannot run on another \
+         context; run the file with 'kiln run -f FILE CONTEXT'",
         task.name
     ))
 }

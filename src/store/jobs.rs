@@ -114,7 +114,14 @@ impl StoredJob {
     pub fn into_job(self) -> Job {
         match self {
             StoredJob::Build(spec) => Job::Build(spec),
-            StoredJob::Steps(job) => Job::Steps(job),
+            StoredJob::Steps(mut job) => {
+                // The values a deferred file is compiled with stay on the server.
+                if let Some(file) = &mut job.deferred {
+                    file.values.clear();
+                    file.secret_values.clear();
+                }
+                Job::Steps(job)
+            }
         }
     }
 

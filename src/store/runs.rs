@@ -51,6 +51,8 @@ pub struct RunRow {
     pub worker_id: Option<String>,
     /// JSON about what triggered the run (a commit, a timer...); `None` for a manual run.
     pub trigger_detail: Option<String>,
+    /// The saved task the run belongs to, while the task exists.
+    pub task_id: Option<i64>,
 }
 
 /// What a new run is made of; built once its ID is known, since image names may contain it.
@@ -144,6 +146,7 @@ pub(super) fn from_row(row: &SqliteRow, sealer: &Sealer) -> Result<RunRow, Store
         server_instance: row.try_get("server_instance")?,
         worker_id: row.try_get("worker_id")?,
         trigger_detail: row.try_get("trigger_detail")?,
+        task_id: row.try_get("task_id")?,
     })
 }
 
@@ -497,6 +500,44 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Replaces a running run's job by its compiled form (a task file in the context,
+    /// compiled once its worker fetched it) and plans its steps; `false` when the attempt is
+    /// no longer current.
+    pub async fn record_compiled_job(
+        &self,
+        id: RunId,
+        attempt: u32,
+        job: &StoredJob,
+        git_token: Option<&Secret>,
+    ) -> Result<bool, StoreError> {
+        let mut stored = job.clone();
+        let secrets = RunSecrets::split_job(&mut stored, git_token)?.seal(&self.sealer)?;
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE runs SET spec = ?, secrets = ?, requires = ?
+             WHERE seq = ? AND attempt = ? AND status = 'Running' RETURNING *",
+        )
+        .bind(stored.to_json()?)
+        .bind(secrets)
+        .bind(job.requirement())
+        .bind(seq(id))
+        .bind(attempt as i64)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let run = from_row(&row, &self.sealer)?;
+        sqlx::query("DELETE FROM run_steps WHERE run_seq = ?")
+            .bind(seq(id))
+            .execute(&mut *tx)
+            .await?;
+        insert_planned_steps(&mut tx, &run).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Marks a running run for cancellation; its worker learns of it on the next heartbeat.

@@ -146,6 +146,7 @@ pub(crate) fn lower(
         networks,
         volumes,
         masked,
+        deferred: None,
     }
 }
 

@@ -373,11 +373,12 @@ impl From<Output> for CliRun {
 }
 
 impl CliRun {
-    /// The run ID from "Queued a build with ID: ca1".
+    /// The run ID from "Queued a build with ID: ca1" (or "Queued a run of task 'x' with ID").
     pub fn run_id(&self) -> String {
         self.stderr
             .lines()
-            .find_map(|l| l.strip_prefix("Queued a build with ID: "))
+            .filter(|l| l.starts_with("Queued a "))
+            .find_map(|l| l.split_once(" with ID: ").map(|(_, id)| id))
             .unwrap_or_else(|| panic!("no run ID in output: {self:#?}"))
             .trim()
             .to_string()

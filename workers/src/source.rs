@@ -81,14 +81,18 @@ pub type SourceError = (Outcome, String);
 
 /// What a context is prepared for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
+pub enum Purpose<'a> {
     /// A `docker build`: packed as `kiln build` packs a folder (`.dockerignore`, the
     /// Dockerfile placed in the archive), so the repository must hold the Dockerfile.
     Build,
     /// A steps run's `/workspace`: the whole checkout as it is, `.git` included (steps may run
-    /// git), no Dockerfile needed and no ignore rules, as ACR's workspace.
-    Workspace,
+    /// git), no Dockerfile needed and no ignore rules, as ACR's workspace. `task_file` is a
+    /// deferred task file's path in it, sent to the server with the commit.
+    Workspace { task_file: Option<&'a str> },
 }
+
+/// The largest task file a worker sends: task files are a few KiB.
+const MAX_TASK_FILE: u64 = 1024 * 1024;
 
 /// Gets the lease's context ready to build; git and tarball URLs only as `policy` allows.
 pub async fn prepare(
@@ -108,7 +112,7 @@ pub async fn prepare_for(
     spec: &BuildSpec,
     policy: &FetchPolicy,
     log: &LogSink,
-    purpose: Purpose,
+    purpose: Purpose<'_>,
 ) -> Result<Prepared, SourceError> {
     match &spec.context {
         ContextSource::Upload { .. } => Ok(Prepared {
@@ -142,7 +146,7 @@ async fn git_context(
     source: GitSource,
     policy: FetchPolicy,
     log: &LogSink,
-    purpose: Purpose,
+    purpose: Purpose<'_>,
 ) -> Result<Prepared, SourceError> {
     log.line(format!("Fetching git context {}", spec.context.describe()));
     let scratch = scratch_dir()?;
@@ -162,6 +166,16 @@ async fn git_context(
             .map(|b| format!(" (branch {b})"))
             .unwrap_or_default()
     ));
+    let task_file = match purpose {
+        Purpose::Workspace {
+            task_file: Some(path),
+        } => Some(read_task_file(
+            &checkout.context_dir,
+            path,
+            &checkout.commit,
+        )?),
+        _ => None,
+    };
     let reply = client
         .source_resolved(
             lease.run_id,
@@ -169,6 +183,7 @@ async fn git_context(
                 attempt: lease.attempt,
                 commit: checkout.commit.clone(),
                 branch: checkout.branch.clone(),
+                task_file,
             },
         )
         .await
@@ -181,7 +196,7 @@ async fn git_context(
             };
             (outcome, e.to_string())
         })?;
-    if purpose == Purpose::Workspace {
+    if let Purpose::Workspace { .. } = purpose {
         let tar = scratch.path().join("workspace.tar");
         let (dir, out) = (checkout.context_dir.clone(), tar.clone());
         tokio::task::spawn_blocking(move || tar_folder(&dir, &out))
@@ -209,6 +224,35 @@ async fn git_context(
         resolved: Some(reply),
         _scratch: Some(scratch),
     })
+}
+
+/// A deferred task file's text, from the checked-out context folder. The path stays inside
+/// the folder: the server checked it when the task was saved, and it is checked again here,
+/// since a symlink in the repository could point anywhere.
+fn read_task_file(dir: &Path, path: &str, commit: &str) -> Result<String, SourceError> {
+    let failed = |why: String| (Outcome::Failed, format!("task file {path}: {why}"));
+    let root = dir
+        .canonicalize()
+        .map_err(|e| (Outcome::Error, format!("reading the checkout: {e}")))?;
+    let file = root
+        .join(path)
+        .canonicalize()
+        .map_err(|_| failed(format!("not found in the context at commit {commit}")))?;
+    if !file.starts_with(&root) {
+        return Err(failed("it points outside the context".into()));
+    }
+    let meta = std::fs::metadata(&file).map_err(|e| failed(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(failed("not a file".into()));
+    }
+    if meta.len() > MAX_TASK_FILE {
+        return Err(failed(format!(
+            "{} is larger than the {} a task file may be",
+            human_size(meta.len()),
+            human_size(MAX_TASK_FILE)
+        )));
+    }
+    std::fs::read_to_string(&file).map_err(|e| failed(format!("not readable as UTF-8 text: {e}")))
 }
 
 /// Writes `dir` as a tar file at `out`, symlinks kept as links.

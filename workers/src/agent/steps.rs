@@ -14,8 +14,7 @@ use crate::engine::Engine;
 use crate::executor::{closing_table, Board};
 use crate::logship::LogSink;
 use crate::protocol::{
-    BuildSpec, ContextSource, Lease, Outcome, OutputImage, RunId, StepState, StepStatus, StepsJob,
-    StepsUpdate,
+    BuildSpec, Lease, Outcome, OutputImage, RunId, StepState, StepStatus, StepsJob, StepsUpdate,
 };
 use crate::source;
 use crate::steps::{self, workspace, Workspace};
@@ -54,6 +53,27 @@ impl<E: Engine> Agent<E> {
         log: &LogSink,
         building: &AtomicBool,
     ) -> Result<(Vec<OutputImage>, Summary), (Outcome, String)> {
+        // The context first: a task file in it decides the networks and volumes to create.
+        let prepared = self.fetch_context(lease, job, log).await?;
+        let compiled = prepared
+            .as_ref()
+            .and_then(|p| p.resolved.as_ref())
+            .and_then(|r| r.job.clone());
+        let job = match (compiled, &job.deferred) {
+            (Some(compiled), _) => {
+                board.install(&compiled);
+                compiled
+            }
+            (None, None) => job.clone(),
+            (None, Some(file)) => {
+                let msg = format!(
+                    "the task file {} was not compiled: a git context is needed to read it",
+                    file.path
+                );
+                log.line(&msg);
+                return Err((Outcome::Failed, msg));
+            }
+        };
         let infrastructure = |e: crate::engine::EngineError| {
             let msg = format!("preparing the run's workspace: {e}");
             log.line(&msg);
@@ -67,19 +87,26 @@ impl<E: Engine> Agent<E> {
                 &self.config.name,
                 &owner(&self.config.name, &self.config.server),
             ),
-            job,
+            &job,
             &lease.credentials,
         )
         .await
         .map_err(infrastructure)?;
-        self.seed(lease, job, &ws, log).await?;
+        if let Some(prepared) = &prepared {
+            let archive = prepared.open(&self.client, lease).await?;
+            ws.seed(self.engine.as_ref(), archive).await.map_err(|e| {
+                let msg = format!("filling /workspace with the context: {e}");
+                log.line(&msg);
+                (Outcome::Error, msg)
+            })?;
+        }
         // From here a shutdown ends the run rather than handing it to another worker.
         building.store(true, Ordering::Relaxed);
         let started = Instant::now();
         let outputs = steps::run(
             self.engine.as_ref(),
             &ws,
-            job,
+            &job,
             lease.credentials.clone(),
             board,
             log,
@@ -94,54 +121,42 @@ impl<E: Engine> Agent<E> {
         Ok((outputs, summary))
     }
 
-    /// Fills `/workspace` with the run's context: the uploaded archive, the git checkout
-    /// (whose commit goes to the server as for builds) or the tarball; nothing for none.
-    async fn seed(
+    /// Gets the run's context ready to fill `/workspace`: the uploaded archive, the git
+    /// checkout (whose commit, and deferred task file, go to the server) or the tarball;
+    /// `None` for an empty workspace.
+    async fn fetch_context(
         &self,
         lease: &Lease,
         job: &StepsJob,
-        ws: &Workspace,
         log: &LogSink,
-    ) -> Result<(), (Outcome, String)> {
+    ) -> Result<Option<source::Prepared>, (Outcome, String)> {
         let Some(context) = &job.context else {
-            return Ok(());
+            return Ok(None);
         };
-        let archive = match context {
-            ContextSource::Upload { .. } => self
-                .client
-                .context(lease.run_id, lease.attempt)
-                .await
-                .map(futures::StreamExt::boxed)
-                .map_err(|e| (Outcome::Error, format!("downloading the context: {e}")))?,
-            ContextSource::Git { .. } | ContextSource::Tarball { .. } => {
-                let spec = BuildSpec {
-                    context: context.clone(),
-                    dockerfile: "Dockerfile".into(),
-                    build_args: Default::default(),
-                    target: None,
-                    platforms: job.platforms.clone(),
-                    no_cache: false,
-                    images: Vec::new(),
-                    push: false,
-                };
-                let prepared = source::prepare_for(
-                    &self.client,
-                    lease,
-                    &spec,
-                    &self.config.fetch_policy,
-                    log,
-                    source::Purpose::Workspace,
-                )
-                .await
-                .inspect_err(|(_, msg)| log.line(format!("Context failed: {msg}")))?;
-                prepared.open(&self.client, lease).await?
-            }
+        let spec = BuildSpec {
+            context: context.clone(),
+            dockerfile: "Dockerfile".into(),
+            build_args: Default::default(),
+            target: None,
+            platforms: job.platforms.clone(),
+            no_cache: false,
+            images: Vec::new(),
+            push: false,
         };
-        ws.seed(self.engine.as_ref(), archive).await.map_err(|e| {
-            let msg = format!("filling /workspace with the context: {e}");
-            log.line(&msg);
-            (Outcome::Error, msg)
-        })
+        let purpose = source::Purpose::Workspace {
+            task_file: job.deferred.as_ref().map(|d| d.path.as_str()),
+        };
+        let prepared = source::prepare_for(
+            &self.client,
+            lease,
+            &spec,
+            &self.config.fetch_policy,
+            log,
+            purpose,
+        )
+        .await
+        .inspect_err(|(_, msg)| log.line(format!("Context failed: {msg}")))?;
+        Ok(Some(prepared))
     }
 
     /// Ends a `Steps` run on the engine: closes the steps still open (`running` tells how),
@@ -160,8 +175,9 @@ impl<E: Engine> Agent<E> {
             log.line(line);
         }
         workspace::remove(self.engine.as_ref(), execution).await;
+        let job = board.installed().unwrap_or_else(|| job.clone());
         self.engine
-            .forget(&steps::local_names(job, execution))
+            .forget(&steps::local_names(&job, execution))
             .await;
         states
     }

@@ -10,6 +10,8 @@ use crate::protocol::{StepState, StepStatus, StepsJob};
 pub struct Board {
     states: Mutex<Vec<StepState>>,
     updates: Option<UnboundedSender<StepState>>,
+    /// The job compiled from a deferred task file, once the server sent it.
+    installed: Mutex<Option<StepsJob>>,
 }
 
 /// Unix milliseconds now.
@@ -17,28 +19,53 @@ pub(super) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Every step of `job`, Queued.
+fn queued(job: &StepsJob) -> Vec<StepState> {
+    job.steps
+        .iter()
+        .map(|s| StepState {
+            id: s.id.clone(),
+            step_type: s.action.step_type(),
+            status: StepStatus::Queued,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            images: Vec::new(),
+            base_images: Vec::new(),
+            error: None,
+        })
+        .collect()
+}
+
 impl Board {
     /// Every step Queued; each change is also sent to `updates`, if given.
     pub fn new(job: &StepsJob, updates: Option<UnboundedSender<StepState>>) -> Board {
-        let states = job
-            .steps
-            .iter()
-            .map(|s| StepState {
-                id: s.id.clone(),
-                step_type: s.action.step_type(),
-                status: StepStatus::Queued,
-                started_at: None,
-                finished_at: None,
-                exit_code: None,
-                images: Vec::new(),
-                base_images: Vec::new(),
-                error: None,
-            })
-            .collect();
         Board {
-            states: Mutex::new(states),
+            states: Mutex::new(queued(job)),
             updates,
+            installed: Mutex::new(None),
         }
+    }
+
+    /// Replaces the steps by those of `job`, the compiled form of a deferred task file
+    /// (whose lease job had no steps), every one Queued, and sends them to `updates`.
+    pub fn install(&self, job: &StepsJob) {
+        let states = queued(job);
+        *self.states.lock().unwrap_or_else(|e| e.into_inner()) = states.clone();
+        *self.installed.lock().unwrap_or_else(|e| e.into_inner()) = Some(job.clone());
+        if let Some(tx) = &self.updates {
+            for state in states {
+                let _ = tx.send(state);
+            }
+        }
+    }
+
+    /// The job `install` put in place, if any.
+    pub fn installed(&self) -> Option<StepsJob> {
+        self.installed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(super) fn set(&self, index: usize, change: impl FnOnce(&mut StepState)) {

@@ -91,8 +91,12 @@ impl Job {
 }
 
 impl StepsJob {
-    /// The step types its steps use, sorted, each once.
+    /// The step types its steps use, sorted, each once. A deferred task file may use any:
+    /// only a worker that runs them all can take it.
     pub fn step_types(&self) -> Vec<StepType> {
+        if self.deferred.is_some() {
+            return vec![StepType::Build, StepType::Push, StepType::Cmd];
+        }
         let mut types: Vec<StepType> = self.steps.iter().map(|s| s.action.step_type()).collect();
         types.sort();
         types.dedup();
@@ -121,6 +125,24 @@ pub struct StepsJob {
     /// args, credentials), longest first.
     #[serde(default)]
     pub masked: Vec<Secret>,
+    /// A task file that lives in the context (a saved task's `--file ci/acb.yaml` in its
+    /// repository): `steps` stays empty until the worker has fetched the context and sent
+    /// the file with `SourceResolved`, and the server answers with the compiled job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred: Option<DeferredFile>,
+}
+
+/// A task file the server compiles once a worker has fetched the context that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeferredFile {
+    /// Relative to the context folder (the repository's subdir, if any).
+    pub path: String,
+    /// The values it is compiled with. The server keeps them; a lease carries none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_values: BTreeMap<String, Secret>,
 }
 
 /// One step, with every default already applied by the server.

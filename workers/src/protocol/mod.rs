@@ -21,8 +21,8 @@ pub use errors::{
 };
 pub use ids::{Digest, DigestError, RunId, RunIdError, RunStatus, RunStatusError};
 pub use job::{
-    BaseImage, BuildStep, CmdStep, Job, JobKind, NetworkSpec, PushStep, Step, StepAction,
-    StepState, StepStatus, StepType, StepsJob, StepsUpdate, VolumeMount, VolumeSpec,
+    BaseImage, BuildStep, CmdStep, DeferredFile, Job, JobKind, NetworkSpec, PushStep, Step,
+    StepAction, StepState, StepStatus, StepType, StepsJob, StepsUpdate, VolumeMount, VolumeSpec,
     MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 pub use limits::{

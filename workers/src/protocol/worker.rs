@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     BuildSpec, ContextLimits, ContextStats, ImageRef, Job, JobKind, OutputImage, Platform,
-    RegistryCredential, RunId, RunStatus, Secret, StepState, StepType,
+    RegistryCredential, RunId, RunStatus, Secret, StepState, StepType, StepsJob,
 };
 
 /// Who is asking for work.
@@ -118,6 +118,9 @@ pub struct SourceResolved {
     pub attempt: u32,
     pub commit: String,
     pub branch: Option<String>,
+    /// The text of a deferred task file (`StepsJob::deferred`), read from the checkout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,6 +130,9 @@ pub struct SourceReply {
     /// Credentials for the registries those images go to.
     #[serde(default)]
     pub credentials: Vec<RegistryCredential>,
+    /// A deferred task file's job, compiled: the worker runs this instead of the lease's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<StepsJob>,
 }
 
 /// How a worker's attempt ended.
