@@ -19,6 +19,22 @@ fn served(files: &[(&str, &str)]) -> (tempfile::TempDir, GitHttpServer, String) 
     (root, git, commit)
 }
 
+/// `kiln task create --name NAME --context CONTEXT --file FILE` and `extra`.
+async fn create_task(server: &TestServer, name: &str, context: &str, file: &str, extra: &[&str]) {
+    let mut args = vec![
+        "task",
+        "create",
+        "--name",
+        name,
+        "--context",
+        context,
+        "--file",
+        file,
+    ];
+    args.extend_from_slice(extra);
+    kiln_ok(server, &args).await;
+}
+
 async fn kiln_ok(server: &TestServer, args: &[&str]) -> CliRun {
     let out = server.kiln_output(args).await;
     assert_eq!(out.code, 0, "{args:?}: {out:#?}");
@@ -45,20 +61,12 @@ async fn a_task_file_in_the_repository_runs_with_the_tasks_values_and_commit() {
         ("svc/message.txt", "in the workspace\n"),
     ]);
     let context = format!("{}/app.git#main:svc", git.url);
-    kiln_ok(
+    create_task(
         &server,
-        &[
-            "task",
-            "create",
-            "--name",
-            "ci",
-            "--context",
-            &context,
-            "--file",
-            "ci/acb.yaml",
-            "--set",
-            "greeting=hello",
-        ],
+        "ci",
+        &context,
+        "ci/acb.yaml",
+        &["--set", "greeting=hello"],
     )
     .await;
 
@@ -91,20 +99,7 @@ async fn a_task_file_that_does_not_compile_or_is_missing_fails_its_run_saying_wh
     )]);
     let context = format!("{}/app.git#main", git.url);
     for (name, file) in [("bad", "ci/acb.yaml"), ("missing", "ci/nope.yaml")] {
-        kiln_ok(
-            &server,
-            &[
-                "task",
-                "create",
-                "--name",
-                name,
-                "--context",
-                &context,
-                "--file",
-                file,
-            ],
-        )
-        .await;
+        create_task(&server, name, &context, file, &[]).await;
     }
 
     let out = server.kiln_output(&["task", "run", "--name", "bad"]).await;
@@ -124,4 +119,47 @@ async fn a_task_file_that_does_not_compile_or_is_missing_fails_its_run_saying_wh
         )),
         "{all}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_given_to_task_run_brings_its_own_task_file() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("ci")).unwrap();
+    std::fs::write(
+        dir.path().join("ci/acb.yaml"),
+        format!(
+            "version: v1.1.0\nsteps:\n  - cmd: {BASE_IMAGE} sh -c 'echo from the folder; cat note.txt'\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("note.txt"), "a note beside it\n").unwrap();
+    let context = "https://git.example.com/app.git#main";
+    create_task(&server, "ci", context, "ci/acb.yaml", &[]).await;
+    let folder = dir.path().to_str().unwrap();
+    let out = kiln_ok(&server, &["task", "run", "--name", "ci", "-c", folder]).await;
+    assert!(out.stdout.contains("from the folder"), "{}", out.stdout);
+    assert!(out.stdout.contains("a note beside it"), "{}", out.stdout);
+
+    // A folder without the file queues nothing.
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("other.txt"), "x").unwrap();
+    let out = server
+        .kiln_output(&[
+            "task",
+            "run",
+            "--name",
+            "ci",
+            "-c",
+            empty.path().to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("task file ci/acb.yaml is not in the uploaded folder"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(server.run_count().await, 1);
 }

@@ -135,7 +135,16 @@ async fn context_source(
     if let Some(source) = remote_source(arg)? {
         return Ok(Some(source));
     }
-    let dir = PathBuf::from(arg);
+    folder_context(client, PathBuf::from(arg), task_file).await
+}
+
+/// A local folder, packed and uploaded as a run's workspace, with the task file in it when it
+/// lies inside.
+pub(super) async fn folder_context(
+    client: &KilnClient,
+    dir: PathBuf,
+    task_file: Option<&str>,
+) -> Result<Option<ContextSource>, CliError> {
     // The packer places one named file in the archive: the task file when the folder has it,
     // else an empty stand-in (packed under .kiln/ only if it is not in the folder).
     let in_folder = task_file.map(|f| dir.join(f)).filter(|p| p.is_file());

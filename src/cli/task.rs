@@ -4,18 +4,18 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use kiln_worker::protocol::{ContextSource, PlatformSet, RunId, Secret};
+use kiln_worker::protocol::{PlatformSet, RunId, Secret};
 
-use super::build::{finish, interrupted, upload};
+use super::build::{finish, interrupted, pack_and_upload};
 use super::client::KilnClient;
 use super::follow::print_log;
 use super::format::{duration, print_json, status_cell, table, timestamp};
 use super::pairs::{pairs, secrets};
+use super::run_steps::folder_context;
 use super::{CliError, OutputArgs, OutputFormat, ReconnectArgs, ServerArgs};
 use crate::config::parse_secret;
-use crate::context::pack::{self, PackRequest};
 use crate::wire::tasks::{
-    CreateTask, RunTask, Task, TaskList, TaskName, TaskRunsQuery, TaskStatus, UpdateTask,
+    CreateTask, RunTask, Task, TaskKind, TaskList, TaskName, TaskRunsQuery, TaskStatus, UpdateTask,
 };
 use crate::wire::{Run, RunList};
 
@@ -385,10 +385,17 @@ async fn run_task(a: RunArgs) -> Result<(), CliError> {
         no_push: a.no_push,
     };
     if let Some(dir) = &a.context {
-        // The task's Dockerfile path, inside the folder that replaces its context.
+        // The task's Dockerfile or task file, inside the folder that replaces its context.
         let task: Task = client.get_json(&task_path(&a.name), &()).await?;
-        let dockerfile = dir.join(task.file.as_deref().unwrap_or("Dockerfile"));
-        req.context = Some(upload_folder(&client, dir, dockerfile).await?);
+        req.context = match task.kind {
+            TaskKind::Build => {
+                let dockerfile = dir.join(task.file.as_deref().unwrap_or("Dockerfile"));
+                Some(pack_and_upload(&client, dir.clone(), dockerfile).await?.0)
+            }
+            TaskKind::Steps | TaskKind::Cmd => {
+                folder_context(&client, dir.clone(), task.file.as_deref()).await?
+            }
+        };
     }
     let run: Run = client
         .post_json(&format!("{}/runs", task_path(&a.name)), &req)
@@ -415,24 +422,6 @@ async fn run_task(a: RunArgs) -> Result<(), CliError> {
     };
     followed?;
     finish(&client.run(&run.id.to_string()).await?, !a.no_logs)
-}
-
-async fn upload_folder(
-    client: &KilnClient,
-    dir: &Path,
-    dockerfile: PathBuf,
-) -> Result<ContextSource, CliError> {
-    eprintln!("Packing source code into tar to upload...");
-    let req = PackRequest {
-        context_dir: dir.to_path_buf(),
-        dockerfile,
-    };
-    let plan = tokio::task::spawn_blocking(move || pack::plan(&req))
-        .await
-        .map_err(|e| CliError::Input(format!("packing failed: {e}")))?
-        .map_err(|e| CliError::Input(e.to_string()))?;
-    let digest = upload(client, plan).await?;
-    Ok(ContextSource::Upload { digest })
 }
 
 async fn list_runs(a: ListRunsArgs) -> Result<(), CliError> {

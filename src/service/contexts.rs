@@ -167,6 +167,44 @@ impl ContextStore {
         })
     }
 
+    /// The text of the file at `path` in a stored context (a task file in an uploaded
+    /// folder): `Ok(None)` when the archive holds no such regular file or it is over `max`
+    /// bytes. Archives were verified on upload; this only looks for one entry.
+    pub async fn read_file(
+        &self,
+        digest: &Digest,
+        path: &str,
+        max: u64,
+    ) -> io::Result<Option<Vec<u8>>> {
+        let archive = self.path(digest);
+        let wanted = normalised(path);
+        tokio::task::spawn_blocking(move || {
+            let mut file = io::BufReader::new(std::fs::File::open(archive)?);
+            let gzip = io::BufRead::fill_buf(&mut file)?.starts_with(&[0x1f, 0x8b]);
+            let reader: Box<dyn Read> = match gzip {
+                true => Box::new(flate2::read::MultiGzDecoder::new(file)),
+                false => Box::new(file),
+            };
+            let mut tar = tar::Archive::new(reader);
+            for entry in tar.entries()? {
+                let entry = entry?;
+                let name = entry.path()?.to_string_lossy().into_owned();
+                if normalised(&name) != wanted || !entry.header().entry_type().is_file() {
+                    continue;
+                }
+                if entry.size() > max {
+                    return Ok(None);
+                }
+                let mut text = Vec::new();
+                entry.take(max).read_to_end(&mut text)?;
+                return Ok(Some(text));
+            }
+            Ok(None)
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
     pub async fn open(&self, digest: &Digest) -> io::Result<tokio::fs::File> {
         tokio::fs::File::open(self.path(digest)).await
     }
@@ -217,4 +255,12 @@ impl ContextStore {
         }
         Ok(())
     }
+}
+
+/// `./ci//acb.yaml` and `ci/acb.yaml` name one entry.
+fn normalised(path: &str) -> String {
+    path.split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect::<Vec<_>>()
+        .join("/")
 }

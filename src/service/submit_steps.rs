@@ -1,7 +1,9 @@
 //! Submitting a multi-step run: a task file or a `--cmd`, compiled by `taskfile` into a
 //! rendered steps job, authorised by what it pushes, and queued.
 
-use kiln_worker::protocol::{ContextSource, DeferredFile, PlatformSet, Secret, StepsJob};
+use kiln_worker::protocol::{
+    human_size, ContextSource, DeferredFile, Digest, PlatformSet, Secret, StepsJob,
+};
 
 use super::origin::RunOrigin;
 use super::runs::RunService;
@@ -13,6 +15,9 @@ use crate::wire::{self, CreateStepsRun};
 
 /// The name a task file goes by in errors when the request names none.
 const DEFAULT_FILE_NAME: &str = "acb.yaml";
+
+/// The largest task file read from an uploaded folder: task files are a few KiB.
+const MAX_TASK_FILE: u64 = 1024 * 1024;
 
 impl RunService {
     /// Compiles and queues a steps run for `who`, who must be allowed to push every image
@@ -169,6 +174,28 @@ fn compile(req: &CreateStepsRun, input: &CompileInput) -> Result<StepsJob, Servi
         (None, None) => return Err(ServiceError::Invalid("give a task file or a cmd".into())),
     };
     compiled.map_err(|errors| ServiceError::Invalid(errors.to_string()))
+}
+
+impl RunService {
+    /// The task file at `path` in an uploaded context, as text.
+    pub(super) async fn uploaded_task_file(
+        &self,
+        digest: &Digest,
+        path: &str,
+    ) -> Result<String, ServiceError> {
+        let bytes = self
+            .contexts
+            .read_file(digest, path, MAX_TASK_FILE)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::Invalid(format!(
+                    "task file {path} is not in the uploaded folder (or is over {})",
+                    human_size(MAX_TASK_FILE)
+                ))
+            })?;
+        String::from_utf8(bytes)
+            .map_err(|_| ServiceError::Invalid(format!("task file {path} is not UTF-8 text")))
+    }
 }
 
 /// A job whose steps come from the task file at `path` in its context, once a worker has

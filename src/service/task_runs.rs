@@ -164,12 +164,20 @@ impl TaskService {
             .map_err(|e| ServiceError::Invalid(format!("task '{}': {e}", task.name)))?;
         let (context, git_access_token) = context_of(task, req.context)?;
         let kind = kind_of(spec);
-        if kind == TaskKind::Steps && !matches!(context, Some(ContextSource::Git { .. })) {
-            return Err(steps_run(task));
-        }
+        // A file in a git context is read by the worker that fetches it; one in an uploaded
+        // folder (`task run -c`) is read here, and the run compiled now.
+        let task_file = match (kind, &context, &spec.file) {
+            (TaskKind::Steps, Some(ContextSource::Upload { digest }), Some(path)) => {
+                Some(self.runs.uploaded_task_file(digest, path).await?)
+            }
+            (TaskKind::Steps, Some(ContextSource::Git { .. }), _) => None,
+            (TaskKind::Steps, _, _) => return Err(steps_run(task)),
+            _ => None,
+        };
+        let compiled_now = task_file.is_some();
         let create = CreateStepsRun {
-            task_file: None,
-            file_name: None,
+            task_file,
+            file_name: spec.file.clone(),
             cmd: spec.cmd.clone(),
             values: values.plain,
             secret_values: values.secret,
@@ -180,7 +188,7 @@ impl TaskService {
             git_access_token,
         };
         let run = match (kind, &spec.file) {
-            (TaskKind::Steps, Some(path)) => {
+            (TaskKind::Steps, Some(path)) if !compiled_now => {
                 self.runs.submit_deferred(create, path, who, origin).await?
             }
             _ => self.runs.submit_steps(create, who, origin).await?,
@@ -216,12 +224,12 @@ impl TaskService {
     }
 }
 
-/// A multi-step task's file is read from its git context by the worker that fetches it; an
-/// uploaded folder (`task run -c`) or a tarball is not fetched that way.
+/// A multi-step task's file is read from its git context by the worker that fetches it, or
+/// from the folder a run uploads instead; a tarball is fetched only by the worker.
 fn steps_run(task: &TaskRow) -> ServiceError {
     ServiceError::Invalid(format!(
-        "task '{}': its task file is read from its git context, so it cannot run on another \
-         context; run the file with 'kiln run -f FILE CONTEXT'",
+        "task '{}': its task file is read from a git context or an uploaded folder, not a \
+         tarball; run the file with 'kiln run -f FILE CONTEXT'",
         task.name
     ))
 }
