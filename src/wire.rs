@@ -142,6 +142,9 @@ pub struct Run {
     /// Every step in order; a build run has one, `build`.
     #[serde(default)]
     pub steps: Vec<RunStep>,
+    /// The saved task the run belongs to, while it exists (`run show` only).
+    #[serde(default)]
+    pub task: Option<String>,
 }
 
 fn build_kind() -> JobKind {

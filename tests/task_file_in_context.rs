@@ -88,6 +88,13 @@ async fn a_task_file_in_the_repository_runs_with_the_tasks_values_and_commit() {
     for step in ["hello", "image", "Succeeded"] {
         assert!(show.stdout.contains(step), "{step}: {}", show.stdout);
     }
+    let task_line = show.stdout.lines().find(|l| l.starts_with("Task:"));
+    assert_eq!(
+        task_line.map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["Task:", "ci"]),
+        "{}",
+        show.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

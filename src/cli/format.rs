@@ -105,7 +105,10 @@ pub fn run_details(r: &Run) -> String {
     };
     field("Run ID:", r.id.to_string());
     field("Status:", r.status.to_string());
-    field("Trigger:", r.trigger.clone());
+    if let Some(task) = &r.task {
+        field("Task:", task.clone());
+    }
+    field("Trigger:", trigger_cell(r));
     if let Some(who) = &r.submitted_by {
         field("Queued by:", who.clone());
     }
@@ -185,4 +188,19 @@ fn image_with_digest(img: &OutputImage) -> String {
         Some(reg) => format!("{reg}/{}:{}@{}", img.repository, img.tag, img.digest),
         None => format!("{}:{}@{}", img.repository, img.tag, img.digest),
     }
+}
+
+/// `Commit (branch=main, commit=4f1c…)`: the trigger with what its detail says.
+fn trigger_cell(r: &Run) -> String {
+    let Some(serde_json::Value::Object(detail)) = &r.trigger_detail else {
+        return r.trigger.clone();
+    };
+    let parts: Vec<String> = detail
+        .iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect();
+    format!("{} ({})", r.trigger, parts.join(", "))
 }

@@ -308,9 +308,14 @@ impl RunService {
         let queue_timeout = self.queue_timeout(&row).as_secs();
         let steps = self.store.run_steps(row.id).await?;
         let steps = steps_view(&row, steps);
+        let task = match row.task_id {
+            Some(id) => self.store.get_task_by_id(id).await?.map(|t| t.name),
+            None => None,
+        };
         let mut run = with_queue_spot(view_without_history(row), queued);
         run.queue_timeout_secs = Some(queue_timeout);
         run.steps = steps;
+        run.task = task;
         run.status_history = history
             .into_iter()
             .map(|c| wire::StatusChange {
@@ -405,6 +410,7 @@ fn view_without_history(row: RunRow) -> wire::Run {
             .as_deref()
             .and_then(|d| serde_json::from_str(d).ok()),
         steps: Vec::new(),
+        task: None,
     }
 }
 
