@@ -1,7 +1,6 @@
 //! `kiln run -f FILE CONTEXT` and `kiln run --cmd 'IMAGE ARGS' CONTEXT`: start a multi-step
 //! run like `az acr run`, stream its log and exit with its result, as `kiln build` does.
 
-use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
@@ -10,8 +9,10 @@ use kiln_worker::protocol::{ContextSource, PlatformSet, Secret};
 
 use super::build::{follow_queued, pack_and_upload, remote_source, Follow};
 use super::client::KilnClient;
-use super::pairs::{pairs, secrets};
+use super::pairs::pairs;
+use super::task::read_values;
 use super::{CliError, ServerArgs};
+use crate::taskfile::Values;
 use crate::wire::CreateStepsRun;
 
 /// The task file `-f` names when not given, as for `az acr run`.
@@ -37,7 +38,7 @@ pub struct StartArgs {
     /// A secret value, NAME=VALUE: sealed on the server and masked in logs; repeatable.
     #[arg(long = "set-secret")]
     pub set_secret: Vec<String>,
-    /// A file of values, one `NAME: VALUE` a line (flat YAML); --set wins over it.
+    /// A YAML file of values (nested names become `a.b`); --set wins over it.
     #[arg(long = "values")]
     pub values: Option<PathBuf>,
     /// The platform(s) the steps run on.
@@ -69,12 +70,7 @@ pub async fn start(args: StartArgs, server: &ServerArgs) -> Result<(), CliError>
             (Some(name), Some(text))
         }
     };
-    let mut values = match &args.values {
-        Some(path) => values_file(path)?,
-        None => BTreeMap::new(),
-    };
-    values.extend(pairs("--set", &args.set)?);
-    let secret_values = secrets("--set-secret", &args.set_secret)?;
+    let values = values(&args)?;
     let client = KilnClient::new(server)?;
     let context = context_source(&client, &context_arg, file_name.as_deref()).await?;
     let run = client
@@ -82,8 +78,8 @@ pub async fn start(args: StartArgs, server: &ServerArgs) -> Result<(), CliError>
             task_file,
             file_name,
             cmd: args.cmd.clone(),
-            values,
-            secret_values,
+            values: values.plain,
+            secret_values: values.secret,
             context,
             platform: Some(args.platform.clone()),
             timeout_secs: args.timeout,
@@ -161,36 +157,17 @@ pub(super) async fn folder_context(
     Ok(Some(source))
 }
 
-/// A flat YAML file of values: `NAME: VALUE` lines, `#` comments, optional quotes.
-fn values_file(path: &Path) -> Result<BTreeMap<String, String>, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        CliError::Input(format!("cannot read values file '{}': {e}", path.display()))
-    })?;
-    let mut values = BTreeMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim_end();
-        if line.trim().is_empty() || line.trim_start().starts_with('#') {
-            continue;
-        }
-        let parsed = line
-            .split_once(':')
-            .filter(|(name, _)| !name.is_empty() && !name.starts_with(char::is_whitespace));
-        let Some((name, value)) = parsed else {
-            return Err(CliError::Input(format!(
-                "{}:{}: expected NAME: VALUE (values files are flat)",
-                path.display(),
-                n + 1
-            )));
-        };
-        let value = value.trim();
-        let unquoted = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-            .unwrap_or(value);
-        values.insert(name.trim().to_string(), unquoted.to_string());
-    }
-    Ok(values)
+/// The run's values: the `--values` file (YAML, nested names flattened to `a.b`, as
+/// `kiln task validate` reads it), then `--set` over it, and `--set-secret`.
+fn values(args: &StartArgs) -> Result<Values, CliError> {
+    let file = match &args.values {
+        Some(path) => Some((path.display().to_string(), read_values(path)?)),
+        None => None,
+    };
+    let file = file.as_ref().map(|(p, t)| (p.as_str(), t.as_str()));
+    let set = pairs("--set", &args.set)?;
+    let secret = pairs("--set-secret", &args.set_secret)?;
+    Values::from_parts(file, &set, &secret).map_err(|e| CliError::Input(e.to_string()))
 }
 
 #[cfg(test)]
@@ -198,19 +175,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_files_are_flat_name_value_lines() {
+    fn values_files_may_nest_and_set_wins_over_them() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("values.yaml");
-        std::fs::write(&path, "# env\nenv: prod\ntag: \"v 2\"\nempty:\n").unwrap();
-        let values = values_file(&path).unwrap();
-        assert_eq!(values["env"], "prod");
-        assert_eq!(values["tag"], "v 2");
-        assert_eq!(values["empty"], "");
-        std::fs::write(&path, "nested:\n  key: v\n").unwrap();
-        let err = values_file(&path).unwrap_err().to_string();
-        assert!(
-            err.ends_with(":2: expected NAME: VALUE (values files are flat)"),
-            "{err}"
-        );
+        std::fs::write(&path, "# env\nenv: prod\nimage:\n  tag: \"v 2\"\n").unwrap();
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            start: StartArgs,
+        }
+        let cli = <Cli as clap::Parser>::parse_from(["run", "--values", path.to_str().unwrap()]);
+        let mut args = cli.start;
+        args.set = vec!["env=staging".into()];
+        args.set_secret = vec!["pw=hunter2".into()];
+        let got = values(&args).unwrap();
+        assert_eq!(got.plain["env"], "staging");
+        assert_eq!(got.plain["image.tag"], "v 2");
+        assert_eq!(got.secret["pw"].expose(), "hunter2");
+        args.values = Some(dir.path().join("missing.yaml"));
+        let err = values(&args).unwrap_err().to_string();
+        assert!(err.contains("missing.yaml"), "{err}");
     }
 }

@@ -491,7 +491,7 @@ async fn logs(a: LogsArgs) -> Result<(), CliError> {
 }
 
 /// Reads a `--values` file: a missing or unreadable one stops here, before anything is sent.
-fn read_values(path: &Path) -> Result<String, CliError> {
+pub(super) fn read_values(path: &Path) -> Result<String, CliError> {
     std::fs::read_to_string(path).map_err(|e| {
         CliError::Input(format!(
             "cannot read the --values file '{}': {e}",
