@@ -106,6 +106,10 @@ pub fn run_details(r: &Run) -> String {
     field("Run ID:", r.id.to_string());
     field("Status:", r.status.to_string());
     field("Trigger:", r.trigger.clone());
+    // What started a triggered run: the timer and occurrence, the event, the base image.
+    if let Some(detail) = &r.trigger_detail {
+        field("Triggered by:", detail.to_string());
+    }
     if let Some(who) = &r.submitted_by {
         field("Queued by:", who.clone());
     }
