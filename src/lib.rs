@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http_server;
+pub mod schedule;
 pub mod secret_key;
 pub mod server;
 pub mod service;

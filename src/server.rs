@@ -27,6 +27,7 @@ use crate::service::repositories::RepositoryService;
 use crate::service::retention::Retention;
 use crate::service::runs::RunService;
 use crate::service::tasks::TaskService;
+use crate::service::triggers::timers::TimerScheduler;
 use crate::service::RunSettings;
 use crate::store::{Store, StoreError};
 
@@ -192,6 +193,7 @@ impl Server {
             clock.clone(),
         )?);
         let tasks = Arc::new(TaskService::new(store.clone(), runs.clone(), auth.clone()));
+        let timers = TimerScheduler::new(tasks.clone(), clock.clone());
         let app = App {
             runs,
             queue: queue.clone(),
@@ -221,6 +223,7 @@ impl Server {
             stop_serving.clone(),
         ));
         tasks.spawn(queue.clone().reap_forever(REAP_EVERY));
+        tasks.spawn(timers.run_forever());
         if !args.gc_interval.is_zero() {
             let retention = Retention::new(
                 store.clone(),

@@ -3,6 +3,7 @@
 
 pub mod registry;
 pub mod tasks;
+pub mod timers;
 
 use std::collections::BTreeMap;
 

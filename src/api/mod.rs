@@ -12,6 +12,7 @@ mod registry;
 mod repositories;
 mod runs;
 mod tasks;
+mod timers;
 mod tokens;
 mod workers;
 
@@ -56,6 +57,7 @@ pub fn router(app: App) -> Router {
         .merge(workers::routes())
         .merge(tokens::routes())
         .merge(tasks::routes())
+        .merge(timers::routes())
         .method_not_allowed_fallback(method_not_allowed);
     let authenticated = Router::new()
         .merge(api)

@@ -39,6 +39,9 @@ pub enum TaskCommand {
     Logs(LogsArgs),
     /// Check a task YAML offline: unknown keys, types, steps, templates (errors with line:column).
     Validate(super::task_validate::ValidateArgs),
+    /// A task's timers: cron schedules that run it.
+    #[command(subcommand)]
+    Timer(super::task_timer::TimerCommand),
 }
 
 /// What `create` and `update` take, as `az acr task create` does.
@@ -94,6 +97,11 @@ pub struct DefinitionArgs {
     /// HTTP credentials for a private git context, stored sealed.
     #[arg(long, value_parser = parse_secret)]
     pub git_access_token: Option<Secret>,
+    // Timers (issue 11).
+    /// A timer, `[NAME:]CRON` in UTC ('0 2 * * *', 'hourly:0 * * * Mon-Fri'); repeatable;
+    /// unnamed ones are t1, t2... On update, the task's timers become exactly these.
+    #[arg(long = "schedule")]
+    pub schedules: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +229,7 @@ pub async fn run(cmd: TaskCommand) -> Result<(), CliError> {
         TaskCommand::ListRuns(a) => list_runs(a).await,
         TaskCommand::Logs(a) => logs(a).await,
         TaskCommand::Validate(a) => super::task_validate::run(a),
+        TaskCommand::Timer(a) => super::task_timer::run(a).await,
     }
 }
 
@@ -253,6 +262,7 @@ async fn create(a: CreateArgs) -> Result<(), CliError> {
         timeout_secs: d.timeout,
         status: d.status.unwrap_or_default(),
         git_access_token: d.git_access_token,
+        schedules: checked_schedules(d.schedules)?,
     };
     let task: Task = KilnClient::new(&a.server)?
         .post_json("/api/tasks", &req)
@@ -280,6 +290,9 @@ async fn update(a: UpdateArgs) -> Result<(), CliError> {
         timeout_secs: d.timeout,
         status: d.status,
         git_access_token: d.git_access_token,
+        schedules: (!d.schedules.is_empty())
+            .then(|| checked_schedules(d.schedules))
+            .transpose()?,
     };
     let task: Task = KilnClient::new(&a.server)?
         .patch_json(&task_path(&a.name), &req)
@@ -372,7 +385,17 @@ fn print_task(t: &Task, output: OutputFormat) -> Result<(), CliError> {
         "Updated:",
         format!("{}{}", timestamp(t.updated_at), by(&t.updated_by)),
     );
+    if !t.timers.is_empty() {
+        println!("Timers:");
+        print!("{}", super::task_timer::timers_table(&t.timers));
+    }
     Ok(())
+}
+
+/// `--schedule` values the server would refuse stop here, with the same message.
+fn checked_schedules(values: Vec<String>) -> Result<Vec<String>, CliError> {
+    crate::schedule::timer_specs(&values).map_err(CliError::Input)?;
+    Ok(values)
 }
 
 async fn run_task(a: RunArgs) -> Result<(), CliError> {

@@ -18,9 +18,11 @@ pub mod runs;
 mod submit;
 mod submit_steps;
 mod task_runs;
+mod task_timers;
 pub use task_runs::Firing;
 mod task_values;
 pub mod tasks;
+pub mod triggers;
 mod wakeups;
 pub mod workers;
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use kiln_worker::git::{looks_like_git, GitSource};
 use kiln_worker::protocol::{redact_url, ContextSource, Secret};
+use tokio::sync::Notify;
 
 use super::auth::AuthService;
 use super::runs::RunService;
@@ -27,11 +28,24 @@ pub struct TaskService {
     pub(super) runs: Arc<RunService>,
     /// Resolves the token a task's triggered runs act as.
     pub(super) auth: Arc<AuthService>,
+    // Timers (issue 11).
+    /// Wakes the timer scheduler when timers change: a wake-up, not state.
+    pub(super) timers_changed: Arc<Notify>,
 }
 
 impl TaskService {
     pub fn new(store: Store, runs: Arc<RunService>, auth: Arc<AuthService>) -> TaskService {
-        TaskService { store, runs, auth }
+        TaskService {
+            store,
+            runs,
+            auth,
+            timers_changed: Arc::default(),
+        }
+    }
+
+    /// What the timer scheduler waits on besides the clock.
+    pub fn timer_wakeup(&self) -> Arc<Notify> {
+        self.timers_changed.clone()
     }
 
     /// Whether `who` may create, change and delete tasks: the API asks before it reads a body.
@@ -62,6 +76,7 @@ impl TaskService {
         spec.secrets.secret_values = expose(req.secret_values);
         spec.secrets.git_token = req.git_access_token.map(|t| t.expose().to_string());
         self.check(&mut spec)?;
+        let timers = self.schedule_timers(&req.schedules)?;
         let by = who.subject().map(|s| s.describe());
         let write = TaskWrite {
             status: req.status.as_str(),
@@ -69,11 +84,13 @@ impl TaskService {
             now: self.runs.now_ms(),
             by: by.as_deref(),
             token_id: who.token_id(),
+            timers: Some(&timers),
         };
         match self.store.insert_task(req.name.as_str(), write).await? {
             Some(row) => {
                 tracing::info!(task = %row.name, "task created");
-                view(row)
+                self.timers_written();
+                self.with_timers(row.id, view(row)?).await
             }
             None => Err(ServiceError::Conflict(format!(
                 "task '{}' already exists: change it with 'kiln task update' or pick another name",
@@ -92,7 +109,8 @@ impl TaskService {
 
     pub async fn show(&self, name: &str, who: &Principal) -> Result<Task, ServiceError> {
         who.require_any(Action::Pull)?;
-        view(self.row(name).await?)
+        let row = self.row(name).await?;
+        self.with_timers(row.id, view(row)?).await
     }
 
     /// Changes only what `req` gives; see [`UpdateTask`].
@@ -107,6 +125,11 @@ impl TaskService {
         let mut spec = task.spec.clone();
         apply(&mut spec, req.clone())?;
         self.check(&mut spec)?;
+        let timers = req
+            .schedules
+            .as_deref()
+            .map(|s| self.schedule_timers(s))
+            .transpose()?;
         let status = match req.status {
             Some(s) => s.as_str(),
             None => &task.status,
@@ -118,6 +141,7 @@ impl TaskService {
             now: self.runs.now_ms(),
             by: by.as_deref(),
             token_id: None,
+            timers: timers.as_deref(),
         };
         let row = self
             .store
@@ -125,7 +149,8 @@ impl TaskService {
             .await?
             .ok_or_else(|| not_found(name))?;
         tracing::info!(task = %row.name, "task updated");
-        view(row)
+        self.timers_written();
+        self.with_timers(row.id, view(row)?).await
     }
 
     pub async fn delete(&self, name: &str, who: &Principal) -> Result<(), ServiceError> {
@@ -402,5 +427,6 @@ fn view(row: TaskRow) -> Result<Task, ServiceError> {
         created_by: row.created_by,
         updated_at: to_time(row.updated_at),
         updated_by: row.updated_by,
+        timers: Vec::new(),
     })
 }

@@ -14,6 +14,7 @@ mod sealed;
 mod secret_rows;
 mod steps;
 mod tasks;
+mod timers;
 mod tokens;
 
 pub use jobs::{requirements_met, StoredJob};
@@ -24,6 +25,7 @@ pub use runs::{Finish, NewRun, RunRow, StatusChange};
 pub use sealed::Sealer;
 pub use steps::step_status_of;
 pub use tasks::{TaskRow, TaskSecrets, TaskSpec, TaskWrite};
+pub use timers::{NewTimer, TimerRow};
 pub use tokens::{Inserted, TokenRow};
 
 use std::path::Path;

@@ -10,6 +10,7 @@ use sqlx::Row;
 
 use super::runs::corrupt;
 use super::sealed::Sealer;
+use super::timers::{replace_timers, NewTimer};
 use super::{Store, StoreError};
 
 /// What a task is made of. Secret values live in `secrets`, which is sealed apart.
@@ -73,6 +74,9 @@ pub struct TaskWrite<'a> {
     pub by: Option<&'a str>,
     /// The writer's token ID; kept only when the task is created.
     pub token_id: Option<&'a str>,
+    // Timers (issue 11).
+    /// The task's timers when given: they replace its timers, in the same transaction.
+    pub timers: Option<&'a [NewTimer]>,
 }
 
 impl Store {
@@ -83,6 +87,7 @@ impl Store {
         w: TaskWrite<'_>,
     ) -> Result<Option<TaskRow>, StoreError> {
         let (spec, secrets) = self.seal_task(w.spec)?;
+        let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO tasks (name, status, spec, secrets, created_at, created_by, updated_at, updated_by,
                                 created_token_id)
@@ -97,10 +102,15 @@ impl Store {
         .bind(w.now)
         .bind(w.by)
         .bind(w.token_id)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await;
         match inserted {
-            Ok(row) => self.task_from_row(&row).map(Some),
+            Ok(row) => {
+                let task = self.task_from_row(&row)?;
+                replace_timers(&mut tx, task.id, w.timers.unwrap_or_default()).await?;
+                tx.commit().await?;
+                Ok(Some(task))
+            }
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -113,6 +123,7 @@ impl Store {
         w: TaskWrite<'_>,
     ) -> Result<Option<TaskRow>, StoreError> {
         let (spec, secrets) = self.seal_task(w.spec)?;
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "UPDATE tasks SET status = ?, spec = ?, secrets = ?, updated_at = ?, updated_by = ?
              WHERE id = ? RETURNING *",
@@ -123,8 +134,12 @@ impl Store {
         .bind(w.now)
         .bind(w.by)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        if let (Some(_), Some(timers)) = (&row, w.timers) {
+            replace_timers(&mut tx, id, timers).await?;
+        }
+        tx.commit().await?;
         row.as_ref().map(|r| self.task_from_row(r)).transpose()
     }
 

@@ -153,6 +153,10 @@ pub struct CreateTask {
     pub status: TaskStatus,
     #[serde(default)]
     pub git_access_token: Option<Secret>,
+    // Timers (issue 11).
+    /// `--schedule`: `[name:]cron` timers (ACR's 5-field UTC cron); unnamed ones are `t1`...
+    #[serde(default)]
+    pub schedules: Vec<String>,
 }
 
 /// `PATCH /api/tasks/{name}`: only what is given changes. Maps merge into the task's (as
@@ -196,6 +200,11 @@ pub struct UpdateTask {
     pub status: Option<TaskStatus>,
     #[serde(default)]
     pub git_access_token: Option<Secret>,
+    // Timers (issue 11).
+    /// `--schedule`: when given, the task's timers become exactly these (`[]`: none); a
+    /// timer that keeps its name and schedule keeps its next and last firing.
+    #[serde(default)]
+    pub schedules: Option<Vec<String>>,
 }
 
 /// A task as the API shows it: secret values as `***`.
@@ -225,6 +234,10 @@ pub struct Task {
     pub created_by: Option<String>,
     pub updated_at: DateTime<Utc>,
     pub updated_by: Option<String>,
+    // Timers (issue 11).
+    /// With their next and last firings (`task show`; empty in `task list`).
+    #[serde(default)]
+    pub timers: Vec<crate::wire::timers::Timer>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

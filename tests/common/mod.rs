@@ -16,10 +16,12 @@ use kiln::server::Server;
 use kiln_worker::protocol::Secret;
 use tempfile::TempDir;
 
+pub mod captured_logs;
 pub mod docker_cli;
 pub mod git_servers;
 pub mod log_lines;
 pub mod oci;
+pub mod timer_cli;
 
 pub const REGISTRY: &str = "127.0.0.1:5000";
 pub const BASE_IMAGE: &str = "127.0.0.1:5000/busybox:latest";
