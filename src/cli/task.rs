@@ -39,6 +39,8 @@ pub enum TaskCommand {
     Logs(LogsArgs),
     /// Check a task YAML offline: unknown keys, types, steps, templates (errors with line:column).
     Validate(super::task_validate::ValidateArgs),
+    /// List a task's recent webhook deliveries: what each started, or why nothing ran.
+    Deliveries(super::task_hooks::DeliveriesArgs),
 }
 
 /// What `create` and `update` take, as `az acr task create` does.
@@ -94,6 +96,9 @@ pub struct DefinitionArgs {
     /// HTTP credentials for a private git context, stored sealed.
     #[arg(long, value_parser = parse_secret)]
     pub git_access_token: Option<Secret>,
+    // Source triggers (git webhooks).
+    #[command(flatten)]
+    pub triggers: super::task_hooks::TriggerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +123,8 @@ pub struct UpdateArgs {
     /// Remove a value, secret value or build argument by name; repeatable.
     #[arg(long)]
     pub unset: Vec<String>,
+    #[command(flatten)]
+    pub rotate: super::task_hooks::RotateArgs,
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     #[command(flatten)]
@@ -204,10 +211,9 @@ pub async fn run(cmd: TaskCommand) -> Result<(), CliError> {
         TaskCommand::Create(a) => create(a).await,
         TaskCommand::List(a) => list(a).await,
         TaskCommand::Show(a) => {
-            let task: Task = KilnClient::new(&a.server)?
-                .get_json(&task_path(&a.name), &())
-                .await?;
-            print_task(&task, a.output)
+            let client = KilnClient::new(&a.server)?;
+            let task: Task = client.get_json(&task_path(&a.name), &()).await?;
+            print_task(&task, a.output, client.server())
         }
         TaskCommand::Update(a) => update(a).await,
         TaskCommand::Delete(a) => {
@@ -221,6 +227,7 @@ pub async fn run(cmd: TaskCommand) -> Result<(), CliError> {
         TaskCommand::ListRuns(a) => list_runs(a).await,
         TaskCommand::Logs(a) => logs(a).await,
         TaskCommand::Validate(a) => super::task_validate::run(a),
+        TaskCommand::Deliveries(a) => super::task_hooks::deliveries(a).await,
     }
 }
 
@@ -253,11 +260,11 @@ async fn create(a: CreateArgs) -> Result<(), CliError> {
         timeout_secs: d.timeout,
         status: d.status.unwrap_or_default(),
         git_access_token: d.git_access_token,
+        source_triggers: d.triggers.settings(false),
     };
-    let task: Task = KilnClient::new(&a.server)?
-        .post_json("/api/tasks", &req)
-        .await?;
-    print_task(&task, a.output)
+    let client = KilnClient::new(&a.server)?;
+    let task: Task = client.post_json("/api/tasks", &req).await?;
+    print_task(&task, a.output, client.server())
 }
 
 async fn update(a: UpdateArgs) -> Result<(), CliError> {
@@ -280,11 +287,11 @@ async fn update(a: UpdateArgs) -> Result<(), CliError> {
         timeout_secs: d.timeout,
         status: d.status,
         git_access_token: d.git_access_token,
+        source_triggers: d.triggers.settings(a.rotate.rotate_webhook_secret),
     };
-    let task: Task = KilnClient::new(&a.server)?
-        .patch_json(&task_path(&a.name), &req)
-        .await?;
-    print_task(&task, a.output)
+    let client = KilnClient::new(&a.server)?;
+    let task: Task = client.patch_json(&task_path(&a.name), &req).await?;
+    print_task(&task, a.output, client.server())
 }
 
 async fn list(a: OutputArgs) -> Result<(), CliError> {
@@ -322,7 +329,7 @@ fn what(t: &Task) -> String {
     t.cmd.clone().or_else(|| t.file.clone()).unwrap_or_default()
 }
 
-fn print_task(t: &Task, output: OutputFormat) -> Result<(), CliError> {
+fn print_task(t: &Task, output: OutputFormat, server: &str) -> Result<(), CliError> {
     if output == OutputFormat::Json {
         return print_json(t);
     }
@@ -372,6 +379,7 @@ fn print_task(t: &Task, output: OutputFormat) -> Result<(), CliError> {
         "Updated:",
         format!("{}{}", timestamp(t.updated_at), by(&t.updated_by)),
     );
+    super::task_hooks::print_triggers(t, server);
     Ok(())
 }
 

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use kiln_worker::protocol::{ContextSource, PlatformSet, Secret};
 use serde::{Deserialize, Serialize};
 
+use super::hooks::{SourceTriggersView, TriggerSettings};
+
 /// What the API shows instead of a secret value.
 pub const MASK: &str = "***";
 
@@ -153,6 +155,9 @@ pub struct CreateTask {
     pub status: TaskStatus,
     #[serde(default)]
     pub git_access_token: Option<Secret>,
+    // Source triggers (git webhooks).
+    #[serde(default)]
+    pub source_triggers: TriggerSettings,
 }
 
 /// `PATCH /api/tasks/{name}`: only what is given changes. Maps merge into the task's (as
@@ -196,6 +201,9 @@ pub struct UpdateTask {
     pub status: Option<TaskStatus>,
     #[serde(default)]
     pub git_access_token: Option<Secret>,
+    // Source triggers (git webhooks).
+    #[serde(default)]
+    pub source_triggers: TriggerSettings,
 }
 
 /// A task as the API shows it: secret values as `***`.
@@ -225,6 +233,9 @@ pub struct Task {
     pub created_by: Option<String>,
     pub updated_at: DateTime<Utc>,
     pub updated_by: Option<String>,
+    // Source triggers (git webhooks).
+    #[serde(default)]
+    pub source_triggers: SourceTriggersView,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
