@@ -29,6 +29,10 @@ pub struct TriggerArgs {
     /// context's subdir, else every push. On update, replaces the task's ('' for the default).
     #[arg(long = "trigger-path", value_name = "GLOB")]
     pub trigger_paths: Vec<String>,
+    /// The branches whose pushes and pull requests run the task, a glob (`release/*`);
+    /// default: the context's branch, else the repository's default ('' on update: that).
+    #[arg(long, value_name = "GLOB")]
+    pub trigger_branch: Option<String>,
 }
 
 impl TriggerArgs {
@@ -45,6 +49,7 @@ impl TriggerArgs {
             pull_request_push: self.pull_request_push,
             tag_trigger_enabled: self.tag_trigger_enabled,
             trigger_paths: (!self.trigger_paths.is_empty()).then_some(paths),
+            trigger_branch: self.trigger_branch.clone(),
             rotate_webhook_secret,
         }
     }
@@ -83,6 +88,9 @@ pub fn print_triggers(t: &Task, server: &str) {
         );
     }
     field("Tag trigger:", on(s.tag_trigger_enabled));
+    if let Some(branch) = &s.trigger_branch {
+        field("Trigger branch:", branch.clone());
+    }
     if !s.trigger_paths.is_empty() {
         field("Trigger paths:", s.trigger_paths.join(", "));
     }

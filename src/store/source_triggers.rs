@@ -23,6 +23,9 @@ pub struct SourceTriggers {
     pub tag: bool,
     /// Path globs a push must touch; empty: the context's subdir, else everything.
     pub paths: Vec<String>,
+    /// The branches whose pushes and pull requests run the task, a glob (`release/*`);
+    /// `None`: the context's branch, else the repository's default branch.
+    pub branch: Option<String>,
     /// The random ID in the task's webhook URL; set the first time a trigger is enabled and
     /// kept, so a URL pasted into a git host stays valid while triggers are off.
     pub hook_id: Option<String>,

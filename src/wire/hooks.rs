@@ -25,6 +25,9 @@ pub struct TriggerSettings {
     /// Path globs a push must touch; replaces the task's when given (empty: the default).
     #[serde(default)]
     pub trigger_paths: Option<Vec<String>>,
+    /// A branch glob (`release/*`) instead of the context's branch; '' for the context's.
+    #[serde(default)]
+    pub trigger_branch: Option<String>,
     /// A new webhook secret (update only), shown once in the answer.
     #[serde(default)]
     pub rotate_webhook_secret: bool,
@@ -40,6 +43,8 @@ pub struct SourceTriggersView {
     pub tag_trigger_enabled: bool,
     /// The globs a push must touch, as given, or the default the task's context implies.
     pub trigger_paths: Vec<String>,
+    /// The branch glob pushes and pull requests must name, when not the context's branch.
+    pub trigger_branch: Option<String>,
     /// The webhook's path on the server (`/api/hooks/tasks/<hook ID>`), once it has one.
     pub webhook_path: Option<String>,
     /// The webhook secret: only in the answer that created or rotated it.

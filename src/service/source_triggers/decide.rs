@@ -11,7 +11,8 @@ use crate::store::SourceTriggers;
 /// A task's side of the decision.
 pub struct Rules<'a> {
     pub triggers: &'a SourceTriggers,
-    /// The context's `#branch` (a glob allowed); `None`: the repository's default branch.
+    /// `--trigger-branch`, else the context's `#branch`; `None`: the repository's default
+    /// branch.
     pub branch: Option<&'a str>,
     /// The context's subdir: the default path filter.
     pub subdir: Option<&'a str>,

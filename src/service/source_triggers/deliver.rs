@@ -152,7 +152,12 @@ impl WebhookService {
         let (branch, subdir) = git_parts(&task.spec).unwrap_or_default();
         let rules = Rules {
             triggers: &task.spec.source_triggers,
-            branch: branch.as_deref(),
+            branch: task
+                .spec
+                .source_triggers
+                .branch
+                .as_deref()
+                .or(branch.as_deref()),
             subdir: subdir.as_deref(),
         };
         let (trigger, commit, branch, push, coalesce) = match decide(&rules, event) {

@@ -48,21 +48,22 @@ pub fn apply(
             .map_err(|m| ServiceError::Invalid(format!("--trigger-path: {m}")))?;
         t.paths = paths.clone();
     }
+    if let Some(branch) = &s.trigger_branch {
+        check_globs([branch.as_str()])
+            .map_err(|m| ServiceError::Invalid(format!("--trigger-branch: {m}")))?;
+        t.branch = (!branch.is_empty()).then(|| branch.clone());
+    }
     let any_enabled = t.any_enabled();
     if !any_enabled && !s.rotate_webhook_secret {
         return Ok(None);
     }
-    let Some((branch, _)) = git_parts(spec) else {
+    let Some(_) = git_parts(spec) else {
         return invalid(
             "source triggers need a git context (https://host/org/repo.git#branch): webhooks \
              say which commit to build"
                 .into(),
         );
     };
-    if let Some(branch) = &branch {
-        check_globs([branch.as_str()])
-            .map_err(|m| ServiceError::Invalid(format!("the context's branch: {m}")))?;
-    }
     let t = &mut spec.source_triggers;
     if t.hook_id.is_none() {
         if !any_enabled {
@@ -93,6 +94,7 @@ pub fn view(spec: &TaskSpec) -> SourceTriggersView {
         pull_request_push: t.pull_request_push,
         tag_trigger_enabled: t.tag,
         trigger_paths: path_filter(t, subdir.as_deref()),
+        trigger_branch: t.branch.clone(),
         webhook_path: t
             .hook_id
             .as_ref()
