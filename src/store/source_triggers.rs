@@ -75,11 +75,14 @@ impl Store {
     }
 
     /// Records a delivery and drops the task's oldest beyond `keep`. `None` when an authentic
-    /// delivery with the same ID was recorded before: a repeat, to be ignored.
+    /// delivery with the same ID was recorded before: a repeat, to be ignored. A repeat of
+    /// one still `pending` since before `stale_before` takes its place instead: the process
+    /// that received it died before acting on it, and the host's retry must not be lost.
     pub async fn insert_delivery(
         &self,
         d: NewDelivery<'_>,
         keep: u32,
+        stale_before: i64,
     ) -> Result<Option<i64>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query_scalar(
@@ -98,7 +101,11 @@ impl Store {
         .await;
         let id: i64 = match inserted {
             Ok(id) => id,
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                // The transaction holds SQLite's write lock: end it before writing elsewhere.
+                tx.rollback().await?;
+                return self.take_over_stale(&d, stale_before).await;
+            }
             Err(e) => return Err(e.into()),
         };
         sqlx::query(
@@ -113,6 +120,28 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(Some(id))
+    }
+
+    async fn take_over_stale(
+        &self,
+        d: &NewDelivery<'_>,
+        stale_before: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        // Conditional on the row still being pending and stale: of two retries at once, one wins.
+        let id = sqlx::query_scalar(
+            "UPDATE hook_deliveries SET received_at = ?
+             WHERE task_id = ? AND provider = ? AND delivery_id = ? AND authentic = 1
+               AND verdict = 'pending' AND received_at < ?
+             RETURNING id",
+        )
+        .bind(d.received_at)
+        .bind(d.task_id)
+        .bind(d.provider)
+        .bind(d.delivery_id)
+        .bind(stale_before)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(id)
     }
 
     /// What a recorded delivery came to, and the run it started or changed.

@@ -21,6 +21,9 @@ use crate::wire::tasks::TaskStatus;
 
 /// The newest deliveries kept per task.
 pub const KEEP_DELIVERIES: u32 = 200;
+/// How long a delivery may stay `pending` before a retry of it is acted on again: far longer
+/// than acting on one takes, so only a delivery whose process died is taken over.
+const PENDING_TAKEOVER_MS: i64 = 60_000;
 /// The largest body accepted: GitHub's own cap on a payload.
 pub const MAX_BODY: usize = 25 << 20;
 
@@ -226,18 +229,19 @@ impl WebhookService {
         authentic: bool,
         verdict: &str,
     ) -> Result<Option<i64>, HookError> {
+        let now = self.clock.now_ms();
         let d = NewDelivery {
             task_id: task.id,
             provider,
             delivery_id,
             event,
             authentic,
-            received_at: self.clock.now_ms(),
+            received_at: now,
             verdict,
         };
         Ok(self
             .store
-            .insert_delivery(d, KEEP_DELIVERIES)
+            .insert_delivery(d, KEEP_DELIVERIES, now - PENDING_TAKEOVER_MS)
             .await
             .map_err(ServiceError::from)?)
     }
