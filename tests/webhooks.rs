@@ -105,10 +105,12 @@ async fn a_pull_request_run_builds_its_head_and_pushes_nothing() {
     app.file("message.txt", "on main\n");
     app.commit("main");
     app.branch("feature");
-    app.file("message.txt", "from the pull request\n");
+    let image = unique_repo("pr");
+    // Unique, so the build cache cannot skip the RUN that prints it.
+    let message = format!("from the pull request {image}");
+    app.file("message.txt", &message);
     let head = app.commit("feature");
     let git = GitHttpServer::start(root.path(), None);
-    let image = unique_repo("pr");
     let (_, hook) = create_hooked_task(
         &server,
         &[
@@ -136,7 +138,11 @@ async fn a_pull_request_run_builds_its_head_and_pushes_nothing() {
     assert_eq!(run["gitCommit"], head.as_str());
     assert_eq!(run["push"], false);
     let logs = server.kiln_output(&["run", "logs", &id]).await;
-    assert!(logs.stdout.contains("from the pull request"), "{logs:#?}");
+    assert!(logs.stdout.contains(&message), "{logs:#?}");
+    assert!(
+        logs.stdout.contains(&format!("Checked out commit {head}")),
+        "{logs:#?}"
+    );
     assert!(registry_digest(&format!("{REGISTRY}/{image}:{head}"))
         .await
         .is_none());
