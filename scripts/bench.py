@@ -15,9 +15,11 @@ image, pigz). Runs on one machine, against the same engine and registry for ever
    both without `.git` in the build context (Kiln drops it; the baseline's `.dockerignore` does).
 
 `--depth N` runs only the queue-depth scenario instead (no engine needed): see bench_depth.
+`--webhooks` runs only the git webhook scenario (no engine needed): see bench_webhooks.
 
 Usage: scripts/bench.py [--runs 100] [--repeat 5] [--upload-mib 1024] [--upload-files 50000]
        scripts/bench.py --depth 10000
+       scripts/bench.py --webhooks [--runs 100] [--webhook-rate 100] [--webhook-seconds 10]
 """
 
 import argparse
@@ -509,6 +511,102 @@ def bench_depth(depth, drain):
               f" | {f['cpu_per_submit_ms']:.1f} ms | {f['starved']} ({f['arm_lease_ms']:.0f} ms)", flush=True)
 
 
+def bench_webhooks(rate, seconds, latency_runs):
+    """Git webhooks (issue 11): a server with no worker, so every run stays queued, and one
+    task whose commit trigger takes any branch. Latency: signed GitHub push deliveries sent one
+    at a time, each to a new branch (so each queues a run rather than coalescing), timed from
+    request to the 202 that answers once the run is queued. Sustained: `rate` deliveries per
+    second for `seconds` from 4 connections, every 10th a redelivery of the one before; then
+    the database must hold exactly one run per new delivery, and every redelivery must have
+    been answered as a duplicate."""
+    import concurrent.futures
+    import hashlib
+    import hmac
+    import sqlite3
+    server = Server(workers=0, extra=["--queue-timeout", "0"])
+    try:
+        task = Api(server).call("POST", "/api/tasks", {
+            "name": "hook-bench", "context": "https://git.example.com/org/app.git#main",
+            "images": ["bench:<<.Run.Commit>>"],
+            "sourceTriggers": {"commitTriggerEnabled": True, "triggerBranch": "*"}})
+        path = task["sourceTriggers"]["webhookPath"]
+        secret = task["sourceTriggers"]["webhookSecret"].encode()
+        host, port = server.url[len("http://"):].split(":")
+
+        def deliver(conn, delivery, n):
+            body = json.dumps({"ref": f"refs/heads/b{n}", "after": f"{n + 1:040x}",
+                               "commits": [{"added": ["a"], "removed": [], "modified": []}],
+                               "repository": {"default_branch": "main"}}).encode()
+            sig = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+            t = time.perf_counter()
+            conn.request("POST", path, body=body, headers={
+                "Content-Type": "application/json", "X-GitHub-Event": "push",
+                "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": sig})
+            resp = conn.getresponse()
+            answer = json.loads(resp.read())
+            return resp.status, answer, (time.perf_counter() - t) * 1000
+
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        lat = []
+        for n in range(latency_runs):
+            status, answer, ms = deliver(conn, f"lat-{n}", n)
+            if status != 202:
+                raise SystemExit(f"delivery {n}: {status} {answer}")
+            lat.append(ms)
+
+        total = rate * seconds
+        start = time.perf_counter() + 0.1
+
+        def sender(k):
+            c = http.client.HTTPConnection(host, int(port), timeout=60)
+            out = []
+            for i in range(k, total, 4):
+                time.sleep(max(0.0, start + i / rate - time.perf_counter()))
+                repeat = i % 10 == 9
+                n = latency_runs + (i - 1 if repeat else i)
+                delivery = f"s-{i - 1 if repeat else i}"
+                status, answer, ms = deliver(c, delivery, n)
+                out.append((delivery, status, answer, ms))
+            return out
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            results = [r for part in pool.map(sender, range(4)) for r in part]
+        elapsed = time.perf_counter() - start
+        # A redelivery may overtake its original (another connection): per delivery ID, one
+        # answer must have queued a run and any other must say "duplicate", in either order.
+        by_id = {}
+        for delivery, status, answer, _ in results:
+            by_id.setdefault(delivery, []).append((status, answer))
+        queued = [a for answers in by_id.values() for s, a in answers if s == 202]
+        dups = [a for answers in by_id.values() for s, a in answers
+                if s == 200 and "duplicate" in a.get("verdict", "")]
+        once = sum(1 for answers in by_id.values() if sum(1 for s, _ in answers if s == 202) == 1)
+        run_ids = {a.get("runId") for a in queued}
+        db = sqlite3.connect(os.path.join(server.dir, "data", "kiln.db"))
+        runs = db.execute("SELECT count(*) FROM runs WHERE trigger = 'Commit'").fetchone()[0]
+        kept = db.execute("SELECT count(*) FROM hook_deliveries WHERE authentic = 1").fetchone()[0]
+        db.close()
+        return {
+            "lat": lat, "sent": len(results), "per_s": len(results) / elapsed,
+            "ids": len(by_id), "once": once, "distinct_runs": len(run_ids),
+            "dups": len(dups), "repeats": len(results) - len(by_id), "runs": runs,
+            "expected_runs": latency_runs + len(by_id),
+            "kept": kept, "load_lat": [r[3] for r in results],
+        }
+    finally:
+        server.stop()
+
+
+def print_webhooks(f):
+    print(f"webhook delivery -> run queued (GitHub push, signed, one at a time): p50 {pct(f['lat'], 50):.1f} ms,"
+          f" p95 {pct(f['lat'], 95):.1f} ms over {len(f['lat'])} (target p95 <= 20 ms)", flush=True)
+    print(f"webhooks sustained: {f['sent']} deliveries at {f['per_s']:.0f}/s (4 connections), p95"
+          f" {pct(f['load_lat'], 95):.1f} ms; delivery IDs that queued exactly one run {f['once']}/{f['ids']}"
+          f" ({f['distinct_runs']} distinct runs); redeliveries answered duplicate {f['dups']}/{f['repeats']};"
+          f" Commit runs in the database {f['runs']} (expected {f['expected_runs']}); deliveries kept"
+          f" {f['kept']} (newest 200 per task)", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=100)
@@ -517,11 +615,16 @@ def main():
     ap.add_argument("--upload-files", type=int, default=50000)
     ap.add_argument("--depth", type=int, default=0, help="run only the queue-depth scenario, this deep")
     ap.add_argument("--drain", type=int, default=100, help="runs the depth scenario's worker drains")
+    ap.add_argument("--webhooks", action="store_true", help="run only the webhook scenario (no engine needed)")
+    ap.add_argument("--webhook-rate", type=int, default=100, help="deliveries per second it sustains")
+    ap.add_argument("--webhook-seconds", type=int, default=10)
     args = ap.parse_args()
     if not os.environ.get("KILN_BENCH_BIN"):
         subprocess.run(["cargo", "build", "--release", "-q", "--bin", "kiln"], cwd=ROOT, check=True)
     if args.depth:
         return bench_depth(args.depth, args.drain)
+    if args.webhooks:
+        return print_webhooks(bench_webhooks(args.webhook_rate, args.webhook_seconds, args.runs))
 
     lat = bench_dispatch(args.runs)
     print(f"dispatch latency over {len(lat)} runs: p50 {pct(lat, 50):.1f} ms, p95 {pct(lat, 95):.1f} ms"

@@ -26,6 +26,7 @@ use crate::service::registry::RegistryService;
 use crate::service::repositories::RepositoryService;
 use crate::service::retention::Retention;
 use crate::service::runs::RunService;
+use crate::service::source_triggers::WebhookService;
 use crate::service::tasks::TaskService;
 use crate::service::triggers::timers::TimerScheduler;
 use crate::service::RunSettings;
@@ -202,6 +203,11 @@ impl Server {
             auth,
             public_url: args.public_url.as_deref().map(Arc::from),
             registry: registry.clone(),
+            webhooks: Arc::new(WebhookService::new(
+                store.clone(),
+                tasks.clone(),
+                clock.clone(),
+            )),
             tasks,
         };
         // Before any worker asks for work: what a stopped process's embedded workers held

@@ -7,6 +7,7 @@ mod contexts;
 mod docker_token;
 pub mod error;
 mod extract;
+mod hooks;
 pub mod oci_error;
 mod registry;
 mod repositories;
@@ -31,6 +32,7 @@ use crate::service::queue::Queue;
 use crate::service::registry::RegistryService;
 use crate::service::repositories::RepositoryService;
 use crate::service::runs::RunService;
+use crate::service::source_triggers::WebhookService;
 use crate::service::tasks::TaskService;
 
 /// What every handler can reach.
@@ -46,6 +48,8 @@ pub struct App {
     pub public_url: Option<Arc<str>>,
     pub registry: Arc<RegistryService>,
     pub tasks: Arc<TaskService>,
+    // Source triggers (git webhooks).
+    pub webhooks: Arc<WebhookService>,
 }
 
 pub fn router(app: App) -> Router {
@@ -58,6 +62,7 @@ pub fn router(app: App) -> Router {
         .merge(tokens::routes())
         .merge(tasks::routes())
         .merge(timers::routes())
+        .merge(hooks::routes())
         .method_not_allowed_fallback(method_not_allowed);
     let authenticated = Router::new()
         .merge(api)
@@ -69,6 +74,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(docker_token::routes())
+        .merge(hooks::public_routes())
         .merge(authenticated)
         .fallback(not_found)
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -15,6 +15,7 @@ pub mod registry_login;
 pub mod run;
 pub mod run_steps;
 pub mod task;
+mod task_hooks;
 mod task_timer;
 pub mod task_validate;
 pub mod token;

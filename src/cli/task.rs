@@ -42,6 +42,8 @@ pub enum TaskCommand {
     /// A task's timers: cron schedules that run it.
     #[command(subcommand)]
     Timer(super::task_timer::TimerCommand),
+    /// List a task's recent webhook deliveries: what each started, or why nothing ran.
+    Deliveries(super::task_hooks::DeliveriesArgs),
 }
 
 /// What `create` and `update` take, as `az acr task create` does.
@@ -102,6 +104,9 @@ pub struct DefinitionArgs {
     /// unnamed ones are t1, t2... On update, the task's timers become exactly these.
     #[arg(long = "schedule")]
     pub schedules: Vec<String>,
+    // Source triggers (git webhooks).
+    #[command(flatten)]
+    pub triggers: super::task_hooks::TriggerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +131,8 @@ pub struct UpdateArgs {
     /// Remove a value, secret value or build argument by name; repeatable.
     #[arg(long)]
     pub unset: Vec<String>,
+    #[command(flatten)]
+    pub rotate: super::task_hooks::RotateArgs,
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     #[command(flatten)]
@@ -212,10 +219,9 @@ pub async fn run(cmd: TaskCommand) -> Result<(), CliError> {
         TaskCommand::Create(a) => create(a).await,
         TaskCommand::List(a) => list(a).await,
         TaskCommand::Show(a) => {
-            let task: Task = KilnClient::new(&a.server)?
-                .get_json(&task_path(&a.name), &())
-                .await?;
-            print_task(&task, a.output)
+            let client = KilnClient::new(&a.server)?;
+            let task: Task = client.get_json(&task_path(&a.name), &()).await?;
+            print_task(&task, a.output, client.server())
         }
         TaskCommand::Update(a) => update(a).await,
         TaskCommand::Delete(a) => {
@@ -230,6 +236,7 @@ pub async fn run(cmd: TaskCommand) -> Result<(), CliError> {
         TaskCommand::Logs(a) => logs(a).await,
         TaskCommand::Validate(a) => super::task_validate::run(a),
         TaskCommand::Timer(a) => super::task_timer::run(a).await,
+        TaskCommand::Deliveries(a) => super::task_hooks::deliveries(a).await,
     }
 }
 
@@ -263,11 +270,11 @@ async fn create(a: CreateArgs) -> Result<(), CliError> {
         status: d.status.unwrap_or_default(),
         git_access_token: d.git_access_token,
         schedules: checked_schedules(d.schedules)?,
+        source_triggers: d.triggers.settings(false),
     };
-    let task: Task = KilnClient::new(&a.server)?
-        .post_json("/api/tasks", &req)
-        .await?;
-    print_task(&task, a.output)
+    let client = KilnClient::new(&a.server)?;
+    let task: Task = client.post_json("/api/tasks", &req).await?;
+    print_task(&task, a.output, client.server())
 }
 
 async fn update(a: UpdateArgs) -> Result<(), CliError> {
@@ -293,11 +300,11 @@ async fn update(a: UpdateArgs) -> Result<(), CliError> {
         schedules: (!d.schedules.is_empty())
             .then(|| checked_schedules(d.schedules))
             .transpose()?,
+        source_triggers: d.triggers.settings(a.rotate.rotate_webhook_secret),
     };
-    let task: Task = KilnClient::new(&a.server)?
-        .patch_json(&task_path(&a.name), &req)
-        .await?;
-    print_task(&task, a.output)
+    let client = KilnClient::new(&a.server)?;
+    let task: Task = client.patch_json(&task_path(&a.name), &req).await?;
+    print_task(&task, a.output, client.server())
 }
 
 async fn list(a: OutputArgs) -> Result<(), CliError> {
@@ -335,7 +342,7 @@ fn what(t: &Task) -> String {
     t.cmd.clone().or_else(|| t.file.clone()).unwrap_or_default()
 }
 
-fn print_task(t: &Task, output: OutputFormat) -> Result<(), CliError> {
+fn print_task(t: &Task, output: OutputFormat, server: &str) -> Result<(), CliError> {
     if output == OutputFormat::Json {
         return print_json(t);
     }
@@ -389,6 +396,7 @@ fn print_task(t: &Task, output: OutputFormat) -> Result<(), CliError> {
         println!("Timers:");
         print!("{}", super::task_timer::timers_table(&t.timers));
     }
+    super::task_hooks::print_triggers(t, server);
     Ok(())
 }
 

@@ -15,6 +15,7 @@ pub mod registry;
 pub mod repositories;
 pub mod retention;
 pub mod runs;
+pub mod source_triggers;
 mod submit;
 mod submit_steps;
 mod task_runs;

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 
 use super::auth::AuthService;
 use super::runs::RunService;
+use super::source_triggers::settings as source_triggers;
 use super::task_values::{render_values, Values};
 use super::{to_time, ServiceError};
 use crate::access::{Action, Principal};
@@ -71,10 +72,12 @@ impl TaskService {
                 .timeout_secs
                 .unwrap_or(self.runs.settings.default_timeout_secs),
             secrets: Default::default(),
+            source_triggers: Default::default(),
         };
         spec.secrets.secret_args = expose(req.secret_args);
         spec.secrets.secret_values = expose(req.secret_values);
         spec.secrets.git_token = req.git_access_token.map(|t| t.expose().to_string());
+        let webhook_secret = source_triggers::apply(&mut spec, &req.source_triggers, true)?;
         self.check(&mut spec)?;
         let timers = self.schedule_timers(&req.schedules)?;
         let by = who.subject().map(|s| s.describe());
@@ -90,7 +93,9 @@ impl TaskService {
             Some(row) => {
                 tracing::info!(task = %row.name, "task created");
                 self.timers_written();
-                self.with_timers(row.id, view(row)?).await
+                let id = row.id;
+                self.with_timers(id, with_secret(view(row), webhook_secret)?)
+                    .await
             }
             None => Err(ServiceError::Conflict(format!(
                 "task '{}' already exists: change it with 'kiln task update' or pick another name",
@@ -124,6 +129,7 @@ impl TaskService {
         let task = self.row(name).await?;
         let mut spec = task.spec.clone();
         apply(&mut spec, req.clone())?;
+        let webhook_secret = source_triggers::apply(&mut spec, &req.source_triggers, false)?;
         self.check(&mut spec)?;
         let timers = req
             .schedules
@@ -150,7 +156,9 @@ impl TaskService {
             .ok_or_else(|| not_found(name))?;
         tracing::info!(task = %row.name, "task updated");
         self.timers_written();
-        self.with_timers(row.id, view(row)?).await
+        let id = row.id;
+        self.with_timers(id, with_secret(view(row), webhook_secret)?)
+            .await
     }
 
     pub async fn delete(&self, name: &str, who: &Principal) -> Result<(), ServiceError> {
@@ -399,6 +407,7 @@ fn merge(
 /// A task as the API shows it: secret values masked, and URL credentials too.
 fn view(row: TaskRow) -> Result<Task, ServiceError> {
     let spec = row.spec;
+    let triggers = source_triggers::view(&spec);
     let masked =
         |m: &BTreeMap<String, String>| m.keys().map(|k| (k.clone(), MASK.into())).collect();
     Ok(Task {
@@ -428,5 +437,16 @@ fn view(row: TaskRow) -> Result<Task, ServiceError> {
         updated_at: to_time(row.updated_at),
         updated_by: row.updated_by,
         timers: Vec::new(),
+        source_triggers: triggers,
     })
+}
+
+/// The task, with the webhook secret a create or update just made: shown this once.
+fn with_secret(
+    task: Result<Task, ServiceError>,
+    webhook_secret: Option<String>,
+) -> Result<Task, ServiceError> {
+    let mut task = task?;
+    task.source_triggers.webhook_secret = webhook_secret;
+    Ok(task)
 }

@@ -10,6 +10,7 @@ use sqlx::Row;
 
 use super::runs::corrupt;
 use super::sealed::Sealer;
+use super::source_triggers::SourceTriggers;
 use super::timers::{replace_timers, NewTimer};
 use super::{Store, StoreError};
 
@@ -33,6 +34,9 @@ pub struct TaskSpec {
     pub timeout_secs: u64,
     #[serde(skip)]
     pub secrets: TaskSecrets,
+    // Source triggers (git webhooks).
+    #[serde(default)]
+    pub source_triggers: SourceTriggers,
 }
 
 /// A task's secrets, sealed as one JSON value in `tasks.secrets`.
@@ -48,6 +52,10 @@ pub struct TaskSecrets {
     /// The context URL with its credentials, kept here only; `spec` keeps it masked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     context_url: Option<String>,
+    // Source triggers (git webhooks).
+    /// The secret that signs the task's webhook deliveries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
 }
 
 /// A task as stored. Times are Unix milliseconds.
@@ -211,7 +219,7 @@ impl Store {
         Ok((json, sealed))
     }
 
-    fn task_from_row(&self, row: &SqliteRow) -> Result<TaskRow, StoreError> {
+    pub(super) fn task_from_row(&self, row: &SqliteRow) -> Result<TaskRow, StoreError> {
         let spec: String = row.try_get("spec")?;
         let mut spec: TaskSpec =
             serde_json::from_str(&spec).map_err(|e| corrupt("task spec", e))?;

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use kiln_worker::protocol::{ContextSource, PlatformSet, Secret};
 use serde::{Deserialize, Serialize};
 
+use super::hooks::{SourceTriggersView, TriggerSettings};
+
 /// What the API shows instead of a secret value.
 pub const MASK: &str = "***";
 
@@ -157,6 +159,9 @@ pub struct CreateTask {
     /// `--schedule`: `[name:]cron` timers (ACR's 5-field UTC cron); unnamed ones are `t1`...
     #[serde(default)]
     pub schedules: Vec<String>,
+    // Source triggers (git webhooks).
+    #[serde(default)]
+    pub source_triggers: TriggerSettings,
 }
 
 /// `PATCH /api/tasks/{name}`: only what is given changes. Maps merge into the task's (as
@@ -205,6 +210,9 @@ pub struct UpdateTask {
     /// timer that keeps its name and schedule keeps its next and last firing.
     #[serde(default)]
     pub schedules: Option<Vec<String>>,
+    // Source triggers (git webhooks).
+    #[serde(default)]
+    pub source_triggers: TriggerSettings,
 }
 
 /// A task as the API shows it: secret values as `***`.
@@ -238,6 +246,9 @@ pub struct Task {
     /// With their next and last firings (`task show`; empty in `task list`).
     #[serde(default)]
     pub timers: Vec<crate::wire::timers::Timer>,
+    // Source triggers (git webhooks).
+    #[serde(default)]
+    pub source_triggers: SourceTriggersView,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

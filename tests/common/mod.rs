@@ -22,6 +22,7 @@ pub mod git_servers;
 pub mod log_lines;
 pub mod oci;
 pub mod timer_cli;
+pub mod webhooks;
 
 pub const REGISTRY: &str = "127.0.0.1:5000";
 pub const BASE_IMAGE: &str = "127.0.0.1:5000/busybox:latest";
