@@ -6,6 +6,8 @@
 pub mod args;
 pub mod duration;
 pub mod execute;
+#[cfg(test)]
+mod execute_tests;
 pub mod filter;
 pub mod output;
 pub mod plan;

@@ -8,7 +8,7 @@ use super::plan::*;
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const IMAGE: &str = "application/vnd.oci.image.manifest.v1+json";
 
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-06-01T00:00:00Z")
         .unwrap()
         .with_timezone(&Utc)
@@ -18,7 +18,7 @@ fn days_ago(days: i64) -> Option<DateTime<Utc>> {
     Some(now() - TimeDelta::days(days))
 }
 
-fn tag(name: &str, digest: &str, age_days: i64) -> TagInfo {
+pub(super) fn tag(name: &str, digest: &str, age_days: i64) -> TagInfo {
     TagInfo {
         name: name.into(),
         digest: digest.into(),
@@ -27,7 +27,7 @@ fn tag(name: &str, digest: &str, age_days: i64) -> TagInfo {
     }
 }
 
-fn image(digest: &str, age_days: i64) -> ManifestInfo {
+pub(super) fn image(digest: &str, age_days: i64) -> ManifestInfo {
     ManifestInfo {
         digest: digest.into(),
         media_type: Some(IMAGE.into()),
@@ -38,7 +38,7 @@ fn image(digest: &str, age_days: i64) -> ManifestInfo {
     }
 }
 
-fn index(digest: &str, age_days: i64, children: &[&str]) -> ManifestInfo {
+pub(super) fn index(digest: &str, age_days: i64, children: &[&str]) -> ManifestInfo {
     ManifestInfo {
         media_type: Some(INDEX.into()),
         children: children.iter().map(|c| c.to_string()).collect(),
@@ -53,7 +53,11 @@ fn referrer(digest: &str, age_days: i64, subject: &str) -> ManifestInfo {
     }
 }
 
-fn repo(name: &str, tags: Vec<TagInfo>, manifests: Vec<ManifestInfo>) -> RepositoryInventory {
+pub(super) fn repo(
+    name: &str,
+    tags: Vec<TagInfo>,
+    manifests: Vec<ManifestInfo>,
+) -> RepositoryInventory {
     RepositoryInventory {
         name: name.into(),
         tags,
@@ -61,14 +65,14 @@ fn repo(name: &str, tags: Vec<TagInfo>, manifests: Vec<ManifestInfo>) -> Reposit
     }
 }
 
-fn inventory(repositories: Vec<RepositoryInventory>) -> Inventory {
+pub(super) fn inventory(repositories: Vec<RepositoryInventory>) -> Inventory {
     Inventory {
         time_source: TimeSource::TagUpdate,
         repositories,
     }
 }
 
-fn policy(args: &str) -> Policy {
+pub(super) fn policy(args: &str) -> Policy {
     let args = PurgeArgs::from_command(&format!("acr purge {args}"))
         .unwrap()
         .unwrap();
