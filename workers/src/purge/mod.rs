@@ -4,6 +4,8 @@
 //! registry into an [`plan::Inventory`] and implements [`execute::PurgeTarget`].
 
 pub mod args;
+#[cfg(test)]
+mod bench_tests;
 pub mod duration;
 pub mod execute;
 #[cfg(test)]
