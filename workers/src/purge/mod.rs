@@ -15,6 +15,8 @@ pub mod output;
 pub mod plan;
 mod plan_graph;
 #[cfg(test)]
+mod plan_props_tests;
+#[cfg(test)]
 mod plan_tests;
 
 pub use args::{ArgsError, PurgeArgs, UntaggedMode};
