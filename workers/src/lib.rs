@@ -23,6 +23,7 @@ pub mod log_filter;
 pub mod logship;
 pub mod protocol;
 mod publish;
+pub mod purge;
 pub mod server_url;
 pub mod signal;
 mod source;
