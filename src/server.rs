@@ -27,6 +27,7 @@ use crate::service::repositories::RepositoryService;
 use crate::service::retention::Retention;
 use crate::service::runs::RunService;
 use crate::service::tasks::TaskService;
+use crate::service::triggers::base_images::BaseImageTriggers;
 use crate::service::RunSettings;
 use crate::store::{Store, StoreError};
 
@@ -159,6 +160,7 @@ impl Server {
         // Embedded workers and the local CLI reach the server over loopback.
         let local_url = format!("http://{}", local_addr(addr));
         let own_registry = own_registry(args.public_url.as_deref(), addr)?;
+        let base_image_registry = own_registry.clone();
         let auth = Arc::new(AuthService::new(store.clone(), clock.clone()).await?);
         let settings = RunSettings {
             default_registry: args.registry.clone().unwrap_or(own_registry.clone()),
@@ -192,6 +194,14 @@ impl Server {
             clock.clone(),
         )?);
         let tasks = Arc::new(TaskService::new(store.clone(), runs.clone(), auth.clone()));
+        let base_images = Arc::new(BaseImageTriggers::new(
+            store.clone(),
+            tasks.clone(),
+            base_image_registry,
+            args.credentials()?,
+            args.base_image_poll_interval,
+            clock.clone(),
+        ));
         let app = App {
             runs,
             queue: queue.clone(),
@@ -221,6 +231,8 @@ impl Server {
             stop_serving.clone(),
         ));
         tasks.spawn(queue.clone().reap_forever(REAP_EVERY));
+        tasks.spawn(base_images.clone().consume_forever());
+        tasks.spawn(base_images.poll_forever());
         if !args.gc_interval.is_zero() {
             let retention = Retention::new(
                 store.clone(),

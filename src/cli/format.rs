@@ -98,6 +98,19 @@ fn span(start: DateTime<Utc>, end: Option<DateTime<Utc>>) -> String {
     }
 }
 
+/// A trigger's detail as `key: value` pairs, in the order given (`image: web:1, from:
+/// sha256:…, to: sha256:…`); anything but an object as its JSON.
+fn trigger_detail(detail: &serde_json::Value) -> String {
+    let Some(map) = detail.as_object() else {
+        return detail.to_string();
+    };
+    let pairs = map.iter().map(|(k, v)| match v {
+        serde_json::Value::String(s) => format!("{k}: {s}"),
+        other => format!("{k}: {other}"),
+    });
+    pairs.collect::<Vec<_>>().join(", ")
+}
+
 pub fn run_details(r: &Run) -> String {
     let mut out = String::new();
     let mut field = |k: &str, v: String| {
@@ -106,6 +119,9 @@ pub fn run_details(r: &Run) -> String {
     field("Run ID:", r.id.to_string());
     field("Status:", r.status.to_string());
     field("Trigger:", r.trigger.clone());
+    if let Some(detail) = &r.trigger_detail {
+        field("Triggered by:", trigger_detail(detail));
+    }
     if let Some(who) = &r.submitted_by {
         field("Queued by:", who.clone());
     }

@@ -15,6 +15,7 @@ pub mod registry_login;
 pub mod run;
 pub mod run_steps;
 pub mod task;
+pub mod task_base_images;
 pub mod task_validate;
 pub mod token;
 

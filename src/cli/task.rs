@@ -94,6 +94,8 @@ pub struct DefinitionArgs {
     /// HTTP credentials for a private git context, stored sealed.
     #[arg(long, value_parser = parse_secret)]
     pub git_access_token: Option<Secret>,
+    #[command(flatten)]
+    pub base_image: super::task_base_images::BaseImageTriggerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -253,6 +255,8 @@ async fn create(a: CreateArgs) -> Result<(), CliError> {
         timeout_secs: d.timeout,
         status: d.status.unwrap_or_default(),
         git_access_token: d.git_access_token,
+        base_image_trigger_enabled: d.base_image.base_image_trigger_enabled,
+        base_image_trigger_type: d.base_image.base_image_trigger_type,
     };
     let task: Task = KilnClient::new(&a.server)?
         .post_json("/api/tasks", &req)
@@ -280,6 +284,8 @@ async fn update(a: UpdateArgs) -> Result<(), CliError> {
         timeout_secs: d.timeout,
         status: d.status,
         git_access_token: d.git_access_token,
+        base_image_trigger_enabled: d.base_image.base_image_trigger_enabled,
+        base_image_trigger_type: d.base_image.base_image_trigger_type,
     };
     let task: Task = KilnClient::new(&a.server)?
         .patch_json(&task_path(&a.name), &req)
@@ -363,6 +369,7 @@ fn print_task(t: &Task, output: OutputFormat) -> Result<(), CliError> {
         field("Git token:", token.clone());
     }
     field("Timeout:", format!("{}s", t.timeout_secs));
+    super::task_base_images::print_base_images(t, field);
     let by = |b: &Option<String>| b.as_deref().map(|b| format!(" by {b}")).unwrap_or_default();
     field(
         "Created:",

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod collector;
 mod context_access;
 pub mod contexts;
+pub mod events;
 mod lifecycle;
 pub mod logs;
 pub mod origin;
@@ -20,6 +21,7 @@ mod task_runs;
 pub use task_runs::Firing;
 mod task_values;
 pub mod tasks;
+pub mod triggers;
 mod wakeups;
 pub mod workers;
 

@@ -13,9 +13,11 @@ use kiln_worker::protocol::{redact_url, ContextSource, Secret};
 use super::auth::AuthService;
 use super::runs::RunService;
 use super::task_values::{render_values, Values};
+use super::triggers::base_images::shown_base_image;
 use super::{to_time, ServiceError};
 use crate::access::{Action, Principal};
 use crate::store::{Store, TaskRow, TaskSpec, TaskWrite};
+use crate::wire::base_images::BaseImageTrigger;
 use crate::wire::tasks::{CreateTask, Task, TaskKind, TaskList, TaskStatus, UpdateTask, MASK};
 use crate::wire::CreateRun;
 
@@ -57,6 +59,8 @@ impl TaskService {
                 .timeout_secs
                 .unwrap_or(self.runs.settings.default_timeout_secs),
             secrets: Default::default(),
+            base_image_trigger: BaseImageTrigger::default()
+                .with(req.base_image_trigger_enabled, req.base_image_trigger_type),
         };
         spec.secrets.secret_args = expose(req.secret_args);
         spec.secrets.secret_values = expose(req.secret_values);
@@ -92,7 +96,11 @@ impl TaskService {
 
     pub async fn show(&self, name: &str, who: &Principal) -> Result<Task, ServiceError> {
         who.require_any(Action::Pull)?;
-        view(self.row(name).await?)
+        let row = self.row(name).await?;
+        let base_images = self.store.task_base_images(row.id).await?;
+        let mut task = view(row)?;
+        task.base_images = base_images.into_iter().map(shown_base_image).collect();
+        Ok(task)
     }
 
     /// Changes only what `req` gives; see [`UpdateTask`].
@@ -288,6 +296,9 @@ fn expose(secrets: BTreeMap<String, Secret>) -> BTreeMap<String, String> {
 /// Applies an update to a task's contents. A plain value replaces a secret one of the same
 /// name and the other way round, so a name is never both.
 fn apply(spec: &mut TaskSpec, req: UpdateTask) -> Result<(), ServiceError> {
+    spec.base_image_trigger = spec
+        .base_image_trigger
+        .with(req.base_image_trigger_enabled, req.base_image_trigger_type);
     if let Some(context) = req.context {
         spec.context = context;
     }
@@ -402,5 +413,7 @@ fn view(row: TaskRow) -> Result<Task, ServiceError> {
         created_by: row.created_by,
         updated_at: to_time(row.updated_at),
         updated_by: row.updated_by,
+        base_image_trigger: spec.base_image_trigger,
+        base_images: Vec::new(),
     })
 }

@@ -6,6 +6,8 @@ use kiln_worker::protocol::{
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::base_images::{replace_for_task, NewBaseImage};
+use super::events::{self, Event};
 use super::jobs::StoredJob;
 use super::sealed::{RunSecrets, Sealer};
 use super::steps::{insert_planned_steps, record_final_steps};
@@ -51,6 +53,9 @@ pub struct RunRow {
     pub worker_id: Option<String>,
     /// JSON about what triggered the run (a commit, a timer...); `None` for a manual run.
     pub trigger_detail: Option<String>,
+    // Base-image trigger (issue 11): a push by a task's own run never triggers that task.
+    /// The saved task the run was queued from.
+    pub task_id: Option<i64>,
 }
 
 /// What a new run is made of; built once its ID is known, since image names may contain it.
@@ -89,6 +94,8 @@ pub struct Finish<'a> {
     /// is recorded from the run).
     pub steps: &'a [StepState],
     pub now: i64,
+    /// The base images the run reported; a task's successful run replaces its tracked set.
+    pub base_images: &'a [NewBaseImage],
 }
 
 pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -144,6 +151,7 @@ pub(super) fn from_row(row: &SqliteRow, sealer: &Sealer) -> Result<RunRow, Store
         server_instance: row.try_get("server_instance")?,
         worker_id: row.try_get("worker_id")?,
         trigger_detail: row.try_get("trigger_detail")?,
+        task_id: row.try_get("task_id")?,
     })
 }
 
@@ -468,8 +476,20 @@ impl Store {
         let run = from_row(&row, &self.sealer)?;
         record_event(&mut tx, id, finish.status, finish.now).await?;
         record_final_steps(&mut tx, &run, finish.steps).await?;
+        if let (Some(task_id), RunStatus::Succeeded) = (run.task_id, finish.status) {
+            if !finish.base_images.is_empty() {
+                replace_for_task(&mut tx, task_id, finish.base_images, finish.now).await?;
+            }
+        }
+        let finished = Event::RunFinished {
+            run_id: id.to_string(),
+            status: finish.status.as_str().to_string(),
+            task_id: run.task_id,
+        };
+        events::record(&mut tx, &finished, finish.now).await?;
         before_commit(&run).map_err(|e| StoreError::Corrupt(format!("run log: {e}")))?;
         tx.commit().await?;
+        self.announce_events();
         Ok(Some(run))
     }
 

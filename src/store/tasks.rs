@@ -11,6 +11,7 @@ use sqlx::Row;
 use super::runs::corrupt;
 use super::sealed::Sealer;
 use super::{Store, StoreError};
+use crate::wire::base_images::BaseImageTrigger;
 
 /// What a task is made of. Secret values live in `secrets`, which is sealed apart.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +33,9 @@ pub struct TaskSpec {
     pub timeout_secs: u64,
     #[serde(skip)]
     pub secrets: TaskSecrets,
+    // Base-image trigger (issue 11): tasks stored before it have it on, as new ones do.
+    #[serde(default)]
+    pub base_image_trigger: BaseImageTrigger,
 }
 
 /// A task's secrets, sealed as one JSON value in `tasks.secrets`.

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use kiln_worker::protocol::{ContextSource, PlatformSet, Secret};
 use serde::{Deserialize, Serialize};
 
+use super::base_images::{BaseImageTrigger, BaseImageTriggerType, TaskBaseImage};
+
 /// What the API shows instead of a secret value.
 pub const MASK: &str = "***";
 
@@ -153,6 +155,11 @@ pub struct CreateTask {
     pub status: TaskStatus,
     #[serde(default)]
     pub git_access_token: Option<Secret>,
+    // Base-image trigger (issue 11): unset keeps the default (create) or the task's (update).
+    #[serde(default)]
+    pub base_image_trigger_enabled: Option<bool>,
+    #[serde(default)]
+    pub base_image_trigger_type: Option<BaseImageTriggerType>,
 }
 
 /// `PATCH /api/tasks/{name}`: only what is given changes. Maps merge into the task's (as
@@ -196,6 +203,11 @@ pub struct UpdateTask {
     pub status: Option<TaskStatus>,
     #[serde(default)]
     pub git_access_token: Option<Secret>,
+    // Base-image trigger (issue 11): unset keeps the default (create) or the task's (update).
+    #[serde(default)]
+    pub base_image_trigger_enabled: Option<bool>,
+    #[serde(default)]
+    pub base_image_trigger_type: Option<BaseImageTriggerType>,
 }
 
 /// A task as the API shows it: secret values as `***`.
@@ -225,6 +237,12 @@ pub struct Task {
     pub created_by: Option<String>,
     pub updated_at: DateTime<Utc>,
     pub updated_by: Option<String>,
+    // Base-image trigger (issue 11).
+    #[serde(default)]
+    pub base_image_trigger: BaseImageTrigger,
+    /// What the last successful run was built from (`task show` only; empty in lists).
+    #[serde(default)]
+    pub base_images: Vec<TaskBaseImage>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
