@@ -68,7 +68,9 @@ fn owner_creds(server: &TestServer) -> String {
     format!("owner:{}", server.owner_token())
 }
 
-/// Creates build task `name` whose Dockerfile starts `FROM base` and pushes `image`.
+/// Creates build task `name` whose Dockerfile starts `FROM base` and pushes `image`. Without
+/// the build cache, so that each build is a new image (a new digest) even on the same base's
+/// layers, as a real base update would make it.
 async fn create_task(server: &TestServer, name: &str, base: &str, image: &str) {
     let dockerfile = format!("FROM {base}\nRUN echo {name} > /{name}\n");
     let url = serve_tarball(tar_gz(&[("Dockerfile", &dockerfile)])).await;
@@ -83,6 +85,7 @@ async fn create_task(server: &TestServer, name: &str, base: &str, image: &str) {
             &context,
             "-t",
             image,
+            "--no-cache",
         ])
         .await;
     assert_eq!(out.code, 0, "{out:#?}");
