@@ -28,6 +28,7 @@ use crate::service::retention::Retention;
 use crate::service::runs::RunService;
 use crate::service::tasks::TaskService;
 use crate::service::triggers::base_images::BaseImageTriggers;
+use crate::service::webhooks::WebhookService;
 use crate::service::RunSettings;
 use crate::store::{Store, StoreError};
 
@@ -194,6 +195,7 @@ impl Server {
             clock.clone(),
         )?);
         let tasks = Arc::new(TaskService::new(store.clone(), runs.clone(), auth.clone()));
+        let webhooks = Arc::new(WebhookService::new(store.clone(), clock.clone()));
         let base_images = Arc::new(BaseImageTriggers::new(
             store.clone(),
             tasks.clone(),
@@ -211,6 +213,7 @@ impl Server {
             public_url: args.public_url.as_deref().map(Arc::from),
             registry: registry.clone(),
             tasks,
+            webhooks: webhooks.clone(),
         };
         // Before any worker asks for work: what a stopped process's embedded workers held
         // ends now, not a lease time from now.
@@ -233,6 +236,8 @@ impl Server {
         tasks.spawn(queue.clone().reap_forever(REAP_EVERY));
         tasks.spawn(base_images.clone().consume_forever());
         tasks.spawn(base_images.poll_forever());
+        tasks.spawn(webhooks.clone().consume_forever());
+        tasks.spawn(webhooks.send_forever());
         if !args.gc_interval.is_zero() {
             let retention = Retention::new(
                 store.clone(),

@@ -4,6 +4,7 @@
 pub mod base_images;
 pub mod registry;
 pub mod tasks;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 

@@ -29,3 +29,32 @@ CREATE TABLE task_base_images (
     PRIMARY KEY (task_id, reference)
 );
 CREATE INDEX task_base_images_by_image ON task_base_images (registry, repository, tag);
+
+-- Outbound webhooks: events sent to URLs, signed with a per-webhook secret (sealed).
+CREATE TABLE webhooks (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    uri        TEXT    NOT NULL,
+    actions    TEXT    NOT NULL,  -- JSON array: 'push', 'delete', 'run-succeeded', 'run-failed'...
+    scope      TEXT,              -- a repository pattern ('app/*'); NULL: every repository
+    secret     TEXT    NOT NULL,  -- sealed HMAC key
+    created_at INTEGER NOT NULL
+);
+
+-- Each event (or ping) to send to each webhook, with its attempts: the delivery log, and the
+-- retry queue (pending deliveries, by when they are next due).
+CREATE TABLE webhook_deliveries (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook_id      INTEGER NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    action          TEXT    NOT NULL,
+    body            TEXT    NOT NULL,  -- the JSON sent, signed as is
+    status          TEXT    NOT NULL,  -- 'Pending', 'Delivered' or 'Failed'
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    response_code   INTEGER,
+    error           TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'Pending';
+CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id DESC);

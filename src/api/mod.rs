@@ -13,6 +13,7 @@ mod repositories;
 mod runs;
 mod tasks;
 mod tokens;
+mod webhooks;
 mod workers;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use crate::service::registry::RegistryService;
 use crate::service::repositories::RepositoryService;
 use crate::service::runs::RunService;
 use crate::service::tasks::TaskService;
+use crate::service::webhooks::WebhookService;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -45,6 +47,8 @@ pub struct App {
     pub public_url: Option<Arc<str>>,
     pub registry: Arc<RegistryService>,
     pub tasks: Arc<TaskService>,
+    // Outbound webhooks (issue 11).
+    pub webhooks: Arc<WebhookService>,
 }
 
 pub fn router(app: App) -> Router {
@@ -56,6 +60,7 @@ pub fn router(app: App) -> Router {
         .merge(workers::routes())
         .merge(tokens::routes())
         .merge(tasks::routes())
+        .merge(webhooks::routes())
         .method_not_allowed_fallback(method_not_allowed);
     let authenticated = Router::new()
         .merge(api)

@@ -18,6 +18,7 @@ pub mod task;
 pub mod task_base_images;
 pub mod task_validate;
 pub mod token;
+pub mod webhook;
 
 use std::path::PathBuf;
 
@@ -59,6 +60,9 @@ pub enum Command {
     /// Saved tasks (create, list, show, update, delete, run, list-runs, logs) and task files (validate).
     #[command(subcommand)]
     Task(task::TaskCommand),
+    /// Send registry and run events to URLs, signed (owners only).
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
 }
 
 /// How client commands find the server.

@@ -23,6 +23,7 @@ mod task_values;
 pub mod tasks;
 pub mod triggers;
 mod wakeups;
+pub mod webhooks;
 pub mod workers;
 
 use std::ops::RangeInclusive;

@@ -37,6 +37,9 @@ pub enum Event {
         /// `Succeeded`, `Failed`, `Canceled`, `Timeout`, `Error` or `Expired`.
         status: String,
         task_id: Option<i64>,
+        /// The repositories it pushed to, for webhooks scoped to repositories.
+        #[serde(default)]
+        repositories: Vec<String>,
     },
 }
 

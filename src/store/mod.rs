@@ -17,6 +17,7 @@ mod secret_rows;
 mod steps;
 mod tasks;
 mod tokens;
+mod webhooks;
 
 pub use base_images::{NewBaseImage, TrackedBaseImage};
 pub use events::{Event, EventRow};
@@ -29,6 +30,7 @@ pub use sealed::Sealer;
 pub use steps::step_status_of;
 pub use tasks::{TaskRow, TaskSecrets, TaskSpec, TaskWrite};
 pub use tokens::{Inserted, TokenRow};
+pub use webhooks::{Attempt, DeliveryRow, WebhookRow};
 
 use std::path::Path;
 use std::str::FromStr;

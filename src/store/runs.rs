@@ -485,6 +485,11 @@ impl Store {
             run_id: id.to_string(),
             status: finish.status.as_str().to_string(),
             task_id: run.task_id,
+            repositories: run
+                .output_images
+                .iter()
+                .map(|o| o.repository.clone())
+                .collect(),
         };
         events::record(&mut tx, &finished, finish.now).await?;
         before_commit(&run).map_err(|e| StoreError::Corrupt(format!("run log: {e}")))?;
