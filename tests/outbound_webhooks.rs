@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
+use common::skopeo::{push_base, Variant};
 use common::*;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -64,28 +65,6 @@ async fn wait_for(
     }
 }
 
-/// Copies busybox's amd64 image to `dest` in Kiln's registry.
-async fn push(server: &TestServer, dest: &str) {
-    let out = tokio::process::Command::new("skopeo")
-        .args([
-            "copy",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            "--override-arch=amd64",
-            &format!("--dest-creds=owner:{}", server.owner_token()),
-            &format!("docker://{BASE_IMAGE}"),
-            &format!("docker://{dest}"),
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test]
 async fn a_push_in_scope_is_delivered_signed_after_a_retry() {
     let server = TestServer::start().await;
@@ -112,8 +91,9 @@ async fn a_push_in_scope_is_delivered_signed_after_a_retry() {
     assert!(!listed.stdout.contains(&secret), "{}", listed.stdout);
 
     let own = server.url.trim_start_matches("http://").to_string();
-    push(&server, &format!("{own}/other/x:1")).await;
-    push(&server, &format!("{own}/app/web:1")).await;
+    let creds = format!("owner:{}", server.owner_token());
+    push_base(&format!("{own}/other/x:1"), Variant::Amd64, Some(&creds)).await;
+    push_base(&format!("{own}/app/web:1"), Variant::Amd64, Some(&creds)).await;
     let delivered = wait_for(&got, |b| b["action"] == "push", 2).await;
     // The first attempt got 500; the retry carries the same body and signature.
     let (headers, body) = &delivered[1];

@@ -20,6 +20,7 @@ pub mod docker_cli;
 pub mod git_servers;
 pub mod log_lines;
 pub mod oci;
+pub mod skopeo;
 
 pub const REGISTRY: &str = "127.0.0.1:5000";
 pub const BASE_IMAGE: &str = "127.0.0.1:5000/busybox:latest";
