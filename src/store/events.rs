@@ -106,12 +106,12 @@ impl Store {
             .collect()
     }
 
-    /// The last event `consumer` handled; a new consumer starts at the current end of the
-    /// stream (it has nothing to catch up on from before it existed), which is recorded.
+    /// The last event `consumer` handled; a new consumer starts at the beginning, so an
+    /// event written while the server was starting is not missed (the table is as new as
+    /// the consumers, so there is no older backlog).
     pub async fn event_cursor(&self, consumer: &str) -> Result<i64, StoreError> {
         let last: i64 = sqlx::query_scalar(
-            "INSERT INTO event_cursors (consumer, last_event_id)
-             VALUES (?, (SELECT COALESCE(MAX(id), 0) FROM events))
+            "INSERT INTO event_cursors (consumer, last_event_id) VALUES (?, 0)
              ON CONFLICT (consumer) DO UPDATE SET consumer = excluded.consumer
              RETURNING last_event_id",
         )
