@@ -102,6 +102,11 @@ pub struct ServeArgs {
     /// on the build host. Off: such a task is refused before it is queued.
     #[arg(long, env = "KILN_ALLOW_PRIVILEGED_STEPS")]
     pub allow_privileged_steps: bool,
+    // Base-image trigger (issue 11).
+    /// How often a task's base images on registries other than Kiln's own are checked for a
+    /// new digest, with up to a tenth of jitter (bases in Kiln's registry trigger at once).
+    #[arg(long, env = "KILN_BASE_IMAGE_POLL_INTERVAL", default_value = "5m", value_parser = parse_timeout)]
+    pub base_image_poll_interval: Duration,
 }
 
 pub fn parse_secret(s: &str) -> Result<Secret, String> {

@@ -76,6 +76,10 @@ async fn main() {
             init_tracing("warn");
             report(task::run(cmd).await)
         }
+        Command::Webhook(cmd) => {
+            init_tracing("warn");
+            report(kiln::cli::webhook::run(cmd).await)
+        }
     };
     std::process::exit(code);
 }

@@ -26,9 +26,11 @@ use crate::service::registry::RegistryService;
 use crate::service::repositories::RepositoryService;
 use crate::service::retention::Retention;
 use crate::service::runs::RunService;
-use crate::service::source_triggers::WebhookService;
+use crate::service::source_triggers::HookService;
 use crate::service::tasks::TaskService;
+use crate::service::triggers::base_images::BaseImageTriggers;
 use crate::service::triggers::timers::TimerScheduler;
+use crate::service::webhooks::WebhookService;
 use crate::service::RunSettings;
 use crate::store::{Store, StoreError};
 
@@ -161,6 +163,7 @@ impl Server {
         // Embedded workers and the local CLI reach the server over loopback.
         let local_url = format!("http://{}", local_addr(addr));
         let own_registry = own_registry(args.public_url.as_deref(), addr)?;
+        let base_image_registry = own_registry.clone();
         let auth = Arc::new(AuthService::new(store.clone(), clock.clone()).await?);
         let settings = RunSettings {
             default_registry: args.registry.clone().unwrap_or(own_registry.clone()),
@@ -195,6 +198,15 @@ impl Server {
         )?);
         let tasks = Arc::new(TaskService::new(store.clone(), runs.clone(), auth.clone()));
         let timers = TimerScheduler::new(tasks.clone(), clock.clone());
+        let webhooks = Arc::new(WebhookService::new(store.clone(), clock.clone()));
+        let base_images = Arc::new(BaseImageTriggers::new(
+            store.clone(),
+            tasks.clone(),
+            base_image_registry,
+            args.credentials()?,
+            args.base_image_poll_interval,
+            clock.clone(),
+        ));
         let app = App {
             runs,
             queue: queue.clone(),
@@ -203,12 +215,13 @@ impl Server {
             auth,
             public_url: args.public_url.as_deref().map(Arc::from),
             registry: registry.clone(),
-            webhooks: Arc::new(WebhookService::new(
+            hooks: Arc::new(HookService::new(
                 store.clone(),
                 tasks.clone(),
                 clock.clone(),
             )),
             tasks,
+            webhooks: webhooks.clone(),
         };
         // Before any worker asks for work: what a stopped process's embedded workers held
         // ends now, not a lease time from now.
@@ -230,6 +243,10 @@ impl Server {
         ));
         tasks.spawn(queue.clone().reap_forever(REAP_EVERY));
         tasks.spawn(timers.run_forever());
+        tasks.spawn(base_images.clone().consume_forever());
+        tasks.spawn(base_images.poll_forever());
+        tasks.spawn(webhooks.clone().consume_forever());
+        tasks.spawn(webhooks.send_forever());
         if !args.gc_interval.is_zero() {
             let retention = Retention::new(
                 store.clone(),

@@ -7,22 +7,6 @@ mod common;
 
 use common::*;
 
-/// A gzipped tar holding `files` (path, content).
-fn tar_gz(files: &[(&str, &str)]) -> Vec<u8> {
-    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    for (path, body) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(body.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        b.append_data(&mut header, path, body.as_bytes()).unwrap();
-    }
-    b.into_inner().unwrap().finish().unwrap()
-}
-
 /// The run ID from "Queued a run of task 'x' with ID: ca1".
 fn queued_id(out: &CliRun) -> String {
     out.stderr

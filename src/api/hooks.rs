@@ -35,7 +35,7 @@ async fn deliver(
     body: Result<ValidBytes, ApiError>,
 ) -> Result<Response, HookApiError> {
     let ValidBytes(body) = body?;
-    Ok(match app.webhooks.deliver(&hook, &headers, &body).await? {
+    Ok(match app.hooks.deliver(&hook, &headers, &body).await? {
         Outcome::Queued(answer) => (StatusCode::ACCEPTED, Json(answer)).into_response(),
         Outcome::Ignored(answer) => (StatusCode::OK, Json(answer)).into_response(),
     })
@@ -46,7 +46,7 @@ async fn deliveries(
     who: Principal,
     Path(name): Path<String>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    Ok(Json(app.webhooks.deliveries(&name, &who).await?))
+    Ok(Json(app.hooks.deliveries(&name, &who).await?))
 }
 
 /// The webhook endpoint's errors: the API's, and a 401 that, unlike the API's, does not

@@ -15,6 +15,7 @@ mod runs;
 mod tasks;
 mod timers;
 mod tokens;
+mod webhooks;
 mod workers;
 
 use std::sync::Arc;
@@ -32,8 +33,9 @@ use crate::service::queue::Queue;
 use crate::service::registry::RegistryService;
 use crate::service::repositories::RepositoryService;
 use crate::service::runs::RunService;
-use crate::service::source_triggers::WebhookService;
+use crate::service::source_triggers::HookService;
 use crate::service::tasks::TaskService;
+use crate::service::webhooks::WebhookService;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -48,7 +50,9 @@ pub struct App {
     pub public_url: Option<Arc<str>>,
     pub registry: Arc<RegistryService>,
     pub tasks: Arc<TaskService>,
-    // Source triggers (git webhooks).
+    // Source triggers (git webhooks in).
+    pub hooks: Arc<HookService>,
+    // Outbound webhooks (issue 11).
     pub webhooks: Arc<WebhookService>,
 }
 
@@ -63,6 +67,7 @@ pub fn router(app: App) -> Router {
         .merge(tasks::routes())
         .merge(timers::routes())
         .merge(hooks::routes())
+        .merge(webhooks::routes())
         .method_not_allowed_fallback(method_not_allowed);
     let authenticated = Router::new()
         .merge(api)

@@ -15,10 +15,12 @@ pub mod registry_login;
 pub mod run;
 pub mod run_steps;
 pub mod task;
+pub mod task_base_images;
 mod task_hooks;
 mod task_timer;
 pub mod task_validate;
 pub mod token;
+pub mod webhook;
 
 use std::path::PathBuf;
 
@@ -60,6 +62,9 @@ pub enum Command {
     /// Saved tasks (create, list, show, update, delete, run, list-runs, logs) and task files (validate).
     #[command(subcommand)]
     Task(task::TaskCommand),
+    /// Send registry and run events to URLs, signed (owners only).
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
 }
 
 /// How client commands find the server.

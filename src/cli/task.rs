@@ -107,6 +107,8 @@ pub struct DefinitionArgs {
     // Source triggers (git webhooks).
     #[command(flatten)]
     pub triggers: super::task_hooks::TriggerArgs,
+    #[command(flatten)]
+    pub base_image: super::task_base_images::BaseImageTriggerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -271,6 +273,8 @@ async fn create(a: CreateArgs) -> Result<(), CliError> {
         git_access_token: d.git_access_token,
         schedules: checked_schedules(d.schedules)?,
         source_triggers: d.triggers.settings(false),
+        base_image_trigger_enabled: d.base_image.base_image_trigger_enabled,
+        base_image_trigger_type: d.base_image.base_image_trigger_type,
     };
     let client = KilnClient::new(&a.server)?;
     let task: Task = client.post_json("/api/tasks", &req).await?;
@@ -301,6 +305,8 @@ async fn update(a: UpdateArgs) -> Result<(), CliError> {
             .then(|| checked_schedules(d.schedules))
             .transpose()?,
         source_triggers: d.triggers.settings(a.rotate.rotate_webhook_secret),
+        base_image_trigger_enabled: d.base_image.base_image_trigger_enabled,
+        base_image_trigger_type: d.base_image.base_image_trigger_type,
     };
     let client = KilnClient::new(&a.server)?;
     let task: Task = client.patch_json(&task_path(&a.name), &req).await?;
@@ -383,6 +389,7 @@ fn print_task(t: &Task, output: OutputFormat, server: &str) -> Result<(), CliErr
         field("Git token:", token.clone());
     }
     field("Timeout:", format!("{}s", t.timeout_secs));
+    super::task_base_images::print_base_images(t, field);
     let by = |b: &Option<String>| b.as_deref().map(|b| format!(" by {b}")).unwrap_or_default();
     field(
         "Created:",

@@ -6,6 +6,7 @@ pub mod collector;
 mod context_access;
 pub mod contexts;
 mod deferred_file;
+pub mod events;
 mod lifecycle;
 pub mod logs;
 pub mod origin;
@@ -25,6 +26,7 @@ mod task_values;
 pub mod tasks;
 pub mod triggers;
 mod wakeups;
+pub mod webhooks;
 pub mod workers;
 
 use std::ops::RangeInclusive;

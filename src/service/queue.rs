@@ -259,6 +259,7 @@ impl Queue {
                 result.error_message.as_deref(),
                 &result.output_images,
                 &result.steps,
+                &result.base_images,
             )
             .await?;
         match ended {

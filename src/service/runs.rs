@@ -8,13 +8,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::Stream;
 use kiln_worker::protocol::{
-    ContextSource, ImageRef, OutputImage, PlatformSet, RunId, RunStatus, StepState,
+    BaseImage, ContextSource, ImageRef, OutputImage, PlatformSet, RunId, RunStatus, StepState,
 };
 
 use super::auth::AuthService;
 use super::contexts::ContextStore;
 use super::logs::LogHub;
 use super::queue::MAX_LEASE_WAIT;
+use super::triggers::base_images::tracked_base_images;
 use super::wakeups::Wakeups;
 use super::workers::{Wait, WorkerRegistry};
 use super::{to_time, RunSettings, ServiceError};
@@ -237,11 +238,15 @@ impl RunService {
         error: Option<&str>,
         outputs: &[OutputImage],
     ) -> Result<Option<RunRow>, ServiceError> {
-        self.finish_reported(id, attempt, status, error, outputs, &[])
+        self.finish_reported(id, attempt, status, error, outputs, &[], &[])
             .await
     }
 
-    /// `finish`, with the final step states its worker reported.
+    /// `finish`, with the final step states and base images its worker reported.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one per part of a worker's report"
+    )]
     pub(crate) async fn finish_reported(
         &self,
         id: RunId,
@@ -250,8 +255,10 @@ impl RunService {
         error: Option<&str>,
         outputs: &[OutputImage],
         steps: &[StepState],
+        base_images: &[BaseImage],
     ) -> Result<Option<RunRow>, ServiceError> {
         let now = self.now_ms();
+        let base_images = tracked_base_images(base_images, steps);
         let logs = &self.logs;
         let ended = self
             .store
@@ -264,6 +271,7 @@ impl RunService {
                     output_images: outputs,
                     steps,
                     now,
+                    base_images: &base_images,
                 },
                 |run| {
                     logs.append_line(id, &closing_line(run, now))

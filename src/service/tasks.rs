@@ -15,9 +15,11 @@ use super::auth::AuthService;
 use super::runs::RunService;
 use super::source_triggers::settings as source_triggers;
 use super::task_values::{render_values, Values};
+use super::triggers::base_images::shown_base_image;
 use super::{to_time, ServiceError};
 use crate::access::{Action, Principal};
 use crate::store::{Store, TaskRow, TaskSpec, TaskWrite};
+use crate::wire::base_images::BaseImageTrigger;
 use crate::wire::tasks::{CreateTask, Task, TaskKind, TaskList, TaskStatus, UpdateTask, MASK};
 use crate::wire::CreateRun;
 
@@ -73,6 +75,8 @@ impl TaskService {
                 .unwrap_or(self.runs.settings.default_timeout_secs),
             secrets: Default::default(),
             source_triggers: Default::default(),
+            base_image_trigger: BaseImageTrigger::default()
+                .with(req.base_image_trigger_enabled, req.base_image_trigger_type),
         };
         spec.secrets.secret_args = expose(req.secret_args);
         spec.secrets.secret_values = expose(req.secret_values);
@@ -115,7 +119,10 @@ impl TaskService {
     pub async fn show(&self, name: &str, who: &Principal) -> Result<Task, ServiceError> {
         who.require_any(Action::Pull)?;
         let row = self.row(name).await?;
-        self.with_timers(row.id, view(row)?).await
+        let base_images = self.store.task_base_images(row.id).await?;
+        let mut task = self.with_timers(row.id, view(row)?).await?;
+        task.base_images = base_images.into_iter().map(shown_base_image).collect();
+        Ok(task)
     }
 
     /// Changes only what `req` gives; see [`UpdateTask`].
@@ -321,6 +328,9 @@ fn expose(secrets: BTreeMap<String, Secret>) -> BTreeMap<String, String> {
 /// Applies an update to a task's contents. A plain value replaces a secret one of the same
 /// name and the other way round, so a name is never both.
 fn apply(spec: &mut TaskSpec, req: UpdateTask) -> Result<(), ServiceError> {
+    spec.base_image_trigger = spec
+        .base_image_trigger
+        .with(req.base_image_trigger_enabled, req.base_image_trigger_type);
     if let Some(context) = req.context {
         spec.context = context;
     }
@@ -438,6 +448,8 @@ fn view(row: TaskRow) -> Result<Task, ServiceError> {
         updated_by: row.updated_by,
         timers: Vec::new(),
         source_triggers: triggers,
+        base_image_trigger: spec.base_image_trigger,
+        base_images: Vec::new(),
     })
 }
 

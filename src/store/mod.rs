@@ -3,7 +3,9 @@
 //! SQLite is the embedded default. Queries are checked at run time (no offline query cache),
 //! and each backend keeps its own migrations under `migrations/<backend>/`.
 
+mod base_images;
 mod contexts;
+mod events;
 mod jobs;
 mod lifecycle;
 mod queue;
@@ -17,7 +19,10 @@ mod steps;
 mod tasks;
 mod timers;
 mod tokens;
+mod webhooks;
 
+pub use base_images::{NewBaseImage, TrackedBaseImage};
+pub use events::{Event, EventRow};
 pub use jobs::{requirements_met, StoredJob};
 pub use lifecycle::EndedRun;
 pub use queue::{Ahead, QueuedRun};
@@ -29,6 +34,7 @@ pub use steps::step_status_of;
 pub use tasks::{TaskRow, TaskSecrets, TaskSpec, TaskWrite};
 pub use timers::{NewTimer, TimerRow};
 pub use tokens::{Inserted, TokenRow};
+pub use webhooks::{Attempt, WebhookDeliveryRow, WebhookRow};
 
 use std::path::Path;
 use std::str::FromStr;
@@ -59,6 +65,9 @@ pub struct Store {
     /// they queue here in order instead of in SQLite's busy handler, which sleeps in steps of
     /// up to 100 ms: concurrent submitters then add up instead of stalling each other.
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// Bumped after each commit that recorded an event, so consumers wake at once; they read
+    /// the table itself, so a missed bump only delays them until their next poll.
+    events: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Store {
@@ -91,10 +100,22 @@ impl Store {
             pool,
             sealer: Arc::new(Sealer::new(key)),
             writer: Arc::new(tokio::sync::Mutex::new(())),
+            events: Arc::new(tokio::sync::watch::Sender::new(0)),
         };
         store.check_key().await?;
         store.seal_plain_secrets().await?;
         Ok(store)
+    }
+
+    /// Changes each time events were committed: register before reading the table, so an
+    /// event committed in between is not missed.
+    pub fn subscribe_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.events.subscribe()
+    }
+
+    /// Wakes the event consumers: call after committing a transaction that recorded events.
+    fn announce_events(&self) {
+        self.events.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub async fn close(&self) {

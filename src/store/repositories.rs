@@ -4,6 +4,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
+use super::events::{self, Event};
 use super::registry::delete_in_repository;
 use super::{Store, StoreError};
 
@@ -159,7 +160,18 @@ impl Store {
         // Tags and references go with it (ON DELETE CASCADE).
         let deleted =
             delete_in_repository(&mut tx, "manifests", "digest", repository, digest).await?;
+        if deleted {
+            let event = Event::Delete {
+                repository: repository.to_string(),
+                tag: None,
+                digest: Some(digest.to_string()),
+            };
+            events::record(&mut tx, &event, events::wall_ms()).await?;
+        }
         tx.commit().await?;
+        if deleted {
+            self.announce_events();
+        }
         Ok(deleted.then_some(tags))
     }
 
@@ -192,7 +204,14 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        let event = Event::Delete {
+            repository: repository.to_string(),
+            tag: None,
+            digest: None,
+        };
+        events::record(&mut tx, &event, events::wall_ms()).await?;
         tx.commit().await?;
+        self.announce_events();
         Ok(Some((digests, tags)))
     }
 }

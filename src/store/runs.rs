@@ -6,6 +6,8 @@ use kiln_worker::protocol::{
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::base_images::{replace_for_task, NewBaseImage};
+use super::events::{self, Event};
 use super::jobs::StoredJob;
 use super::sealed::{RunSecrets, Sealer};
 use super::steps::{insert_planned_steps, record_final_steps};
@@ -91,6 +93,8 @@ pub struct Finish<'a> {
     /// is recorded from the run).
     pub steps: &'a [StepState],
     pub now: i64,
+    /// The base images the run reported; a task's successful run replaces its tracked set.
+    pub base_images: &'a [NewBaseImage],
 }
 
 pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -471,8 +475,25 @@ impl Store {
         let run = from_row(&row, &self.sealer)?;
         record_event(&mut tx, id, finish.status, finish.now).await?;
         record_final_steps(&mut tx, &run, finish.steps).await?;
+        if let (Some(task_id), RunStatus::Succeeded) = (run.task_id, finish.status) {
+            if !finish.base_images.is_empty() {
+                replace_for_task(&mut tx, task_id, finish.base_images, finish.now).await?;
+            }
+        }
+        let finished = Event::RunFinished {
+            run_id: id.to_string(),
+            status: finish.status.as_str().to_string(),
+            task_id: run.task_id,
+            repositories: run
+                .output_images
+                .iter()
+                .map(|o| o.repository.clone())
+                .collect(),
+        };
+        events::record(&mut tx, &finished, finish.now).await?;
         before_commit(&run).map_err(|e| StoreError::Corrupt(format!("run log: {e}")))?;
         tx.commit().await?;
+        self.announce_events();
         Ok(Some(run))
     }
 

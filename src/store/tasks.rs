@@ -13,6 +13,7 @@ use super::sealed::Sealer;
 use super::source_triggers::SourceTriggers;
 use super::timers::{replace_timers, NewTimer};
 use super::{Store, StoreError};
+use crate::wire::base_images::BaseImageTrigger;
 
 /// What a task is made of. Secret values live in `secrets`, which is sealed apart.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +38,9 @@ pub struct TaskSpec {
     // Source triggers (git webhooks).
     #[serde(default)]
     pub source_triggers: SourceTriggers,
+    // Base-image trigger (issue 11): tasks stored before it have it on, as new ones do.
+    #[serde(default)]
+    pub base_image_trigger: BaseImageTrigger,
 }
 
 /// A task's secrets, sealed as one JSON value in `tasks.secrets`.

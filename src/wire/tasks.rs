@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use kiln_worker::protocol::{ContextSource, PlatformSet, Secret};
 use serde::{Deserialize, Serialize};
 
+use super::base_images::{BaseImageTrigger, BaseImageTriggerType, TaskBaseImage};
 use super::hooks::{SourceTriggersView, TriggerSettings};
 
 /// What the API shows instead of a secret value.
@@ -162,6 +163,11 @@ pub struct CreateTask {
     // Source triggers (git webhooks).
     #[serde(default)]
     pub source_triggers: TriggerSettings,
+    // Base-image trigger (issue 11): unset keeps the default (create) or the task's (update).
+    #[serde(default)]
+    pub base_image_trigger_enabled: Option<bool>,
+    #[serde(default)]
+    pub base_image_trigger_type: Option<BaseImageTriggerType>,
 }
 
 /// `PATCH /api/tasks/{name}`: only what is given changes. Maps merge into the task's (as
@@ -213,6 +219,11 @@ pub struct UpdateTask {
     // Source triggers (git webhooks).
     #[serde(default)]
     pub source_triggers: TriggerSettings,
+    // Base-image trigger (issue 11): unset keeps the default (create) or the task's (update).
+    #[serde(default)]
+    pub base_image_trigger_enabled: Option<bool>,
+    #[serde(default)]
+    pub base_image_trigger_type: Option<BaseImageTriggerType>,
 }
 
 /// A task as the API shows it: secret values as `***`.
@@ -249,6 +260,12 @@ pub struct Task {
     // Source triggers (git webhooks).
     #[serde(default)]
     pub source_triggers: SourceTriggersView,
+    // Base-image trigger (issue 11).
+    #[serde(default)]
+    pub base_image_trigger: BaseImageTrigger,
+    /// What the last successful run was built from (`task show` only; empty in lists).
+    #[serde(default)]
+    pub base_images: Vec<TaskBaseImage>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

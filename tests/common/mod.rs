@@ -21,6 +21,7 @@ pub mod docker_cli;
 pub mod git_servers;
 pub mod log_lines;
 pub mod oci;
+pub mod skopeo;
 pub mod timer_cli;
 pub mod webhooks;
 
@@ -88,6 +89,7 @@ pub fn serve_args(data: &Path) -> ServeArgs {
         max_context_expansion: 100,
         secret_key_file: None,
         allow_privileged_steps: false,
+        base_image_poll_interval: Duration::from_secs(300),
     }
 }
 
@@ -543,19 +545,25 @@ pub async fn serve_tarball(body: Vec<u8>) -> String {
     format!("http://{addr}")
 }
 
-/// A gzipped tar holding just `Dockerfile` (`FROM scratch`), to upload as a context.
-pub fn tar_gz_of_dockerfile() -> Vec<u8> {
+/// A gzipped tar holding `files` (path, content).
+pub fn tar_gz(files: &[(&str, &str)]) -> Vec<u8> {
     let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
         Vec::new(),
         flate2::Compression::fast(),
     ));
-    let body = b"FROM scratch\n";
-    let mut header = tar::Header::new_gnu();
-    header.set_size(body.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    b.append_data(&mut header, "Dockerfile", &body[..]).unwrap();
+    for (path, body) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        b.append_data(&mut header, path, body.as_bytes()).unwrap();
+    }
     b.into_inner().unwrap().finish().unwrap()
+}
+
+/// A gzipped tar holding just `Dockerfile` (`FROM scratch`), to upload as a context.
+pub fn tar_gz_of_dockerfile() -> Vec<u8> {
+    tar_gz(&[("Dockerfile", "FROM scratch\n")])
 }
 
 impl TestServer {

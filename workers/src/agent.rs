@@ -14,9 +14,11 @@ use crate::executor::Board;
 use crate::fetch_policy::FetchPolicy;
 use crate::logship::{self, LogSink};
 use crate::protocol::{
-    human_transfer, BuildSpec, Job, JobKind, Lease, LeaseRequest, Outcome, OutputImage, Platform,
-    ReturnRun, RunResult, Secret, StepStatus, StepType, StepsJob, WorkerInfo, PROTOCOL_VERSION,
+    human_transfer, BaseImage, BuildSpec, Job, JobKind, Lease, LeaseRequest, Outcome, OutputImage,
+    Platform, ReturnRun, RunResult, Secret, StepStatus, StepType, StepsJob, WorkerInfo,
+    PROTOCOL_VERSION,
 };
+use crate::steps::base_images;
 use crate::{publish, source};
 
 /// The server refuses this worker for good: it speaks a protocol the server no longer
@@ -275,6 +277,7 @@ impl<E: Engine> Agent<E> {
                             error_message: None,
                             output_images: Vec::new(),
                             steps: Vec::new(),
+                            base_images: Vec::new(),
                         };
                         self.engine.forget(&local_names(&lease, &build_name, &nothing)).await;
                         return;
@@ -316,6 +319,7 @@ impl<E: Engine> Agent<E> {
                     error_message: None,
                     output_images: outputs,
                     steps,
+                    base_images: summary.base_images,
                 }
             }
             Err((outcome, message)) => RunResult {
@@ -324,6 +328,7 @@ impl<E: Engine> Agent<E> {
                 error_message: Some(message),
                 output_images: Vec::new(),
                 steps,
+                base_images: Vec::new(),
             },
         };
         // The log must be complete before the result makes the run final.
@@ -427,6 +432,7 @@ impl<E: Engine> Agent<E> {
             cached: builds.iter().map(|b| b.steps_cached).sum(),
             build: build_started.elapsed(),
             push: None,
+            base_images: Vec::new(),
         };
         log.line(format!(
             "Build finished in {:.1}s: {} steps, {} cached",
@@ -434,6 +440,13 @@ impl<E: Engine> Agent<E> {
             summary.steps,
             summary.cached
         ));
+        // Read back once the build used them, as the steps' build step does, for the
+        // base-image trigger.
+        let context = prepared.open(&self.client, lease).await?;
+        if let Some(text) = base_images::archive_file(context, &spec.dockerfile).await {
+            summary.base_images =
+                base_images::base_images(&text, &spec.build_args, &credentials).await;
+        }
         if !spec.push {
             if spec.images.is_empty() {
                 log.line("No image names given: the image was built but not pushed");
@@ -462,6 +475,8 @@ struct Summary {
     cached: usize,
     build: Duration,
     push: Option<Duration>,
+    /// What the Dockerfile's stages start from, with the digests they resolve to.
+    base_images: Vec<BaseImage>,
 }
 
 impl Summary {

@@ -50,15 +50,15 @@ pub enum Outcome {
     Ignored(HookAnswer),
 }
 
-pub struct WebhookService {
+pub struct HookService {
     store: Store,
     tasks: Arc<TaskService>,
     clock: SharedClock,
 }
 
-impl WebhookService {
-    pub fn new(store: Store, tasks: Arc<TaskService>, clock: SharedClock) -> WebhookService {
-        WebhookService {
+impl HookService {
+    pub fn new(store: Store, tasks: Arc<TaskService>, clock: SharedClock) -> HookService {
+        HookService {
             store,
             tasks,
             clock,

@@ -11,5 +11,5 @@ mod event;
 mod provider;
 pub mod settings;
 
-pub use deliver::{HookError, Outcome, WebhookService, MAX_BODY};
+pub use deliver::{HookError, HookService, Outcome, MAX_BODY};
 pub use provider::{github_signature, hmac_hex};

@@ -1,4 +1,6 @@
 //! What starts task runs by itself: each trigger decides when, and queues the run through
-//! `TaskService::run_triggered`, the one path every trigger uses.
+//! `TaskService::run_triggered`, the one path every trigger uses, so a triggered run is an
+//! ordinary task run.
 
+pub mod base_images;
 pub mod timers;

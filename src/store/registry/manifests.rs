@@ -3,6 +3,7 @@
 use sqlx::{Row, SqliteConnection};
 
 use super::{ensure_repository, upsert_blob};
+use crate::store::events::{self, Event};
 use crate::store::{Store, StoreError};
 
 /// Something a manifest needs present in its repository before it may be stored.
@@ -167,7 +168,19 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        // What the push changed, for the events outbox: a tag pushed again with the same
+        // digest changes nothing and records nothing.
+        let mut changed = true;
+        let mut previous = None;
         if let Some(tag) = m.tag {
+            previous = sqlx::query_scalar(
+                "SELECT manifest_digest FROM tags WHERE repository_id = ? AND name = ?",
+            )
+            .bind(repository_id)
+            .bind(tag)
+            .fetch_optional(&mut *tx)
+            .await?;
+            changed = previous.as_deref() != Some(m.digest);
             // A tag keeps its creation time; `updated_at` says when it last moved.
             sqlx::query(
                 "INSERT INTO tags (repository_id, name, manifest_digest, created_at, updated_at, run_id)
@@ -187,7 +200,20 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        if changed {
+            let event = Event::Push {
+                repository: m.repository.to_string(),
+                tag: m.tag.map(str::to_string),
+                digest: m.digest.to_string(),
+                previous,
+                run_id: m.run_id.map(str::to_string),
+            };
+            events::record(&mut tx, &event, m.now).await?;
+        }
         tx.commit().await?;
+        if changed {
+            self.announce_events();
+        }
         Ok(Ok(()))
     }
 

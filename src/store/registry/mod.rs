@@ -14,6 +14,7 @@ pub use uploads::UploadRow;
 
 use sqlx::SqliteConnection;
 
+use super::events::{self, Event};
 use super::{Store, StoreError};
 
 /// The repository's id, creating it on first push.
@@ -94,6 +95,27 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut conn = self.pool.acquire().await?;
         delete_in_repository(&mut conn, table, column, repository, key).await
+    }
+
+    /// `delete_in_repository`, recording `event` in the same transaction when a row went.
+    async fn delete_recorded(
+        &self,
+        table: &'static str,
+        column: &'static str,
+        repository: &str,
+        key: &str,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = delete_in_repository(&mut tx, table, column, repository, key).await?;
+        if deleted {
+            events::record(&mut tx, event, events::wall_ms()).await?;
+        }
+        tx.commit().await?;
+        if deleted {
+            self.announce_events();
+        }
+        Ok(deleted)
     }
 }
 

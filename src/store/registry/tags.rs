@@ -1,5 +1,6 @@
 //! Tags and the repository catalog.
 
+use crate::store::events::Event;
 use crate::store::{Store, StoreError};
 
 impl Store {
@@ -30,7 +31,12 @@ impl Store {
     }
 
     pub async fn delete_tag(&self, repository: &str, tag: &str) -> Result<bool, StoreError> {
-        self.delete_in_repository("tags", "name", repository, tag)
+        let event = Event::Delete {
+            repository: repository.to_string(),
+            tag: Some(tag.to_string()),
+            digest: None,
+        };
+        self.delete_recorded("tags", "name", repository, tag, &event)
             .await
     }
 

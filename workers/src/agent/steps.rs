@@ -117,6 +117,7 @@ impl<E: Engine> Agent<E> {
             cached: 0,
             build: started.elapsed(),
             push: None,
+            base_images: Vec::new(),
         };
         Ok((outputs, summary))
     }

@@ -321,6 +321,9 @@ pub struct BaseImage {
     /// As written after `FROM`, with build args expanded.
     pub reference: String,
     pub digest: Option<Digest>,
+    /// The base of the last stage, which the image runs on (the `Runtime` trigger type).
+    #[serde(default)]
+    pub runtime: bool,
 }
 
 /// What the worker reports about one step, live and in the result.

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BuildSpec, ContextLimits, ContextStats, ImageRef, Job, JobKind, OutputImage, Platform,
-    RegistryCredential, RunId, RunStatus, Secret, StepState, StepType, StepsJob,
+    BaseImage, BuildSpec, ContextLimits, ContextStats, ImageRef, Job, JobKind, OutputImage,
+    Platform, RegistryCredential, RunId, RunStatus, Secret, StepState, StepType, StepsJob,
 };
 
 /// Who is asking for work.
@@ -168,6 +168,10 @@ pub struct RunResult {
     /// The final state of every step (a `Build` job reports none: its one step is the run).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepState>,
+    /// The base images a `Build` job's Dockerfile starts from, with their digests (a steps
+    /// job reports them per build step).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub base_images: Vec<BaseImage>,
 }
 
 /// `POST /api/worker/runs/{id}/return`: the worker stops before the run started building

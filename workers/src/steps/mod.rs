@@ -2,7 +2,7 @@
 //! workspace with BuildKit, `push` pushes what earlier build steps built. `EngineSteps` is
 //! the executor's `StepRunner` for a real (or fake) engine.
 
-mod base_images;
+pub mod base_images;
 mod build;
 mod cmd;
 mod push;
