@@ -115,13 +115,21 @@ mod tests {
         let running = tokio::spawn(consume(store.clone(), consumer, move |row| {
             let tx = tx.clone();
             async move {
-                let _ = tx.send(row.event);
+                let _ = tx.send((row.id, row.event));
                 Ok(())
             }
         }));
         let mut seen = Vec::new();
+        let mut last = 0;
         while seen.len() < n {
-            seen.push(rx.recv().await.unwrap());
+            let (id, event) = rx.recv().await.unwrap();
+            last = id;
+            seen.push(event);
+        }
+        // The cursor moves after the handler returns: stop the consumer only once it has, as
+        // a consumer stopped before that gets the event again (at least once, by design).
+        while store.event_cursor(consumer).await.unwrap() < last {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         running.abort();
         let _ = running.await;
