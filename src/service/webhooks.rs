@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde_json::json;
-use sha2::Sha256;
 use tokio::sync::Notify;
 
+use super::auth::random_bytes;
+use super::source_triggers::github_signature;
 use super::{to_time, ServiceError};
 use crate::access::{Principal, RepoPattern};
 use crate::clock::SharedClock;
@@ -104,16 +104,13 @@ impl WebhookService {
         if let Some(scope) = &req.scope {
             scope.parse::<RepoPattern>().map_err(invalid)?;
         }
-        let mut key = [0u8; 32];
-        getrandom::getrandom(&mut key)
-            .map_err(|e| ServiceError::Io(std::io::Error::other(e.to_string())))?;
         let row = WebhookRow {
             id: 0,
             name: req.name.clone(),
             uri: req.uri,
             actions: req.actions,
             scope: req.scope,
-            secret: hex::encode(key),
+            secret: hex::encode(random_bytes::<32>()),
             created_at: self.clock.now_ms(),
         };
         let Some(row) = self.store.insert_webhook(&row).await? else {
@@ -304,7 +301,8 @@ impl WebhookService {
         hook: &WebhookRow,
         delivery: &WebhookDeliveryRow,
     ) -> Result<(), ServiceError> {
-        let signature = sign(&hook.secret, delivery.body.as_bytes());
+        // `sha256=<hex HMAC>`, GitHub's form, which receivers already know how to check.
+        let signature = github_signature(&hook.secret, delivery.body.as_bytes());
         let sent = self
             .http
             .post(&hook.uri)
@@ -312,7 +310,7 @@ impl WebhookService {
             .header("User-Agent", "Kiln-Hookshot")
             .header("X-Kiln-Event", &delivery.action)
             .header("X-Kiln-Delivery", delivery.id.to_string())
-            .header("X-Kiln-Signature-256", format!("sha256={signature}"))
+            .header("X-Kiln-Signature-256", signature)
             .body(delivery.body.clone())
             .send()
             .await;
@@ -352,14 +350,6 @@ impl WebhookService {
             .await?;
         Ok(())
     }
-}
-
-/// The hex HMAC-SHA256 of `body` under `secret`, as `X-Kiln-Signature-256` carries it.
-pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any size");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
 }
 
 fn view(row: WebhookRow) -> Webhook {
@@ -404,8 +394,8 @@ mod tests {
     fn signatures_are_githubs_hmac_sha256_in_hex() {
         // RFC 4231 test case 2.
         assert_eq!(
-            sign("Jefe", b"what do ya want for nothing?"),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            github_signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }
 }

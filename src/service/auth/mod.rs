@@ -9,7 +9,7 @@ mod tokens;
 
 pub use credentials::Credentials;
 pub use registry_token::{IssuedToken, REGISTRY_TOKEN_TTL};
-pub use tokens::{NewToken, EMBEDDED_WORKER_TOKEN, OWNER_TOKEN};
+pub use tokens::{random_bytes, NewToken, EMBEDDED_WORKER_TOKEN, OWNER_TOKEN};
 
 use crate::access::AccessError;
 use crate::clock::SharedClock;

@@ -118,7 +118,8 @@ pub(super) fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-pub(super) fn random_bytes<const N: usize>() -> [u8; N] {
+/// `N` bytes from the operating system's random source: token secrets, IDs, keys.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     getrandom::getrandom(&mut bytes).expect("the operating system's random source works");
     bytes

@@ -5,15 +5,14 @@
 use kiln_worker::protocol::ContextSource;
 
 use super::decide::{check_globs, path_filter};
+use crate::service::auth::random_bytes;
 use crate::service::tasks::context_source;
 use crate::service::ServiceError;
 use crate::store::TaskSpec;
 use crate::wire::hooks::{SourceTriggersView, TriggerSettings, HOOK_PATH_PREFIX};
 
 fn random_hex<const N: usize>() -> String {
-    let mut bytes = [0u8; N];
-    getrandom::getrandom(&mut bytes).expect("the operating system's random source works");
-    hex::encode(bytes)
+    hex::encode(random_bytes::<N>())
 }
 
 /// The context's branch and subdir, for a git context.
