@@ -43,7 +43,7 @@ pub enum TaskCommand {
     #[command(subcommand)]
     Timer(super::task_timer::TimerCommand),
     /// List a task's recent webhook deliveries: what each started, or why nothing ran.
-    Deliveries(super::task_hooks::DeliveriesArgs),
+    Deliveries(ShowArgs),
 }
 
 /// What `create` and `update` take, as `az acr task create` does.

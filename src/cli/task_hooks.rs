@@ -5,7 +5,8 @@ use clap::Args;
 
 use super::client::KilnClient;
 use super::format::{print_json, table, timestamp};
-use super::{CliError, OutputFormat, ServerArgs};
+use super::task::ShowArgs;
+use super::{CliError, OutputFormat};
 use crate::wire::hooks::{DeliveryList, TriggerSettings};
 use crate::wire::tasks::Task;
 
@@ -63,16 +64,6 @@ pub struct RotateArgs {
     pub rotate_webhook_secret: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct DeliveriesArgs {
-    #[arg(short = 'n', long)]
-    pub name: String,
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
-    #[command(flatten)]
-    pub server: ServerArgs,
-}
-
 /// The triggers part of `task show`: the webhook URL, never its secret, except in the
 /// answer that made it.
 pub fn print_triggers(t: &Task, server: &str) {
@@ -112,7 +103,7 @@ pub fn print_triggers(t: &Task, server: &str) {
 }
 
 /// `kiln task deliveries`: the task's recent webhook deliveries, newest first.
-pub async fn deliveries(a: DeliveriesArgs) -> Result<(), CliError> {
+pub async fn deliveries(a: ShowArgs) -> Result<(), CliError> {
     let list: DeliveryList = KilnClient::new(&a.server)?
         .get_json(&format!("/api/tasks/{}/deliveries", a.name), &())
         .await?;

@@ -5,6 +5,7 @@ use clap::{Args, Subcommand};
 
 use super::client::KilnClient;
 use super::format::{print_json, table, timestamp};
+use super::task::ShowArgs;
 use super::{CliError, OutputFormat, ServerArgs};
 use crate::schedule::{check_timer_name, Cron};
 use crate::wire::timers::{CreateTimer, Timer, TimerList, UpdateTimer};
@@ -14,7 +15,7 @@ pub enum TimerCommand {
     /// Add a timer: a 5-field cron schedule in UTC (minute hour day month weekday).
     Add(AddArgs),
     /// List a task's timers with their next and last firings.
-    List(ListArgs),
+    List(ShowArgs),
     /// Change a timer's schedule or turn it on or off.
     Update(UpdateArgs),
     /// Remove a timer.
@@ -35,16 +36,6 @@ pub struct AddArgs {
     /// false: the timer's occurrences pass without a run.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub enabled: bool,
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
-    #[command(flatten)]
-    pub server: ServerArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    #[arg(short = 'n', long)]
-    pub name: String,
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     #[command(flatten)]
