@@ -5,7 +5,7 @@
 //! the stored one (pinned to that commit, so a retried attempt runs the same file) and goes
 //! back to the worker. A file that does not compile fails the run with its errors.
 
-use kiln_worker::protocol::{ContextSource, SourceResolved, StepsJob};
+use kiln_worker::protocol::{SourceResolved, StepsJob};
 
 use super::queue::Queue;
 use super::ServiceError;
@@ -47,7 +47,10 @@ impl Queue {
         };
         let mut compiled = taskfile::compile(&file.path, text, &input)
             .map_err(|errors| ServiceError::Invalid(errors.to_string()))?;
-        compiled.context = pinned(job.context.clone(), &resolved.commit);
+        compiled.context = job.context.clone();
+        if let Some(context) = &mut compiled.context {
+            context.pin(&resolved.commit);
+        }
         for secret in &job.masked {
             if !compiled.masked.contains(secret) {
                 compiled.masked.push(secret.clone());
@@ -81,17 +84,5 @@ impl Queue {
             StoredJob::Steps(job) => Ok(Some(job)),
             StoredJob::Build(_) => Ok(None),
         }
-    }
-}
-
-/// The git context with its reference replaced by the commit the worker checked out.
-fn pinned(context: Option<ContextSource>, commit: &str) -> Option<ContextSource> {
-    match context {
-        Some(ContextSource::Git { url, subdir, .. }) => Some(ContextSource::Git {
-            url,
-            reference: Some(commit.to_string()),
-            subdir,
-        }),
-        other => other,
     }
 }

@@ -250,16 +250,16 @@ pub struct Firing {
 
 /// The task's git context with its reference replaced by `commit`, subdir kept.
 fn pinned(task: &TaskRow, commit: String) -> Result<ContextSource, ServiceError> {
-    match context_source(&task.spec.context)? {
-        Some(ContextSource::Git { url, subdir, .. }) => Ok(ContextSource::Git {
-            url,
-            reference: Some(commit),
-            subdir,
-        }),
-        _ => Err(ServiceError::Invalid(format!(
+    let no_git = || {
+        ServiceError::Invalid(format!(
             "task '{}' has no git context to build commit {commit} from",
             task.name
-        ))),
+        ))
+    };
+    let mut context = context_source(&task.spec.context)?.ok_or_else(no_git)?;
+    match context.pin(&commit) {
+        true => Ok(context),
+        false => Err(no_git()),
     }
 }
 

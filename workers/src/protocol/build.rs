@@ -26,6 +26,18 @@ pub enum ContextSource {
 }
 
 impl ContextSource {
+    /// Points a git source at `commit` (its folder kept), so every fetch of it gets exactly
+    /// that commit; `false`, and nothing changed, for sources that have no commits.
+    pub fn pin(&mut self, commit: &str) -> bool {
+        match self {
+            ContextSource::Git { reference, .. } => {
+                *reference = Some(commit.to_string());
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The source as a user would write it, with any credentials in URLs masked.
     pub fn describe(&self) -> String {
         match self {
