@@ -1,6 +1,7 @@
 //! JSON shapes of the public API, shared by the server's routes and the CLI.
 //! Database rows live apart, in `store`; the worker protocol lives in `kiln_worker::protocol`.
 
+pub mod acr;
 pub mod base_images;
 pub mod hooks;
 pub mod registry;

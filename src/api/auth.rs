@@ -3,9 +3,9 @@
 //! authorise.
 //!
 //! The API (`/api/…`) refuses a request without good credentials with the JSON `ApiError`.
-//! The registry (`/v2/…`) lets a request without credentials through as `Anonymous`, so that
-//! its handler can answer 401 with the scope it needs, and turns every 401 into Docker's
-//! token challenge: `WWW-Authenticate: Bearer realm=…/token,service=…,scope=…`.
+//! The registry (`/v2/…`, and ACR's metadata API `/acr/…`) lets a request without
+//! credentials through as `Anonymous`, so that its handler can answer 401 with the scope it
+//! needs, and turns every 401 into Docker's token challenge: `WWW-Authenticate: Bearer realm=…/token,service=…,scope=…`.
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::{AUTHORIZATION, HOST, WWW_AUTHENTICATE};
@@ -24,7 +24,8 @@ use crate::service::auth::{AuthError, Credentials};
 
 pub async fn authenticate(State(app): State<App>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let registry = path == "/v2" || path.starts_with("/v2/");
+    // ACR's metadata API (`/acr/v1/`) lives on the registry host and takes its credentials.
+    let registry = path == "/v2" || path.starts_with("/v2/") || path.starts_with("/acr/");
     let challenge = registry.then(|| Challenge::new(&app, req.headers()));
     let outcome = match (credentials(req.headers()), registry) {
         (Ok(None), true) => Ok(Principal::Anonymous),
@@ -82,6 +83,27 @@ pub(super) fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>, Au
     }))
 }
 
+/// The registry's `host[:port]` as clients name it in image references: `--public-url`'s,
+/// else the request's Host header.
+pub(super) fn registry_host(app: &App, headers: &HeaderMap) -> String {
+    if let Some(url) = &app.public_url {
+        let host = url.split_once("://").map_or(&**url, |(_, rest)| rest);
+        return host.trim_end_matches('/').to_string();
+    }
+    // The Host header is the client's own; anything that could break out of a quoted
+    // challenge parameter is not used.
+    headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+        })
+        .unwrap_or("localhost")
+        .to_string()
+}
+
 /// Where Docker should fetch a registry token: this server's `/token`, as the client reached
 /// it (or as `--public-url` says, behind a proxy).
 struct Challenge {
@@ -91,28 +113,12 @@ struct Challenge {
 
 impl Challenge {
     fn new(app: &App, headers: &HeaderMap) -> Challenge {
-        if let Some(url) = &app.public_url {
-            let service = url.split_once("://").map_or(&**url, |(_, rest)| rest);
-            return Challenge {
-                realm: format!("{url}/token"),
-                service: service.trim_end_matches('/').to_string(),
-            };
-        }
-        // The Host header is the client's own; anything that could break out of the quoted
-        // parameter is not used.
-        let host = headers
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| {
-                !h.is_empty()
-                    && h.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
-            })
-            .unwrap_or("localhost");
-        Challenge {
-            realm: format!("http://{host}/token"),
-            service: host.to_string(),
-        }
+        let service = registry_host(app, headers);
+        let realm = match &app.public_url {
+            Some(url) => format!("{url}/token"),
+            None => format!("http://{service}/token"),
+        };
+        Challenge { realm, service }
     }
 
     /// `scoped`: the request carried a registry token, so a 401 naming a scope means that

@@ -49,6 +49,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Access(e) => e.into(),
             ServiceError::StaleAttempt(m) => ApiError::StaleAttempt(m),
             ServiceError::UpgradeRequired(m) => ApiError::UpgradeRequired(m),
+            ServiceError::Locked(m) => ApiError::Forbidden(m),
             ServiceError::Log(e @ LogError::Gap { size, .. }) => ApiError::LogGap {
                 message: format!("{e}; resend from offset {size}"),
                 size,

@@ -1,30 +1,30 @@
-//! `/api/registry/repositories/…`: list, show and delete repositories, tags and manifests.
-//! Repository names contain slashes, so everything after `repositories/` is one path that
-//! `Target::parse` splits at the `_tags` or `_manifests` segment (no repository name
-//! component may start with `_`).
+//! `/api/registry/repositories/…`: list, show, lock (PATCH) and delete repositories, tags and
+//! manifests. Repository names contain slashes, so everything after `repositories/` is one
+//! path that `Target::parse` splits at the `_tags` or `_manifests` segment (no repository
+//! name component may start with `_`); ACR's `/acr/v1/…` paths split the same way.
 
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 
 use super::error::ApiError;
-use super::extract::ValidQuery;
+use super::extract::{ValidJson, ValidQuery};
 use super::App;
 use crate::access::Principal;
-use crate::wire::registry::{Deleted, TagsQuery};
+use crate::wire::registry::{AttributesUpdate, Deleted, TagsQuery};
 
 pub fn routes() -> Router<App> {
     Router::new()
         .route("/api/registry/repositories", get(list))
         .route(
             "/api/registry/repositories/{*path}",
-            get(show).delete(delete),
+            get(show).patch(update).delete(delete),
         )
 }
 
-/// What a path under `/api/registry/repositories/` names.
+/// What a path under `/api/registry/repositories/` or `/acr/v1/` names.
 #[derive(Debug, PartialEq, Eq)]
-enum Target {
+pub(super) enum Target {
     Repository(String),
     Tags(String),
     Tag(String, String),
@@ -34,28 +34,34 @@ enum Target {
 }
 
 impl Target {
-    fn parse(path: &str) -> Result<Target, ApiError> {
+    /// `None`: the path names no registry resource.
+    pub(super) fn parse(path: &str) -> Option<Target> {
         let path = path.trim_start_matches('/');
-        let bad = || ApiError::NotFound(format!("no such registry resource '{path}'"));
         let Some((repo, rest)) = path.split_once("/_") else {
-            return match path {
-                "" => Err(bad()),
-                _ => Ok(Target::Repository(path.to_string())),
-            };
+            return (!path.is_empty()).then(|| Target::Repository(path.to_string()));
         };
         let repo = repo.to_string();
         match rest.split_once('/') {
-            None if rest == "tags" => Ok(Target::Tags(repo)),
-            None if rest == "manifests" => Ok(Target::Manifests(repo)),
+            None if rest == "tags" => Some(Target::Tags(repo)),
+            None if rest == "manifests" => Some(Target::Manifests(repo)),
             Some(("tags", tag)) if !tag.is_empty() && !tag.contains('/') => {
-                Ok(Target::Tag(repo, tag.to_string()))
+                Some(Target::Tag(repo, tag.to_string()))
             }
             Some(("manifests", r)) if !r.is_empty() && !r.contains('/') => {
-                Ok(Target::Manifest(repo, r.to_string()))
+                Some(Target::Manifest(repo, r.to_string()))
             }
-            _ => Err(bad()),
+            _ => None,
         }
     }
+}
+
+fn target(path: &str) -> Result<Target, ApiError> {
+    Target::parse(path).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no such registry resource '{}'",
+            path.trim_start_matches('/')
+        ))
+    })
 }
 
 async fn list(State(app): State<App>, who: Principal) -> Result<Json<serde_json::Value>, ApiError> {
@@ -69,7 +75,7 @@ async fn show(
     Path(path): Path<String>,
     ValidQuery(query): ValidQuery<TagsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let target = Target::parse(&path)?;
+    let target = target(&path)?;
     let repos = &app.repositories;
     let value = match target {
         Target::Repository(r) => serde_json::to_value(repos.show(&who, &r).await?),
@@ -81,6 +87,33 @@ async fn show(
     Ok(Json(value.map_err(|e| ApiError::Internal(e.to_string()))?))
 }
 
+/// Locking or unlocking a repository, a tag or a manifest (by digest or by one of its tags):
+/// `{"writeEnabled": bool, "deleteEnabled": bool}`, either optional; answers the thing with
+/// its new attributes.
+async fn update(
+    State(app): State<App>,
+    who: Principal,
+    Path(path): Path<String>,
+    ValidJson(body): ValidJson<AttributesUpdate>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let repos = &app.repositories;
+    let value = match target(&path)? {
+        Target::Repository(r) => {
+            serde_json::to_value(repos.update_repository(&who, &r, &body).await?)
+        }
+        Target::Tag(r, t) => serde_json::to_value(repos.update_tag(&who, &r, &t, &body).await?),
+        Target::Manifest(r, m) => {
+            serde_json::to_value(repos.update_manifest(&who, &r, &m, &body).await?)
+        }
+        Target::Tags(_) | Target::Manifests(_) => {
+            return Err(ApiError::BadRequest(
+                "name a repository, a tag or a manifest to update".into(),
+            ))
+        }
+    };
+    Ok(Json(value.map_err(|e| ApiError::Internal(e.to_string()))?))
+}
+
 /// Deleting a repository, a manifest (by digest or by one of its tags: the manifest goes with
 /// all its tags) or just one tag.
 async fn delete(
@@ -88,9 +121,8 @@ async fn delete(
     who: Principal,
     Path(path): Path<String>,
 ) -> Result<Json<Deleted>, ApiError> {
-    let target = Target::parse(&path)?;
     let repos = &app.repositories;
-    let deleted = match target {
+    let deleted = match target(&path)? {
         Target::Repository(r) => repos.delete_repository(&who, &r).await?,
         Target::Tag(r, t) => repos.untag(&who, &r, &t).await?,
         Target::Manifest(r, m) => repos.delete_manifest(&who, &r, &m).await?,
@@ -109,7 +141,7 @@ mod tests {
 
     #[test]
     fn paths_split_at_the_underscore_segment() {
-        let t = |p: &str| Target::parse(p).ok();
+        let t = Target::parse;
         assert_eq!(t("app/web"), Some(Target::Repository("app/web".into())));
         assert_eq!(t("app/web/_tags"), Some(Target::Tags("app/web".into())));
         assert_eq!(

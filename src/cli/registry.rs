@@ -1,5 +1,5 @@
-//! `kiln registry repository list | show-tags | show-manifests | show | untag | delete` and
-//! `kiln registry gc`, in the vocabulary of `az acr repository`.
+//! `kiln registry repository list | show-tags | show-manifests | show | update | untag |
+//! delete` and `kiln registry gc`, in the vocabulary of `az acr repository`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
@@ -12,7 +12,8 @@ use super::format::{print_json, table, timestamp};
 use super::{CliError, OutputArgs, OutputFormat, ServerArgs};
 use crate::config::format_duration;
 use crate::wire::registry::{
-    Deleted, GcReport, GcRequest, Manifest, Repository, Tag, TagOrder, TagsQuery,
+    AttributesUpdate, ChangeableAttributes, Deleted, GcReport, GcRequest, Manifest, Repository,
+    Tag, TagOrder, TagsQuery,
 };
 
 #[derive(Debug, Subcommand)]
@@ -38,6 +39,9 @@ pub enum RepositoryCommand {
     ShowManifests(ShowManifestsArgs),
     /// Show a repository, or one image of it (`repo:tag` or `repo@digest`).
     Show(ShowArgs),
+    /// Lock or unlock a repository, a tag (`repo:tag`) or a manifest (`repo@digest`) against
+    /// overwriting and deletion, as `az acr repository update` does.
+    Update(UpdateArgs),
     /// Remove a tag; the manifest it points at stays.
     Untag(UntagArgs),
     /// Delete a repository, or an image (`repo:tag` or `repo@digest`) with all its tags.
@@ -78,6 +82,27 @@ pub struct ShowManifestsArgs {
 pub struct ShowArgs {
     /// `repo`, `repo:tag` or `repo@sha256:…`.
     pub image: String,
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("attributes")
+    .required(true)
+    .multiple(true)
+    .args(["write_enabled", "delete_enabled"])))]
+pub struct UpdateArgs {
+    /// `repo`, `repo:tag` or `repo@sha256:…`.
+    pub image: String,
+    /// `false`: a tag cannot be moved by a push, a repository takes no pushes, and neither
+    /// can be deleted.
+    #[arg(long, value_name = "BOOL")]
+    pub write_enabled: Option<bool>,
+    /// `false`: it cannot be deleted (nor, for a repository, anything in it).
+    #[arg(long, value_name = "BOOL")]
+    pub delete_enabled: Option<bool>,
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     #[command(flatten)]
@@ -164,6 +189,7 @@ pub async fn run(cmd: RegistryCommand) -> Result<(), CliError> {
         RegistryCommand::Repository(RepositoryCommand::ShowTags(a)) => show_tags(a).await,
         RegistryCommand::Repository(RepositoryCommand::ShowManifests(a)) => show_manifests(a).await,
         RegistryCommand::Repository(RepositoryCommand::Show(a)) => show(a).await,
+        RegistryCommand::Repository(RepositoryCommand::Update(a)) => update(a).await,
         RegistryCommand::Repository(RepositoryCommand::Untag(a)) => untag(a).await,
         RegistryCommand::Repository(RepositoryCommand::Delete(a)) => delete(a).await,
         RegistryCommand::Gc(a) => gc(a).await,
@@ -224,24 +250,38 @@ async fn show_tags(a: ShowTagsArgs) -> Result<(), CliError> {
             Ok(())
         }
         (OutputFormat::Table, true) => {
-            let rows: Vec<[String; 5]> = tags.iter().map(tag_row).collect();
-            print!(
-                "{}",
-                table(["TAG", "DIGEST", "CREATED", "LAST UPDATED", "RUN"], &rows)
-            );
+            let rows: Vec<[String; 7]> = tags.iter().map(tag_row).collect();
+            let header = [
+                "TAG",
+                "DIGEST",
+                "CREATED",
+                "LAST UPDATED",
+                "WRITE",
+                "DELETE",
+                "RUN",
+            ];
+            print!("{}", table(header, &rows));
             Ok(())
         }
     }
 }
 
-fn tag_row(t: &Tag) -> [String; 5] {
+fn tag_row(t: &Tag) -> [String; 7] {
+    let [write, delete] = locks(&t.changeable_attributes);
     [
         t.name.clone(),
         t.digest.clone(),
         timestamp(t.created_time),
         timestamp(t.last_update_time),
+        write,
+        delete,
         t.run_id.clone().unwrap_or("-".into()),
     ]
+}
+
+/// `writeEnabled` and `deleteEnabled`, as the WRITE and DELETE columns show them.
+fn locks(a: &ChangeableAttributes) -> [String; 2] {
+    [a.write_enabled.to_string(), a.delete_enabled.to_string()]
 }
 
 async fn show_manifests(a: ShowManifestsArgs) -> Result<(), CliError> {
@@ -253,7 +293,7 @@ async fn show_manifests(a: ShowManifestsArgs) -> Result<(), CliError> {
         return print_json(&manifests);
     }
     if a.detail {
-        let rows: Vec<[String; 8]> = manifests.iter().map(manifest_row).collect();
+        let rows: Vec<[String; 10]> = manifests.iter().map(manifest_row).collect();
         let header = [
             "DIGEST",
             "TAGS",
@@ -262,6 +302,8 @@ async fn show_manifests(a: ShowManifestsArgs) -> Result<(), CliError> {
             "SIZE",
             "CREATED",
             "LAST UPDATED",
+            "WRITE",
+            "DELETE",
             "RUN",
         ];
         print!("{}", table(header, &rows));
@@ -269,7 +311,7 @@ async fn show_manifests(a: ShowManifestsArgs) -> Result<(), CliError> {
         let rows: Vec<[String; 3]> = manifests
             .iter()
             .map(|m| {
-                let [digest, tags, .., updated, _] = manifest_row(m);
+                let [digest, tags, .., updated, _, _, _] = manifest_row(m);
                 [digest, tags, updated]
             })
             .collect();
@@ -278,8 +320,9 @@ async fn show_manifests(a: ShowManifestsArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn manifest_row(m: &Manifest) -> [String; 8] {
+fn manifest_row(m: &Manifest) -> [String; 10] {
     let or_dash = |s: String| if s.is_empty() { "-".into() } else { s };
+    let [write, delete] = locks(&m.changeable_attributes);
     [
         m.digest.clone(),
         or_dash(m.tags.join(",")),
@@ -288,6 +331,8 @@ fn manifest_row(m: &Manifest) -> [String; 8] {
         human_size(m.image_size),
         timestamp(m.created_time),
         timestamp(m.last_update_time),
+        write,
+        delete,
         m.run_id.clone().unwrap_or("-".into()),
     ]
 }
@@ -301,14 +346,17 @@ async fn show(a: ShowArgs) -> Result<(), CliError> {
         if a.output == OutputFormat::Json {
             return print_json(&r);
         }
+        let [write, delete] = locks(&r.changeable_attributes);
         let rows = [
             ("Repository:", r.name),
             ("Tags:", r.tag_count.to_string()),
             ("Manifests:", r.manifest_count.to_string()),
             ("Created:", timestamp(r.created_time)),
             ("Last updated:", timestamp(r.last_update_time)),
+            ("Write enabled:", write),
+            ("Delete enabled:", delete),
         ];
-        rows.iter().for_each(|(k, v)| println!("{k:<14} {v}"));
+        rows.iter().for_each(|(k, v)| println!("{k:<15} {v}"));
         return Ok(());
     };
     let m: Manifest = client
@@ -317,7 +365,8 @@ async fn show(a: ShowArgs) -> Result<(), CliError> {
     if a.output == OutputFormat::Json {
         return print_json(&m);
     }
-    let [digest, tags, media_type, platforms, size, created, updated, run] = manifest_row(&m);
+    let [digest, tags, media_type, platforms, size, created, updated, write, delete, run] =
+        manifest_row(&m);
     let rows = [
         ("Repository:", repo.to_string()),
         ("Digest:", digest),
@@ -328,8 +377,44 @@ async fn show(a: ShowArgs) -> Result<(), CliError> {
         ("Created:", created),
         ("Last updated:", updated),
         ("Pushed by run:", run),
+        ("Write enabled:", write),
+        ("Delete enabled:", delete),
     ];
     rows.iter().for_each(|(k, v)| println!("{k:<15} {v}"));
+    Ok(())
+}
+
+async fn update(a: UpdateArgs) -> Result<(), CliError> {
+    /// Whichever of repository, tag or manifest the server answers with: its attributes.
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Updated {
+        changeable_attributes: ChangeableAttributes,
+    }
+    let image = Image::parse(&a.image)?;
+    let api_path = match &image {
+        Image::Repository(r) => path(r, ""),
+        Image::Tag(r, t) => path(r, &format!("/_tags/{t}")),
+        Image::Digest(r, d) => path(r, &format!("/_manifests/{d}")),
+    };
+    let body = AttributesUpdate {
+        write_enabled: a.write_enabled,
+        delete_enabled: a.delete_enabled,
+        ..AttributesUpdate::default()
+    };
+    let client = KilnClient::new(&a.server)?;
+    let updated: serde_json::Value = client.patch_json(&api_path, &body).await?;
+    if a.output == OutputFormat::Json {
+        return print_json(&updated);
+    }
+    let Updated {
+        changeable_attributes: attributes,
+    } = serde_json::from_value(updated)
+        .map_err(|e| CliError::Server(format!("unexpected answer from the server: {e}")))?;
+    let [write, delete] = locks(&attributes);
+    println!("Updated {}", a.image);
+    println!("{:<15} {write}", "Write enabled:");
+    println!("{:<15} {delete}", "Delete enabled:");
     Ok(())
 }
 

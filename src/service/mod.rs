@@ -8,6 +8,7 @@ pub mod contexts;
 mod deferred_file;
 pub mod events;
 mod lifecycle;
+pub mod locks;
 pub mod logs;
 pub mod origin;
 mod positions;
@@ -92,4 +93,7 @@ pub enum ServiceError {
     /// A worker speaks a protocol this server no longer serves: it must be upgraded.
     #[error("{0}")]
     UpgradeRequired(String),
+    /// A lock (`writeEnabled`/`deleteEnabled`) refuses the change; the message names it.
+    #[error("{0}")]
+    Locked(String),
 }

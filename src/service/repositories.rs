@@ -1,11 +1,13 @@
-//! Registry management: what `kiln registry repository …` lists, shows and deletes. Every
-//! method authorises its caller on the repository (`list` filters by what the caller may
-//! pull). Deleting leaves blob bytes to garbage collection.
+//! Registry management: what `kiln registry repository …` lists, shows, locks and deletes.
+//! Every method authorises its caller on the repository (`list` filters by what the caller
+//! may pull). Deleting leaves blob bytes to garbage collection; locks refuse it
+//! (`service::locks`).
 
+use super::locks::{delete_refusal, validate, LockScope};
 use super::{to_time, ServiceError};
 use crate::access::{Action, Principal};
 use crate::store::{ManifestRow, RepositoryRow, Store, TagRow, TagSort};
-use crate::wire::registry::{Deleted, Manifest, Repository, Tag, TagOrder};
+use crate::wire::registry::{AttributesUpdate, Deleted, Manifest, Repository, Tag, TagOrder};
 
 pub struct RepositoryService {
     store: Store,
@@ -48,12 +50,7 @@ impl RepositoryService {
     ) -> Result<Vec<Tag>, ServiceError> {
         who.authorize(name, Action::Pull)?;
         self.find_repository(name).await?;
-        let sort = match order {
-            TagOrder::Name => TagSort::Name,
-            TagOrder::TimeDesc => TagSort::NewestFirst,
-            TagOrder::TimeAsc => TagSort::OldestFirst,
-        };
-        let rows = self.store.tags(name, sort).await?;
+        let rows = self.store.tags(name, order.into()).await?;
         Ok(rows.into_iter().map(tag).collect())
     }
 
@@ -101,6 +98,80 @@ impl RepositoryService {
             .ok_or_else(|| manifest_not_found(name, reference))
     }
 
+    /// Locks or unlocks a repository (`az acr repository update --repository`).
+    pub async fn update_repository(
+        &self,
+        who: &Principal,
+        name: &str,
+        update: &AttributesUpdate,
+    ) -> Result<Repository, ServiceError> {
+        self.set_locks(who, name, LockScope::Repository, update, || {
+            repository_not_found(name)
+        })
+        .await?;
+        self.find_repository(name).await
+    }
+
+    /// Locks or unlocks a tag (`az acr repository update --image repo:tag`).
+    pub async fn update_tag(
+        &self,
+        who: &Principal,
+        name: &str,
+        tag_name: &str,
+        update: &AttributesUpdate,
+    ) -> Result<Tag, ServiceError> {
+        self.set_locks(who, name, LockScope::Tag(tag_name), update, || {
+            tag_not_found(name, tag_name)
+        })
+        .await?;
+        self.find_tag(name, tag_name).await
+    }
+
+    /// Locks or unlocks a manifest, named by digest or by one of its tags.
+    pub async fn update_manifest(
+        &self,
+        who: &Principal,
+        name: &str,
+        reference: &str,
+        update: &AttributesUpdate,
+    ) -> Result<Manifest, ServiceError> {
+        who.authorize(name, Action::Delete)?;
+        let digest = self.resolve(name, reference).await?;
+        self.set_locks(who, name, LockScope::Manifest(&digest), update, || {
+            manifest_not_found(name, reference)
+        })
+        .await?;
+        self.manifest(who, name, &digest).await
+    }
+
+    /// Changing a lock needs the delete role on the repository: a lock decides what may be
+    /// deleted or overwritten, so it belongs to whoever may delete there. The push role alone
+    /// must not lift the lock that keeps a released tag from being overwritten.
+    async fn set_locks(
+        &self,
+        who: &Principal,
+        name: &str,
+        scope: LockScope<'_>,
+        update: &AttributesUpdate,
+        missing: impl FnOnce() -> ServiceError,
+    ) -> Result<(), ServiceError> {
+        who.authorize(name, Action::Delete)?;
+        validate(update).map_err(ServiceError::Invalid)?;
+        self.store
+            .set_attributes(name, scope, update.write_enabled, update.delete_enabled)
+            .await?
+            .ok_or_else(missing)?;
+        Ok(())
+    }
+
+    /// Refuses, with the lock's name, a delete that a lock forbids.
+    async fn refuse_locked(&self, name: &str, scope: LockScope<'_>) -> Result<(), ServiceError> {
+        match delete_refusal(&self.store, name, scope).await? {
+            Some(refusal) => Err(ServiceError::Locked(refusal)),
+            None => Ok(()),
+        }
+    }
+
     pub async fn untag(
         &self,
         who: &Principal,
@@ -108,6 +179,7 @@ impl RepositoryService {
         tag_name: &str,
     ) -> Result<Deleted, ServiceError> {
         who.authorize(name, Action::Delete)?;
+        self.refuse_locked(name, LockScope::Tag(tag_name)).await?;
         if !self.store.delete_tag(name, tag_name).await? {
             return Err(tag_not_found(name, tag_name));
         }
@@ -127,6 +199,8 @@ impl RepositoryService {
     ) -> Result<Deleted, ServiceError> {
         who.authorize(name, Action::Delete)?;
         let digest = self.resolve(name, reference).await?;
+        self.refuse_locked(name, LockScope::Manifest(&digest))
+            .await?;
         let tags = self
             .store
             .delete_manifest_with_tags(name, &digest)
@@ -144,6 +218,7 @@ impl RepositoryService {
         name: &str,
     ) -> Result<Deleted, ServiceError> {
         who.authorize(name, Action::Delete)?;
+        self.refuse_locked(name, LockScope::Repository).await?;
         let (manifests, tags) = self
             .store
             .delete_repository(name)
@@ -161,6 +236,16 @@ impl RepositoryService {
     }
 }
 
+impl From<TagOrder> for TagSort {
+    fn from(order: TagOrder) -> TagSort {
+        match order {
+            TagOrder::Name => TagSort::Name,
+            TagOrder::TimeDesc => TagSort::NewestFirst,
+            TagOrder::TimeAsc => TagSort::OldestFirst,
+        }
+    }
+}
+
 fn repository_not_found(name: &str) -> ServiceError {
     ServiceError::NotFound(format!("repository '{name}' not found"))
 }
@@ -175,13 +260,14 @@ fn manifest_not_found(name: &str, reference: &str) -> ServiceError {
     ))
 }
 
-fn repository(r: RepositoryRow) -> Repository {
+pub(crate) fn repository(r: RepositoryRow) -> Repository {
     Repository {
         name: r.name,
         tag_count: r.tag_count.max(0) as u64,
         manifest_count: r.manifest_count.max(0) as u64,
         created_time: to_time(r.created_at),
         last_update_time: to_time(r.updated_at),
+        changeable_attributes: r.attributes.into(),
     }
 }
 
@@ -192,6 +278,7 @@ fn tag(t: TagRow) -> Tag {
         created_time: to_time(t.created_at),
         last_update_time: to_time(t.updated_at),
         run_id: t.run_id,
+        changeable_attributes: t.attributes.into(),
     }
 }
 
@@ -203,10 +290,7 @@ fn manifest(m: ManifestRow) -> Result<Manifest, ServiceError> {
         )))
     })?;
     Ok(Manifest {
-        tags: m
-            .tags
-            .map(|t| t.split(',').map(str::to_string).collect())
-            .unwrap_or_default(),
+        tags: split_list(m.tags),
         digest: m.digest,
         media_type: m.media_type,
         platforms,
@@ -214,7 +298,15 @@ fn manifest(m: ManifestRow) -> Result<Manifest, ServiceError> {
         created_time: to_time(m.created_at),
         last_update_time: to_time(m.updated_at),
         run_id: m.run_id,
+        changeable_attributes: m.attributes.into(),
     })
+}
+
+/// A list the query joined with commas (tag names, digests: neither holds a comma).
+pub(crate) fn split_list(joined: Option<String>) -> Vec<String> {
+    joined
+        .map(|t| t.split(',').map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

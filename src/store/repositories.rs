@@ -5,7 +5,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::events::{self, Event};
-use super::registry::delete_in_repository;
+use super::registry::{delete_in_repository, Attributes};
 use super::{Store, StoreError};
 
 #[derive(Debug, Clone)]
@@ -15,6 +15,7 @@ pub struct RepositoryRow {
     pub manifest_count: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    pub attributes: Attributes,
 }
 
 #[derive(Debug, Clone)]
@@ -24,6 +25,7 @@ pub struct TagRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub run_id: Option<String>,
+    pub attributes: Attributes,
 }
 
 #[derive(Debug, Clone)]
@@ -39,10 +41,15 @@ pub struct ManifestRow {
     pub run_id: Option<String>,
     /// Its tags, comma-joined by the query.
     pub tags: Option<String>,
+    /// The manifests an index lists, comma-joined by the query.
+    pub children: Option<String>,
+    /// The manifest this one refers to (OCI 1.1 `subject`).
+    pub subject: Option<String>,
+    pub attributes: Attributes,
 }
 
 /// Tag orderings; the SQL is chosen here so callers cannot inject any.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TagSort {
     Name,
     NewestFirst,
@@ -50,11 +57,18 @@ pub enum TagSort {
 }
 
 const REPOSITORY_COLUMNS: &str = "r.name, r.created_at, r.updated_at,
+    r.write_enabled, r.delete_enabled,
     (SELECT COUNT(*) FROM tags t WHERE t.repository_id = r.id) AS tag_count,
     (SELECT COUNT(*) FROM manifests m WHERE m.repository_id = r.id) AS manifest_count";
 
-const MANIFEST_COLUMNS: &str = "m.digest, m.media_type, m.platforms, m.created_at, m.updated_at,
-    m.run_id,
+pub(super) const TAG_COLUMNS: &str = "t.name, t.manifest_digest, t.created_at, t.updated_at,
+    t.run_id, t.write_enabled, t.delete_enabled";
+
+pub(super) const MANIFEST_COLUMNS: &str = "m.digest, m.media_type, m.platforms, m.created_at,
+    m.updated_at, m.run_id, m.subject, m.write_enabled, m.delete_enabled,
+    (SELECT GROUP_CONCAT(mr.child_digest, ',') FROM manifest_references mr
+        WHERE mr.repository_id = m.repository_id AND mr.manifest_digest = m.digest
+          AND mr.child_kind = 'manifest') AS children,
     m.size + COALESCE((SELECT SUM(b.size) FROM manifest_references mr JOIN blobs b
         ON b.digest = mr.child_digest
         WHERE mr.repository_id = m.repository_id AND mr.manifest_digest = m.digest
@@ -86,8 +100,7 @@ impl Store {
             TagSort::OldestFirst => "t.updated_at ASC, t.name",
         };
         let sql = format!(
-            "SELECT t.name, t.manifest_digest, t.created_at, t.updated_at, t.run_id
-             FROM tags t JOIN repositories r ON r.id = t.repository_id
+            "SELECT {TAG_COLUMNS} FROM tags t JOIN repositories r ON r.id = t.repository_id
              WHERE r.name = ? ORDER BY {order}"
         );
         let rows = sqlx::query(&sql)
@@ -98,15 +111,15 @@ impl Store {
     }
 
     pub async fn tag(&self, repository: &str, tag: &str) -> Result<Option<TagRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT t.name, t.manifest_digest, t.created_at, t.updated_at, t.run_id
-             FROM tags t JOIN repositories r ON r.id = t.repository_id
-             WHERE r.name = ? AND t.name = ?",
-        )
-        .bind(repository)
-        .bind(tag)
-        .fetch_optional(&self.pool)
-        .await?;
+        let sql = format!(
+            "SELECT {TAG_COLUMNS} FROM tags t JOIN repositories r ON r.id = t.repository_id
+             WHERE r.name = ? AND t.name = ?"
+        );
+        let row = sqlx::query(&sql)
+            .bind(repository)
+            .bind(tag)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(tag_row).transpose()
     }
 
@@ -216,27 +229,29 @@ impl Store {
     }
 }
 
-fn repository_row(r: &SqliteRow) -> Result<RepositoryRow, StoreError> {
+pub(super) fn repository_row(r: &SqliteRow) -> Result<RepositoryRow, StoreError> {
     Ok(RepositoryRow {
         name: r.try_get("name")?,
         tag_count: r.try_get("tag_count")?,
         manifest_count: r.try_get("manifest_count")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        attributes: Attributes::from_row(r)?,
     })
 }
 
-fn tag_row(r: &SqliteRow) -> Result<TagRow, StoreError> {
+pub(super) fn tag_row(r: &SqliteRow) -> Result<TagRow, StoreError> {
     Ok(TagRow {
         name: r.try_get("name")?,
         digest: r.try_get("manifest_digest")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         run_id: r.try_get("run_id")?,
+        attributes: Attributes::from_row(r)?,
     })
 }
 
-fn manifest_row(r: &SqliteRow) -> Result<ManifestRow, StoreError> {
+pub(super) fn manifest_row(r: &SqliteRow) -> Result<ManifestRow, StoreError> {
     Ok(ManifestRow {
         digest: r.try_get("digest")?,
         media_type: r.try_get("media_type")?,
@@ -246,5 +261,8 @@ fn manifest_row(r: &SqliteRow) -> Result<ManifestRow, StoreError> {
         updated_at: r.try_get("updated_at")?,
         run_id: r.try_get("run_id")?,
         tags: r.try_get("tags")?,
+        children: r.try_get("children")?,
+        subject: r.try_get("subject")?,
+        attributes: Attributes::from_row(r)?,
     })
 }

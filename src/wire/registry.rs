@@ -12,6 +12,8 @@ pub struct Repository {
     pub manifest_count: u64,
     pub created_time: DateTime<Utc>,
     pub last_update_time: DateTime<Utc>,
+    #[serde(default)]
+    pub changeable_attributes: ChangeableAttributes,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,6 +25,8 @@ pub struct Tag {
     pub last_update_time: DateTime<Utc>,
     /// The build run that pushed the tag, when a run did.
     pub run_id: Option<String>,
+    #[serde(default)]
+    pub changeable_attributes: ChangeableAttributes,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +42,47 @@ pub struct Manifest {
     pub created_time: DateTime<Utc>,
     pub last_update_time: DateTime<Utc>,
     pub run_id: Option<String>,
+    #[serde(default)]
+    pub changeable_attributes: ChangeableAttributes,
+}
+
+/// ACR's `changeableAttributes`: the locks on a repository, tag or manifest. Kiln keeps
+/// `writeEnabled` and `deleteEnabled`; reading and listing are governed by tokens, so
+/// `readEnabled` and `listEnabled` are always true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeableAttributes {
+    pub delete_enabled: bool,
+    pub write_enabled: bool,
+    pub read_enabled: bool,
+    pub list_enabled: bool,
+}
+
+impl Default for ChangeableAttributes {
+    fn default() -> ChangeableAttributes {
+        ChangeableAttributes {
+            delete_enabled: true,
+            write_enabled: true,
+            read_enabled: true,
+            list_enabled: true,
+        }
+    }
+}
+
+/// `PATCH` of a repository, tag or manifest (`/api/registry/repositories/…` and
+/// `/acr/v1/…`), as `az acr repository update` sends it: the attributes to change. Kiln
+/// cannot turn reading or listing off, so those two may only be sent as `true`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttributesUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_enabled: Option<bool>,
 }
 
 /// `GET /api/registry/repositories/<name>/_tags?orderby=…`.

@@ -87,7 +87,7 @@ fn url_escape(s: &str) -> String {
     s.replace('/', "%2F")
 }
 
-fn with_link(mut resp: Response, link: Option<HeaderValue>) -> Response {
+pub(super) fn with_link(mut resp: Response, link: Option<HeaderValue>) -> Response {
     if let Some(link) = link {
         resp.headers_mut().insert(LINK, link);
     }

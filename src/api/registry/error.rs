@@ -58,6 +58,7 @@ impl From<RegistryError> for V2Error {
             E::ManifestTooLarge => oci(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
             E::ManifestBlobUnknown(_) => oci(StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
             E::ManifestUnknown(_) => oci(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
+            E::Locked(_) => oci(StatusCode::FORBIDDEN, "DENIED"),
             E::Access { error, scope } => access_refused(error, scope),
             E::Store(_) | E::Io(_) => {
                 tracing::error!(error = %e, "registry request failed");

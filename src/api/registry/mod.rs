@@ -4,6 +4,7 @@
 //! extract, delegate to `RegistryService` with the caller's principal (the service
 //! authorises) and map a refusal to the OCI challenge or DENIED.
 
+mod acr_metadata;
 mod blobs;
 mod discovery;
 mod error;
@@ -38,6 +39,7 @@ pub fn routes() -> Router<App> {
         .route("/v2/", any(dispatch))
         .route("/v2/{*path}", any(dispatch))
         .route("/api/registry/gc", post(gc::collect))
+        .merge(acr_metadata::routes())
 }
 
 /// What every registry handler gets.

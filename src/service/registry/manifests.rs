@@ -8,6 +8,7 @@ use super::digest::{Algorithm, Digest, Hasher};
 use super::manifest::{self, config_platform, IMAGE_CONFIGS};
 use super::{Reference, RegistryError, RegistryService, RepoName, MAX_MANIFEST_BYTES};
 use crate::access::{Action, Principal};
+use crate::service::locks::{delete_refusal, push_refusal, LockScope};
 use crate::store::registry::{ManifestRow, NewManifest};
 
 /// Image configs read for their platform are small; larger ones are left unread.
@@ -59,6 +60,15 @@ impl RegistryService {
             super::blobs::verify(expected, &digest)?;
         }
         let parsed = manifest::parse(&body, content_type)?;
+        let tag = match reference {
+            Reference::Tag(t) => Some(t.as_str()),
+            Reference::Digest(_) => None,
+        };
+        if let Some(refusal) =
+            push_refusal(&self.store, repo.as_str(), tag, digest.as_str()).await?
+        {
+            return Err(RegistryError::Locked(refusal));
+        }
         if let Some(missing) = self
             .store
             .missing_reference(repo.as_str(), &parsed.references)
@@ -75,10 +85,6 @@ impl RegistryService {
         file.write_all(&body).await?;
         file.sync_data().await?;
         drop(file);
-        let tag = match reference {
-            Reference::Tag(t) => Some(t.as_str()),
-            Reference::Digest(_) => None,
-        };
         let row = NewManifest {
             repository: repo.as_str(),
             digest: digest.as_str(),
@@ -160,6 +166,13 @@ impl RegistryService {
         reference: &Reference,
     ) -> Result<(), RegistryError> {
         authorize(who, repo, &[Action::Delete])?;
+        let scope = match reference {
+            Reference::Tag(t) => LockScope::Tag(t.as_str()),
+            Reference::Digest(d) => LockScope::Manifest(d.as_str()),
+        };
+        if let Some(refusal) = delete_refusal(&self.store, repo.as_str(), scope).await? {
+            return Err(RegistryError::Locked(refusal));
+        }
         let deleted = match reference {
             Reference::Tag(t) => self.store.delete_tag(repo.as_str(), t.as_str()).await?,
             Reference::Digest(d) => {

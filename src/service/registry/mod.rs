@@ -17,6 +17,7 @@ mod download;
 mod gc;
 mod manifest;
 mod manifests;
+mod metadata;
 mod names;
 mod ranges;
 mod uploads;
@@ -26,6 +27,7 @@ pub use digest::{Algorithm, Digest};
 pub use discovery::{Page, Referrer};
 pub use manifest::OCI_INDEX;
 pub use manifests::{PushedManifest, StoredManifest};
+pub use metadata::{MetadataPage, DEFAULT_PAGE, MAX_PAGE};
 pub use names::{parse_digest, Reference, RepoName, Tag};
 pub use ranges::{parse_content_range, ByteRange};
 pub use uploads::UploadStatus;
@@ -74,6 +76,10 @@ pub enum RegistryError {
     ManifestBlobUnknown(String),
     #[error("manifest '{0}' is not known")]
     ManifestUnknown(String),
+    /// A lock (`writeEnabled`/`deleteEnabled`) refuses the push or delete; the message
+    /// names it.
+    #[error("{0}")]
+    Locked(String),
     #[error("upload interrupted: {0}")]
     Interrupted(String),
     /// The caller may not do this; `scope` is what a token for it would name in Docker's

@@ -4,11 +4,13 @@
 
 mod blobs;
 mod gc;
+mod locks;
 mod manifests;
 mod tags;
 mod uploads;
 
 pub use gc::Unreferenced;
+pub use locks::{Attributes, Lock, LockKind, LockScope};
 pub use manifests::{ManifestRow, NewManifest, Reference, ReferrerRow};
 pub use uploads::UploadRow;
 
