@@ -136,6 +136,21 @@ pub enum KeepReason {
         /// The tag.
         tag: String,
     },
+    /// A tag in a registry that deletes a tag only with its manifest (the distribution API
+    /// without DELETE by tag), whose manifest stays.
+    ManifestStays {
+        /// The manifest.
+        digest: String,
+        /// Why it stays.
+        because: Box<KeepReason>,
+    },
+    /// Has other tags that stay.
+    OtherTags {
+        /// One of them.
+        tag: String,
+    },
+    /// Untagged, in a purge not asked to delete untagged manifests (no `--untagged`).
+    NotAsked,
 }
 
 /// A tag to delete.
