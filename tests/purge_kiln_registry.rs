@@ -103,7 +103,6 @@ async fn the_distribution_adapter_answers_kilns_token_challenge() {
 }
 
 #[tokio::test]
-#[ignore = "needs Kiln's /acr/v1 metadata API (helper L's branch): run after merging it"]
 async fn kilns_adapter_deletes_tags_alone_by_their_update_time() {
     let server = TestServer::start().await;
     let shared = push_aged(&server, "app/web", "dev-1", 5).await;
@@ -145,7 +144,6 @@ async fn kilns_adapter_deletes_tags_alone_by_their_update_time() {
 }
 
 #[tokio::test]
-#[ignore = "needs Kiln's /acr/v1 metadata API (helper L's branch): run after merging it"]
 async fn a_caller_without_delete_on_a_reached_repository_is_refused_before_any_deletion() {
     let server = TestServer::start().await;
     for repo in ["app/api", "app/web"] {
