@@ -299,3 +299,40 @@ async fn the_metadata_api_takes_registry_credentials_and_needs_pull() {
         .unwrap();
     assert_eq!(unknown.status(), 404);
 }
+
+/// A purge runs as a run: its worker reads the metadata with the run's credentials
+/// (`Basic kiln-run:<password>`), which allow what the run's submitter may pull.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_credentials_read_the_metadata() {
+    let server = TestServer::start_with(|a| a.workers = 0).await;
+    let base = &server.url;
+    let host = base.trim_start_matches("http://");
+    push_image(&server.http(), base, "app/web", "v1", "one").await;
+    let (status, body) = server.upload_context(common::tar_gz_of_dockerfile()).await;
+    assert_eq!(status, 201, "{body}");
+    let uploaded: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let run = serde_json::json!({
+        "context": {"kind": "upload", "digest": uploaded["digest"]},
+        "images": [format!("{host}/app/web:ci")],
+    });
+    server.queue_run_as(server.owner_token(), &run).await;
+    let worker = server.create_token("host1", &["worker"], &[]).await;
+    let lease = server.lease_as(&server.http_as(&worker), "host1").await;
+    let credential = lease["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["registry"] == host)
+        .unwrap_or_else(|| panic!("no credentials for {host}: {lease:#}"));
+    assert_eq!(credential["username"], "kiln-run");
+    let password = credential["password"].as_str().unwrap();
+    let resp = Client::new()
+        .get(format!("{base}/acr/v1/app/web/_manifests"))
+        .basic_auth("kiln-run", Some(password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["manifests"][0]["tags"], serde_json::json!(["v1"]));
+}

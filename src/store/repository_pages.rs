@@ -39,14 +39,6 @@ impl Store {
         let Some(id) = self.repository_id(repository).await? else {
             return Ok(TagPage::NoRepository);
         };
-        let (after, order) = match sort {
-            TagSort::Name => ("t.name > ?3", "t.name"),
-            TagSort::NewestFirst => (
-                "(t.updated_at, t.name) < (?2, ?3)",
-                "t.updated_at DESC, t.name DESC",
-            ),
-            TagSort::OldestFirst => ("(t.updated_at, t.name) > (?2, ?3)", "t.updated_at, t.name"),
-        };
         let start = match (sort, last) {
             (TagSort::Name, _) => 0,
             (TagSort::NewestFirst, None) => i64::MAX,
@@ -65,11 +57,7 @@ impl Store {
                 }
             }
         };
-        let sql = format!(
-            "SELECT {TAG_COLUMNS} FROM tags t WHERE t.repository_id = ?1 AND {after}
-             ORDER BY {order} LIMIT ?4"
-        );
-        let rows = sqlx::query(&sql)
+        let rows = sqlx::query(&tag_page_sql(sort))
             .bind(id)
             .bind(start)
             .bind(last.unwrap_or(""))
@@ -108,5 +96,118 @@ impl Store {
             .map(manifest_row)
             .collect::<Result<_, _>>()
             .map(Some)
+    }
+}
+
+/// The page after (`?2` update time, `?3` name) in repository `?1`, `?4` tags at most: a
+/// range of the primary key or of `tags_by_update`, read in index order.
+fn tag_page_sql(sort: TagSort) -> String {
+    let (after, order) = match sort {
+        TagSort::Name => ("t.name > ?3", "t.name"),
+        TagSort::NewestFirst => (
+            "(t.updated_at, t.name) < (?2, ?3)",
+            "t.updated_at DESC, t.name DESC",
+        ),
+        TagSort::OldestFirst => ("(t.updated_at, t.name) > (?2, ?3)", "t.updated_at, t.name"),
+    };
+    format!(
+        "SELECT {TAG_COLUMNS} FROM tags t WHERE t.repository_id = ?1 AND {after}
+         ORDER BY {order} LIMIT ?4"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::store::registry::NewManifest;
+
+    /// `tags` tags on one manifest, in one transaction, updated in name order two at a time.
+    async fn seed(store: &Store, tags: usize) {
+        let manifest = NewManifest {
+            repository: "app/web",
+            digest: "sha256:aa",
+            media_type: "application/vnd.oci.image.manifest.v1+json",
+            size: 2,
+            artifact_type: None,
+            subject: None,
+            annotations: None,
+            platforms: &[],
+            references: &[],
+            tag: None,
+            run_id: None,
+            now: 0,
+        };
+        store.put_manifest(&manifest).await.unwrap().unwrap();
+        let mut tx = store.pool.begin().await.unwrap();
+        for i in 0..tags {
+            // Pairs share a time, so ties are broken by name.
+            let time = (i / 2 * 2) as i64;
+            sqlx::query(
+                "INSERT INTO tags (repository_id, name, manifest_digest, created_at, updated_at)
+                 VALUES (1, ?, 'sha256:aa', ?, ?)",
+            )
+            .bind(format!("t{i:05}"))
+            .bind(time)
+            .bind(time)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+
+    async fn every_page(store: &Store, sort: TagSort, n: u32) -> Vec<String> {
+        let mut names = Vec::new();
+        loop {
+            let last = names.last().cloned();
+            let TagPage::Tags(rows) = store
+                .tag_page("app/web", sort, last.as_deref(), n)
+                .await
+                .unwrap()
+            else {
+                panic!("no page after {last:?}");
+            };
+            let done = rows.len() < n as usize;
+            names.extend(rows.into_iter().map(|r| r.name));
+            if done {
+                return names;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_of_ten_thousand_tags_are_index_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kiln.db")).await.unwrap();
+        seed(&store, 10_000).await;
+        for sort in [TagSort::Name, TagSort::NewestFirst, TagSort::OldestFirst] {
+            let sql = format!("EXPLAIN QUERY PLAN {}", tag_page_sql(sort));
+            let explain = sqlx::query(&sql)
+                .bind(1_i64)
+                .bind(0_i64)
+                .bind("")
+                .bind(100_i64);
+            let plan = crate::store::query_plan(&store, explain).await;
+            assert!(
+                plan.iter()
+                    .all(|d| d.starts_with("SEARCH") && !d.contains("TEMP B-TREE")),
+                "{sort:?}: {plan:?}"
+            );
+        }
+        let started = Instant::now();
+        let newest = every_page(&store, TagSort::NewestFirst, 1000).await;
+        let elapsed = started.elapsed();
+        let mut expected: Vec<String> = (0..10_000).map(|i| format!("t{i:05}")).collect();
+        expected.reverse();
+        assert_eq!(newest, expected);
+        let oldest = every_page(&store, TagSort::OldestFirst, 999).await;
+        expected.reverse();
+        assert_eq!(oldest, expected);
+        assert_eq!(every_page(&store, TagSort::Name, 1000).await, expected);
+        eprintln!("10,000 tags newest first in pages of 1000: {elapsed:?}");
+        let gone = store.tag_page("app/web", TagSort::NewestFirst, Some("gone"), 10);
+        assert!(matches!(gone.await.unwrap(), TagPage::LastUnknown));
     }
 }
