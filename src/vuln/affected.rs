@@ -4,7 +4,8 @@
 //!
 //! - An `affected[]` entry applies when its ecosystem equals the package's (a `Debian:12`
 //!   record, Debian 12 packages only) and the names match after normalisation.
-//! - The version is affected when it is in `versions`, or inside any `SEMVER` or
+//! - The version is affected when it is in `versions` (the same string, as the spec's
+//!   `v == version` and osv-scanner compare it), or inside any `SEMVER` or
 //!   `ECOSYSTEM` range: events sorted by version (`introduced: "0"` first), `introduced`
 //!   opens, `fixed` closes at that version, `last_affected` closes after it, and the range
 //!   counts only below one of its `limit`s, if it has any. `GIT` ranges describe commits,
@@ -29,7 +30,9 @@ pub struct Package {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Affected; `fixed` is the lowest fixed version above the installed one, if any.
-    Affected { fixed: Option<String> },
+    Affected {
+        fixed: Option<String>,
+    },
     NotAffected,
     /// The record names the package but Kiln cannot tell: a version it cannot parse or an
     /// ecosystem whose order it does not know.
@@ -53,7 +56,9 @@ pub fn evaluate(record: &Record, package: &Package) -> Verdict {
     let name = package.ecosystem.normalise_name(&package.name);
     let mut unknown = None;
     for affected in &record.affected {
-        let Some(named) = &affected.package else { continue };
+        let Some(named) = &affected.package else {
+            continue;
+        };
         if Ecosystem::parse(&named.ecosystem) != package.ecosystem
             || package.ecosystem.normalise_name(&named.name) != name
         {
@@ -68,43 +73,72 @@ pub fn evaluate(record: &Record, package: &Package) -> Verdict {
     unknown.map_or(Verdict::NotAffected, Verdict::Unknown)
 }
 
-/// One `affected[]` entry whose package matches.
+/// One `affected[]` entry whose package matches. The installed version is parsed once, in
+/// the ecosystem's order, and compared with every range event.
 fn evaluate_affected(affected: &Affected, package: &Package) -> Verdict {
-    let ecosystem = &package.ecosystem;
-    let mut unknown = None;
-    let mut listed = false;
-    for listed_version in &affected.versions {
-        // The spec's `v == version`: the same string, or equal in the ecosystem's order.
-        let equal = listed_version == &package.version
-            || ecosystem
-                .family()
-                .is_some_and(|f| f.compare(listed_version, &package.version) == Ok(Ordering::Equal));
-        listed |= equal;
+    match package.ecosystem.family() {
+        Some(Family::Dpkg) => evaluate_in::<Dpkg>(affected, package),
+        Some(Family::Apk) => evaluate_in::<Apk>(affected, package),
+        Some(Family::Pep440) => evaluate_in::<Pep440>(affected, package),
+        Some(Family::SemVer) => evaluate_in::<SemVer>(affected, package),
+        Some(Family::Go) => evaluate_in::<Go>(affected, package),
+        None => {
+            let listed = affected.versions.contains(&package.version);
+            let ranges = affected.ranges.iter().filter_map(|range| match range.kind {
+                RangeKind::Semver => Some(semver_range(range, package)),
+                RangeKind::Ecosystem => Some(Err(UnknownReason::UnsupportedEcosystem(
+                    package.ecosystem.to_string(),
+                ))),
+                RangeKind::Git | RangeKind::Unknown => None,
+            });
+            combine(listed, ranges)
+        }
     }
-    let mut fixed_for_listed = None;
-    for range in &affected.ranges {
-        let family = match range.kind {
-            RangeKind::Semver => ecosystem.semver_family(),
-            RangeKind::Ecosystem => match ecosystem.family() {
-                Some(family) => family,
-                None => {
-                    unknown.get_or_insert(UnknownReason::UnsupportedEcosystem(ecosystem.to_string()));
-                    continue;
-                }
-            },
-            RangeKind::Git | RangeKind::Unknown => continue,
-        };
-        match in_range(family, range, &package.version) {
+}
+
+/// `evaluate_affected` for an ecosystem ordered by `S`.
+fn evaluate_in<S: Scheme>(affected: &Affected, package: &Package) -> Verdict {
+    let installed = S::parse(&package.version);
+    let listed = affected.versions.contains(&package.version);
+    let semver_is_native = package.ecosystem.family() == Some(package.ecosystem.semver_family());
+    let ranges = affected.ranges.iter().filter_map(|range| match range.kind {
+        RangeKind::Ecosystem => Some(in_range_of::<S>(range, &installed)),
+        RangeKind::Semver if semver_is_native => Some(in_range_of::<S>(range, &installed)),
+        RangeKind::Semver => Some(semver_range(range, package)),
+        RangeKind::Git | RangeKind::Unknown => None,
+    });
+    combine(listed, ranges)
+}
+
+/// A `SEMVER` range of an ecosystem whose own order is not SemVer (rare: PyPI, Debian).
+fn semver_range(range: &Range, package: &Package) -> Result<RangeVerdict, UnknownReason> {
+    match package.ecosystem.semver_family() {
+        Family::Go => in_range_of::<Go>(range, &Go::parse(&package.version)),
+        _ => in_range_of::<SemVer>(range, &SemVer::parse(&package.version)),
+    }
+}
+
+/// Affected if listed or inside a range (listed first, so a range can still name the fix);
+/// else unknown if a range could not be evaluated; else not affected.
+fn combine(
+    listed: bool,
+    ranges: impl Iterator<Item = Result<RangeVerdict, UnknownReason>>,
+) -> Verdict {
+    let (mut unknown, mut fixed_for_listed) = (None, None);
+    for range in ranges {
+        match range {
             Ok(RangeVerdict::Inside { fixed }) if !listed => return Verdict::Affected { fixed },
             Ok(RangeVerdict::Inside { fixed }) => fixed_for_listed = fixed_for_listed.or(fixed),
             Ok(RangeVerdict::Outside) => {}
-            Err(error) => {
-                unknown.get_or_insert(UnknownReason::UnparsableVersion(error));
+            Err(reason) => {
+                unknown.get_or_insert(reason);
             }
         }
     }
     if listed {
-        return Verdict::Affected { fixed: fixed_for_listed };
+        return Verdict::Affected {
+            fixed: fixed_for_listed,
+        };
     }
     unknown.map_or(Verdict::NotAffected, Verdict::Unknown)
 }
@@ -114,26 +148,39 @@ enum RangeVerdict {
     Outside,
 }
 
-fn in_range(family: Family, range: &Range, version: &str) -> Result<RangeVerdict, VersionError> {
-    match family {
-        Family::Dpkg => in_range_of::<Dpkg>(range, version),
-        Family::Apk => in_range_of::<Apk>(range, version),
-        Family::Pep440 => in_range_of::<Pep440>(range, version),
-        Family::SemVer => in_range_of::<SemVer>(range, version),
-        Family::Go => in_range_of::<Go>(range, version),
-    }
-}
-
 /// A parsed event bound: `introduced: "0"` is below everything, `limit: "*"` above.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Bound<V> {
     Zero,
     Version(V),
     Infinity,
 }
 
-fn in_range_of<S: Scheme>(range: &Range, version: &str) -> Result<RangeVerdict, VersionError> {
-    let v = Bound::Version(S::parse(version)?);
+impl<V: Ord> Bound<V> {
+    /// Where `v` stands relative to this bound.
+    fn position_of(&self, v: &V) -> Ordering {
+        match self {
+            Bound::Zero => Ordering::Greater,
+            Bound::Version(bound) => v.cmp(bound),
+            Bound::Infinity => Ordering::Less,
+        }
+    }
+
+    fn sort_key(&self) -> (u8, Option<&V>) {
+        match self {
+            Bound::Zero => (0, None),
+            Bound::Version(v) => (1, Some(v)),
+            Bound::Infinity => (2, None),
+        }
+    }
+}
+
+fn in_range_of<S: Scheme>(
+    range: &Range,
+    installed: &Result<S::Version, VersionError>,
+) -> Result<RangeVerdict, UnknownReason> {
+    let v = installed
+        .as_ref()
+        .map_err(|e| UnknownReason::UnparsableVersion(e.clone()))?;
     let mut events = Vec::with_capacity(range.events.len());
     for event in &range.events {
         let bound = match (event, event.version()) {
@@ -144,19 +191,22 @@ fn in_range_of<S: Scheme>(range: &Range, version: &str) -> Result<RangeVerdict, 
         events.push((bound, event));
     }
     // A stable sort: events at the same version keep the record's order.
-    events.sort_by(|a, b| a.0.cmp(&b.0));
+    events.sort_by(|a, b| a.0.sort_key().cmp(&b.0.sort_key()));
 
-    let limits: Vec<&Bound<S::Version>> =
-        events.iter().filter(|(_, e)| matches!(e, Event::Limit(_))).map(|(b, _)| b).collect();
-    if !limits.is_empty() && !limits.iter().any(|limit| v < **limit) {
+    let mut limits = events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Limit(_)))
+        .peekable();
+    if limits.peek().is_some() && !limits.any(|(limit, _)| limit.position_of(v).is_lt()) {
         return Ok(RangeVerdict::Outside);
     }
     let mut vulnerable = false;
     for (bound, event) in &events {
+        let position = bound.position_of(v);
         match event {
-            Event::Introduced(_) if v >= *bound => vulnerable = true,
-            Event::Fixed(_) if v >= *bound => vulnerable = false,
-            Event::LastAffected(_) if v > *bound => vulnerable = false,
+            Event::Introduced(_) if position.is_ge() => vulnerable = true,
+            Event::Fixed(_) if position.is_ge() => vulnerable = false,
+            Event::LastAffected(_) if position.is_gt() => vulnerable = false,
             _ => {}
         }
     }
@@ -165,7 +215,7 @@ fn in_range_of<S: Scheme>(range: &Range, version: &str) -> Result<RangeVerdict, 
     }
     let fixed = events
         .iter()
-        .find(|(bound, event)| matches!(event, Event::Fixed(_)) && *bound > v)
+        .find(|(bound, event)| matches!(event, Event::Fixed(_)) && bound.position_of(v).is_lt())
         .map(|(_, event)| event.version().to_string());
     Ok(RangeVerdict::Inside { fixed })
 }

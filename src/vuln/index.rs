@@ -73,7 +73,10 @@ impl Index {
 
     /// The records that affect `package` or may affect it, in the order they were added.
     pub fn matches(&self, package: &Package) -> Vec<Match<'_>> {
-        let key = (package.ecosystem.clone(), package.ecosystem.normalise_name(&package.name));
+        let key = (
+            package.ecosystem.clone(),
+            package.ecosystem.normalise_name(&package.name),
+        );
         let Some(positions) = self.by_package.get(&key) else {
             return Vec::new();
         };

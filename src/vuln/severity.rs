@@ -23,8 +23,14 @@ pub enum Level {
 
 impl Level {
     /// All levels, lowest first.
-    pub const ALL: [Level; 6] =
-        [Level::Unknown, Level::None, Level::Low, Level::Medium, Level::High, Level::Critical];
+    pub const ALL: [Level; 6] = [
+        Level::Unknown,
+        Level::None,
+        Level::Low,
+        Level::Medium,
+        Level::High,
+        Level::Critical,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -45,7 +51,9 @@ impl FromStr for Level {
         Level::ALL
             .into_iter()
             .find(|level| level.as_str().eq_ignore_ascii_case(text.trim()))
-            .ok_or_else(|| format!("unknown severity {text:?} (use one of none, low, medium, high, critical)"))
+            .ok_or_else(|| {
+                format!("unknown severity {text:?} (use one of none, low, medium, high, critical)")
+            })
     }
 }
 
@@ -66,7 +74,11 @@ pub struct Severity {
 }
 
 impl Severity {
-    pub const UNKNOWN: Severity = Severity { level: Level::Unknown, score: None, vector: None };
+    pub const UNKNOWN: Severity = Severity {
+        level: Level::Unknown,
+        score: None,
+        vector: None,
+    };
 }
 
 /// Scores one CVSS vector (`CVSS:3.1/AV:N/…`, `CVSS:4.0/…`, or a bare v2 vector).
@@ -81,7 +93,11 @@ pub fn of_vector(vector: &str) -> Severity {
         cvss::Severity::High => Level::High,
         cvss::Severity::Critical => Level::Critical,
     };
-    Severity { level, score: Some(cvss.score()), vector: Some(vector.trim().to_string()) }
+    Severity {
+        level,
+        score: Some(cvss.score()),
+        vector: Some(vector.trim().to_string()),
+    }
 }
 
 /// The severity of a list of scores: the newest CVSS version present that parses (v4, then
@@ -113,15 +129,27 @@ mod tests {
     use super::*;
 
     fn score(kind: &str, vector: &str) -> SeverityScore {
-        SeverityScore { kind: kind.into(), score: vector.into() }
+        SeverityScore {
+            kind: kind.into(),
+            score: vector.into(),
+        }
     }
 
     #[test]
     fn cvss_vectors_are_scored_and_banded() {
         let critical = of_vector("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H");
-        assert_eq!((critical.level, critical.score), (Level::Critical, Some(9.8)));
-        assert_eq!(of_vector("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N").level, Level::None);
-        assert_eq!(of_vector("CVSS:3.0/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N").level, Level::Low);
+        assert_eq!(
+            (critical.level, critical.score),
+            (Level::Critical, Some(9.8))
+        );
+        assert_eq!(
+            of_vector("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N").level,
+            Level::None
+        );
+        assert_eq!(
+            of_vector("CVSS:3.0/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N").level,
+            Level::Low
+        );
         let v4 = of_vector("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N");
         assert_eq!((v4.level, v4.score), (Level::Critical, Some(9.3)));
         // CVSS v2 has no "critical" band: 10.0 is high.
@@ -133,7 +161,10 @@ mod tests {
     fn the_newest_cvss_version_wins_and_words_are_not_scores() {
         let both = [
             score("CVSS_V3", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"),
-            score("CVSS_V4", "CVSS:4.0/AV:N/AC:H/AT:N/PR:N/UI:N/VC:L/VI:N/VA:N/SC:N/SI:N/SA:N"),
+            score(
+                "CVSS_V4",
+                "CVSS:4.0/AV:N/AC:H/AT:N/PR:N/UI:N/VC:L/VI:N/VA:N/SC:N/SI:N/SA:N",
+            ),
         ];
         assert_eq!(of_scores(&both).level, Level::Medium);
         assert_eq!(of_scores(&[score("Ubuntu", "high")]), Severity::UNKNOWN);

@@ -14,9 +14,15 @@ use super::Record;
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a readable zip archive: {source}")]
-    Zip { path: PathBuf, source: zip::result::ZipError },
+    Zip {
+        path: PathBuf,
+        source: zip::result::ZipError,
+    },
     #[error("{entry} is not an OSV record: {message}")]
     Parse { entry: String, message: String },
 }
@@ -41,14 +47,19 @@ pub fn read_path(path: &Path) -> Result<Records, ReadError> {
         read_zip(path)
     } else {
         let path = path.to_path_buf();
-        Ok(Records(Box::new(std::iter::once_with(move || read_file(&path)))))
+        Ok(Records(Box::new(std::iter::once_with(move || {
+            read_file(&path)
+        }))))
     }
 }
 
 /// Reads the `.json`/`.yaml`/`.yml` entries of an osv.dev bulk-export zip.
 pub fn read_zip(path: &Path) -> Result<Records, ReadError> {
     let file = File::open(path).map_err(|source| io(path, source))?;
-    let zip_error = |source| ReadError::Zip { path: path.to_path_buf(), source };
+    let zip_error = |source| ReadError::Zip {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(zip_error)?;
     let path = path.to_path_buf();
     let mut index = 0;
@@ -58,12 +69,22 @@ pub fn read_zip(path: &Path) -> Result<Records, ReadError> {
         }
         let mut entry = match archive.by_index(index) {
             Ok(entry) => entry,
-            Err(source) => return Some(Err(ReadError::Zip { path: path.clone(), source })),
+            Err(source) => {
+                return Some(Err(ReadError::Zip {
+                    path: path.clone(),
+                    source,
+                }))
+            }
         };
         index += 1;
         let name = match entry.name() {
             Ok(name) => name.to_string(),
-            Err(source) => return Some(Err(ReadError::Zip { path: path.clone(), source })),
+            Err(source) => {
+                return Some(Err(ReadError::Zip {
+                    path: path.clone(),
+                    source,
+                }))
+            }
         };
         if entry.is_dir() || !has_extension(Path::new(&name), RECORD_EXTENSIONS) {
             continue;
@@ -91,7 +112,9 @@ pub fn read_dir(dir: &Path) -> Result<Records, ReadError> {
         }
     }
     files.sort();
-    Ok(Records(Box::new(files.into_iter().map(|path| read_file(&path)))))
+    Ok(Records(Box::new(
+        files.into_iter().map(|path| read_file(&path)),
+    )))
 }
 
 const RECORD_EXTENSIONS: &[&str] = &["json", "yaml", "yml"];
@@ -108,7 +131,10 @@ fn parse(entry: &str, bytes: &[u8]) -> Result<Record, ReadError> {
     } else {
         serde_norway::from_slice(bytes).map_err(|e| e.to_string())
     };
-    parsed.map_err(|message| ReadError::Parse { entry: entry.to_string(), message })
+    parsed.map_err(|message| ReadError::Parse {
+        entry: entry.to_string(),
+        message,
+    })
 }
 
 fn has_extension(path: &Path, extensions: &[&str]) -> bool {
@@ -118,7 +144,10 @@ fn has_extension(path: &Path, extensions: &[&str]) -> bool {
 }
 
 fn io(path: &Path, source: std::io::Error) -> ReadError {
-    ReadError::Io { path: path.to_path_buf(), source }
+    ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -133,7 +162,10 @@ mod tests {
     fn unknown_fields_range_types_and_ecosystems_still_load() {
         let record = parse("TEST-1.json", RECORD.as_bytes()).unwrap();
         assert_eq!(record.id, "TEST-1");
-        assert_eq!(record.affected[0].ranges[0].kind, super::super::RangeKind::Unknown);
+        assert_eq!(
+            record.affected[0].ranges[0].kind,
+            super::super::RangeKind::Unknown
+        );
     }
 
     #[test]
@@ -142,7 +174,11 @@ mod tests {
         std::fs::create_dir(dir.path().join("nested")).unwrap();
         std::fs::write(dir.path().join("a.json"), RECORD).unwrap();
         std::fs::write(dir.path().join("b.json"), "{not json").unwrap();
-        std::fs::write(dir.path().join("nested/c.yaml"), "id: TEST-2\nmodified: 2024-01-02T03:04:05Z\n").unwrap();
+        std::fs::write(
+            dir.path().join("nested/c.yaml"),
+            "id: TEST-2\nmodified: 2024-01-02T03:04:05Z\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("README.md"), "not a record").unwrap();
         let results: Vec<_> = read_path(dir.path()).unwrap().collect();
         assert_eq!(results.len(), 3);
@@ -164,7 +200,10 @@ mod tests {
         writer.finish().unwrap();
         let ids: Vec<String> = read_path(&path).unwrap().map(|r| r.unwrap().id).collect();
         assert_eq!(ids, ["TEST-1"]);
-        let error = read_zip(&dir.path().join("missing.zip")).err().unwrap().to_string();
+        let error = read_zip(&dir.path().join("missing.zip"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(error.starts_with("cannot read "), "{error}");
     }
 }

@@ -137,8 +137,13 @@ struct Tokens<'a> {
 
 impl<'a> Tokens<'a> {
     fn new(version: &'a str) -> Self {
-        let mut tokens =
-            Tokens { rest: version, kind: Kind::InitialDigits, text: "", number: 0, suffix: Suffix::None };
+        let mut tokens = Tokens {
+            rest: version,
+            kind: Kind::InitialDigits,
+            text: "",
+            number: 0,
+            suffix: Suffix::None,
+        };
         tokens.take_digits();
         tokens
     }
@@ -149,9 +154,9 @@ impl<'a> Tokens<'a> {
         self.text = digits;
         self.rest = rest;
         // apk keeps the low 64 bits of an over-long number; so does this.
-        self.number = digits
-            .bytes()
-            .fold(0u64, |n, d| n.wrapping_mul(10).wrapping_add(u64::from(d - b'0')));
+        self.number = digits.bytes().fold(0u64, |n, d| {
+            n.wrapping_mul(10).wrapping_add(u64::from(d - b'0'))
+        });
         if digits.is_empty() {
             self.kind = Kind::Invalid;
         }
@@ -169,15 +174,24 @@ impl<'a> Tokens<'a> {
                 (self.text, self.rest) = self.rest.split_at(1);
                 self.kind = Kind::Letter;
             }
-            '.' | '0'..='9' if previous <= Kind::Digits || (first != '.' && previous == Kind::Suffix) => {
+            '.' | '0'..='9'
+                if previous <= Kind::Digits || (first != '.' && previous == Kind::Suffix) =>
+            {
                 if first == '.' {
                     self.rest = &self.rest[1..];
                 }
-                self.kind = if previous == Kind::Suffix { Kind::SuffixNumber } else { Kind::Digits };
+                self.kind = if previous == Kind::Suffix {
+                    Kind::SuffixNumber
+                } else {
+                    Kind::Digits
+                };
                 self.take_digits();
             }
             '_' if previous <= Kind::SuffixNumber => {
-                let name_len = self.rest[1..].bytes().take_while(u8::is_ascii_lowercase).count();
+                let name_len = self.rest[1..]
+                    .bytes()
+                    .take_while(u8::is_ascii_lowercase)
+                    .count();
                 let name = &self.rest[1..1 + name_len];
                 self.rest = &self.rest[1 + name_len..];
                 match Suffix::from_name(name) {
@@ -186,10 +200,17 @@ impl<'a> Tokens<'a> {
                 }
             }
             '~' if previous < Kind::CommitHash => {
-                let len = self.rest[1..].bytes().take_while(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')).count();
+                let len = self.rest[1..]
+                    .bytes()
+                    .take_while(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                    .count();
                 self.text = &self.rest[1..1 + len];
                 self.rest = &self.rest[1 + len..];
-                self.kind = if len == 0 { Kind::Invalid } else { Kind::CommitHash };
+                self.kind = if len == 0 {
+                    Kind::Invalid
+                } else {
+                    Kind::CommitHash
+                };
             }
             '-' if previous < Kind::Revision && self.rest.starts_with("-r") => {
                 self.rest = &self.rest[2..];

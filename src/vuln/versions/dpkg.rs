@@ -40,9 +40,13 @@ fn split(text: &str) -> Option<debversion::Version> {
         None => (rest, None),
     };
     let upstream_ok = upstream.starts_with(|c: char| c.is_ascii_digit())
-        && upstream.chars().all(|c| c.is_ascii_alphanumeric() || ".-+~:".contains(c));
-    let revision_ok = revision
-        .is_none_or(|r| r.chars().all(|c| c.is_ascii_alphanumeric() || ".+~".contains(c)));
+        && upstream
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-+~:".contains(c));
+    let revision_ok = revision.is_none_or(|r| {
+        r.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".+~".contains(c))
+    });
     (upstream_ok && revision_ok).then(|| debversion::Version {
         epoch,
         upstream_version: upstream.to_string(),

@@ -31,7 +31,11 @@ pub enum Ecosystem {
 impl Ecosystem {
     /// Reads an OSV ecosystem string; never fails, as new ecosystems keep appearing.
     pub fn parse(text: &str) -> Ecosystem {
-        let release = |prefix: &str| text.strip_prefix(prefix).filter(|r| !r.is_empty()).map(str::to_string);
+        let release = |prefix: &str| {
+            text.strip_prefix(prefix)
+                .filter(|r| !r.is_empty())
+                .map(str::to_string)
+        };
         if let Some(r) = release("Debian:") {
             return Ecosystem::Debian(r);
         }
@@ -128,12 +132,28 @@ mod tests {
 
     #[test]
     fn ecosystem_strings_round_trip_and_keep_the_release() {
-        for text in ["Debian:12", "Ubuntu:22.04:LTS", "Alpine:v3.19", "PyPI", "npm", "Go", "crates.io", "Maven", "Debian"] {
+        for text in [
+            "Debian:12",
+            "Ubuntu:22.04:LTS",
+            "Alpine:v3.19",
+            "PyPI",
+            "npm",
+            "Go",
+            "crates.io",
+            "Maven",
+            "Debian",
+        ] {
             assert_eq!(Ecosystem::parse(text).to_string(), text);
         }
         assert_ne!(Ecosystem::parse("Debian:12"), Ecosystem::parse("Debian:11"));
-        assert_eq!(Ecosystem::parse("Debian"), Ecosystem::Other("Debian".into()));
-        assert_eq!(Ecosystem::alpine_release("3.19.1\n"), Ecosystem::parse("Alpine:v3.19"));
+        assert_eq!(
+            Ecosystem::parse("Debian"),
+            Ecosystem::Other("Debian".into())
+        );
+        assert_eq!(
+            Ecosystem::alpine_release("3.19.1\n"),
+            Ecosystem::parse("Alpine:v3.19")
+        );
     }
 
     #[test]
@@ -146,6 +166,9 @@ mod tests {
         assert_eq!(pypi.normalise_name("a__b-._c"), "a-b-c");
         assert_eq!(pypi.normalise_name("ruamel.yaml"), "ruamel-yaml");
         assert_eq!(Ecosystem::Npm.normalise_name("@Scope/Pkg"), "@Scope/Pkg");
-        assert_eq!(Ecosystem::Go.normalise_name("github.com/BurntSushi/toml"), "github.com/BurntSushi/toml");
+        assert_eq!(
+            Ecosystem::Go.normalise_name("github.com/BurntSushi/toml"),
+            "github.com/BurntSushi/toml"
+        );
     }
 }

@@ -27,7 +27,9 @@ impl GoVersion {
             2 if bare.bytes().all(|b| b.is_ascii_digit() || b == b'.') => format!("{bare}.0"),
             _ => bare.to_string(),
         };
-        ::semver::Version::parse(&full).map(|v| GoVersion(SemVerVersion(v))).map_err(|_| error())
+        ::semver::Version::parse(&full)
+            .map(|v| GoVersion(SemVerVersion(v)))
+            .map_err(|_| error())
     }
 }
 
@@ -50,14 +52,25 @@ impl Scheme for Go {
 /// `1.21.4`, `go1.21` is `1.21.0`, `go1.21rc2` is `1.21.0-rc.2`. None for anything else.
 pub fn go_release_version(text: &str) -> Option<String> {
     let rest = text.strip_prefix("go")?;
-    let split = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+    let split = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
     let (release, pre) = rest.split_at(split);
     let parts: Vec<&str> = release.split('.').collect();
-    if parts.is_empty() || parts.len() > 3 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.is_empty()
+        || parts.len() > 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return None;
     }
     let patch = parts.get(2).copied().unwrap_or("0");
-    let core = format!("{}.{}.{patch}", parts[0], parts.get(1).copied().unwrap_or("0"));
+    let core = format!(
+        "{}.{}.{patch}",
+        parts[0],
+        parts.get(1).copied().unwrap_or("0")
+    );
     let version = match pre {
         "" => core,
         _ => {

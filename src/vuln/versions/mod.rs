@@ -15,12 +15,12 @@ mod tests;
 
 use std::cmp::Ordering;
 
+pub use self::semver::{SemVer, SemVerVersion};
 pub use apk::{Apk, ApkVersion};
 pub use dpkg::Dpkg;
 pub use ecosystem::Ecosystem;
 pub use go::{go_release_version, Go, GoVersion};
 pub use pep440::Pep440;
-pub use self::semver::{SemVer, SemVerVersion};
 
 /// One ecosystem's version syntax and order.
 pub trait Scheme {
@@ -44,7 +44,10 @@ pub struct VersionError {
 
 impl VersionError {
     pub(crate) fn new<S: Scheme>(version: &str) -> Self {
-        VersionError { scheme: S::NAME, version: version.to_string() }
+        VersionError {
+            scheme: S::NAME,
+            version: version.to_string(),
+        }
     }
 }
 

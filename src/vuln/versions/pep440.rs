@@ -13,6 +13,8 @@ impl Scheme for Pep440 {
 
     fn parse(text: &str) -> Result<pep440_rs::Version, VersionError> {
         // `packaging` ignores surrounding whitespace; pep440_rs does not.
-        text.trim().parse().map_err(|_| VersionError::new::<Self>(text))
+        text.trim()
+            .parse()
+            .map_err(|_| VersionError::new::<Self>(text))
     }
 }
