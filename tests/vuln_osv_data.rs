@@ -92,6 +92,11 @@ fn known_advisories_affect_known_versions_and_not_the_fixed_ones() {
         fixed("1.21.3")
     );
     assert_eq!(
+        evaluate(rapid_reset, &package("Go", "stdlib", "go1.21.1")),
+        fixed("1.21.3"),
+        "as a Go binary's build info names it"
+    );
+    assert_eq!(
         evaluate(rapid_reset, &package("Go", "stdlib", "1.20.9")),
         fixed("1.20.10")
     );

@@ -15,7 +15,9 @@
 use std::cmp::Ordering;
 
 use super::osv::{Affected, Event, Range, RangeKind, Record};
-use super::versions::{Apk, Dpkg, Ecosystem, Family, Go, Pep440, Scheme, SemVer, VersionError};
+use super::versions::{
+    go_release_version, Apk, Dpkg, Ecosystem, Family, Go, Pep440, Scheme, SemVer, VersionError,
+};
 
 /// An installed package as an inventory lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +55,18 @@ pub fn evaluate(record: &Record, package: &Package) -> Verdict {
     if record.withdrawn.is_some() {
         return Verdict::NotAffected;
     }
+    // Go binaries name their toolchain `go1.21.4`; OSV's `stdlib` records say `1.21.4`.
+    let release;
+    let package = match go_release(package) {
+        Some(version) => {
+            release = Package {
+                version,
+                ..package.clone()
+            };
+            &release
+        }
+        None => package,
+    };
     let name = package.ecosystem.normalise_name(&package.name);
     let mut unknown = None;
     for affected in &record.affected {
@@ -71,6 +85,13 @@ pub fn evaluate(record: &Record, package: &Package) -> Verdict {
         }
     }
     unknown.map_or(Verdict::NotAffected, Verdict::Unknown)
+}
+
+fn go_release(package: &Package) -> Option<String> {
+    let toolchain = matches!(package.name.as_str(), "stdlib" | "toolchain");
+    (package.ecosystem == Ecosystem::Go && toolchain)
+        .then(|| go_release_version(&package.version))
+        .flatten()
 }
 
 /// One `affected[]` entry whose package matches. The installed version is parsed once, in

@@ -227,6 +227,21 @@ fn alpine_and_go_use_their_own_orders() {
         ),
         Verdict::NotAffected
     );
+    // A Go binary names its toolchain `go1.21.4`; OSV's stdlib records say `1.21.4`.
+    let stdlib = ranged(
+        "Go",
+        "stdlib",
+        "SEMVER",
+        json!([{"introduced": "0"}, {"fixed": "1.21.5"}]),
+    );
+    assert_eq!(
+        evaluate(&stdlib, &package("Go", "stdlib", "go1.21.4")),
+        affected(Some("1.21.5"))
+    );
+    assert_eq!(
+        evaluate(&stdlib, &package("Go", "stdlib", "go1.21.5")),
+        Verdict::NotAffected
+    );
 }
 
 #[test]
