@@ -90,3 +90,50 @@ impl Index {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn record(id: &str, ecosystem: &str, name: &str, withdrawn: bool) -> Record {
+        let mut value = json!({"id": id, "modified": "2024-01-01T00:00:00Z", "affected": [
+            {"package": {"ecosystem": ecosystem, "name": name},
+             "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.0"}]}]}]});
+        if withdrawn {
+            value["withdrawn"] = json!("2024-02-01T00:00:00Z");
+        }
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn packages_are_looked_up_by_ecosystem_and_normalised_name() {
+        let index = Index::from_records([
+            record("A", "PyPI", "Foo_Bar", false),
+            record("B", "PyPI", "foo-bar", false),
+            record("C", "PyPI", "foo-bar", true),
+            record("D", "Debian:12", "foo-bar", false),
+        ]);
+        assert_eq!(index.len(), 3, "the withdrawn record is left out");
+        let package = Package {
+            ecosystem: Ecosystem::PyPI,
+            name: "Foo.Bar".into(),
+            version: "1.0".into(),
+        };
+        let ids: Vec<&str> = index
+            .matches(&package)
+            .iter()
+            .map(|m| m.record.id.as_str())
+            .collect();
+        assert_eq!(ids, ["A", "B"]);
+        let fixed = Package {
+            version: "2.0".into(),
+            ..package
+        };
+        assert!(index.matches(&fixed).is_empty());
+        assert!(index.covers(&Ecosystem::parse("Debian:12")));
+        assert!(!index.covers(&Ecosystem::parse("Debian:11")));
+        assert!(!index.covers(&Ecosystem::Npm));
+    }
+}
