@@ -3,7 +3,8 @@
 //!
 //! Layers: `api` (routes) → `service` (rules) → `store` (SQL); `access` is the access model
 //! all of them share. `context` packs and checks build
-//! contexts; `cli` is the command-line client; `wire` holds the API's JSON shapes.
+//! contexts; `cli` is the command-line client; `wire` holds the API's JSON shapes;
+//! `vuln` matches packages against OSV vulnerability records.
 
 pub mod access;
 pub mod api;
@@ -19,6 +20,7 @@ pub mod store;
 pub mod submission;
 pub mod taskfile;
 pub mod template;
+pub mod vuln;
 pub mod wire;
 
 /// Context packing and checking live in the worker crate, which workers and the CLI share.
