@@ -176,3 +176,53 @@ async fn a_caller_without_delete_on_a_reached_repository_is_refused_before_any_d
     assert_eq!(tags(&server, "app/api").await, ["dev-1"]);
     assert_eq!(tags(&server, "app/web").await, ["dev-1"]);
 }
+
+/// Pushes `count` images created 2 days ago as `t00000…` into `repo`, 16 at a time.
+async fn push_many(server: &TestServer, repo: &str, count: usize) {
+    use futures::StreamExt;
+    futures::stream::iter(0..count)
+        .for_each_concurrent(16, |i| async move {
+            push_aged(server, repo, &format!("t{i:05}"), 2).await;
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark (needs /acr/v1 from helper L's branch): cargo test --test purge_kiln_registry -- --ignored --nocapture bench"]
+async fn bench_plan_and_delete_many_tags_in_kilns_registry() {
+    let count: usize = std::env::var("PURGE_BENCH_TAGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let server = TestServer::start().await;
+    let owner = ("owner", server.owner_token());
+    let mut figures = Vec::new();
+    for concurrency in [8, 1] {
+        let repo = format!("bench/c{concurrency}");
+        let started = std::time::Instant::now();
+        push_many(&server, &repo, count).await;
+        eprintln!(
+            "pushed {count} tags in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        let flags = format!("--filter '{repo}:.*' --ago 1d --concurrency {concurrency}");
+        let started = std::time::Instant::now();
+        let (dry, _) = purge_as(&server, owner, &format!("{flags} --dry-run"), true).await;
+        let dry_secs = started.elapsed().as_secs_f64();
+        assert_eq!(dry.exit_code, 0);
+        let started = std::time::Instant::now();
+        let (end, lines) = purge_as(&server, owner, &flags, true).await;
+        let secs = started.elapsed().as_secs_f64();
+        assert_eq!(
+            (end.exit_code, end.deleted_tags),
+            (0, count),
+            "{:?}",
+            lines.last()
+        );
+        figures.push((concurrency, dry_secs, secs));
+    }
+    for (concurrency, dry, real) in &figures {
+        println!("{count} tags, --concurrency {concurrency}: dry run {dry:.2}s, purge {real:.2}s");
+    }
+    println!("8 / 1 = {:.2}", figures[0].2 / figures[1].2);
+}
