@@ -1,7 +1,7 @@
 //! The worker's purge runner (`kiln_worker::purge_run`) against Kiln's own registry on a real
-//! server: through the distribution API with Docker's token flow, and (once the ACR metadata
-//! API `/acr/v1` is merged) through Kiln's own adapter with tag times, tag-alone deletion and
-//! the delete-permission check before any deletion.
+//! server: through the distribution API with Docker's token flow, and through Kiln's own
+//! adapter (the ACR metadata API `/acr/v1`) with tag times, tag-alone deletion, locks and the
+//! delete-permission check before any deletion.
 
 mod common;
 
@@ -103,7 +103,6 @@ async fn the_distribution_adapter_answers_kilns_token_challenge() {
 }
 
 #[tokio::test]
-#[ignore = "needs Kiln's /acr/v1 metadata API (helper L's branch): run after merging it"]
 async fn kilns_adapter_deletes_tags_alone_by_their_update_time() {
     let server = TestServer::start().await;
     let shared = push_aged(&server, "app/web", "dev-1", 5).await;
@@ -145,7 +144,6 @@ async fn kilns_adapter_deletes_tags_alone_by_their_update_time() {
 }
 
 #[tokio::test]
-#[ignore = "needs Kiln's /acr/v1 metadata API (helper L's branch): run after merging it"]
 async fn a_caller_without_delete_on_a_reached_repository_is_refused_before_any_deletion() {
     let server = TestServer::start().await;
     for repo in ["app/api", "app/web"] {
@@ -178,7 +176,6 @@ async fn a_caller_without_delete_on_a_reached_repository_is_refused_before_any_d
 }
 
 #[tokio::test]
-#[ignore = "needs Kiln's /acr/v1 metadata API (helper L's branch): run after merging it"]
 async fn locked_tags_stay_unless_include_locked_which_unlocks_them_first() {
     let server = TestServer::start().await;
     for tag in ["dev-1", "dev-2"] {
@@ -223,7 +220,7 @@ async fn push_many(server: &TestServer, repo: &str, count: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "benchmark (needs /acr/v1 from helper L's branch): cargo test --test purge_kiln_registry -- --ignored --nocapture bench"]
+#[ignore = "benchmark: cargo test --test purge_kiln_registry -- --ignored --nocapture bench"]
 async fn bench_plan_and_delete_many_tags_in_kilns_registry() {
     let count: usize = std::env::var("PURGE_BENCH_TAGS")
         .ok()
