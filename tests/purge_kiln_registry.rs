@@ -1,7 +1,7 @@
 //! The worker's purge runner (`kiln_worker::purge_run`) against Kiln's own registry on a real
-//! server: through the distribution API with Docker's token flow, and (once the ACR metadata
-//! API `/acr/v1` is merged) through Kiln's own adapter with tag times, tag-alone deletion and
-//! the delete-permission check before any deletion.
+//! server: through the distribution API with Docker's token flow, and through Kiln's own
+//! adapter (the ACR metadata API `/acr/v1`) with tag times, tag-alone deletion, locks and the
+//! delete-permission check before any deletion.
 
 mod common;
 
@@ -173,4 +173,89 @@ async fn a_caller_without_delete_on_a_reached_repository_is_refused_before_any_d
     assert_eq!(end.deleted_tags, 0);
     assert_eq!(tags(&server, "app/api").await, ["dev-1"]);
     assert_eq!(tags(&server, "app/web").await, ["dev-1"]);
+}
+
+#[tokio::test]
+async fn locked_tags_stay_unless_include_locked_which_unlocks_them_first() {
+    let server = TestServer::start().await;
+    for tag in ["dev-1", "dev-2"] {
+        push_aged(&server, "app/web", tag, 5).await;
+    }
+    let lock = server
+        .http()
+        .patch(format!("{}/acr/v1/app/web/_tags/dev-1", server.url))
+        .json(&serde_json::json!({"deleteEnabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lock.status(), 200, "{}", lock.text().await.unwrap());
+    let owner = ("owner", server.owner_token());
+
+    let (end, lines) = purge_as(&server, owner, "--filter 'app/web:^dev-' --ago 0", true).await;
+    assert_eq!((end.exit_code, end.deleted_tags), (0, 1), "{lines:#?}");
+    assert_eq!(tags(&server, "app/web").await, ["dev-1"]);
+
+    let flags = "--filter 'app/web:^dev-' --ago 0 --include-locked";
+    let (end, lines) = purge_as(&server, owner, flags, true).await;
+    assert_eq!((end.exit_code, end.deleted_tags), (0, 1), "{lines:#?}");
+    let host = server.url.trim_start_matches("http://");
+    let unlocked = format!("Unlocked {host}/app/web:dev-1");
+    let deleted = format!("Deleted {host}/app/web:dev-1");
+    let at = |line: &str| lines.iter().position(|l| l == line);
+    assert!(
+        at(&unlocked) < at(&deleted) && at(&unlocked).is_some(),
+        "{lines:#?}"
+    );
+    assert!(tags(&server, "app/web").await.is_empty());
+}
+
+/// Pushes `count` images created 2 days ago as `t00000…` into `repo`, 16 at a time.
+async fn push_many(server: &TestServer, repo: &str, count: usize) {
+    use futures::StreamExt;
+    futures::stream::iter(0..count)
+        .for_each_concurrent(16, |i| async move {
+            push_aged(server, repo, &format!("t{i:05}"), 2).await;
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: cargo test --test purge_kiln_registry -- --ignored --nocapture bench"]
+async fn bench_plan_and_delete_many_tags_in_kilns_registry() {
+    let count: usize = std::env::var("PURGE_BENCH_TAGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let server = TestServer::start().await;
+    let owner = ("owner", server.owner_token());
+    let mut figures = Vec::new();
+    for concurrency in [8, 1] {
+        let repo = format!("bench/c{concurrency}");
+        let started = std::time::Instant::now();
+        push_many(&server, &repo, count).await;
+        eprintln!(
+            "pushed {count} tags in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        // Kiln's tag times are push times: --ago 0 reaches tags pushed a moment ago.
+        let flags = format!("--filter '{repo}:.*' --ago 0 --concurrency {concurrency}");
+        let started = std::time::Instant::now();
+        let (dry, _) = purge_as(&server, owner, &format!("{flags} --dry-run"), true).await;
+        let dry_secs = started.elapsed().as_secs_f64();
+        assert_eq!(dry.exit_code, 0);
+        let started = std::time::Instant::now();
+        let (end, lines) = purge_as(&server, owner, &flags, true).await;
+        let secs = started.elapsed().as_secs_f64();
+        assert_eq!(
+            (end.exit_code, end.deleted_tags),
+            (0, count),
+            "{:?}",
+            lines.last()
+        );
+        figures.push((concurrency, dry_secs, secs));
+    }
+    for (concurrency, dry, real) in &figures {
+        println!("{count} tags, --concurrency {concurrency}: dry run {dry:.2}s, purge {real:.2}s");
+    }
+    println!("8 / 1 = {:.2}", figures[0].2 / figures[1].2);
 }

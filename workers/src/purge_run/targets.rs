@@ -3,7 +3,8 @@
 //!   (see [`super::whole_manifests`] for how the plan allows for that);
 //! - Kiln's registry deletes a tag alone (`DELETE /v2/<name>/manifests/<tag>`) and, with
 //!   `--include-locked`, unlocks a locked item first (`PATCH /acr/v1/…`), printing ACR's
-//!   `Unlocked …` line.
+//!   `Unlocked …` line. Kiln deletes a manifest with its tags, so a tag pushed onto an
+//!   untagged manifest between the plan and its deletion goes with it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;

@@ -10,6 +10,10 @@
 //!
 //! The plan is still made by [`crate::purge::plan`]: once for the tags, once for the
 //! manifests of the registry as it would be after those tag deletions.
+//!
+//! What this cannot guard against: a DELETE by digest is not conditional, so a tag moved onto
+//! a planned manifest between the plan and its deletion goes with it (each planned tag is
+//! still checked to point where it did, so a planned tag moved elsewhere stays).
 
 use std::collections::{HashMap, HashSet};
 
