@@ -1,0 +1,27 @@
+//! What is inside an image: the worker's half of a scan. [`layers`] applies an image's layers
+//! in order (OCI whiteouts, links) into a [`view::FileView`] holding only the files the
+//! [`catalogers`] want, streaming each layer once and never unpacking to disk; the catalogers
+//! turn that view into an [`inventory::Inventory`] of packages, which the worker sends to the
+//! server (which matches it against vulnerability data) and which is also the SBOM ([`sbom`]).
+//!
+//! Pure code: no network, no Docker. The caller fetches the layers and hands over readers.
+
+mod binary;
+pub mod catalogers;
+pub mod inventory;
+pub mod layers;
+pub mod path;
+pub mod sbom;
+pub mod view;
+
+#[cfg(test)]
+mod bench_tests;
+#[cfg(test)]
+mod layers_tests;
+#[cfg(test)]
+mod test_layers;
+
+pub use catalogers::Package;
+pub use inventory::{Inventory, OsRelease, Unreadable};
+pub use layers::{scan_layers, LayerError, LayerRef, LayerWalker, Want};
+pub use view::FileView;
