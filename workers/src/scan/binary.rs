@@ -52,7 +52,10 @@ pub enum GoBuildInfo {
 }
 
 /// Reads an executable entry to its end. `None` when it is not ELF or carries nothing known.
-pub fn scan_executable(mut reader: impl Read, size: u64) -> std::io::Result<Option<BinaryFindings>> {
+pub fn scan_executable(
+    mut reader: impl Read,
+    size: u64,
+) -> std::io::Result<Option<BinaryFindings>> {
     let mut chunk = vec![0; READ_CHUNK];
     let mut head = 0;
     // Fill the first four bytes, however the reader splits them.
@@ -111,7 +114,7 @@ impl GoScanner {
         self.pending.extend_from_slice(chunk);
         let mut from = 0;
         while let Some(hit) = memmem::find(&self.pending[from..], GO_MAGIC).map(|i| from + i) {
-            if (self.offset + hit as u64) % GO_ALIGN != 0 {
+            if !(self.offset + hit as u64).is_multiple_of(GO_ALIGN) {
                 from = hit + 1;
                 continue;
             }
@@ -172,14 +175,19 @@ fn parse_go_blob(blob: &[u8]) -> Parse {
         return Parse::NeedMore;
     };
     // The sentinels around the module info are binary, so strip them before reading text.
-    let (Ok(version), Ok(modinfo)) = (std::str::from_utf8(version), std::str::from_utf8(strip_sentinels(modinfo)))
-    else {
+    let (Ok(version), Ok(modinfo)) = (
+        std::str::from_utf8(version),
+        std::str::from_utf8(strip_sentinels(modinfo)),
+    ) else {
         return Parse::NotBuildInfo;
     };
     if !version.starts_with("go") && !version.starts_with("devel") {
         return Parse::NotBuildInfo;
     }
-    Parse::Done(GoBuildInfo::Inline { go_version: version.to_owned(), modinfo: modinfo.to_owned() })
+    Parse::Done(GoBuildInfo::Inline {
+        go_version: version.to_owned(),
+        modinfo: modinfo.to_owned(),
+    })
 }
 
 /// A uvarint length and that many bytes; `None` when `buf` ends first.
@@ -222,9 +230,9 @@ fn auditable_section(binary: &[u8]) -> Option<Result<Vec<u8>, String>> {
         .read_to_end(&mut json);
     Some(match read {
         Err(err) => Err(format!("corrupt .dep-v0 section: {err}")),
-        Ok(_) if json.len() as u64 > AUDITABLE_MAX_JSON => {
-            Err(format!(".dep-v0 section over {AUDITABLE_MAX_JSON} bytes decompressed"))
-        }
+        Ok(_) if json.len() as u64 > AUDITABLE_MAX_JSON => Err(format!(
+            ".dep-v0 section over {AUDITABLE_MAX_JSON} bytes decompressed"
+        )),
         Ok(_) => Ok(json),
     })
 }
@@ -287,7 +295,10 @@ mod tests {
                 .unwrap();
             assert_eq!(
                 found.go,
-                Some(GoBuildInfo::Inline { go_version: "go1.22.1".into(), modinfo: modinfo.into() }),
+                Some(GoBuildInfo::Inline {
+                    go_version: "go1.22.1".into(),
+                    modinfo: modinfo.into()
+                }),
                 "step {step}"
             );
         }
@@ -300,9 +311,15 @@ mod tests {
         binary.extend_from_slice(GO_MAGIC);
         binary.extend_from_slice(&[8, GO_FLAG_INLINE]);
         binary.resize(5000, 0);
-        assert_eq!(scan_executable(&binary[..], binary.len() as u64).unwrap(), None);
+        assert_eq!(
+            scan_executable(&binary[..], binary.len() as u64).unwrap(),
+            None
+        );
         let script = b"#!/bin/sh\necho \xff Go buildinf:";
-        assert_eq!(scan_executable(&script[..], script.len() as u64).unwrap(), None);
+        assert_eq!(
+            scan_executable(&script[..], script.len() as u64).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -312,7 +329,9 @@ mod tests {
         binary.extend_from_slice(GO_MAGIC);
         binary.extend_from_slice(&[8, 0]);
         binary.resize(200, 0);
-        let found = scan_executable(&binary[..], binary.len() as u64).unwrap().unwrap();
+        let found = scan_executable(&binary[..], binary.len() as u64)
+            .unwrap()
+            .unwrap();
         assert_eq!(found.go, Some(GoBuildInfo::PointerFormat));
     }
 }

@@ -56,7 +56,11 @@ impl Inventory {
         let found = catalogers::catalog(view, os.as_ref());
         let mut unreadable = view.unreadable().to_vec();
         unreadable.extend(found.unreadable);
-        Inventory { os, packages: found.packages, unreadable }
+        Inventory {
+            os,
+            packages: found.packages,
+            unreadable,
+        }
     }
 
     /// Package counts by kind (the package URL type: `deb`, `apk`, `pypi`, `npm`, `golang`,
@@ -66,7 +70,8 @@ impl Inventory {
         for package in &self.packages {
             *counts.entry(kind(&package.purl)).or_default() += 1;
         }
-        let mut counts: Vec<(String, usize)> = counts.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
+        let mut counts: Vec<(String, usize)> =
+            counts.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
         counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         counts
     }
@@ -79,14 +84,20 @@ impl Inventory {
         if counts.is_empty() {
             return format!("Found {total} {noun}");
         }
-        let parts: Vec<String> = counts.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
+        let parts: Vec<String> = counts
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
         format!("Found {total} {noun} ({})", parts.join(", "))
     }
 }
 
 /// `pkg:deb/debian/…` → `deb`.
 fn kind(purl: &str) -> &str {
-    purl.strip_prefix("pkg:").and_then(|rest| rest.split('/').next()).filter(|k| !k.is_empty()).unwrap_or("other")
+    purl.strip_prefix("pkg:")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|k| !k.is_empty())
+        .unwrap_or("other")
 }
 
 #[cfg(test)]
@@ -100,7 +111,10 @@ mod tests {
             version: "1.0".into(),
             source_name: None,
             source_version: None,
-            layer: LayerRef { index: 0, digest: "sha256:aa".into() },
+            layer: LayerRef {
+                index: 0,
+                digest: "sha256:aa".into(),
+            },
             path: "p".into(),
             purl: purl.into(),
         }
@@ -110,17 +124,27 @@ mod tests {
     fn summary_line_counts_by_kind_largest_first() {
         let mut inventory = Inventory::default();
         assert_eq!(inventory.summary_line(), "Found 0 packages");
-        inventory.packages.push(package("npm", "a", "pkg:npm/a@1.0"));
+        inventory
+            .packages
+            .push(package("npm", "a", "pkg:npm/a@1.0"));
         assert_eq!(inventory.summary_line(), "Found 1 package (npm 1)");
-        inventory.packages.push(package("Debian", "b", "pkg:deb/debian/b@1.0"));
-        inventory.packages.push(package("Debian", "c", "pkg:deb/debian/c@1.0"));
+        inventory
+            .packages
+            .push(package("Debian", "b", "pkg:deb/debian/b@1.0"));
+        inventory
+            .packages
+            .push(package("Debian", "c", "pkg:deb/debian/c@1.0"));
         assert_eq!(inventory.summary_line(), "Found 3 packages (deb 2, npm 1)");
     }
 
     #[test]
     fn serialises_in_camel_case_and_back() {
         let mut inventory = Inventory {
-            os: Some(OsRelease { id: "debian".into(), version_id: Some("12".into()), ..Default::default() }),
+            os: Some(OsRelease {
+                id: "debian".into(),
+                version_id: Some("12".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let mut libc = package("Debian", "libc6", "pkg:deb/debian/libc6@1.0");

@@ -76,17 +76,27 @@ where
     /// A walker keeping the regular files `filter(path, mode, size)` wants; `path` is
     /// normalised ([`path::normalize`]).
     pub fn new(filter: F) -> Self {
-        LayerWalker { filter, view: FileView::default() }
+        LayerWalker {
+            filter,
+            view: FileView::default(),
+        }
     }
 
     /// Reads one layer (gzip or uncompressed tar) to its end and applies it over the layers
     /// applied so far. Layers must come in order, base first.
     pub fn apply_layer(&mut self, layer: LayerRef, reader: impl Read) -> Result<(), LayerError> {
-        let read_err = |source| LayerError::Read { index: layer.index, digest: layer.digest.clone(), source };
+        let read_err = |source| LayerError::Read {
+            index: layer.index,
+            digest: layer.digest.clone(),
+            source,
+        };
         let mut reader = BufReader::with_capacity(256 * 1024, reader);
         let head = reader.fill_buf().map_err(read_err)?;
         if head.starts_with(ZSTD_MAGIC) {
-            return Err(LayerError::Zstd { index: layer.index, digest: layer.digest });
+            return Err(LayerError::Zstd {
+                index: layer.index,
+                digest: layer.digest,
+            });
         }
         if head.starts_with(GZIP_MAGIC) {
             let gunzip = flate2::bufread::MultiGzDecoder::new(reader);
@@ -98,7 +108,11 @@ where
 
     /// [`LayerWalker::apply_layer`] for an async reader (a blob streaming from a registry),
     /// run on a blocking thread: tar and gzip are synchronous.
-    pub async fn apply_layer_async<R>(mut self, layer: LayerRef, reader: R) -> Result<Self, LayerError>
+    pub async fn apply_layer_async<R>(
+        mut self,
+        layer: LayerRef,
+        reader: R,
+    ) -> Result<Self, LayerError>
     where
         R: AsyncRead + Unpin + Send + 'static,
         F: Send + 'static,
@@ -120,18 +134,24 @@ where
         Ok(())
     }
 
-    fn apply_entry(&mut self, layer: &LayerRef, entry: tar::Entry<impl Read>) -> std::io::Result<()> {
+    fn apply_entry(
+        &mut self,
+        layer: &LayerRef,
+        entry: tar::Entry<impl Read>,
+    ) -> std::io::Result<()> {
         let path = path::normalize(&String::from_utf8_lossy(&entry.path_bytes()));
         if path.is_empty() {
             return Ok(());
         }
         let name = path::file_name(&path);
         if name == OPAQUE_WHITEOUT {
-            self.view.remove_lower_under(path::parent(&path), layer.index);
+            self.view
+                .remove_lower_under(path::parent(&path), layer.index);
             return Ok(());
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
-            self.view.remove_lower(&path::join(path::parent(&path), hidden), layer.index);
+            self.view
+                .remove_lower(&path::join(path::parent(&path), hidden), layer.index);
             return Ok(());
         }
         let kind = entry.header().entry_type();
@@ -147,7 +167,13 @@ where
         if kind.is_symlink() {
             if let Some(target) = entry.link_name_bytes() {
                 let target = String::from_utf8_lossy(&target).into_owned();
-                self.view.insert(path, Node::Symlink { target, layer: layer.clone() });
+                self.view.insert(
+                    path,
+                    Node::Symlink {
+                        target,
+                        layer: layer.clone(),
+                    },
+                );
             }
             return Ok(());
         }
@@ -171,12 +197,18 @@ where
                 let mut content = Vec::with_capacity(size as usize);
                 let mut entry = entry;
                 entry.read_to_end(&mut content)?;
-                let file = FileEntry { layer: layer.clone(), content: Content::Text(content.into()) };
+                let file = FileEntry {
+                    layer: layer.clone(),
+                    content: Content::Text(content.into()),
+                };
                 self.view.insert(path, Node::File(file));
             }
             Want::Executable => {
                 if let Some(found) = binary::scan_executable(entry, size)? {
-                    let file = FileEntry { layer: layer.clone(), content: Content::Binary(found.into()) };
+                    let file = FileEntry {
+                        layer: layer.clone(),
+                        content: Content::Binary(found.into()),
+                    };
                     self.view.insert(path, Node::File(file));
                 }
             }
@@ -186,15 +218,26 @@ where
 
     /// A hard link shares its target's content, which an earlier entry wrote: the view copies
     /// what it kept of the target, now written by this layer.
-    fn apply_hard_link(&mut self, layer: &LayerRef, path: String, mode: u32, entry: &tar::Entry<impl Read>) {
-        let Some(target) = entry.link_name_bytes() else { return };
+    fn apply_hard_link(
+        &mut self,
+        layer: &LayerRef,
+        path: String,
+        mode: u32,
+        entry: &tar::Entry<impl Read>,
+    ) {
+        let Some(target) = entry.link_name_bytes() else {
+            return;
+        };
         let target = path::normalize(&String::from_utf8_lossy(&target));
         if (self.filter)(&path, mode, 0) == Want::Skip {
             return;
         }
         match self.view.get(&target) {
             Some(file) => {
-                let file = FileEntry { layer: layer.clone(), content: file.content.clone() };
+                let file = FileEntry {
+                    layer: layer.clone(),
+                    content: file.content.clone(),
+                };
                 self.view.insert(path, Node::File(file));
             }
             // An executable the scan found nothing in is not kept, and needs nothing.
@@ -209,7 +252,9 @@ where
 }
 
 /// Applies `layers` (base first) and runs the catalogers over the result.
-pub fn scan_layers<R: Read>(layers: impl IntoIterator<Item = (LayerRef, R)>) -> Result<Inventory, LayerError> {
+pub fn scan_layers<R: Read>(
+    layers: impl IntoIterator<Item = (LayerRef, R)>,
+) -> Result<Inventory, LayerError> {
     let mut walker = LayerWalker::for_catalogers();
     for (layer, reader) in layers {
         walker.apply_layer(layer, reader)?;

@@ -90,26 +90,46 @@ mod tests {
             version: "2.1.3".into(),
             source_name: None,
             source_version: None,
-            layer: LayerRef { index: 1, digest: "sha256:bb".into() },
+            layer: LayerRef {
+                index: 1,
+                digest: "sha256:bb".into(),
+            },
             path: path.into(),
             purl: "pkg:npm/ms@2.1.3".into(),
         };
         let inventory = Inventory {
-            os: Some(OsRelease { id: "debian".into(), version_id: Some("12".into()), ..Default::default() }),
-            packages: vec![npm("app/node_modules/ms/package.json"), npm("app/package-lock.json")],
+            os: Some(OsRelease {
+                id: "debian".into(),
+                version_id: Some("12".into()),
+                ..Default::default()
+            }),
+            packages: vec![
+                npm("app/node_modules/ms/package.json"),
+                npm("app/package-lock.json"),
+            ],
             unreadable: vec![],
         };
-        let subject = SbomSubject { image: "127.0.0.1:8080/app@sha256:cc", tool_version: "0.1.0", timestamp: "2026-12-02T12:00:00Z" };
+        let subject = SbomSubject {
+            image: "127.0.0.1:8080/app@sha256:cc",
+            tool_version: "0.1.0",
+            timestamp: "2026-12-02T12:00:00Z",
+        };
         let bom = cyclonedx(&inventory, &subject);
         assert_eq!(bom["bomFormat"], "CycloneDX");
         assert_eq!(bom["specVersion"], "1.5");
-        assert_eq!(bom["metadata"]["component"]["name"], "127.0.0.1:8080/app@sha256:cc");
+        assert_eq!(
+            bom["metadata"]["component"]["name"],
+            "127.0.0.1:8080/app@sha256:cc"
+        );
         let components = bom["components"].as_array().unwrap();
         assert_eq!(components[0]["type"], "operating-system");
         assert_eq!(components[0]["version"], "12");
         assert_eq!(components[1]["purl"], "pkg:npm/ms@2.1.3");
         assert_eq!(components[1]["bom-ref"], "pkg:npm/ms@2.1.3");
         assert_eq!(components[2]["bom-ref"], "pkg:npm/ms@2.1.3#2");
-        assert_eq!(components[2]["properties"][1]["value"], "/app/package-lock.json");
+        assert_eq!(
+            components[2]["properties"][1]["value"],
+            "/app/package-lock.json"
+        );
     }
 }

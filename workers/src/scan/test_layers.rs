@@ -10,7 +10,9 @@ pub struct TarLayer {
 
 impl TarLayer {
     pub fn new() -> Self {
-        TarLayer { builder: tar::Builder::new(Vec::new()) }
+        TarLayer {
+            builder: tar::Builder::new(Vec::new()),
+        }
     }
 
     pub fn file(self, path: &str, content: impl AsRef<[u8]>) -> Self {
@@ -26,7 +28,9 @@ impl TarLayer {
         header.set_entry_type(tar::EntryType::Directory);
         header.set_mode(0o755);
         header.set_size(0);
-        self.builder.append_data(&mut header, path, std::io::empty()).unwrap();
+        self.builder
+            .append_data(&mut header, path, std::io::empty())
+            .unwrap();
         self
     }
 
@@ -41,7 +45,11 @@ impl TarLayer {
     /// `.wh.<name>` beside `path`: removes `path` (and what is under it) from lower layers.
     pub fn whiteout(self, path: &str) -> Self {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-        let marker = if dir.is_empty() { format!(".wh.{name}") } else { format!("{dir}/.wh.{name}") };
+        let marker = if dir.is_empty() {
+            format!(".wh.{name}")
+        } else {
+            format!("{dir}/.wh.{name}")
+        };
         self.file(&marker, "")
     }
 
@@ -65,7 +73,9 @@ impl TarLayer {
         header.set_entry_type(tar::EntryType::Regular);
         header.set_mode(mode);
         header.set_size(content.len() as u64);
-        self.builder.append_data(&mut header, path, content).unwrap();
+        self.builder
+            .append_data(&mut header, path, content)
+            .unwrap();
         self
     }
 
@@ -81,10 +91,16 @@ impl TarLayer {
 
 /// Layer `index` with a made-up digest.
 pub fn layer_ref(index: usize) -> LayerRef {
-    LayerRef { index, digest: format!("sha256:{index:064}") }
+    LayerRef {
+        index,
+        digest: format!("sha256:{index:064}"),
+    }
 }
 
 /// Layers as the walker takes them, base first.
 pub fn layers(tars: Vec<Vec<u8>>) -> Vec<(LayerRef, std::io::Cursor<Vec<u8>>)> {
-    tars.into_iter().enumerate().map(|(i, tar)| (layer_ref(i), std::io::Cursor::new(tar))).collect()
+    tars.into_iter()
+        .enumerate()
+        .map(|(i, tar)| (layer_ref(i), std::io::Cursor::new(tar)))
+        .collect()
 }

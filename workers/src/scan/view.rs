@@ -81,7 +81,11 @@ impl FileView {
             let Some((end, target)) = self.first_symlink(&current) else {
                 return self.get(&current).map(|file| (current.clone(), file));
             };
-            let base = if target.starts_with('/') { "" } else { path::parent(&current[..end]) };
+            let base = if target.starts_with('/') {
+                ""
+            } else {
+                path::parent(&current[..end])
+            };
             current = path::normalize(&format!("{base}/{target}{}", &current[end..]));
         }
         None
@@ -147,7 +151,11 @@ impl FileView {
 
     /// A `.wh.<name>` whiteout: `path` and everything under it, as lower layers left them.
     pub(crate) fn remove_lower(&mut self, path: &str, layer: usize) {
-        if self.nodes.get(path).is_some_and(|node| node.layer_index() < layer) {
+        if self
+            .nodes
+            .get(path)
+            .is_some_and(|node| node.layer_index() < layer)
+        {
             self.nodes.remove(path);
         }
         self.remove_lower_under(path, layer);
@@ -160,5 +168,8 @@ fn descendants(dir: &str) -> (Bound<String>, Bound<String>) {
     if dir.is_empty() {
         return (Bound::Unbounded, Bound::Unbounded);
     }
-    (Bound::Included(format!("{dir}/")), Bound::Excluded(format!("{dir}0")))
+    (
+        Bound::Included(format!("{dir}/")),
+        Bound::Excluded(format!("{dir}0")),
+    )
 }

@@ -12,13 +12,23 @@ pub(super) fn wants(path: &str) -> bool {
 }
 
 pub(super) fn catalog(view: &FileView, os: Option<&OsRelease>, found: &mut Found) {
-    let Some(file) = view.get(INSTALLED) else { return };
-    let Some(text) = file.content.text() else { return };
+    let Some(file) = view.get(INSTALLED) else {
+        return;
+    };
+    let Some(text) = file.content.text() else {
+        return;
+    };
     let text = String::from_utf8_lossy(text);
     let distro = distro(os);
     for record in text.split("\n\n") {
-        let field = |key: &str| record.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix(':'));
-        let (Some(name), Some(version)) = (field("P"), field("V")) else { continue };
+        let field = |key: &str| {
+            record
+                .lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+        };
+        let (Some(name), Some(version)) = (field("P"), field("V")) else {
+            continue;
+        };
         let origin = field("o").unwrap_or(name);
         let arch = field("A").unwrap_or_default();
         let upstream = if origin == name { "" } else { origin };
@@ -47,19 +57,36 @@ C:Q1lrVyFfN8HsrEq0qxqb7xpnsSSZo=\nP:libcrypto3\nV:3.1.4-r5\nA:x86_64\nS:1714148\
 
     #[test]
     fn installed_db_gives_packages_with_their_origin() {
-        let os = OsRelease { id: "alpine".into(), version_id: Some("3.19.1".into()), ..Default::default() };
+        let os = OsRelease {
+            id: "alpine".into(),
+            version_id: Some("3.19.1".into()),
+            ..Default::default()
+        };
         let view = TestView::new().file(INSTALLED, INSTALLED_SAMPLE).build();
         let mut found = Found::default();
         catalog(&view, Some(&os), &mut found);
         let got: Vec<_> = found
             .packages
             .iter()
-            .map(|p| (p.ecosystem.as_str(), p.name.as_str(), p.version.as_str(), p.source_name.as_deref().unwrap()))
+            .map(|p| {
+                (
+                    p.ecosystem.as_str(),
+                    p.name.as_str(),
+                    p.version.as_str(),
+                    p.source_name.as_deref().unwrap(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
-            [("Alpine", "musl", "1.2.4_git20230717-r4", "musl"), ("Alpine", "libcrypto3", "3.1.4-r5", "openssl")]
+            [
+                ("Alpine", "musl", "1.2.4_git20230717-r4", "musl"),
+                ("Alpine", "libcrypto3", "3.1.4-r5", "openssl")
+            ]
         );
-        assert_eq!(found.packages[1].purl, "pkg:apk/alpine/libcrypto3@3.1.4-r5?arch=x86_64&distro=alpine-3.19.1&upstream=openssl");
+        assert_eq!(
+            found.packages[1].purl,
+            "pkg:apk/alpine/libcrypto3@3.1.4-r5?arch=x86_64&distro=alpine-3.19.1&upstream=openssl"
+        );
     }
 }

@@ -3,7 +3,9 @@
 
 /// The paragraphs of `text`, each as its fields' first lines.
 pub fn paragraphs(text: &str) -> impl Iterator<Item = Vec<(&str, &str)>> {
-    text.split("\n\n").map(fields).filter(|fields| !fields.is_empty())
+    text.split("\n\n")
+        .map(fields)
+        .filter(|fields| !fields.is_empty())
 }
 
 /// A paragraph's fields (continuation lines skipped: no field read here spans lines).
@@ -18,5 +20,8 @@ pub fn fields(paragraph: &str) -> Vec<(&str, &str)> {
 
 /// The value of `key` (case-insensitive, as RFC 822 headers are).
 pub fn get<'a>(fields: &[(&str, &'a str)], key: &str) -> Option<&'a str> {
-    fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| *v)
+    fields
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| *v)
 }

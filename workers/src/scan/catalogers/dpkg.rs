@@ -26,7 +26,9 @@ pub(super) fn catalog(view: &FileView, os: Option<&OsRelease>, found: &mut Found
 }
 
 fn read_status(path: &str, file: &FileEntry, os: Option<&OsRelease>, found: &mut Found) {
-    let Some(text) = file.content.text() else { return };
+    let Some(text) = file.content.text() else {
+        return;
+    };
     let text = String::from_utf8_lossy(text);
     // Ubuntu publishes its own advisories (OSV ecosystem "Ubuntu"); any other dpkg system is
     // matched as Debian.
@@ -41,7 +43,9 @@ fn read_status(path: &str, file: &FileEntry, os: Option<&OsRelease>, found: &mut
         if get("Status").is_some_and(|status| status != "install ok installed") {
             continue;
         }
-        let (Some(name), Some(version)) = (get("Package"), get("Version")) else { continue };
+        let (Some(name), Some(version)) = (get("Package"), get("Version")) else {
+            continue;
+        };
         let (source_name, source_version) = match get("Source").map(split_source) {
             Some((source, Some(source_version))) => (source, source_version),
             Some((source, None)) => (source, version),
@@ -84,7 +88,12 @@ mod tests {
     const STATUS_SAMPLE: &str = include_str!("testdata/dpkg-status");
 
     fn debian_12() -> OsRelease {
-        OsRelease { id: "debian".into(), version_id: Some("12".into()), codename: Some("bookworm".into()), pretty: None }
+        OsRelease {
+            id: "debian".into(),
+            version_id: Some("12".into()),
+            codename: Some("bookworm".into()),
+            pretty: None,
+        }
     }
 
     fn catalog_view(view: &FileView) -> Found {
@@ -100,7 +109,10 @@ mod tests {
             .packages
             .iter()
             .map(|p| {
-                let source = (p.source_name.as_deref().unwrap(), p.source_version.as_deref().unwrap());
+                let source = (
+                    p.source_name.as_deref().unwrap(),
+                    p.source_version.as_deref().unwrap(),
+                );
                 (p.name.as_str(), p.version.as_str(), source)
             })
             .collect();
@@ -111,7 +123,11 @@ mod tests {
                 ("bash", "5.2.15-2+b8", ("bash", "5.2.15-2")),
                 // Source without a version: the binary's.
                 ("libc6", "2.36-9+deb12u14", ("glibc", "2.36-9+deb12u14")),
-                ("libssl3", "3.0.19-1~deb12u2", ("openssl", "3.0.19-1~deb12u2")),
+                (
+                    "libssl3",
+                    "3.0.19-1~deb12u2",
+                    ("openssl", "3.0.19-1~deb12u2")
+                ),
                 // No Source: the package is its own source.
                 ("tzdata", "2025b-0+deb12u2", ("tzdata", "2025b-0+deb12u2")),
             ]
@@ -120,7 +136,10 @@ mod tests {
         assert_eq!(bash.ecosystem, "Debian");
         assert_eq!(bash.path, STATUS);
         assert_eq!(bash.purl, "pkg:deb/debian/bash@5.2.15-2%2Bb8?arch=amd64&distro=debian-12&upstream=bash%405.2.15-2");
-        assert_eq!(found.packages[1].purl, "pkg:deb/debian/libc6@2.36-9%2Bdeb12u14?arch=amd64&distro=debian-12&upstream=glibc");
+        assert_eq!(
+            found.packages[1].purl,
+            "pkg:deb/debian/libc6@2.36-9%2Bdeb12u14?arch=amd64&distro=debian-12&upstream=glibc"
+        );
     }
 
     #[test]
@@ -141,10 +160,17 @@ mod tests {
             .file("var/lib/dpkg/status.d/libssl3.md5sums", "Package: bogus\nVersion: 1\n")
             .build();
         let found = catalog_view(&view);
-        let names: Vec<_> = found.packages.iter().map(|p| (p.name.as_str(), p.path.as_str())).collect();
+        let names: Vec<_> = found
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.path.as_str()))
+            .collect();
         assert_eq!(
             names,
-            [("base-files", "var/lib/dpkg/status.d/base-files"), ("libssl3", "var/lib/dpkg/status.d/libssl3")]
+            [
+                ("base-files", "var/lib/dpkg/status.d/base-files"),
+                ("libssl3", "var/lib/dpkg/status.d/libssl3")
+            ]
         );
         assert!(!wants("var/lib/dpkg/status.d/libssl3.md5sums"));
         assert!(!wants("var/lib/dpkg/status-old"));
@@ -152,11 +178,21 @@ mod tests {
 
     #[test]
     fn ubuntu_packages_are_in_the_ubuntu_ecosystem() {
-        let ubuntu = OsRelease { id: "ubuntu".into(), version_id: Some("22.04".into()), ..Default::default() };
+        let ubuntu = OsRelease {
+            id: "ubuntu".into(),
+            version_id: Some("22.04".into()),
+            ..Default::default()
+        };
         let mut found = Found::default();
         let view = TestView::new().file(STATUS, "Package: zlib1g\nStatus: install ok installed\nSource: zlib\nVersion: 1:1.2.11.dfsg-2ubuntu9.2\nArchitecture: amd64\n").build();
         catalog(&view, Some(&ubuntu), &mut found);
         assert_eq!(found.packages[0].ecosystem, "Ubuntu");
-        assert!(found.packages[0].purl.starts_with("pkg:deb/ubuntu/zlib1g@1:1.2.11.dfsg-2ubuntu9.2?"), "{}", found.packages[0].purl);
+        assert!(
+            found.packages[0]
+                .purl
+                .starts_with("pkg:deb/ubuntu/zlib1g@1:1.2.11.dfsg-2ubuntu9.2?"),
+            "{}",
+            found.packages[0].purl
+        );
     }
 }

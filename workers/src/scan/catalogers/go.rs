@@ -9,13 +9,20 @@ use crate::scan::view::{Content, FileEntry, FileView};
 
 pub(super) fn catalog(view: &FileView, found: &mut Found) {
     for (path, file) in view.files() {
-        let Content::Binary(binary) = &file.content else { continue };
+        let Content::Binary(binary) = &file.content else {
+            continue;
+        };
         match &binary.go {
             None => {}
-            Some(GoBuildInfo::Inline { go_version, modinfo }) => modules(go_version, modinfo, path, file, found),
-            Some(GoBuildInfo::PointerFormat) => {
-                found.unreadable(path, file, "Go build info in the pre-1.18 format, which is not read")
-            }
+            Some(GoBuildInfo::Inline {
+                go_version,
+                modinfo,
+            }) => modules(go_version, modinfo, path, file, found),
+            Some(GoBuildInfo::PointerFormat) => found.unreadable(
+                path,
+                file,
+                "Go build info in the pre-1.18 format, which is not read",
+            ),
             Some(GoBuildInfo::Malformed) => found.unreadable(path, file, "malformed Go build info"),
         }
     }
@@ -27,7 +34,9 @@ fn modules(go_version: &str, modinfo: &str, path: &str, file: &FileEntry, found:
     for line in modinfo.lines() {
         let mut fields = line.split('\t');
         match (fields.next(), fields.next(), fields.next()) {
-            (Some("mod" | "dep"), Some(module), version) => modules.push((module, version.unwrap_or_default())),
+            (Some("mod" | "dep"), Some(module), version) => {
+                modules.push((module, version.unwrap_or_default()))
+            }
             (Some("=>"), Some(module), version) => {
                 if let Some(last) = modules.last_mut() {
                     *last = (module, version.unwrap_or_default());
@@ -46,7 +55,11 @@ fn modules(go_version: &str, modinfo: &str, path: &str, file: &FileEntry, found:
     }
     match stdlib_version(go_version) {
         Some(version) => push(found, "stdlib", &version, path, file),
-        None => found.unreadable(path, file, format!("unrecognised Go version {go_version:?}")),
+        None => found.unreadable(
+            path,
+            file,
+            format!("unrecognised Go version {go_version:?}"),
+        ),
     }
 }
 
@@ -56,7 +69,9 @@ fn push(found: &mut Found, module: &str, version: &str, path: &str, file: &FileE
         None => (None, module),
     };
     let purl = purl("golang", namespace, name, version, &[]);
-    found.packages.push(package("Go", module, version, path, file, purl));
+    found
+        .packages
+        .push(package("Go", module, version, path, file, purl));
 }
 
 /// `go1.22.1` → `v1.22.1`, `go1.20` → `v1.20.0`, `go1.21rc2` → `v1.21.0-rc.2`; with the `v`
@@ -68,12 +83,20 @@ fn stdlib_version(go_version: &str) -> Option<String> {
         Some(at) => {
             let (release, pre) = version.split_at(at);
             let digits = pre.trim_start_matches(|c: char| c.is_ascii_alphabetic());
-            (release, Some(format!("-{}.{digits}", &pre[..pre.len() - digits.len()])))
+            (
+                release,
+                Some(format!("-{}.{digits}", &pre[..pre.len() - digits.len()])),
+            )
         }
         None => (version, None),
     };
     let parts: Vec<&str> = release.split('.').collect();
-    if parts.is_empty() || parts.len() > 3 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.is_empty()
+        || parts.len() > 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return None;
     }
     let mut numbers = parts.clone();
@@ -89,7 +112,10 @@ mod tests {
 
     fn go_binary(go_version: &str, modinfo: &str) -> BinaryFindings {
         BinaryFindings {
-            go: Some(GoBuildInfo::Inline { go_version: go_version.into(), modinfo: modinfo.into() }),
+            go: Some(GoBuildInfo::Inline {
+                go_version: go_version.into(),
+                modinfo: modinfo.into(),
+            }),
             cargo_auditable: None,
         }
     }
@@ -103,10 +129,16 @@ build\t-compiler=gc\nbuild\tGOOS=linux\n";
 
     #[test]
     fn main_module_dependencies_replacements_and_stdlib() {
-        let view = TestView::new().binary("usr/local/bin/tool", go_binary("go1.22.1", MODINFO)).build();
+        let view = TestView::new()
+            .binary("usr/local/bin/tool", go_binary("go1.22.1", MODINFO))
+            .build();
         let mut found = Found::default();
         catalog(&view, &mut found);
-        let got: Vec<_> = found.packages.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
+        let got: Vec<_> = found
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str()))
+            .collect();
         assert_eq!(
             got,
             [
@@ -116,20 +148,39 @@ build\t-compiler=gc\nbuild\tGOOS=linux\n";
                 ("stdlib", "v1.22.1"),
             ]
         );
-        assert!(found.packages.iter().all(|p| p.ecosystem == "Go" && p.path == "usr/local/bin/tool"));
-        assert_eq!(found.packages[1].purl, "pkg:golang/golang.org/x/net@v0.17.0");
+        assert!(found
+            .packages
+            .iter()
+            .all(|p| p.ecosystem == "Go" && p.path == "usr/local/bin/tool"));
+        assert_eq!(
+            found.packages[1].purl,
+            "pkg:golang/golang.org/x/net@v0.17.0"
+        );
         assert_eq!(found.packages[3].purl, "pkg:golang/stdlib@v1.22.1");
     }
 
     #[test]
     fn devel_main_module_is_skipped_and_old_format_is_unreadable() {
         let view = TestView::new()
-            .binary("app", go_binary("go1.19.8", "path\tx/app\nmod\tx/app\t(devel)\t\n"))
-            .binary("old", BinaryFindings { go: Some(GoBuildInfo::PointerFormat), cargo_auditable: None })
+            .binary(
+                "app",
+                go_binary("go1.19.8", "path\tx/app\nmod\tx/app\t(devel)\t\n"),
+            )
+            .binary(
+                "old",
+                BinaryFindings {
+                    go: Some(GoBuildInfo::PointerFormat),
+                    cargo_auditable: None,
+                },
+            )
             .build();
         let mut found = Found::default();
         catalog(&view, &mut found);
-        let got: Vec<_> = found.packages.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
+        let got: Vec<_> = found
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str()))
+            .collect();
         assert_eq!(got, [("stdlib", "v1.19.8")]);
         assert_eq!(found.unreadable.len(), 1);
         assert_eq!(found.unreadable[0].path, "old");
@@ -140,7 +191,10 @@ build\t-compiler=gc\nbuild\tGOOS=linux\n";
         assert_eq!(stdlib_version("go1.22.1").as_deref(), Some("v1.22.1"));
         assert_eq!(stdlib_version("go1.20").as_deref(), Some("v1.20.0"));
         assert_eq!(stdlib_version("go1.21rc2").as_deref(), Some("v1.21.0-rc.2"));
-        assert_eq!(stdlib_version("go1.22.1 X:boringcrypto").as_deref(), Some("v1.22.1"));
+        assert_eq!(
+            stdlib_version("go1.22.1 X:boringcrypto").as_deref(),
+            Some("v1.22.1")
+        );
         assert_eq!(stdlib_version("devel go1.23-abcdef"), None);
     }
 }

@@ -89,7 +89,13 @@ pub fn catalog(view: &FileView, os: Option<&OsRelease>) -> Found {
 
 /// A package URL (<https://github.com/package-url/purl-spec>), or "" for a name the spec
 /// refuses (empty).
-fn purl(ty: &str, namespace: Option<&str>, name: &str, version: &str, qualifiers: &[(&str, &str)]) -> String {
+fn purl(
+    ty: &str,
+    namespace: Option<&str>,
+    name: &str,
+    version: &str,
+    qualifiers: &[(&str, &str)],
+) -> String {
     let Ok(mut purl) = packageurl::PackageUrl::new(ty, name) else {
         return String::new();
     };
@@ -106,14 +112,25 @@ fn purl(ty: &str, namespace: Option<&str>, name: &str, version: &str, qualifiers
 /// `distro` qualifier of OS package URLs, as syft writes it: `debian-12`, `alpine-3.19.1`.
 fn distro(os: Option<&OsRelease>) -> String {
     match os {
-        Some(OsRelease { id, version_id: Some(version), .. }) => format!("{id}-{version}"),
+        Some(OsRelease {
+            id,
+            version_id: Some(version),
+            ..
+        }) => format!("{id}-{version}"),
         Some(os) => os.id.clone(),
         None => String::new(),
     }
 }
 
 /// Builds a package found in `file` at `path`.
-fn package(ecosystem: &str, name: &str, version: &str, path: &str, file: &FileEntry, purl: String) -> Package {
+fn package(
+    ecosystem: &str,
+    name: &str,
+    version: &str,
+    path: &str,
+    file: &FileEntry,
+    purl: String,
+) -> Package {
     Package {
         ecosystem: ecosystem.to_owned(),
         name: name.to_owned(),

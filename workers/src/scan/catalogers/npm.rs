@@ -16,8 +16,13 @@ pub(super) fn wants(path: &str) -> bool {
 /// `…/node_modules/<name>/package.json` or `…/node_modules/@scope/<name>/package.json`: a
 /// package's own manifest, not one of the many nested inside its files.
 fn is_installed_manifest(path: &str) -> bool {
-    let Some(dir) = path.strip_suffix("/package.json") else { return false };
-    let Some(at) = dir.rfind(NODE_MODULES).filter(|&at| at == 0 || dir[..at].ends_with('/')) else {
+    let Some(dir) = path.strip_suffix("/package.json") else {
+        return false;
+    };
+    let Some(at) = dir
+        .rfind(NODE_MODULES)
+        .filter(|&at| at == 0 || dir[..at].ends_with('/'))
+    else {
         return false;
     };
     let name = &dir[at + NODE_MODULES.len()..];
@@ -35,7 +40,9 @@ fn is_lockfile(path: &str) -> bool {
 
 pub(super) fn catalog(view: &FileView, found: &mut Found) {
     for (path, file) in view.files() {
-        let Some(text) = file.content.text() else { continue };
+        let Some(text) = file.content.text() else {
+            continue;
+        };
         let is_manifest = is_installed_manifest(path);
         if !is_manifest && !is_lockfile(path) {
             continue;
@@ -49,7 +56,9 @@ pub(super) fn catalog(view: &FileView, found: &mut Found) {
         };
         if is_manifest {
             // Manifests without both are not published packages (workspaces, fixtures).
-            if let (Some(name), Some(version)) = (str_field(&json, "name"), str_field(&json, "version")) {
+            if let (Some(name), Some(version)) =
+                (str_field(&json, "name"), str_field(&json, "version"))
+            {
                 push(found, name, version, path, file);
             }
         } else if let Some(packages) = json.get("packages").and_then(Value::as_object) {
@@ -63,9 +72,16 @@ pub(super) fn catalog(view: &FileView, found: &mut Found) {
 /// v2/v3: `"node_modules/a/node_modules/@s/b": {"version": …}`; the root `""` is the project
 /// itself, `link: true` entries point at workspace folders, and keys outside `node_modules`
 /// are workspace packages.
-fn lockfile_packages(packages: &serde_json::Map<String, Value>, path: &str, file: &FileEntry, found: &mut Found) {
+fn lockfile_packages(
+    packages: &serde_json::Map<String, Value>,
+    path: &str,
+    file: &FileEntry,
+    found: &mut Found,
+) {
     for (key, entry) in packages {
-        let Some(at) = key.rfind(NODE_MODULES) else { continue };
+        let Some(at) = key.rfind(NODE_MODULES) else {
+            continue;
+        };
         if entry.get("link").and_then(Value::as_bool) == Some(true) {
             continue;
         }
@@ -79,7 +95,9 @@ fn lockfile_packages(packages: &serde_json::Map<String, Value>, path: &str, file
 
 /// v1: `"dependencies": {"a": {"version": …, "dependencies": {…}}}`, nested.
 fn lockfile_v1_dependencies(dependencies: &Value, path: &str, file: &FileEntry, found: &mut Found) {
-    let Some(dependencies) = dependencies.as_object() else { return };
+    let Some(dependencies) = dependencies.as_object() else {
+        return;
+    };
     for (name, entry) in dependencies {
         if let Some(version) = str_field(entry, "version") {
             push(found, name, version, path, file);
@@ -100,11 +118,15 @@ fn push(found: &mut Found, name: &str, version: &str, path: &str, file: &FileEnt
         _ => (None, name),
     };
     let purl = purl("npm", namespace, short, version, &[]);
-    found.packages.push(package("npm", name, version, path, file, purl));
+    found
+        .packages
+        .push(package("npm", name, version, path, file, purl));
 }
 
 fn str_field<'a>(json: &'a Value, key: &str) -> Option<&'a str> {
-    json.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    json.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]
@@ -113,7 +135,11 @@ mod tests {
     use crate::scan::catalogers::test_view::TestView;
 
     fn names(found: &Found) -> Vec<(&str, &str, &str)> {
-        found.packages.iter().map(|p| (p.name.as_str(), p.version.as_str(), p.path.as_str())).collect()
+        found
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str(), p.path.as_str()))
+            .collect()
     }
 
     #[test]
@@ -132,9 +158,18 @@ mod tests {
     #[test]
     fn manifests_give_name_and_version_and_skip_incomplete_ones() {
         let view = TestView::new()
-            .file("app/node_modules/@babel/core/package.json", r#"{"name":"@babel/core","version":"7.24.0","main":"lib/index.js"}"#)
-            .file("app/node_modules/lodash/package.json", r#"{"name":"lodash","version":"4.17.21"}"#)
-            .file("app/node_modules/private/package.json", r#"{"name":"private"}"#)
+            .file(
+                "app/node_modules/@babel/core/package.json",
+                r#"{"name":"@babel/core","version":"7.24.0","main":"lib/index.js"}"#,
+            )
+            .file(
+                "app/node_modules/lodash/package.json",
+                r#"{"name":"lodash","version":"4.17.21"}"#,
+            )
+            .file(
+                "app/node_modules/private/package.json",
+                r#"{"name":"private"}"#,
+            )
             .file("app/node_modules/broken/package.json", "{not json")
             .build();
         let mut found = Found::default();
@@ -142,7 +177,11 @@ mod tests {
         assert_eq!(
             names(&found),
             [
-                ("@babel/core", "7.24.0", "app/node_modules/@babel/core/package.json"),
+                (
+                    "@babel/core",
+                    "7.24.0",
+                    "app/node_modules/@babel/core/package.json"
+                ),
                 ("lodash", "4.17.21", "app/node_modules/lodash/package.json"),
             ]
         );
@@ -159,8 +198,15 @@ mod tests {
             "ms":{"version":"2.1.3"},
             "local":{"version":"file:../local"}}}"#;
         let mut found = Found::default();
-        catalog(&TestView::new().file("app/package-lock.json", lock).build(), &mut found);
-        let got: Vec<_> = found.packages.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
+        catalog(
+            &TestView::new().file("app/package-lock.json", lock).build(),
+            &mut found,
+        );
+        let got: Vec<_> = found
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str()))
+            .collect();
         assert_eq!(got, [("debug", "2.6.9"), ("ms", "2.0.0"), ("ms", "2.1.3")]);
     }
 
@@ -175,9 +221,23 @@ mod tests {
             "node_modules/my-workspace":{"resolved":"packages/my-workspace","link":true},
             "packages/my-workspace":{"name":"my-workspace","version":"0.0.1"}}}"#;
         let mut found = Found::default();
-        catalog(&TestView::new().file("srv/package-lock.json", lock).build(), &mut found);
-        let mut got: Vec<_> = found.packages.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
+        catalog(
+            &TestView::new().file("srv/package-lock.json", lock).build(),
+            &mut found,
+        );
+        let mut got: Vec<_> = found
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str()))
+            .collect();
         got.sort();
-        assert_eq!(got, [("@scope/deep", "0.1.0"), ("express", "4.18.2"), ("real-name", "2.0.0")]);
+        assert_eq!(
+            got,
+            [
+                ("@scope/deep", "0.1.0"),
+                ("express", "4.18.2"),
+                ("real-name", "2.0.0")
+            ]
+        );
     }
 }

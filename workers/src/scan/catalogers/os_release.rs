@@ -20,7 +20,9 @@ pub fn detect(view: &FileView) -> Option<OsRelease> {
 fn parse(text: &str) -> Option<OsRelease> {
     let mut os = OsRelease::default();
     for line in text.lines() {
-        let Some((key, value)) = line.trim().split_once('=') else { continue };
+        let Some((key, value)) = line.trim().split_once('=') else {
+            continue;
+        };
         let value = unquote(value.trim());
         let slot = match key {
             "ID" => {
@@ -43,7 +45,11 @@ fn unquote(value: &str) -> String {
         let mut out = String::with_capacity(inner.len());
         let mut chars = inner.chars();
         while let Some(c) = chars.next() {
-            out.push(if c == '\\' { chars.next().unwrap_or('\\') } else { c });
+            out.push(if c == '\\' {
+                chars.next().unwrap_or('\\')
+            } else {
+                c
+            });
         }
         out
     } else if let Some(inner) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
@@ -84,15 +90,24 @@ HOME_URL="https://www.debian.org/"
     #[test]
     fn etc_wins_over_usr_lib_and_alpine_has_no_codename() {
         let view = TestView::new()
-            .file("etc/os-release", "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.1\n")
+            .file(
+                "etc/os-release",
+                "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.1\n",
+            )
             .file("usr/lib/os-release", DEBIAN_12)
             .build();
         let os = detect(&view).unwrap();
-        assert_eq!((os.id.as_str(), os.version_id.as_deref(), os.codename), ("alpine", Some("3.19.1"), None));
+        assert_eq!(
+            (os.id.as_str(), os.version_id.as_deref(), os.codename),
+            ("alpine", Some("3.19.1"), None)
+        );
     }
 
     #[test]
     fn no_os_release_means_no_os() {
-        assert_eq!(detect(&TestView::new().file("etc/hostname", "x").build()), None);
+        assert_eq!(
+            detect(&TestView::new().file("etc/hostname", "x").build()),
+            None
+        );
     }
 }

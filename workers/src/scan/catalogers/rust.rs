@@ -39,8 +39,18 @@ fn lockfile(text: &[u8], path: &str, file: &FileEntry, found: &mut Found) {
         Err(err) => return found.unreadable(path, file, format!("invalid Cargo.lock: {err}")),
     };
     for crate_ in lockfile.packages {
-        if crate_.source.as_ref().is_some_and(|source| source.is_default_registry()) {
-            push(found, crate_.name.as_str(), &crate_.version.to_string(), path, file);
+        if crate_
+            .source
+            .as_ref()
+            .is_some_and(|source| source.is_default_registry())
+        {
+            push(
+                found,
+                crate_.name.as_str(),
+                &crate_.version.to_string(),
+                path,
+                file,
+            );
         }
     }
 }
@@ -61,7 +71,11 @@ struct AuditPackage {
 fn auditable(json: &[u8], path: &str, file: &FileEntry, found: &mut Found) {
     match serde_json::from_slice::<AuditData>(json) {
         Ok(data) => {
-            for crate_ in data.packages.iter().filter(|crate_| crate_.source == "crates.io") {
+            for crate_ in data
+                .packages
+                .iter()
+                .filter(|crate_| crate_.source == "crates.io")
+            {
                 push(found, &crate_.name, &crate_.version, path, file);
             }
         }
@@ -71,7 +85,9 @@ fn auditable(json: &[u8], path: &str, file: &FileEntry, found: &mut Found) {
 
 fn push(found: &mut Found, name: &str, version: &str, path: &str, file: &FileEntry) {
     let purl = purl("cargo", None, name, version, &[]);
-    found.packages.push(package("crates.io", name, version, path, file, purl));
+    found
+        .packages
+        .push(package("crates.io", name, version, path, file, purl));
 }
 
 #[cfg(test)]
@@ -105,13 +121,20 @@ source = "git+https://github.com/time-rs/time?rev=abc#abcdef0123456789abcdef0123
 "#;
 
     fn names(found: &Found) -> Vec<(&str, &str, &str)> {
-        found.packages.iter().map(|p| (p.ecosystem.as_str(), p.name.as_str(), p.version.as_str())).collect()
+        found
+            .packages
+            .iter()
+            .map(|p| (p.ecosystem.as_str(), p.name.as_str(), p.version.as_str()))
+            .collect()
     }
 
     #[test]
     fn cargo_lock_gives_crates_io_packages_only() {
         let mut found = Found::default();
-        catalog(&TestView::new().file("src/app/Cargo.lock", LOCK).build(), &mut found);
+        catalog(
+            &TestView::new().file("src/app/Cargo.lock", LOCK).build(),
+            &mut found,
+        );
         assert_eq!(names(&found), [("crates.io", "smallvec", "1.13.2")]);
         assert_eq!(found.packages[0].purl, "pkg:cargo/smallvec@1.13.2");
     }
@@ -121,8 +144,20 @@ source = "git+https://github.com/time-rs/time?rev=abc#abcdef0123456789abcdef0123
         let json = br#"{"packages":[{"name":"app","version":"0.1.0","source":"local","dependencies":[1],"root":true},
                        {"name":"libc","version":"0.2.155","source":"crates.io","kind":"runtime"}]}"#;
         let view = TestView::new()
-            .binary("usr/bin/app", BinaryFindings { go: None, cargo_auditable: Some(Ok(json.to_vec())) })
-            .binary("usr/bin/bad", BinaryFindings { go: None, cargo_auditable: Some(Ok(b"{}".to_vec())) })
+            .binary(
+                "usr/bin/app",
+                BinaryFindings {
+                    go: None,
+                    cargo_auditable: Some(Ok(json.to_vec())),
+                },
+            )
+            .binary(
+                "usr/bin/bad",
+                BinaryFindings {
+                    go: None,
+                    cargo_auditable: Some(Ok(b"{}".to_vec())),
+                },
+            )
             .build();
         let mut found = Found::default();
         catalog(&view, &mut found);
@@ -134,8 +169,17 @@ source = "git+https://github.com/time-rs/time?rev=abc#abcdef0123456789abcdef0123
     #[test]
     fn invalid_lockfile_is_unreadable() {
         let mut found = Found::default();
-        catalog(&TestView::new().file("Cargo.lock", "[[package]\nname=").build(), &mut found);
+        catalog(
+            &TestView::new()
+                .file("Cargo.lock", "[[package]\nname=")
+                .build(),
+            &mut found,
+        );
         assert!(found.packages.is_empty());
-        assert!(found.unreadable[0].reason.starts_with("invalid Cargo.lock"), "{:?}", found.unreadable);
+        assert!(
+            found.unreadable[0].reason.starts_with("invalid Cargo.lock"),
+            "{:?}",
+            found.unreadable
+        );
     }
 }

@@ -11,23 +11,41 @@ pub struct TestView {
 
 impl TestView {
     pub fn new() -> Self {
-        TestView { view: FileView::default(), layer: 0 }
+        TestView {
+            view: FileView::default(),
+            layer: 0,
+        }
     }
 
     pub fn file(mut self, path: &str, content: impl AsRef<[u8]>) -> Self {
         let content = Content::Text(content.as_ref().into());
-        self.view.insert(path.into(), Node::File(FileEntry { layer: self.layer_ref(), content }));
+        self.view.insert(
+            path.into(),
+            Node::File(FileEntry {
+                layer: self.layer_ref(),
+                content,
+            }),
+        );
         self
     }
 
     pub fn binary(mut self, path: &str, findings: BinaryFindings) -> Self {
         let content = Content::Binary(findings.into());
-        self.view.insert(path.into(), Node::File(FileEntry { layer: self.layer_ref(), content }));
+        self.view.insert(
+            path.into(),
+            Node::File(FileEntry {
+                layer: self.layer_ref(),
+                content,
+            }),
+        );
         self
     }
 
     pub fn symlink(mut self, path: &str, target: &str) -> Self {
-        let node = Node::Symlink { target: target.into(), layer: self.layer_ref() };
+        let node = Node::Symlink {
+            target: target.into(),
+            layer: self.layer_ref(),
+        };
         self.view.insert(path.into(), node);
         self
     }
@@ -37,6 +55,9 @@ impl TestView {
     }
 
     fn layer_ref(&self) -> LayerRef {
-        LayerRef { index: self.layer, digest: format!("sha256:layer{}", self.layer) }
+        LayerRef {
+            index: self.layer,
+            digest: format!("sha256:layer{}", self.layer),
+        }
     }
 }
