@@ -13,7 +13,7 @@ use tokio_util::io::SyncIoBridge;
 use super::binary;
 use super::inventory::{Inventory, Unreadable};
 use super::path;
-use super::view::{Content, FileEntry, FileView, Node};
+use super::view::{Content, Earlier, FileEntry, FileView, Node};
 
 /// Largest file kept whole (a dpkg status or a package-lock.json is a few MiB at most).
 pub const MAX_KEPT_FILE: u64 = 64 * 1024 * 1024;
@@ -37,6 +37,9 @@ pub enum Want {
     Skip,
     /// Keep it whole (up to [`MAX_KEPT_FILE`]).
     Content,
+    /// A package database (dpkg's status, apk's installed): keep it whole, with the versions
+    /// lower layers wrote, to tell which layer introduced each package.
+    Database,
     /// Scan it as it streams by, if it is an ELF file.
     Executable,
 }
@@ -162,7 +165,7 @@ where
             return Ok(());
         }
         // Any other entry replaces what was at its path, and a directory's lower contents.
-        self.view.remove(&path);
+        let previous = self.view.remove(&path);
         self.view.remove_lower_under(&path, layer.index);
         if kind.is_symlink() {
             if let Some(target) = entry.link_name_bytes() {
@@ -186,29 +189,37 @@ where
             return Ok(());
         }
         let size = entry.size();
-        match (self.filter)(&path, mode, size) {
+        let want = (self.filter)(&path, mode, size);
+        match want {
             Want::Skip => {}
-            Want::Content if size > MAX_KEPT_FILE => self.view.unreadable.push(Unreadable {
-                path,
-                layer: Some(layer.clone()),
-                reason: format!("{size} bytes, over the {MAX_KEPT_FILE}-byte limit for kept files"),
-            }),
-            Want::Content => {
+            Want::Content | Want::Database if size > MAX_KEPT_FILE => {
+                self.view.unreadable.push(Unreadable {
+                    path,
+                    layer: Some(layer.clone()),
+                    reason: format!(
+                        "{size} bytes, over the {MAX_KEPT_FILE}-byte limit for kept files"
+                    ),
+                })
+            }
+            Want::Content | Want::Database => {
                 let mut content = Vec::with_capacity(size as usize);
                 let mut entry = entry;
                 entry.read_to_end(&mut content)?;
-                let file = FileEntry {
-                    layer: layer.clone(),
-                    content: Content::Text(content.into()),
-                };
+                let mut file = FileEntry::new(layer.clone(), Content::Text(content.into()));
+                if let (Want::Database, Some(Node::File(old))) = (want, previous) {
+                    if let Content::Text(text) = old.content {
+                        file.earlier.push(Earlier {
+                            layer: old.layer,
+                            text,
+                        });
+                        file.earlier.extend(old.earlier);
+                    }
+                }
                 self.view.insert(path, Node::File(file));
             }
             Want::Executable => {
                 if let Some(found) = binary::scan_executable(entry, size)? {
-                    let file = FileEntry {
-                        layer: layer.clone(),
-                        content: Content::Binary(found.into()),
-                    };
+                    let file = FileEntry::new(layer.clone(), Content::Binary(found.into()));
                     self.view.insert(path, Node::File(file));
                 }
             }
@@ -234,10 +245,7 @@ where
         }
         match self.view.get(&target) {
             Some(file) => {
-                let file = FileEntry {
-                    layer: layer.clone(),
-                    content: file.content.clone(),
-                };
+                let file = FileEntry::new(layer.clone(), file.content.clone());
                 self.view.insert(path, Node::File(file));
             }
             // An executable the scan found nothing in is not kept, and needs nothing.

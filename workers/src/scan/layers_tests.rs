@@ -97,28 +97,83 @@ fn whiteout_files_never_appear_and_a_whiteout_in_the_same_layer_spares_its_files
 
 #[test]
 fn the_same_file_rewritten_in_a_later_layer_records_the_later_layer() {
+    let base = TarLayer::new()
+        .file("app/node_modules/a/package.json", manifest("a", "1.0.0"))
+        .tar();
+    let upper = TarLayer::new()
+        .file("app/node_modules/a/package.json", manifest("a", "1.0.1"))
+        .tar();
+    let inventory = scan_layers(layers(vec![base, upper])).unwrap();
+    assert_eq!(packages(&inventory), [("a", "1.0.1", 1)]);
+    assert_eq!(inventory.packages[0].layer, layer_ref(1));
+}
+
+#[test]
+fn packages_in_a_rewritten_dpkg_status_keep_the_layer_that_introduced_them() {
     let status = |packages: &[(&str, &str)]| {
         packages
             .iter()
-            .map(|(name, version)| format!("Package: {name}\nStatus: install ok installed\nVersion: {version}\nArchitecture: amd64\n\n"))
+            .map(|(name, version)| {
+                format!("Package: {name}\nStatus: install ok installed\nVersion: {version}\nArchitecture: amd64\n\n")
+            })
             .collect::<String>()
     };
-    let base = TarLayer::new()
-        .file("var/lib/dpkg/status", status(&[("libc6", "2.36-9")]))
-        .tar();
-    let unrelated = TarLayer::new().file("etc/motd", "hi").tar();
-    let apt = TarLayer::new()
-        .file(
-            "./var/lib/dpkg/status",
-            status(&[("libc6", "2.36-9"), ("curl", "7.88.1-10")]),
-        )
-        .tar();
-    let inventory = scan_layers(layers(vec![base, unrelated, apt])).unwrap();
+    let layers_ = vec![
+        TarLayer::new()
+            .file(
+                "var/lib/dpkg/status",
+                status(&[("libc6", "2.36-9"), ("zlib1g", "1:1.2.13")]),
+            )
+            .tar(),
+        TarLayer::new().file("etc/motd", "hi").tar(),
+        // apt-get install curl: libc6 stays, curl arrives, zlib1g is upgraded.
+        TarLayer::new()
+            .file(
+                "./var/lib/dpkg/status",
+                status(&[
+                    ("libc6", "2.36-9"),
+                    ("curl", "7.88.1-10"),
+                    ("zlib1g", "1:1.2.13.1"),
+                ]),
+            )
+            .tar(),
+        // apt-get install jq: the status is rewritten again, with nothing else changed.
+        TarLayer::new()
+            .file(
+                "var/lib/dpkg/status",
+                status(&[
+                    ("libc6", "2.36-9"),
+                    ("curl", "7.88.1-10"),
+                    ("zlib1g", "1:1.2.13.1"),
+                    ("jq", "1.6-2.1"),
+                ]),
+            )
+            .tar(),
+    ];
+    let inventory = scan_layers(layers(layers_)).unwrap();
     assert_eq!(
         packages(&inventory),
-        [("libc6", "2.36-9", 2), ("curl", "7.88.1-10", 2)]
+        [
+            ("libc6", "2.36-9", 0),
+            ("curl", "7.88.1-10", 2),
+            ("zlib1g", "1:1.2.13.1", 2),
+            ("jq", "1.6-2.1", 3)
+        ]
     );
-    assert_eq!(inventory.packages[0].layer, layer_ref(2));
+    // A whiteout in between cuts the history: what comes back later was introduced again.
+    let deleted = vec![
+        TarLayer::new()
+            .file("var/lib/dpkg/status", status(&[("libc6", "2.36-9")]))
+            .tar(),
+        TarLayer::new().whiteout("var/lib/dpkg/status").tar(),
+        TarLayer::new()
+            .file("var/lib/dpkg/status", status(&[("libc6", "2.36-9")]))
+            .tar(),
+    ];
+    assert_eq!(
+        packages(&scan_layers(layers(deleted)).unwrap()),
+        [("libc6", "2.36-9", 2)]
+    );
 }
 
 #[test]

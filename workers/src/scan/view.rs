@@ -19,6 +19,26 @@ const MAX_SYMLINK_HOPS: usize = 40;
 pub struct FileEntry {
     pub layer: LayerRef,
     pub content: Content,
+    /// For package databases ([`super::Want::Database`]), the versions lower layers wrote,
+    /// newest first, so a package can be traced to the layer that introduced it.
+    pub earlier: Vec<Earlier>,
+}
+
+impl FileEntry {
+    pub fn new(layer: LayerRef, content: Content) -> Self {
+        FileEntry {
+            layer,
+            content,
+            earlier: Vec::new(),
+        }
+    }
+}
+
+/// A version of a file that a later layer replaced.
+#[derive(Clone, Debug)]
+pub struct Earlier {
+    pub layer: LayerRef,
+    pub text: Arc<[u8]>,
 }
 
 /// What the view keeps of a file.
@@ -130,8 +150,8 @@ impl FileView {
         self.nodes.insert(path, node);
     }
 
-    pub(crate) fn remove(&mut self, path: &str) {
-        self.nodes.remove(path);
+    pub(crate) fn remove(&mut self, path: &str) -> Option<Node> {
+        self.nodes.remove(path)
     }
 
     /// Removes what layers below `layer` left inside `dir` (not `dir` itself): an opaque

@@ -1,7 +1,7 @@
 //! Alpine: apk's `/lib/apk/db/installed` (`P:` name, `V:` version, `o:` origin, the source
 //! package that Alpine's advisories name, `A:` architecture).
 
-use super::{distro, package, purl, Found};
+use super::{distro, package, purl, trace_introduction, Found};
 use crate::scan::inventory::OsRelease;
 use crate::scan::view::FileView;
 
@@ -20,12 +20,9 @@ pub(super) fn catalog(view: &FileView, os: Option<&OsRelease>, found: &mut Found
     };
     let text = String::from_utf8_lossy(text);
     let distro = distro(os);
+    let first = found.packages.len();
     for record in text.split("\n\n") {
-        let field = |key: &str| {
-            record
-                .lines()
-                .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
-        };
+        let field = |key| field(record, key);
         let (Some(name), Some(version)) = (field("P"), field("V")) else {
             continue;
         };
@@ -44,6 +41,23 @@ pub(super) fn catalog(view: &FileView, os: Option<&OsRelease>, found: &mut Found
         package.source_version = Some(version.to_owned());
         found.packages.push(package);
     }
+    trace_introduction(&mut found.packages[first..], file, |text| {
+        text.split("\n\n")
+            .filter_map(|record| {
+                Some((
+                    field(record, "P")?.to_owned(),
+                    field(record, "V")?.to_owned(),
+                ))
+            })
+            .collect()
+    });
+}
+
+/// The value of a record's `key:` line.
+fn field<'a>(record: &'a str, key: &str) -> Option<&'a str> {
+    record
+        .lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
 }
 
 #[cfg(test)]

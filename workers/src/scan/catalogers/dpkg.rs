@@ -2,12 +2,17 @@
 //! package under `/var/lib/dpkg/status.d/`. Advisories name source packages, so each package
 //! carries its `Source:` (name, and version when it differs from the binary's).
 
-use super::{control, distro, package, purl, Found};
+use super::{control, distro, package, purl, trace_introduction, Found};
 use crate::scan::inventory::OsRelease;
 use crate::scan::view::{FileEntry, FileView};
 
 const STATUS: &str = "var/lib/dpkg/status";
 const STATUS_DIR: &str = "var/lib/dpkg/status.d";
+
+/// dpkg's status, rewritten by every layer that installs packages.
+pub(super) fn is_database(path: &str) -> bool {
+    path == STATUS
+}
 
 pub(super) fn wants(path: &str) -> bool {
     path == STATUS
@@ -37,12 +42,9 @@ fn read_status(path: &str, file: &FileEntry, os: Option<&OsRelease>, found: &mut
         _ => ("Debian", "debian"),
     };
     let distro = distro(os);
-    for fields in control::paragraphs(&text) {
+    let first = found.packages.len();
+    for fields in installed(&text) {
         let get = |key| control::get(&fields, key);
-        // Distroless status.d files have no Status field: everything listed is installed.
-        if get("Status").is_some_and(|status| status != "install ok installed") {
-            continue;
-        }
         let (Some(name), Some(version)) = (get("Package"), get("Version")) else {
             continue;
         };
@@ -69,6 +71,24 @@ fn read_status(path: &str, file: &FileEntry, os: Option<&OsRelease>, found: &mut
         package.source_version = Some(source_version.to_owned());
         found.packages.push(package);
     }
+    trace_introduction(&mut found.packages[first..], file, |text| {
+        installed(text)
+            .filter_map(|fields| {
+                Some((
+                    control::get(&fields, "Package")?.to_owned(),
+                    control::get(&fields, "Version")?.to_owned(),
+                ))
+            })
+            .collect()
+    });
+}
+
+/// The paragraphs of installed packages. Distroless status.d files have no Status field:
+/// everything they list is installed.
+fn installed(text: &str) -> impl Iterator<Item = Vec<(&str, &str)>> {
+    control::paragraphs(text).filter(|fields| {
+        control::get(fields, "Status").is_none_or(|status| status == "install ok installed")
+    })
 }
 
 /// `glibc` or `bash (5.2.15-2)`.

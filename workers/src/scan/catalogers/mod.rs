@@ -11,6 +11,8 @@ pub mod os_release;
 mod python;
 mod rust;
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 
 use super::inventory::{OsRelease, Unreadable};
@@ -33,7 +35,9 @@ pub struct Package {
     pub source_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_version: Option<String>,
-    /// The layer that last wrote the file the package was read from.
+    /// The layer that introduced the package: for package databases (dpkg's status, apk's
+    /// installed) the earliest layer since which the database lists it at this version; for
+    /// other files the layer that last wrote the file.
     pub layer: LayerRef,
     /// That file, from the image's root (`var/lib/dpkg/status`, `usr/local/bin/app`).
     pub path: String,
@@ -43,6 +47,9 @@ pub struct Package {
 /// What the catalogers read, for [`super::LayerWalker`]: package databases and manifests
 /// whole, executables (likely Go or Rust programs) through the streaming binary scan.
 pub fn wants(path: &str, mode: u32, size: u64) -> Want {
+    if dpkg::is_database(path) || apk::wants(path) {
+        return Want::Database;
+    }
     let content = os_release::wants(path)
         || dpkg::wants(path)
         || apk::wants(path)
@@ -85,6 +92,31 @@ pub fn catalog(view: &FileView, os: Option<&OsRelease>) -> Found {
     go::catalog(view, &mut found);
     rust::catalog(view, &mut found);
     found
+}
+
+/// Moves each of `packages` (read from `file`, a package database) back to the earliest layer
+/// since which every version of the database lists it at the same version: the layer that
+/// introduced it, rather than the last one that rewrote the database. `listed` reads the
+/// (name, version) pairs of one earlier version.
+fn trace_introduction(
+    packages: &mut [Package],
+    file: &FileEntry,
+    listed: impl Fn(&str) -> HashSet<(String, String)>,
+) {
+    let mut unbroken = vec![true; packages.len()];
+    for earlier in &file.earlier {
+        let pairs = listed(&String::from_utf8_lossy(&earlier.text));
+        for (package, unbroken) in packages.iter_mut().zip(unbroken.iter_mut()) {
+            *unbroken =
+                *unbroken && pairs.contains(&(package.name.clone(), package.version.clone()));
+            if *unbroken {
+                package.layer = earlier.layer.clone();
+            }
+        }
+        if !unbroken.contains(&true) {
+            break;
+        }
+    }
 }
 
 /// A package URL (<https://github.com/package-url/purl-spec>), or "" for a name the spec

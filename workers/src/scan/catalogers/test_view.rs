@@ -21,10 +21,7 @@ impl TestView {
         let content = Content::Text(content.as_ref().into());
         self.view.insert(
             path.into(),
-            Node::File(FileEntry {
-                layer: self.layer_ref(),
-                content,
-            }),
+            Node::File(FileEntry::new(self.layer_ref(), content)),
         );
         self
     }
@@ -33,10 +30,7 @@ impl TestView {
         let content = Content::Binary(findings.into());
         self.view.insert(
             path.into(),
-            Node::File(FileEntry {
-                layer: self.layer_ref(),
-                content,
-            }),
+            Node::File(FileEntry::new(self.layer_ref(), content)),
         );
         self
     }
