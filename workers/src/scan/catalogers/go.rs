@@ -108,7 +108,7 @@ fn stdlib_version(go_version: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::scan::binary::BinaryFindings;
-    use crate::scan::catalogers::test_view::TestView;
+    use crate::scan::catalogers::test_view::{name_versions, TestView};
 
     fn go_binary(go_version: &str, modinfo: &str) -> BinaryFindings {
         BinaryFindings {
@@ -134,11 +134,7 @@ build\t-compiler=gc\nbuild\tGOOS=linux\n";
             .build();
         let mut found = Found::default();
         catalog(&view, &mut found);
-        let got: Vec<_> = found
-            .packages
-            .iter()
-            .map(|p| (p.name.as_str(), p.version.as_str()))
-            .collect();
+        let got = name_versions(&found);
         assert_eq!(
             got,
             [
@@ -176,11 +172,7 @@ build\t-compiler=gc\nbuild\tGOOS=linux\n";
             .build();
         let mut found = Found::default();
         catalog(&view, &mut found);
-        let got: Vec<_> = found
-            .packages
-            .iter()
-            .map(|p| (p.name.as_str(), p.version.as_str()))
-            .collect();
+        let got = name_versions(&found);
         assert_eq!(got, [("stdlib", "v1.19.8")]);
         assert_eq!(found.unreadable.len(), 1);
         assert_eq!(found.unreadable[0].path, "old");

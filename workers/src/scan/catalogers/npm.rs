@@ -132,7 +132,7 @@ fn str_field<'a>(json: &'a Value, key: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::catalogers::test_view::TestView;
+    use crate::scan::catalogers::test_view::{name_versions, TestView};
 
     fn names(found: &Found) -> Vec<(&str, &str, &str)> {
         found
@@ -202,11 +202,7 @@ mod tests {
             &TestView::new().file("app/package-lock.json", lock).build(),
             &mut found,
         );
-        let got: Vec<_> = found
-            .packages
-            .iter()
-            .map(|p| (p.name.as_str(), p.version.as_str()))
-            .collect();
+        let got = name_versions(&found);
         assert_eq!(got, [("debug", "2.6.9"), ("ms", "2.0.0"), ("ms", "2.1.3")]);
     }
 
@@ -225,11 +221,7 @@ mod tests {
             &TestView::new().file("srv/package-lock.json", lock).build(),
             &mut found,
         );
-        let mut got: Vec<_> = found
-            .packages
-            .iter()
-            .map(|p| (p.name.as_str(), p.version.as_str()))
-            .collect();
+        let mut got = name_versions(&found);
         got.sort();
         assert_eq!(
             got,

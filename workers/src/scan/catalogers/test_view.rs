@@ -55,3 +55,12 @@ impl TestView {
         }
     }
 }
+
+/// (name, version) of every package found, in order.
+pub fn name_versions(found: &super::Found) -> Vec<(&str, &str)> {
+    found
+        .packages
+        .iter()
+        .map(|p| (p.name.as_str(), p.version.as_str()))
+        .collect()
+}
