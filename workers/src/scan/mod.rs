@@ -17,6 +17,8 @@ pub mod view;
 #[cfg(test)]
 mod bench_tests;
 #[cfg(test)]
+mod image_tests;
+#[cfg(test)]
 mod layers_tests;
 #[cfg(test)]
 mod test_layers;
