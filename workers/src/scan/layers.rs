@@ -240,21 +240,23 @@ where
             return;
         };
         let target = path::normalize(&String::from_utf8_lossy(&target));
-        if (self.filter)(&path, mode, 0) == Want::Skip {
+        if let Some(file) = self.view.get(&target) {
+            // Kept because its own path was wanted: the same file at a second path (a Go
+            // binary linked under two names is two programs to report).
+            let file = FileEntry::new(layer.clone(), file.content.clone());
+            self.view.insert(path, Node::File(file));
             return;
         }
-        match self.view.get(&target) {
-            Some(file) => {
-                let file = FileEntry::new(layer.clone(), file.content.clone());
-                self.view.insert(path, Node::File(file));
-            }
-            // An executable the scan found nothing in is not kept, and needs nothing.
-            None if (self.filter)(&path, mode, 0) == Want::Executable => {}
-            None => self.view.unreadable.push(Unreadable {
+        // A link carries no size; an executable the scan found nothing in needs nothing.
+        if matches!(
+            (self.filter)(&path, mode, 0),
+            Want::Content | Want::Database
+        ) {
+            self.view.unreadable.push(Unreadable {
                 path,
                 layer: Some(layer.clone()),
                 reason: format!("a hard link to {target}, which was not kept"),
-            }),
+            });
         }
     }
 }

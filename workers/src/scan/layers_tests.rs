@@ -462,3 +462,19 @@ fn cargo_auditable_section_added_with_objcopy_is_read() {
         .collect();
     assert_eq!(got, [("crates.io", "itoa", "1.0.11")]);
 }
+
+#[test]
+fn a_hard_link_to_a_scanned_binary_is_the_same_program_at_a_second_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(binary) = build_go_program(dir.path()) else {
+        eprintln!("skipped: go is not installed");
+        return;
+    };
+    let tar = TarLayer::new()
+        .executable("usr/bin/hello", std::fs::read(&binary).unwrap())
+        .hard_link("usr/bin/hello-again", "usr/bin/hello")
+        .tar();
+    let inventory = scan_layers(layers(vec![tar])).unwrap();
+    let paths: Vec<_> = inventory.packages.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["usr/bin/hello", "usr/bin/hello-again"]);
+}

@@ -4,9 +4,17 @@
 //! turn that view into an [`inventory::Inventory`] of packages, which the worker sends to the
 //! server (which matches it against vulnerability data) and which is also the SBOM ([`sbom`]).
 //!
-//! Pure code: no network, no Docker. The caller fetches the layers and hands over readers.
+//! Pure code: no network, no Docker. The caller fetches the layers and hands over readers:
+//! [`scan_layers`] for `Read`ers, or [`LayerWalker::apply_layer_async`] per layer for blobs
+//! streaming from a registry, then [`Inventory::from_view`].
+//!
+//! Memory: the view holds only wanted files (package databases and manifests, each at most
+//! [`layers::MAX_KEPT_FILE`]; dpkg's and apk's databases with their earlier versions) and
+//! symlinks. Executables are scanned for Go build info as they stream by; those up to
+//! [`binary::AUDITABLE_MAX_BINARY`] (64 MiB) are also held whole, one at a time, to find
+//! their `cargo auditable` section. Layers compressed with zstd are refused by name.
 
-mod binary;
+pub mod binary;
 pub mod catalogers;
 pub mod inventory;
 pub mod layers;
