@@ -83,3 +83,27 @@ fn bench_inventory_of_a_synthetic_multi_layer_image() {
         println!("peak RSS {after:.0} MiB (the layers in memory: {before:.0} MiB before the scan)");
     }
 }
+
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture, in release"]
+fn bench_inventory_of_go_binaries() {
+    let Ok(skopeo) = std::fs::read("/usr/bin/skopeo") else {
+        eprintln!("skipped: needs /usr/bin/skopeo");
+        return;
+    };
+    const COPIES: usize = 8;
+    let mut tar = TarLayer::new();
+    for i in 0..COPIES {
+        tar = tar.executable(&format!("usr/bin/skopeo{i}"), &skopeo);
+    }
+    let tar = tar.gzip();
+    let started = Instant::now();
+    let inventory = scan_layers(layers(vec![tar])).unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let unpacked = (COPIES * skopeo.len()) as f64 / 1e6;
+    println!(
+        "{COPIES} Go binaries, {unpacked:.0} MB unpacked, in {seconds:.2} s: {:.0} MB/s; {}",
+        unpacked / seconds,
+        inventory.summary_line(),
+    );
+}
