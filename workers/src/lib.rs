@@ -25,6 +25,7 @@ pub mod protocol;
 mod publish;
 pub mod purge;
 pub mod purge_run;
+pub mod scan;
 pub mod server_url;
 pub mod signal;
 mod source;
