@@ -24,6 +24,7 @@ pub mod logship;
 pub mod protocol;
 mod publish;
 pub mod purge;
+pub mod purge_run;
 pub mod server_url;
 pub mod signal;
 mod source;
