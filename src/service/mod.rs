@@ -11,6 +11,8 @@ mod lifecycle;
 pub mod logs;
 pub mod origin;
 mod positions;
+mod purge;
+mod purge_gc;
 pub mod queue;
 pub mod registry;
 pub mod repositories;
