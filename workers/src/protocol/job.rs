@@ -88,7 +88,7 @@ impl Job {
             Job::Steps(steps) => &steps.platforms,
             // A purge builds nothing: it is queued for the default platform, which every
             // worker of the usual kind serves.
-            Job::Purge(_) => &*DEFAULT_PLATFORMS,
+            Job::Purge(_) => &DEFAULT_PLATFORMS,
         }
     }
 
