@@ -343,6 +343,50 @@ async fn a_cmd_task_runs_acr_purge_unchanged() {
     assert_eq!(tags(&server, &repo).await, ["keep"]);
 }
 
+#[tokio::test]
+async fn a_task_purge_is_checked_against_who_runs_it() {
+    let server = TestServer::start_with(|a| a.workers = 0).await;
+    let repo = unique_repo("locked");
+    push(&server, &repo, "v1").await;
+    let tasks = server
+        .create_token("tasker", &["tasks", "push"], &["kiln-test/*"])
+        .await;
+    let cmd = format!("acr purge --filter '{repo}:.*' --ago 30d --untagged");
+    let out = server
+        .kiln_output_as(
+            &tasks,
+            &[
+                "task",
+                "create",
+                "--name",
+                "cleanup",
+                "--context",
+                "/dev/null",
+                "--cmd",
+                &cmd,
+            ],
+        )
+        .await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    // It may push there, not delete: its run of the task is refused, naming the repository.
+    let out = server
+        .kiln_output_as(&tasks, &["task", "run", "--name", "cleanup"])
+        .await;
+    assert_ne!(out.code, 0, "{out:#?}");
+    assert!(
+        out.stderr.contains(&repo) && out.stderr.contains("nothing was deleted"),
+        "{out:#?}"
+    );
+    assert_eq!(server.run_count().await, 0);
+    // The owner may: the run is queued.
+    let out = server
+        .kiln_output(&["task", "run", "--name", "cleanup", "--no-wait"])
+        .await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert_eq!(server.run_count().await, 1);
+    assert_eq!(tags(&server, &repo).await, ["v1"]);
+}
+
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
