@@ -218,9 +218,11 @@ impl<E: Engine> Agent<E> {
         };
         // A purge run's one step, as the purge reports it.
         let purge_step = std::sync::Mutex::new(None);
-        let log = match steps_job {
-            Some(job) => log.masking(masked_values(job, &lease)),
-            None => log,
+        let log = match &lease.job {
+            Job::Steps(job) => log.masking(masked_values(Some(job), &lease)),
+            // A purge prints registry responses: the credentials it holds never show.
+            Job::Purge(_) => log.masking(masked_values(None, &lease)),
+            Job::Build(_) => log,
         };
         let (board, reporter) = match steps_job {
             Some(job) => {
@@ -529,10 +531,13 @@ impl Summary {
     }
 }
 
-/// What a steps run's log never shows: the values the server marked, and the credentials
-/// and git token the worker holds.
-fn masked_values(job: &StepsJob, lease: &Lease) -> Vec<String> {
-    let masked = job.masked.iter().map(|s| s.expose().to_string());
+/// What a steps (or purge) run's log never shows: the values the server marked, and the
+/// credentials and git token the worker holds.
+fn masked_values(job: Option<&StepsJob>, lease: &Lease) -> Vec<String> {
+    let masked = job
+        .into_iter()
+        .flat_map(|j| &j.masked)
+        .map(|s| s.expose().to_string());
     let credentials = lease
         .credentials
         .iter()
