@@ -1,7 +1,7 @@
 use std::io::IsTerminal;
 
-use clap::Parser;
-use kiln::cli::{build, login, registry, run, task, token, Cli, CliError, Command};
+use clap::{CommandFactory, FromArgMatches};
+use kiln::cli::{build, login, purge, registry, run, task, token, Cli, CliError, Command};
 use kiln::server::Server;
 
 fn init_tracing(default: &str) {
@@ -39,7 +39,9 @@ async fn serve(args: kiln::config::ServeArgs) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
+    // The matches too: `kiln purge` sends its flags as given.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let code = match cli.command {
         Command::Serve(args) => {
             init_tracing("info,tower_http=warn,sqlx=warn");
@@ -79,6 +81,11 @@ async fn main() {
         Command::Webhook(cmd) => {
             init_tracing("warn");
             report(kiln::cli::webhook::run(cmd).await)
+        }
+        Command::Purge(cmd) => {
+            init_tracing("warn");
+            let purge = matches.subcommand_matches("purge");
+            report(purge::run(cmd, purge.unwrap_or(&matches)).await)
         }
     };
     std::process::exit(code);

@@ -184,7 +184,6 @@ impl Server {
             auth.clone(),
             settings,
         ));
-        let queue = Arc::new(Queue::new(runs.clone()));
         bootstrap_owner(&auth, &args, &local_url).await?;
         let worker_token = match args.workers {
             0 => None,
@@ -196,6 +195,9 @@ impl Server {
             args.gc_grace,
             clock.clone(),
         )?);
+        // A purge asks for a collection after it only where the server collects at all.
+        let purge_gc = (!args.gc_interval.is_zero()).then(|| registry.clone());
+        let queue = Arc::new(Queue::new(runs.clone(), purge_gc));
         let tasks = Arc::new(TaskService::new(store.clone(), runs.clone(), auth.clone()));
         let timers = TimerScheduler::new(tasks.clone(), clock.clone());
         let webhooks = Arc::new(WebhookService::new(store.clone(), clock.clone()));

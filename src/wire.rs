@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use kiln_worker::protocol::{
-    BaseImage, ContextSource, Digest, JobKind, OutputImage, PlatformSet, RunId, RunStatus, Secret,
-    StepState, StepStatus, StepType,
+    BaseImage, ContextSource, Digest, JobKind, OutputImage, PlatformSet, PurgeCounts, RunId,
+    RunStatus, Secret, StepState, StepStatus, StepType,
 };
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +85,19 @@ pub struct CreateStepsRun {
     pub git_access_token: Option<Secret>,
 }
 
+/// `POST /api/runs/purge`: queue a purge run (`kiln purge`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreatePurgeRun {
+    /// `acr purge`'s arguments as given (`--filter`, `--ago`, …, `--registry`), without
+    /// `acr purge`; `$Registry` and `{{.Run.Registry}}` stand for the run's registry.
+    pub words: Vec<String>,
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub queue_timeout_secs: Option<u64>,
+}
+
 fn default_dockerfile() -> String {
     "Dockerfile".into()
 }
@@ -138,7 +151,7 @@ pub struct Run {
     /// While queued and no connected worker can take it: says so, and how long it may wait.
     #[serde(default)]
     pub warning: Option<String>,
-    /// `build` or `steps`.
+    /// `build`, `steps` or `purge`.
     #[serde(default = "build_kind")]
     pub kind: JobKind,
     /// What triggered the run beyond `trigger` (a commit, a timer...); `null` for Manual.
@@ -174,6 +187,9 @@ pub struct RunStep {
     #[serde(default)]
     pub base_images: Vec<BaseImage>,
     pub error: Option<String>,
+    /// What a purge step deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purged: Option<PurgeCounts>,
 }
 
 impl From<StepState> for RunStep {
@@ -189,6 +205,7 @@ impl From<StepState> for RunStep {
             images: s.images,
             base_images: s.base_images,
             error: s.error,
+            purged: s.purged,
         }
     }
 }

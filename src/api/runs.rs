@@ -12,16 +12,32 @@ use super::error::ApiError;
 use super::extract::{ValidJson, ValidQuery};
 use super::App;
 use crate::access::Principal;
-use crate::wire::{CreateRun, CreateStepsRun, ListQuery, LogQuery, Run, RunList, SubmitLimits};
+use crate::wire::{
+    CreatePurgeRun, CreateRun, CreateStepsRun, ListQuery, LogQuery, Run, RunList, SubmitLimits,
+};
 
 pub fn routes() -> Router<App> {
     Router::new()
         .route("/api/runs", post(create).get(list))
         .route("/api/runs/steps", post(create_steps))
+        .route("/api/runs/purge", post(create_purge))
         .route("/api/runs/{id}", get(show))
         .route("/api/runs/{id}/cancel", post(cancel))
         .route("/api/runs/{id}/logs", get(logs))
         .route("/api/limits", get(limits))
+}
+
+/// `kiln purge`: bad arguments are a 400, a filter reaching a repository the caller may not
+/// delete in a 403, and nothing is queued.
+async fn create_purge(
+    State(app): State<App>,
+    who: Principal,
+    ValidJson(req): ValidJson<CreatePurgeRun>,
+) -> Result<(StatusCode, Json<Run>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(app.runs.create_purge(req, &who).await?),
+    ))
 }
 
 async fn limits(State(app): State<App>, who: Principal) -> Result<Json<SubmitLimits>, ApiError> {

@@ -9,8 +9,8 @@ use reqwest::StatusCode;
 
 use super::{CliError, ServerArgs};
 use crate::wire::{
-    ContextUploaded, CreateRun, CreateStepsRun, CreateToken, CreatedToken, ListQuery, Run, RunList,
-    SubmitLimits, Token, TokenList,
+    ContextUploaded, CreatePurgeRun, CreateRun, CreateStepsRun, CreateToken, CreatedToken,
+    ListQuery, Run, RunList, SubmitLimits, Token, TokenList,
 };
 
 #[derive(Clone)]
@@ -143,6 +143,10 @@ impl KilnClient {
     /// `POST /api/runs/steps`: queue a task file or a cmd.
     pub async fn create_steps_run(&self, req: &CreateStepsRun) -> Result<Run, CliError> {
         self.post_json("/api/runs/steps", req).await
+    }
+
+    pub async fn create_purge_run(&self, req: &CreatePurgeRun) -> Result<Run, CliError> {
+        self.post_json("/api/runs/purge", req).await
     }
 
     /// The server's rules for run requests; `None` from a server too old to say.

@@ -18,17 +18,18 @@ pub fn print_json(value: &impl Serialize) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `RUN ID  STATUS  TRIGGER  IMAGES  STARTED  DURATION`, one run a line.
+/// `RUN ID  STATUS  KIND  TRIGGER  IMAGES  STARTED  DURATION`, one run a line.
 pub fn run_table(runs: &[Run]) -> String {
     let header = [
-        "RUN ID", "STATUS", "TRIGGER", "IMAGES", "STARTED", "DURATION",
+        "RUN ID", "STATUS", "KIND", "TRIGGER", "IMAGES", "STARTED", "DURATION",
     ];
-    let rows: Vec<[String; 6]> = runs
+    let rows: Vec<[String; 7]> = runs
         .iter()
         .map(|r| {
             [
                 r.id.to_string(),
                 status_cell(r),
+                r.kind.as_str().to_string(),
                 r.trigger.clone(),
                 images_cell(r),
                 r.started_at.map(timestamp).unwrap_or_default(),
@@ -162,7 +163,14 @@ pub fn steps_table(steps: &[RunStep]) -> String {
     let rows: Vec<[String; 7]> = steps
         .iter()
         .map(|s| {
-            let images: Vec<String> = s.images.iter().map(image_with_digest).collect();
+            let mut images: Vec<String> = s.images.iter().map(image_with_digest).collect();
+            // A purge step's cell says what it deleted.
+            images.extend(s.purged.map(|p| {
+                format!(
+                    "deleted {} tags, {} manifests",
+                    p.deleted_tags, p.deleted_manifests
+                )
+            }));
             [
                 s.id.clone(),
                 s.step_type.as_str().to_string(),

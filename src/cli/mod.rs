@@ -10,6 +10,7 @@ pub mod format;
 pub mod login;
 mod pairs;
 pub mod progress;
+pub mod purge;
 pub mod registry;
 pub mod registry_login;
 pub mod run;
@@ -65,6 +66,9 @@ pub enum Command {
     /// Send registry and run events to URLs, signed (owners only).
     #[command(subcommand)]
     Webhook(webhook::WebhookCommand),
+    /// Delete old tags and untagged manifests as `acr purge` does, as a run: streams its log
+    /// and exits with its result.
+    Purge(purge::PurgeCmd),
 }
 
 /// How client commands find the server.

@@ -5,8 +5,9 @@
 //! the stored one (pinned to that commit, so a retried attempt runs the same file) and goes
 //! back to the worker. A file that does not compile fails the run with its errors.
 
-use kiln_worker::protocol::{SourceResolved, StepsJob};
+use kiln_worker::protocol::{SourceResolved, StepAction, StepsJob};
 
+use super::purge::Deleter;
 use super::queue::Queue;
 use super::ServiceError;
 use crate::access::{Action, Subject};
@@ -59,9 +60,20 @@ impl Queue {
         compiled
             .masked
             .sort_by_key(|s| std::cmp::Reverse(s.expose().len()));
-        let compiled = StoredJob::Steps(compiled);
-        // The run was queued to push wherever its submitter might; the file says where.
+        // The run was queued to push and purge wherever its submitter might; the file says
+        // where.
         let may = Subject::run(&run.id.to_string(), run.registry_grants.clone());
+        if compiled
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, StepAction::Purge(_)))
+        {
+            let repositories = self.runs.store.repository_names().await?;
+            self.runs
+                .settle_purge_steps(&mut compiled, &repositories, &Deleter::Run(&may))
+                .map_err(|e| ServiceError::Invalid(format!("{}: {e}", file.path)))?;
+        }
+        let compiled = StoredJob::Steps(compiled);
         if let Some(image) = compiled
             .pushed_images()
             .into_iter()
@@ -82,7 +94,7 @@ impl Queue {
         }
         match compiled {
             StoredJob::Steps(job) => Ok(Some(job)),
-            StoredJob::Build(_) => Ok(None),
+            StoredJob::Build(_) | StoredJob::Purge(_) => Ok(None),
         }
     }
 }

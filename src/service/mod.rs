@@ -12,6 +12,8 @@ pub mod locks;
 pub mod logs;
 pub mod origin;
 mod positions;
+mod purge;
+mod purge_gc;
 pub mod queue;
 pub mod registry;
 pub mod repositories;

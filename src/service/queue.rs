@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::origin::detail_branch;
+use super::registry::RegistryService;
 use super::runs::RunService;
 use super::ServiceError;
 use crate::access::RUN_USERNAME;
@@ -43,12 +44,16 @@ pub struct Queue {
     pub(super) draining: AtomicBool,
     /// Fires when the API is about to stop: lease requests held during the drain answer.
     pub(super) closing: CancellationToken,
+    /// The registry whose garbage a purge that deleted manifests there asks to collect;
+    /// `None` when the server collects none (`--gc-interval 0`).
+    pub(super) gc: Option<Arc<RegistryService>>,
 }
 
 impl Queue {
-    pub fn new(runs: Arc<RunService>) -> Queue {
+    pub fn new(runs: Arc<RunService>, gc: Option<Arc<RegistryService>>) -> Queue {
         Queue {
             runs,
+            gc,
             instance: uuid::Uuid::new_v4().simple().to_string(),
             embedded: Mutex::new(HashSet::new()),
             draining: AtomicBool::new(false),
@@ -182,7 +187,7 @@ impl Queue {
 
     fn lease_for(&self, run: RunRow) -> Lease {
         let settings = &self.runs.settings;
-        let credentials = self.credentials_for(&run, &run.job.images());
+        let credentials = self.credentials_for(&run, &run.job, &run.job.images());
         Lease {
             run_id: run.id,
             attempt: run.attempt,
@@ -200,12 +205,22 @@ impl Queue {
         }
     }
 
-    /// A worker only gets the credentials of the registries its run pushes to, and for Kiln's
-    /// own registry ones minted for the run, which allow what the run's grants allow until
-    /// the run would have timed out.
-    fn credentials_for(&self, run: &RunRow, images: &[ImageRef]) -> Vec<RegistryCredential> {
+    /// A worker only gets the credentials of the registries its run (`job`) pushes to or
+    /// purges, and for Kiln's own registry ones minted for the run, which allow what the
+    /// run's grants allow until the run would have timed out.
+    fn credentials_for(
+        &self,
+        run: &RunRow,
+        job: &StoredJob,
+        images: &[ImageRef],
+    ) -> Vec<RegistryCredential> {
         let settings = &self.runs.settings;
-        let registries: Vec<&str> = images.iter().filter_map(|i| i.registry()).collect();
+        let purged = job.purges();
+        let registries: Vec<&str> = images
+            .iter()
+            .filter_map(|i| i.registry())
+            .chain(purged.iter().map(|(_, p)| p.registry.as_str()))
+            .collect();
         let mut credentials: Vec<RegistryCredential> = settings
             .credentials
             .iter()
@@ -269,6 +284,7 @@ impl Queue {
                 if let Some(worker) = &run.worker_name {
                     self.runs.workers.released(worker);
                 }
+                self.collect_after_purge(&run, &result.steps);
                 Ok(())
             }
             None => Err(stale(id, result.attempt)),
@@ -309,10 +325,11 @@ impl Queue {
             vars.task_name = self.runs.store.get_task_by_id(task).await?.map(|t| t.name);
         }
         let job = self.compile_deferred(&run, &resolved, vars.clone()).await?;
-        let images = match (&run.job, &job) {
-            (StoredJob::Build(_), _) => self.runs.render_images(&run.requested_images, &vars)?,
-            (StoredJob::Steps(_), Some(job)) => StoredJob::Steps(job.clone()).images(),
-            (StoredJob::Steps(_), None) => run.job.images(),
+        let compiled = job.clone().map(StoredJob::Steps);
+        let ran = compiled.as_ref().unwrap_or(&run.job);
+        let images = match &run.job {
+            StoredJob::Build(_) => self.runs.render_images(&run.requested_images, &vars)?,
+            StoredJob::Steps(_) | StoredJob::Purge(_) => ran.images(),
         };
         let current = self
             .runs
@@ -329,7 +346,7 @@ impl Queue {
             return Err(stale(id, resolved.attempt));
         }
         Ok(SourceReply {
-            credentials: self.credentials_for(&run, &images),
+            credentials: self.credentials_for(&run, ran, &images),
             images,
             job,
         })

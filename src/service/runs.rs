@@ -442,6 +442,7 @@ fn steps_view(row: &RunRow, stored: Vec<StepState>) -> Vec<wire::RunStep> {
                 images: row.output_images.clone(),
                 base_images: Vec::new(),
                 error: row.error_message.clone(),
+                purged: None,
             })
             .collect();
     }

@@ -6,6 +6,7 @@ use kiln_worker::protocol::{
 };
 
 use super::origin::RunOrigin;
+use super::purge::{delete_grants, may_purge, Deleter};
 use super::runs::RunService;
 use super::ServiceError;
 use crate::access::Principal;
@@ -66,6 +67,16 @@ impl RunService {
         if let Some(context) = &req.context {
             self.check_context_access(context, who).await?;
         }
+        // Read before the write transaction, for the check of purge steps' filters.
+        let text = req
+            .task_file
+            .as_deref()
+            .or(req.cmd.as_deref())
+            .unwrap_or("");
+        let repositories = match may_purge(text) {
+            true => self.store.repository_names().await?,
+            false => Vec::new(),
+        };
         let now = self.now_ms();
         let platform = req.platform.clone().unwrap_or_default();
         let (running, _, position) = self.where_new_run_stands(&platform).await?;
@@ -92,9 +103,14 @@ impl RunService {
                     };
                     job.context = req.context.clone();
                     mask_secret_values(&mut job, &req);
+                    self.settle_purge_steps(&mut job, &repositories, &Deleter::Caller(who))?;
                     let job = StoredJob::Steps(job);
-                    let registry_grants =
+                    let mut registry_grants =
                         self.registry_grants(&job.pushed_images(), deferred.is_some(), true, who)?;
+                    // A file compiled later may purge wherever `who` may delete.
+                    if deferred.is_some() || job.purges().iter().any(|(_, p)| p.kiln) {
+                        registry_grants.extend(delete_grants(who));
+                    }
                     Ok::<_, ServiceError>(NewRun {
                         trigger: origin.trigger.as_str().into(),
                         platform: platform.clone(),
@@ -152,15 +168,7 @@ impl RunService {
             }
             None => {}
         }
-        let range = &self.settings.timeout_range;
-        if let Some(t) = req.timeout_secs.filter(|t| !range.contains(t)) {
-            return Err(ServiceError::Invalid(format!(
-                "invalid timeout {t}s: it must be between {}s and {}s",
-                range.start(),
-                range.end()
-            )));
-        }
-        Ok(())
+        self.check_timeouts(req.timeout_secs)
     }
 }
 

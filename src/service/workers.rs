@@ -301,6 +301,7 @@ impl fmt::Display for Wait {
                 None if requires == "steps" => {
                     f.write_str("no connected worker runs multi-step jobs")
                 }
+                None if requires == "purge" => f.write_str("no connected worker runs purges"),
                 None => f.write_str("no connected worker runs builds"),
             },
         }

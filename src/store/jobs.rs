@@ -1,9 +1,10 @@
 //! What a run does, as the server stores it: a `build` job (today's `BuildSpec` JSON, as
-//! earlier versions stored it) or a `steps` job. The `runs.kind` column says which; the
+//! earlier versions stored it), a `steps` job or a `purge` job. The `runs.kind` column says which; the
 //! `runs.requires` column says what a worker must run to take it, for the claim's index.
 
 use kiln_worker::protocol::{
-    BuildSpec, ContextSource, ImageRef, Job, JobKind, StepAction, StepType, StepsJob, WorkerInfo,
+    BuildSpec, ContextSource, ImageRef, Job, JobKind, PurgeJob, StepAction, StepType, StepsJob,
+    WorkerInfo,
 };
 
 use super::runs::corrupt;
@@ -14,6 +15,7 @@ use super::StoreError;
 pub enum StoredJob {
     Build(BuildSpec),
     Steps(StepsJob),
+    Purge(PurgeJob),
 }
 
 impl StoredJob {
@@ -21,6 +23,7 @@ impl StoredJob {
         match self {
             StoredJob::Build(_) => JobKind::Build,
             StoredJob::Steps(_) => JobKind::Steps,
+            StoredJob::Purge(_) => JobKind::Purge,
         }
     }
 
@@ -29,6 +32,7 @@ impl StoredJob {
         match self {
             StoredJob::Build(_) => JobKind::Build.as_str().to_string(),
             StoredJob::Steps(job) => requirement_of(&job.step_types()),
+            StoredJob::Purge(_) => JobKind::Purge.as_str().to_string(),
         }
     }
 
@@ -37,13 +41,14 @@ impl StoredJob {
         match self {
             StoredJob::Build(spec) => Some(&spec.context),
             StoredJob::Steps(job) => job.context.as_ref(),
+            StoredJob::Purge(_) => None,
         }
     }
 
     pub fn build_spec(&self) -> Option<&BuildSpec> {
         match self {
             StoredJob::Build(spec) => Some(spec),
-            StoredJob::Steps(_) => None,
+            StoredJob::Steps(_) | StoredJob::Purge(_) => None,
         }
     }
 
@@ -57,7 +62,7 @@ impl StoredJob {
                     let named = match &step.action {
                         StepAction::Build(b) => &b.images,
                         StepAction::Push(p) => &p.images,
-                        StepAction::Cmd(_) => continue,
+                        StepAction::Cmd(_) | StepAction::Purge(_) => continue,
                     };
                     for image in named {
                         if !images.contains(image) {
@@ -67,6 +72,7 @@ impl StoredJob {
                 }
                 images
             }
+            StoredJob::Purge(_) => Vec::new(),
         }
     }
 
@@ -79,6 +85,7 @@ impl StoredJob {
                 .steps
                 .iter()
                 .any(|s| matches!(s.action, StepAction::Push(_))),
+            StoredJob::Purge(_) => false,
         }
     }
 
@@ -86,7 +93,7 @@ impl StoredJob {
     pub fn pushed_images(&self) -> Vec<ImageRef> {
         match self {
             StoredJob::Build(spec) if spec.push => spec.images.clone(),
-            StoredJob::Build(_) => Vec::new(),
+            StoredJob::Build(_) | StoredJob::Purge(_) => Vec::new(),
             StoredJob::Steps(job) => job
                 .steps
                 .iter()
@@ -108,6 +115,23 @@ impl StoredJob {
                 .iter()
                 .map(|s| (s.id.clone(), s.action.step_type()))
                 .collect(),
+            StoredJob::Purge(_) => vec![(PURGE_STEP.to_string(), StepType::Purge)],
+        }
+    }
+
+    /// Its purges by step id: a purge job's one, or a steps job's purge steps.
+    pub fn purges(&self) -> Vec<(&str, &PurgeJob)> {
+        match self {
+            StoredJob::Build(_) => Vec::new(),
+            StoredJob::Steps(job) => job
+                .steps
+                .iter()
+                .filter_map(|s| match &s.action {
+                    StepAction::Purge(p) => Some((s.id.as_str(), p)),
+                    _ => None,
+                })
+                .collect(),
+            StoredJob::Purge(job) => vec![(PURGE_STEP, job)],
         }
     }
 
@@ -122,6 +146,7 @@ impl StoredJob {
                 }
                 Job::Steps(job)
             }
+            StoredJob::Purge(job) => Job::Purge(job),
         }
     }
 
@@ -130,6 +155,7 @@ impl StoredJob {
         match self {
             StoredJob::Build(spec) => serde_json::to_string(spec),
             StoredJob::Steps(job) => serde_json::to_string(job),
+            StoredJob::Purge(job) => serde_json::to_string(job),
         }
         .map_err(|e| corrupt("spec", e))
     }
@@ -139,6 +165,7 @@ impl StoredJob {
         match kind {
             "build" => serde_json::from_str(json).map(StoredJob::Build),
             "steps" => serde_json::from_str(json).map(StoredJob::Steps),
+            "purge" => serde_json::from_str(json).map(StoredJob::Purge),
             other => return Err(corrupt("kind", other)),
         }
         .map_err(|e| corrupt("spec", e))
@@ -148,17 +175,24 @@ impl StoredJob {
 /// The id of a build run's one step.
 pub const BUILD_STEP: &str = "build";
 
+/// The id of a purge run's one step (its worker reports it under this id).
+pub const PURGE_STEP: &str = "purge";
+
 fn requirement_of(types: &[StepType]) -> String {
     let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
     format!("{}:{}", JobKind::Steps.as_str(), names.join(","))
 }
 
-/// Every `requires` value a worker can take: `build` if it runs builds, and for steps jobs
-/// each set of the step types it runs (at most 8, so the claim does one index seek each).
+/// Every `requires` value a worker can take: `build` if it runs builds, `purge` if it runs
+/// purges, and for steps jobs each set of the step types it runs (at most 16, so the claim
+/// does one index seek each).
 pub fn requirements_met(worker: &WorkerInfo) -> Vec<String> {
     let mut met = Vec::new();
     if worker.jobs.contains(&JobKind::Build) {
         met.push(JobKind::Build.as_str().to_string());
+    }
+    if worker.jobs.contains(&JobKind::Purge) {
+        met.push(JobKind::Purge.as_str().to_string());
     }
     if worker.jobs.contains(&JobKind::Steps) {
         let mut types = worker.step_types.clone();

@@ -84,6 +84,15 @@ impl Store {
         rows.iter().map(repository_row).collect()
     }
 
+    /// Every repository's name, sorted: what a purge's filters may reach.
+    pub async fn repository_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM repositories ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn repository(&self, name: &str) -> Result<Option<RepositoryRow>, StoreError> {
         let sql = format!("SELECT {REPOSITORY_COLUMNS} FROM repositories r WHERE r.name = ?");
         let row = sqlx::query(&sql)

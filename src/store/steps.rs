@@ -2,7 +2,7 @@
 //! it while it runs, and as it ended.
 
 use kiln_worker::protocol::{
-    BaseImage, OutputImage, RunId, RunStatus, StepState, StepStatus, StepType,
+    BaseImage, OutputImage, PurgeCounts, RunId, RunStatus, StepState, StepStatus, StepType,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
@@ -49,6 +49,7 @@ fn parse_type(text: &str) -> Result<StepType, StoreError> {
 fn step_from_row(row: &SqliteRow) -> Result<StepState, StoreError> {
     let images: String = row.try_get("images")?;
     let base_images: String = row.try_get("base_images")?;
+    let purged: Option<String> = row.try_get("purged")?;
     Ok(StepState {
         id: row.try_get("step_id")?,
         step_type: parse_type(&row.try_get::<String, _>("step_type")?)?,
@@ -61,6 +62,10 @@ fn step_from_row(row: &SqliteRow) -> Result<StepState, StoreError> {
         base_images: serde_json::from_str::<Vec<BaseImage>>(&base_images)
             .map_err(|e| corrupt("step base images", e))?,
         error: row.try_get("error")?,
+        purged: purged
+            .map(|p| serde_json::from_str::<PurgeCounts>(&p))
+            .transpose()
+            .map_err(|e| corrupt("step purge counts", e))?,
     })
 }
 
@@ -73,15 +78,21 @@ async fn upsert(
     let images = serde_json::to_string(&step.images).map_err(|e| corrupt("step images", e))?;
     let base_images =
         serde_json::to_string(&step.base_images).map_err(|e| corrupt("step base images", e))?;
+    let purged = step
+        .purged
+        .map(|p| serde_json::to_string(&p))
+        .transpose()
+        .map_err(|e| corrupt("step purge counts", e))?;
     sqlx::query(
         "INSERT INTO run_steps (run_seq, step_id, position, step_type, status, started_at,
-             finished_at, exit_code, images, base_images, error)
+             finished_at, exit_code, images, base_images, error, purged)
          VALUES (?1, ?2, (SELECT COALESCE(MAX(position) + 1, 0) FROM run_steps WHERE run_seq = ?1),
-             ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (run_seq, step_id) DO UPDATE SET step_type = excluded.step_type,
              status = excluded.status, started_at = excluded.started_at,
              finished_at = excluded.finished_at, exit_code = excluded.exit_code,
-             images = excluded.images, base_images = excluded.base_images, error = excluded.error",
+             images = excluded.images, base_images = excluded.base_images, error = excluded.error,
+             purged = excluded.purged",
     )
     .bind(run_seq)
     .bind(&step.id)
@@ -93,6 +104,7 @@ async fn upsert(
     .bind(images)
     .bind(base_images)
     .bind(&step.error)
+    .bind(purged)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -138,6 +150,7 @@ pub(super) async fn record_final_steps(
             images: run.output_images.clone(),
             base_images: Vec::new(),
             error: run.error_message.clone(),
+            purged: None,
         };
         return upsert(tx, run_seq, &step).await;
     }

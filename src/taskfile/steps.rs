@@ -1,11 +1,14 @@
-//! One step's action: which of `build`, `push` and `cmd` it is, its arguments parsed, its
-//! image names qualified, and the properties that only some step types take checked.
+//! One step's action: which of `build`, `push` and `cmd` it is (a `cmd` naming a built-in
+//! command, `acr purge …`, becomes that built-in's step), its arguments parsed, its image
+//! names qualified, and the properties that only some step types take checked.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_worker::protocol::{
-    check_build_args, BuildStep, CmdStep, ImageRef, PlatformSet, PushStep, StepAction, VolumeMount,
+    builtin_command, check_build_args, BuildStep, Builtin, CmdStep, ImageRef, PlatformSet,
+    PurgeJob, PushStep, StepAction, VolumeMount,
 };
+use kiln_worker::purge::PurgeArgs;
 
 use super::aliases::MICROSOFT_IMAGE_ALIASES;
 use super::lower::Checker;
@@ -90,7 +93,7 @@ impl StepContext<'_> {
             StepAction::Push(self.push(&format!("{path}.push"), images, checker)?)
         } else {
             let cmd = raw.cmd.as_deref().unwrap_or_default();
-            StepAction::Cmd(self.cmd(&path, cmd, raw, checker)?)
+            self.cmd(&path, cmd, raw, checker)?
         };
         Some(action)
     }
@@ -253,7 +256,7 @@ impl StepContext<'_> {
         cmd: &str,
         raw: &RawStep,
         checker: &mut Checker<'_>,
-    ) -> Option<CmdStep> {
+    ) -> Option<StepAction> {
         let at = format!("{path}.cmd");
         let mut words = match shell_words::split(cmd) {
             Ok(words) => words,
@@ -262,6 +265,13 @@ impl StepContext<'_> {
                 return None;
             }
         };
+        // An alias the file defines names an image: the file's word wins over a built-in.
+        let aliased = words
+            .first()
+            .is_some_and(|w| self.image_aliases.contains_key(w));
+        if let Some(builtin) = builtin_command(&words).filter(|_| !aliased) {
+            return builtin_step(&at, builtin, checker);
+        }
         if let Some(alias) = words.first().and_then(|w| self.image_aliases.get(w)) {
             let rest = shell_words::join(&words[1..]);
             words = shell_words::split(&format!("{alias} {rest}")).unwrap_or_default();
@@ -319,7 +329,7 @@ impl StepContext<'_> {
                 mount_path: m.mount_path.clone(),
             });
         }
-        Some(CmdStep {
+        Some(StepAction::Cmd(CmdStep {
             image,
             args: args.to_vec(),
             pull: raw.pull.unwrap_or(false),
@@ -329,6 +339,25 @@ impl StepContext<'_> {
             expose: raw.expose.clone().unwrap_or_default(),
             volume_mounts: mounts,
             privileged: raw.privileged.unwrap_or(false) && self.input.allow_privileged,
-        })
+        }))
+    }
+}
+
+/// The step of a built-in command: its arguments are checked here, so a mistake is an error
+/// at the step's `cmd`. The registry stays as the command gives it (empty: the run's
+/// default); the server settles it and checks the submitter's rights before queueing.
+fn builtin_step(at: &str, builtin: Builtin, checker: &mut Checker<'_>) -> Option<StepAction> {
+    match builtin {
+        Builtin::Purge(words) => match PurgeArgs::from_words(&words) {
+            Ok(args) => Some(StepAction::Purge(PurgeJob {
+                words,
+                registry: args.registry.unwrap_or_default(),
+                kiln: false,
+            })),
+            Err(e) => {
+                checker.at(at, format!("invalid purge command: {e}"));
+                None
+            }
+        },
     }
 }

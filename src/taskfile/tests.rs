@@ -337,3 +337,67 @@ fn alias_files_come_from_the_context() {
     let job = validate_with_values("acb.yaml", text, &Values::default(), Some(&read)).unwrap();
     assert_eq!(job.steps.len(), 1);
 }
+
+#[test]
+fn acr_purge_is_a_built_in_step_with_the_run_registry() {
+    let job = ok("version: v1.1.0
+steps:
+  - cmd: acr purge --registry $Registry --filter 'app/.*:.*' --ago 30d --untagged
+  - cmd: kiln purge --untagged-only --dry-run
+  - cmd: busybox acr purge
+");
+    let StepAction::Purge(purge) = &job.steps[0].action else {
+        panic!("purge")
+    };
+    assert_eq!(
+        purge.words,
+        [
+            "--registry",
+            "kiln.test:8080",
+            "--filter",
+            "app/.*:.*",
+            "--ago",
+            "30d",
+            "--untagged"
+        ]
+    );
+    assert_eq!(purge.registry, "kiln.test:8080");
+    let StepAction::Purge(purge) = &job.steps[1].action else {
+        panic!("purge")
+    };
+    // The server settles a purge without --registry on its own registry.
+    assert_eq!(purge.registry, "");
+    assert!(matches!(job.steps[2].action, StepAction::Cmd(_)));
+    let job = compile_cmd(
+        "acr purge --filter 'app/.*:.*' --ago 30d --untagged",
+        &input(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(job.steps[0].action, StepAction::Purge(_)));
+}
+
+#[test]
+fn bad_purge_arguments_are_errors_at_the_step() {
+    let e = err("steps:\n  - cmd: acr purge --filter a:b\n");
+    assert!(
+        e.starts_with("acb.yaml:2:10: invalid purge command:") && e.contains("--ago"),
+        "{e}"
+    );
+    let e = err("steps:\n  - cmd: acr tag list\n");
+    assert!(e.contains("ACR image alias for a Microsoft image"), "{e}");
+}
+
+#[test]
+fn an_acr_alias_the_file_defines_is_an_image() {
+    let job = ok("version: v1.1.0
+alias:
+  values:
+    acr: myregistry.example.com/acr-cli:1
+steps:
+  - cmd: acr purge --filter a:b --ago 1d
+");
+    let StepAction::Cmd(cmd) = &job.steps[0].action else {
+        panic!("cmd")
+    };
+    assert_eq!(cmd.image, "myregistry.example.com/acr-cli:1");
+}

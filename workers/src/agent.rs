@@ -15,8 +15,8 @@ use crate::fetch_policy::FetchPolicy;
 use crate::logship::{self, LogSink};
 use crate::protocol::{
     human_transfer, BaseImage, BuildSpec, Job, JobKind, Lease, LeaseRequest, Outcome, OutputImage,
-    Platform, ReturnRun, RunResult, Secret, StepStatus, StepType, StepsJob, WorkerInfo,
-    PROTOCOL_VERSION,
+    Platform, PurgeCounts, ReturnRun, RunResult, Secret, StepState, StepStatus, StepType, StepsJob,
+    WorkerInfo, PROTOCOL_VERSION,
 };
 use crate::steps::base_images;
 use crate::{publish, source};
@@ -96,8 +96,13 @@ impl<E: Engine> Agent<E> {
                 emulated: Vec::new(),
                 engine_error: None,
                 protocol: PROTOCOL_VERSION,
-                jobs: vec![JobKind::Build, JobKind::Steps],
-                step_types: vec![StepType::Build, StepType::Push, StepType::Cmd],
+                jobs: vec![JobKind::Build, JobKind::Steps, JobKind::Purge],
+                step_types: vec![
+                    StepType::Build,
+                    StepType::Push,
+                    StepType::Cmd,
+                    StepType::Purge,
+                ],
             },
             wait_ms: LEASE_WAIT.as_millis() as u64,
         };
@@ -209,11 +214,15 @@ impl<E: Engine> Agent<E> {
             logship::start(self.client.clone(), run, lease.attempt, lease.log_offset);
         let steps_job = match &lease.job {
             Job::Steps(job) => Some(job),
-            Job::Build(_) => None,
+            Job::Build(_) | Job::Purge(_) => None,
         };
-        let log = match steps_job {
-            Some(job) => log.masking(masked_values(job, &lease)),
-            None => log,
+        // A purge run's one step, as the purge reports it.
+        let purge_step = std::sync::Mutex::new(None);
+        let log = match &lease.job {
+            Job::Steps(job) => log.masking(masked_values(Some(job), &lease)),
+            // A purge prints registry responses: the credentials it holds never show.
+            Job::Purge(_) => log.masking(masked_values(None, &lease)),
+            Job::Build(_) => log,
         };
         let (board, reporter) = match steps_job {
             Some(job) => {
@@ -243,7 +252,7 @@ impl<E: Engine> Agent<E> {
         ));
         let timeout = Duration::from_millis(lease.timeout_ms);
         let outcome = tokio::select! {
-            r = self.perform(&lease, &execution, board.as_ref(), &build_name, &log, &building) => r,
+            r = self.perform(&lease, &execution, board.as_ref(), &build_name, &log, &building, &purge_step) => r,
             _ = drained => {
                 if !building.load(Ordering::Relaxed) {
                     log.line("Build stopped before it started: the worker is shutting down");
@@ -303,7 +312,12 @@ impl<E: Engine> Agent<E> {
                 self.finish_steps(job, &execution, board, running, &log)
                     .await
             }
-            _ => Vec::new(),
+            _ => purge_step
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .into_iter()
+                .collect(),
         };
         // Live states first: the result makes the run final.
         drop(board);
@@ -360,7 +374,9 @@ impl<E: Engine> Agent<E> {
         }
     }
 
-    /// Runs the lease's job, whatever its kind.
+    /// Runs the lease's job, whatever its kind. A purge job leaves its one step's state in
+    /// `purge_step`.
+    #[expect(clippy::too_many_arguments, reason = "what each job kind needs")]
     async fn perform(
         &self,
         lease: &Lease,
@@ -369,6 +385,7 @@ impl<E: Engine> Agent<E> {
         build_name: &str,
         log: &LogSink,
         building: &AtomicBool,
+        purge_step: &std::sync::Mutex<Option<StepState>>,
     ) -> Result<(Vec<OutputImage>, Summary), (Outcome, String)> {
         match &lease.job {
             Job::Build(spec) => {
@@ -381,6 +398,10 @@ impl<E: Engine> Agent<E> {
                 };
                 self.run_steps(lease, job, execution, board, log, building)
                     .await
+            }
+            Job::Purge(job) => {
+                building.store(true, Ordering::Relaxed);
+                purge_job::run(lease, job, log, purge_step).await
             }
         }
     }
@@ -433,6 +454,7 @@ impl<E: Engine> Agent<E> {
             build: build_started.elapsed(),
             push: None,
             base_images: Vec::new(),
+            purged: None,
         };
         log.line(format!(
             "Build finished in {:.1}s: {} steps, {} cached",
@@ -477,11 +499,21 @@ struct Summary {
     push: Option<Duration>,
     /// What the Dockerfile's stages start from, with the digests they resolve to.
     base_images: Vec<BaseImage>,
+    /// A purge run's counts: its summary says what it deleted instead.
+    purged: Option<PurgeCounts>,
 }
 
 impl Summary {
     /// `Summary: 7 steps (5 cached); context 1.20 MiB uploaded at 48 MiB/s; build 3.1s; push 0.4s; total 3.9s`
     fn line(&self, lease: &Lease, total: Duration) -> String {
+        if let Some(purged) = self.purged {
+            return format!(
+                "Summary: {} tags and {} manifests deleted; total {:.1}s",
+                purged.deleted_tags,
+                purged.deleted_manifests,
+                total.as_secs_f64()
+            );
+        }
         let mut parts = vec![format!("{} steps ({} cached)", self.steps, self.cached)];
         if let Some(ctx) = &lease.context_stats {
             let took = Duration::from_millis(ctx.upload_ms);
@@ -499,10 +531,13 @@ impl Summary {
     }
 }
 
-/// What a steps run's log never shows: the values the server marked, and the credentials
-/// and git token the worker holds.
-fn masked_values(job: &StepsJob, lease: &Lease) -> Vec<String> {
-    let masked = job.masked.iter().map(|s| s.expose().to_string());
+/// What a steps (or purge) run's log never shows: the values the server marked, and the
+/// credentials and git token the worker holds.
+fn masked_values(job: Option<&StepsJob>, lease: &Lease) -> Vec<String> {
+    let masked = job
+        .into_iter()
+        .flat_map(|j| &j.masked)
+        .map(|s| s.expose().to_string());
     let credentials = lease
         .credentials
         .iter()
@@ -564,10 +599,13 @@ async fn heartbeat_loop(
     }
 }
 
+mod purge_job;
 mod steps;
 
 #[cfg(test)]
 mod fake_server;
+#[cfg(test)]
+mod purge_tests;
 #[cfg(test)]
 mod steps_tests;
 #[cfg(test)]

@@ -118,6 +118,7 @@ impl<E: Engine> Agent<E> {
             build: started.elapsed(),
             push: None,
             base_images: Vec::new(),
+            purged: None,
         };
         Ok((outputs, summary))
     }

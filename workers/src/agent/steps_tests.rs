@@ -76,10 +76,18 @@ async fn a_steps_job_runs_reports_its_steps_and_leaves_nothing_behind() {
         ]
     );
     let worker = server.seen(|s| s.worker.clone()).unwrap();
-    assert_eq!(worker.jobs, [JobKind::Build, JobKind::Steps]);
+    assert_eq!(
+        worker.jobs,
+        [JobKind::Build, JobKind::Steps, JobKind::Purge]
+    );
     assert_eq!(
         worker.step_types,
-        [StepType::Build, StepType::Push, StepType::Cmd]
+        [
+            StepType::Build,
+            StepType::Push,
+            StepType::Cmd,
+            StepType::Purge
+        ]
     );
     let live = server.seen(|s| {
         s.step_updates

@@ -33,6 +33,7 @@ fn queued(job: &StepsJob) -> Vec<StepState> {
             images: Vec::new(),
             base_images: Vec::new(),
             error: None,
+            purged: None,
         })
         .collect()
 }

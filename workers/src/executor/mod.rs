@@ -22,7 +22,7 @@ pub use dag::execute;
 pub use table::closing_table;
 
 use crate::logship::LogSink;
-use crate::protocol::{BaseImage, OutputImage, Step};
+use crate::protocol::{BaseImage, OutputImage, PurgeCounts, Step};
 
 /// How much of a step's output is kept to match `retryOnErrors` against.
 const OUTPUT_KEPT: usize = 64 * 1024;
@@ -34,6 +34,11 @@ pub struct AttemptEnd {
     pub exit_code: Option<i64>,
     pub images: Vec<OutputImage>,
     pub base_images: Vec<BaseImage>,
+    /// A purge step's counts: reported whether or not it succeeded.
+    pub purged: Option<PurgeCounts>,
+    /// Why an attempt with a failing exit code failed, when the runner knows better than
+    /// the code (a purge's `Failed to complete purge: …`).
+    pub failure: Option<String>,
 }
 
 /// Why an attempt could not finish.

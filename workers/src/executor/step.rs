@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::board::now_ms;
 use super::{AttemptEnd, Board, StepError, StepOutput, StepRunner};
 use crate::logship::LogSink;
-use crate::protocol::{Step, StepStatus};
+use crate::protocol::{PurgeCounts, Step, StepState, StepStatus};
 
 /// How a step ended, for the DAG.
 #[derive(Debug, Clone)]
@@ -40,6 +40,7 @@ enum Verdict {
         message: String,
         exit_code: Option<i64>,
         infrastructure: bool,
+        purged: Option<PurgeCounts>,
     },
     TimedOut,
 }
@@ -55,17 +56,22 @@ async fn attempt<R: StepRunner>(runner: &R, step: &Step, output: &StepOutput) ->
             message,
             exit_code: None,
             infrastructure: false,
+            purged: None,
         },
         Ok(Err(StepError::Infrastructure(message))) => Verdict::Failed {
             message,
             exit_code: None,
             infrastructure: true,
+            purged: None,
         },
         Ok(Ok(end)) => match end.exit_code {
             Some(code) if !exit_ok(step, code) => Verdict::Failed {
-                message: format!("step {} exited with code {code}", step.id),
+                message: end
+                    .failure
+                    .unwrap_or_else(|| format!("step {} exited with code {code}", step.id)),
                 exit_code: Some(code),
                 infrastructure: false,
+                purged: end.purged,
             },
             _ => Verdict::Ok(end),
         },
@@ -112,6 +118,7 @@ pub(super) async fn run_step<R: StepRunner>(
                         s.exit_code = end.exit_code;
                         s.images.extend(end.images);
                         s.base_images.extend(end.base_images);
+                        add_purged(s, end.purged);
                     });
                     break;
                 }
@@ -128,7 +135,11 @@ pub(super) async fn run_step<R: StepRunner>(
                     message,
                     exit_code,
                     infrastructure,
-                } => (StepStatus::Failed, message, exit_code, infrastructure),
+                    purged,
+                } => {
+                    board.set(index, |s| add_purged(s, purged));
+                    (StepStatus::Failed, message, exit_code, infrastructure)
+                }
             };
             last_exit = exit_code;
             board.set(index, |s| s.exit_code = exit_code);
@@ -192,4 +203,15 @@ pub(super) async fn run_step<R: StepRunner>(
             }
         }
     }
+}
+
+/// Adds what one attempt of a purge step deleted to the step's counts (retries and repeats
+/// add up: each deletes what the one before left).
+fn add_purged(state: &mut StepState, purged: Option<PurgeCounts>) {
+    let Some(more) = purged else {
+        return;
+    };
+    let total = state.purged.get_or_insert_with(PurgeCounts::default);
+    total.deleted_tags += more.deleted_tags;
+    total.deleted_manifests += more.deleted_manifests;
 }

@@ -27,6 +27,8 @@ pub enum JobKind {
     Build,
     /// A multi-step task (task YAML or `--cmd`).
     Steps,
+    /// `kiln purge`: Kiln's `acr purge`, run by the worker itself (no container).
+    Purge,
 }
 
 impl JobKind {
@@ -34,6 +36,7 @@ impl JobKind {
         match self {
             JobKind::Build => "build",
             JobKind::Steps => "steps",
+            JobKind::Purge => "purge",
         }
     }
 }
@@ -45,6 +48,8 @@ pub enum StepType {
     Build,
     Push,
     Cmd,
+    /// A built-in `acr purge …` / `kiln purge …` command (see `builtin.rs`).
+    Purge,
 }
 
 impl StepType {
@@ -53,6 +58,7 @@ impl StepType {
             StepType::Build => "build",
             StepType::Push => "push",
             StepType::Cmd => "cmd",
+            StepType::Purge => "purge",
         }
     }
 }
@@ -63,6 +69,7 @@ impl StepType {
 pub enum Job {
     Build(BuildSpec),
     Steps(StepsJob),
+    Purge(PurgeJob),
 }
 
 impl Job {
@@ -70,6 +77,7 @@ impl Job {
         match self {
             Job::Build(_) => JobKind::Build,
             Job::Steps(_) => JobKind::Steps,
+            Job::Purge(_) => JobKind::Purge,
         }
     }
 
@@ -78,13 +86,16 @@ impl Job {
         match self {
             Job::Build(spec) => &spec.platforms,
             Job::Steps(steps) => &steps.platforms,
+            // A purge builds nothing: it is queued for the default platform, which every
+            // worker of the usual kind serves.
+            Job::Purge(_) => &DEFAULT_PLATFORMS,
         }
     }
 
     /// The step types a worker must run to take this job.
     pub fn step_types(&self) -> Vec<StepType> {
         match self {
-            Job::Build(_) => Vec::new(),
+            Job::Build(_) | Job::Purge(_) => Vec::new(),
             Job::Steps(steps) => steps.step_types(),
         }
     }
@@ -95,7 +106,12 @@ impl StepsJob {
     /// only a worker that runs them all can take it.
     pub fn step_types(&self) -> Vec<StepType> {
         if self.deferred.is_some() {
-            return vec![StepType::Build, StepType::Push, StepType::Cmd];
+            return vec![
+                StepType::Build,
+                StepType::Push,
+                StepType::Cmd,
+                StepType::Purge,
+            ];
         }
         let mut types: Vec<StepType> = self.steps.iter().map(|s| s.action.step_type()).collect();
         types.sort();
@@ -202,6 +218,7 @@ pub enum StepAction {
     Build(BuildStep),
     Push(PushStep),
     Cmd(CmdStep),
+    Purge(PurgeJob),
 }
 
 impl StepAction {
@@ -210,9 +227,36 @@ impl StepAction {
             StepAction::Build(_) => StepType::Build,
             StepAction::Push(_) => StepType::Push,
             StepAction::Cmd(_) => StepType::Cmd,
+            StepAction::Purge(_) => StepType::Purge,
         }
     }
 }
+
+/// A purge, as a whole run (`kiln purge`) or as a step (`cmd: acr purge …`). The server
+/// parsed the words, rendered `$Registry`, chose the registry and checked the submitter may
+/// delete what the filters reach; the worker parses the words again into `PurgeArgs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PurgeJob {
+    /// The purge arguments as given, without `acr purge` / `kiln purge`.
+    pub words: Vec<String>,
+    /// `host[:port]`: `--registry` if given, else Kiln's own.
+    pub registry: String,
+    /// Whether `registry` is Kiln's own (tag times, locks, a GC pass after it).
+    pub kiln: bool,
+}
+
+/// What a purge deleted, reported with its step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeCounts {
+    pub deleted_tags: u64,
+    pub deleted_manifests: u64,
+}
+
+/// The platforms of a purge job: the default one.
+static DEFAULT_PLATFORMS: std::sync::LazyLock<PlatformSet> =
+    std::sync::LazyLock::new(PlatformSet::default);
 
 /// A `docker build` inside the run: its context is a folder of the workspace, so files
 /// earlier steps wrote there are part of it. It does not push; a later `push` step does.
@@ -348,6 +392,9 @@ pub struct StepState {
     pub base_images: Vec<BaseImage>,
     #[serde(default)]
     pub error: Option<String>,
+    /// Purge steps: what they deleted (also when they failed part way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purged: Option<PurgeCounts>,
 }
 
 /// `POST /api/worker/runs/{id}/steps`: the states of the steps that changed, fenced by the

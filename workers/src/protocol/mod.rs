@@ -5,6 +5,7 @@
 //! Validated newtypes deserialize through `try_from`, so bad input cannot bypass validation.
 
 mod build;
+mod builtin;
 mod errors;
 mod ids;
 mod job;
@@ -16,14 +17,15 @@ mod worker;
 
 pub use crate::image_ref::{ImageRef, ImageRefError};
 pub use build::{redact_url, BuildSpec, ContextSource, ContextStats, OutputImage, PlatformDigest};
+pub use builtin::{builtin_command, Builtin};
 pub use errors::{
     ApiErrorBody, ApiErrorDetail, LOGIN_HINT, LOG_GAP, STALE_ATTEMPT, UPGRADE_REQUIRED,
 };
 pub use ids::{Digest, DigestError, RunId, RunIdError, RunStatus, RunStatusError};
 pub use job::{
-    BaseImage, BuildStep, CmdStep, DeferredFile, Job, JobKind, NetworkSpec, PushStep, Step,
-    StepAction, StepState, StepStatus, StepType, StepsJob, StepsUpdate, VolumeMount, VolumeSpec,
-    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    BaseImage, BuildStep, CmdStep, DeferredFile, Job, JobKind, NetworkSpec, PurgeCounts, PurgeJob,
+    PushStep, Step, StepAction, StepState, StepStatus, StepType, StepsJob, StepsUpdate,
+    VolumeMount, VolumeSpec, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 pub use limits::{
     check_build_args, ContextLimits, EXPANSION_FLOOR, MAX_BUILD_ARGS, MAX_BUILD_ARGS_TOTAL,

@@ -111,11 +111,9 @@ impl PurgeArgs {
     /// would), `None` for any other command.
     pub fn from_command(line: &str) -> Result<Option<PurgeArgs>, ArgsError> {
         let words = shell_words::split(line).map_err(|e| ArgsError::Words(e.to_string()))?;
-        match words.as_slice() {
-            [tool, verb, rest @ ..] if (tool == "acr" || tool == "kiln") && verb == "purge" => {
-                Self::from_words(rest).map(Some)
-            }
-            _ => Ok(None),
+        match crate::protocol::builtin_command(&words) {
+            Some(crate::protocol::Builtin::Purge(rest)) => Self::from_words(rest).map(Some),
+            None => Ok(None),
         }
     }
 

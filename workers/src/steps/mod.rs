@@ -1,10 +1,12 @@
 //! The step types on an engine: `cmd` runs a container, `build` builds a folder of the
-//! workspace with BuildKit, `push` pushes what earlier build steps built. `EngineSteps` is
-//! the executor's `StepRunner` for a real (or fake) engine.
+//! workspace with BuildKit, `push` pushes what earlier build steps built, `purge` is the
+//! built-in `acr purge` (no container). `EngineSteps` is the executor's `StepRunner` for a
+//! real (or fake) engine.
 
 pub mod base_images;
 mod build;
 mod cmd;
+pub mod purge;
 mod push;
 pub mod workspace;
 
@@ -65,6 +67,7 @@ impl<E: Engine> StepRunner for EngineSteps<'_, E> {
             StepAction::Cmd(cmd) => self.cmd(step, cmd, output).await,
             StepAction::Build(build) => self.build(step, build, output).await,
             StepAction::Push(push) => self.push(push, output).await,
+            StepAction::Purge(purge) => self.purge(purge, output).await,
         }
     }
 
