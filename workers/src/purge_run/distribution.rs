@@ -328,13 +328,15 @@ impl Lister<'_> {
         scope: &str,
         docs: &HashMap<String, Option<ManifestDoc>>,
     ) -> Result<HashMap<String, DateTime<Utc>>, HttpError> {
-        let configs: HashSet<&str> = docs
+        // Owned digests: a stream of closures over borrowed `&str`s is not `Send` for every
+        // lifetime, which a worker's step future must be.
+        let configs: HashSet<String> = docs
             .values()
             .flatten()
-            .filter_map(|d| d.config.as_deref())
+            .filter_map(|d| d.config.clone())
             .collect();
         let found: Vec<Option<(String, DateTime<Utc>)>> = stream::iter(configs)
-            .map(|config| async move {
+            .map(|config: String| async move {
                 let path = format!("/v2/{name}/blobs/{config}");
                 let answer = match self.get(&path, scope, None).await {
                     Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
@@ -342,7 +344,7 @@ impl Lister<'_> {
                     }
                     other => other?,
                 };
-                Ok::<_, HttpError>(config_created(&answer.body).map(|t| (config.to_owned(), t)))
+                Ok::<_, HttpError>(config_created(&answer.body).map(|t| (config, t)))
             })
             .buffer_unordered(self.concurrency)
             .try_collect()
