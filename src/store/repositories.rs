@@ -64,6 +64,9 @@ const REPOSITORY_COLUMNS: &str = "r.name, r.created_at, r.updated_at,
 pub(super) const TAG_COLUMNS: &str = "t.name, t.manifest_digest, t.created_at, t.updated_at,
     t.run_id, t.write_enabled, t.delete_enabled";
 
+/// `INDEXED BY`: for `ORDER BY name` SQLite would otherwise read the tags through the primary
+/// key, every tag of the repository for each manifest (a page of 1,000 manifests in a
+/// repository of 10,000 tags took 3.6 s); by manifest it reads only that manifest's tags.
 pub(super) const MANIFEST_COLUMNS: &str = "m.digest, m.media_type, m.platforms, m.created_at,
     m.updated_at, m.run_id, m.subject, m.write_enabled, m.delete_enabled,
     (SELECT GROUP_CONCAT(mr.child_digest, ',') FROM manifest_references mr
@@ -73,7 +76,7 @@ pub(super) const MANIFEST_COLUMNS: &str = "m.digest, m.media_type, m.platforms, 
         ON b.digest = mr.child_digest
         WHERE mr.repository_id = m.repository_id AND mr.manifest_digest = m.digest
           AND mr.child_kind = 'blob'), 0) AS image_size,
-    (SELECT GROUP_CONCAT(t.name, ',') FROM (SELECT name FROM tags t
+    (SELECT GROUP_CONCAT(t.name, ',') FROM (SELECT name FROM tags t INDEXED BY tags_by_manifest
         WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest
         ORDER BY name) t) AS tags";
 
