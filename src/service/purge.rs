@@ -70,45 +70,28 @@ impl RunService {
         let now = self.now_ms();
         let origin = RunOrigin::manual();
         let platform = kiln_worker::protocol::PlatformSet::default();
-        let (running, _, position) = self.where_new_run_stands(&platform).await?;
-        let created = self
-            .store
-            .create_run(
-                now,
-                |_| {
-                    Ok::<_, ServiceError>(NewRun {
-                        trigger: origin.trigger.as_str().into(),
-                        platform: platform.clone(),
-                        requested_images: Vec::new(),
-                        cache_key: String::new(),
-                        job: StoredJob::Purge(job.clone()),
-                        timeout_secs: req
-                            .timeout_secs
-                            .unwrap_or(self.settings.default_timeout_secs),
-                        git_token: None,
-                        submitted_by: who.subject().map(|s| s.describe()),
-                        submitted_token_id: who.token_id().map(str::to_string),
-                        registry_grants: registry_grants.clone(),
-                        queue_timeout_secs: req
-                            .queue_timeout_secs
-                            .unwrap_or(self.settings.queue_timeout.as_secs()),
-                        trigger_detail: origin.detail_json(),
-                        task_id: None,
-                    })
-                },
-                |run| {
-                    let wait = self.workers.wait_reason_for(
-                        &run.platform,
-                        &run.job.requirement(),
-                        &running,
-                    );
-                    self.note_wait(run, &wait, position)
-                },
-            )
-            .await??;
-        tracing::info!(run.id = %created.id, "purge run queued");
-        self.wakeups.queued(&created.platform);
-        self.view_placed(created, position).await
+        self.queue_job(now, &platform, "purge run", |_| {
+            Ok::<_, ServiceError>(NewRun {
+                trigger: origin.trigger.as_str().into(),
+                platform: platform.clone(),
+                requested_images: Vec::new(),
+                cache_key: String::new(),
+                job: StoredJob::Purge(job.clone()),
+                timeout_secs: req
+                    .timeout_secs
+                    .unwrap_or(self.settings.default_timeout_secs),
+                git_token: None,
+                submitted_by: who.subject().map(|s| s.describe()),
+                submitted_token_id: who.token_id().map(str::to_string),
+                registry_grants: registry_grants.clone(),
+                queue_timeout_secs: req
+                    .queue_timeout_secs
+                    .unwrap_or(self.settings.queue_timeout.as_secs()),
+                trigger_detail: origin.detail_json(),
+                task_id: None,
+            })
+        })
+        .await
     }
 
     /// A timeout outside the server's range is a 400.

@@ -143,6 +143,31 @@ impl RunService {
             .map_err(std::io::Error::other)
     }
 
+    /// Queues the run `build` makes for `platform` at `now`, telling its log why it waits for what it
+    /// needs of a worker (its kind and step types, not only its platforms), and wakes the
+    /// workers that could take it. `what` names the run in the server's log.
+    pub(super) async fn queue_job(
+        &self,
+        now: i64,
+        platform: &PlatformSet,
+        what: &str,
+        build: impl FnOnce(RunId) -> Result<NewRun, ServiceError>,
+    ) -> Result<wire::Run, ServiceError> {
+        let (running, _, position) = self.where_new_run_stands(platform).await?;
+        let created = self
+            .store
+            .create_run(now, build, |run| {
+                let wait =
+                    self.workers
+                        .wait_reason_for(&run.platform, &run.job.requirement(), &running);
+                self.note_wait(run, &wait, position)
+            })
+            .await??;
+        tracing::info!(run.id = %created.id, "{what} queued");
+        self.wakeups.queued(&created.platform);
+        self.view_placed(created, position).await
+    }
+
     /// Refuses a context no worker could fetch: an unknown upload, or a URL the fetch policy
     /// forbids. `git_token`: the request carries a git access token.
     pub(super) fn check_context(

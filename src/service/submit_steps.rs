@@ -79,72 +79,54 @@ impl RunService {
         };
         let now = self.now_ms();
         let platform = req.platform.clone().unwrap_or_default();
-        let (running, _, position) = self.where_new_run_stands(&platform).await?;
-        let created = self
-            .store
-            .create_run(
-                now,
-                |id| {
-                    let mut run = self.run_vars(id, now, platform.first());
-                    run.task_name = origin.task_name.clone();
-                    let input = CompileInput {
-                        run,
-                        values: Values {
-                            plain: req.values.clone(),
-                            secret: req.secret_values.clone(),
-                        },
-                        platforms: platform.clone(),
-                        allow_privileged: self.settings.allow_privileged_steps,
-                        default_registry: Some(self.settings.default_registry.clone()),
-                    };
-                    let mut job = match deferred {
-                        Some(path) => deferred_job(path, &req, &input),
-                        None => compile(&req, &input)?,
-                    };
-                    job.context = req.context.clone();
-                    mask_secret_values(&mut job, &req);
-                    self.settle_purge_steps(&mut job, &repositories, &Deleter::Caller(who))?;
-                    let job = StoredJob::Steps(job);
-                    let mut registry_grants =
-                        self.registry_grants(&job.pushed_images(), deferred.is_some(), true, who)?;
-                    // A file compiled later may purge wherever `who` may delete.
-                    if deferred.is_some() || job.purges().iter().any(|(_, p)| p.kiln) {
-                        registry_grants.extend(delete_grants(who));
-                    }
-                    Ok::<_, ServiceError>(NewRun {
-                        trigger: origin.trigger.as_str().into(),
-                        platform: platform.clone(),
-                        requested_images: Vec::new(),
-                        cache_key: cache_key(&req, &platform),
-                        job,
-                        timeout_secs: req
-                            .timeout_secs
-                            .unwrap_or(self.settings.default_timeout_secs),
-                        git_token: req.git_access_token.clone(),
-                        submitted_by: who.subject().map(|s| s.describe()),
-                        submitted_token_id: who.token_id().map(str::to_string),
-                        registry_grants,
-                        queue_timeout_secs: req
-                            .queue_timeout_secs
-                            .unwrap_or(self.settings.queue_timeout.as_secs()),
-                        trigger_detail: origin.detail_json(),
-                        task_id: origin.task_id,
-                    })
+        self.queue_job(now, &platform, "steps run", |id| {
+            let mut run = self.run_vars(id, now, platform.first());
+            run.task_name = origin.task_name.clone();
+            let input = CompileInput {
+                run,
+                values: Values {
+                    plain: req.values.clone(),
+                    secret: req.secret_values.clone(),
                 },
-                |run| {
-                    // Said for what this run needs, not only for its platforms.
-                    let wait = self.workers.wait_reason_for(
-                        &run.platform,
-                        &run.job.requirement(),
-                        &running,
-                    );
-                    self.note_wait(run, &wait, position)
-                },
-            )
-            .await??;
-        tracing::info!(run.id = %created.id, "steps run queued");
-        self.wakeups.queued(&created.platform);
-        self.view_placed(created, position).await
+                platforms: platform.clone(),
+                allow_privileged: self.settings.allow_privileged_steps,
+                default_registry: Some(self.settings.default_registry.clone()),
+            };
+            let mut job = match deferred {
+                Some(path) => deferred_job(path, &req, &input),
+                None => compile(&req, &input)?,
+            };
+            job.context = req.context.clone();
+            mask_secret_values(&mut job, &req);
+            self.settle_purge_steps(&mut job, &repositories, &Deleter::Caller(who))?;
+            let job = StoredJob::Steps(job);
+            let mut registry_grants =
+                self.registry_grants(&job.pushed_images(), deferred.is_some(), true, who)?;
+            // A file compiled later may purge wherever `who` may delete.
+            if deferred.is_some() || job.purges().iter().any(|(_, p)| p.kiln) {
+                registry_grants.extend(delete_grants(who));
+            }
+            Ok::<_, ServiceError>(NewRun {
+                trigger: origin.trigger.as_str().into(),
+                platform: platform.clone(),
+                requested_images: Vec::new(),
+                cache_key: cache_key(&req, &platform),
+                job,
+                timeout_secs: req
+                    .timeout_secs
+                    .unwrap_or(self.settings.default_timeout_secs),
+                git_token: req.git_access_token.clone(),
+                submitted_by: who.subject().map(|s| s.describe()),
+                submitted_token_id: who.token_id().map(str::to_string),
+                registry_grants,
+                queue_timeout_secs: req
+                    .queue_timeout_secs
+                    .unwrap_or(self.settings.queue_timeout.as_secs()),
+                trigger_detail: origin.detail_json(),
+                task_id: origin.task_id,
+            })
+        })
+        .await
     }
 
     fn check_steps_request(
