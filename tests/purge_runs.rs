@@ -2,9 +2,6 @@
 //! arguments and missing delete rights refused before anything is queued, `acr purge` in a
 //! YAML `cmd` step, a `--cmd` task and a timer task running Kiln's built-in purge (no
 //! container), and a garbage collection pass after a purge that deleted manifests.
-//!
-//! The worker's purge itself is helper R1's (`purge_run`): assertions on what it prints and
-//! deletes are marked `needs R1`.
 
 mod common;
 
@@ -209,8 +206,6 @@ async fn kiln_purge_streams_its_log_and_exits_with_the_run() {
     );
 }
 
-// needs R1: ACR's lines come from R1's `purge_run`; the stub prints one line and deletes
-// nothing. Un-ignore at the merge.
 #[tokio::test]
 async fn kiln_purge_prints_acrs_lines_and_deletes_what_the_dry_run_listed() {
     let server = TestServer::start().await;
@@ -235,7 +230,7 @@ async fn kiln_purge_prints_acrs_lines_and_deletes_what_the_dry_run_listed() {
     }
     assert!(!out.stdout.contains(&format!("{repo}:v1")), "{out:#?}");
 
-    // needs R1: the real run deletes exactly those, keeps the newest with --keep.
+    // The real run deletes exactly those, and keeps the newest with --keep.
     let out = server
         .kiln_output(&["purge", "--filter", &filter, "--ago", "0", "--keep", "1"])
         .await;
@@ -282,7 +277,6 @@ async fn acr_purge_in_a_task_file_is_a_built_in_step() {
     assert_eq!(tags(&server, &repo).await, ["old"]);
 }
 
-// needs R1: the step's output is R1's `purge_run`'s. Un-ignore at the merge.
 #[tokio::test]
 async fn an_acr_purge_step_prints_acrs_lines_in_the_run_log() {
     let server = TestServer::start().await;
@@ -508,7 +502,6 @@ async fn a_purge_that_deleted_manifests_here_asks_for_garbage_collection() {
     );
 }
 
-// needs R1: a real purge that deletes a manifest. Un-ignore at the merge.
 #[tokio::test]
 async fn a_real_purge_that_deleted_manifests_asks_for_garbage_collection() {
     let logs = captured_logs::captured_logs();

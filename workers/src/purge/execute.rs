@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::plan::{KeepReason, Kept, Plan, PlannedManifest};
 
-/// A registry a purge deletes from (the lead's adapters: Kiln's registry, a distribution one).
+/// A registry a purge deletes from (`purge_run`'s targets: Kiln's registry, a distribution one).
 pub trait PurgeTarget: Sync {
     /// The digest `tag` points at now; `Ok(None)` if it is gone.
     fn current_digest(
