@@ -43,11 +43,7 @@ pub async fn delete_refusal(
         describe(repository, lock)
     );
     if !is_target(lock, scope) {
-        let target = match scope {
-            LockScope::Repository => format!("repository {repository}"),
-            LockScope::Tag(t) => format!("tag {repository}:{t}"),
-            LockScope::Manifest(d) => format!("manifest {repository}@{d}"),
-        };
+        let target = describe_scope(repository, scope);
         message.push_str(&format!(", so {target} cannot be deleted"));
     }
     Ok(Some(message))
@@ -107,12 +103,22 @@ fn is_target(lock: &Lock, scope: LockScope<'_>) -> bool {
     }
 }
 
-/// `repository app/web`, `tag app/web:v1`, `manifest app/web@sha256:…`.
+/// `repository app/web`, `tag app/web:v1`, `manifest app/web@sha256:…`: what `lock` is on.
 fn describe(repository: &str, lock: &Lock) -> String {
-    match lock.kind {
-        LockKind::Repository => format!("repository {repository}"),
-        LockKind::Tag => format!("tag {repository}:{}", lock.name),
-        LockKind::Manifest => format!("manifest {repository}@{}", lock.name),
+    let scope = match lock.kind {
+        LockKind::Repository => LockScope::Repository,
+        LockKind::Tag => LockScope::Tag(&lock.name),
+        LockKind::Manifest => LockScope::Manifest(&lock.name),
+    };
+    describe_scope(repository, scope)
+}
+
+/// The item `scope` names, as refusals say it.
+fn describe_scope(repository: &str, scope: LockScope<'_>) -> String {
+    match scope {
+        LockScope::Repository => format!("repository {repository}"),
+        LockScope::Tag(t) => format!("tag {repository}:{t}"),
+        LockScope::Manifest(d) => format!("manifest {repository}@{d}"),
     }
 }
 
