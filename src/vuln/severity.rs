@@ -9,59 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::osv::{Record, SeverityScore};
 
-/// Severity bands, lowest first; `Unknown` is below `None` so no threshold is reached by it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Unknown,
-    None,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Level {
-    /// All levels, lowest first.
-    pub const ALL: [Level; 6] = [
-        Level::Unknown,
-        Level::None,
-        Level::Low,
-        Level::Medium,
-        Level::High,
-        Level::Critical,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Unknown => "unknown",
-            Level::None => "none",
-            Level::Low => "low",
-            Level::Medium => "medium",
-            Level::High => "high",
-            Level::Critical => "critical",
-        }
-    }
-}
-
-impl FromStr for Level {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Level, String> {
-        Level::ALL
-            .into_iter()
-            .find(|level| level.as_str().eq_ignore_ascii_case(text.trim()))
-            .ok_or_else(|| {
-                format!("unknown severity {text:?} (use one of none, low, medium, high, critical)")
-            })
-    }
-}
-
-impl std::fmt::Display for Level {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The bands live in the protocol: the worker judges a report against `--severity-threshold`.
+pub use kiln_worker::protocol::Level;
 
 /// The severity of a finding and where it comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

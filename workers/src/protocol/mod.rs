@@ -11,6 +11,7 @@ mod ids;
 mod job;
 mod limits;
 mod platform;
+mod scan;
 mod secret;
 mod sizes;
 mod worker;
@@ -32,6 +33,10 @@ pub use limits::{
     MAX_BUILD_ARG_NAME, MAX_BUILD_ARG_VALUE,
 };
 pub use platform::{Platform, PlatformError, PlatformSet};
+pub use scan::{
+    DatabaseState, Finding, Level, ReportChanges, ScanAnswer, ScanJob, ScanReport, ScanTarget,
+    ScanUpload, SeverityTotals, SourceState, SCANNER_VERSION,
+};
 pub use secret::{RegistryCredential, Secret};
 pub use sizes::{count, human_size, human_size_over, human_transfer};
 pub use worker::{
