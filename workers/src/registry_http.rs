@@ -1,10 +1,11 @@
-//! One registry spoken to over HTTP by a purge: plain HTTP for loopback registries (as Docker
-//! does), HTTPS otherwise; Basic credentials, or Docker's token flow when the registry
-//! challenges with `Bearer realm=…` (a token per scope, fetched again when it runs out).
+//! One registry spoken to over HTTP by a purge or a scan: plain HTTP for loopback registries
+//! (as Docker does), HTTPS otherwise; Basic credentials, or Docker's token flow when the
+//! registry challenges with `Bearer realm=…` (a token per scope, fetched again when it runs
+//! out).
 //!
 //! oci-client, which the worker uses to push indexes, has no catalog pagination by `Link`,
-//! no manifest deletion, no `delete` scope and no way to call Kiln's `/acr/v1` API, so a
-//! purge uses reqwest directly.
+//! no manifest deletion, no `delete` scope and no way to call Kiln's `/acr/v1` API, so purges
+//! and scans use reqwest directly.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +21,7 @@ use crate::protocol::RegistryCredential;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Every manifest kind a purge reads.
+/// Every manifest kind a purge or a scan reads.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
      application/vnd.oci.image.manifest.v1+json, \
      application/vnd.docker.distribution.manifest.list.v2+json, \
@@ -114,7 +115,7 @@ pub struct Body {
     pub bytes: Vec<u8>,
 }
 
-/// A registry with its credentials and the tokens it issued during this purge.
+/// A registry with its credentials and the tokens it issued during this purge or scan.
 pub struct RegistryHttp {
     base: String,
     client: reqwest::Client,
@@ -179,6 +180,42 @@ impl RegistryHttp {
         accept: Option<&str>,
         body: Option<&Body>,
     ) -> Result<Answer, HttpError> {
+        let response = self.respond(&method, path, scope, accept, body).await?;
+        read(method, path, response).await
+    }
+
+    /// `GET path` for `scope`, its body left to stream (a layer blob): an error status comes
+    /// back as [`HttpError::Status`], a success as the response whose body is not read yet.
+    pub async fn get_streaming(
+        &self,
+        path: &str,
+        scope: &str,
+    ) -> Result<reqwest::Response, HttpError> {
+        let response = self.respond(&Method::GET, path, scope, None, None).await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let body = response.bytes().await.unwrap_or_default();
+        Err(HttpError::Status {
+            method: Method::GET,
+            path: path.to_owned(),
+            status,
+            detail: error_detail(&body),
+        })
+    }
+
+    /// Sends a request, answering one authentication challenge (see [`RegistryHttp::send`]);
+    /// the body is not read.
+    async fn respond(
+        &self,
+        method: &Method,
+        path: &str,
+        scope: &str,
+        accept: Option<&str>,
+        body: Option<&Body>,
+    ) -> Result<reqwest::Response, HttpError> {
+        let method = method.clone();
         let first = self.attempt(&method, path, scope, accept, body).await?;
         let response = if first.status() == StatusCode::UNAUTHORIZED {
             let challenge = first
@@ -208,7 +245,7 @@ impl RegistryHttp {
         } else {
             first
         };
-        read(method, path, response).await
+        Ok(response)
     }
 
     async fn attempt(
@@ -306,6 +343,50 @@ impl RegistryHttp {
             Some(Challenge::Bearer { realm, service, .. }) => Some((realm, service)),
             _ => None,
         })
+    }
+}
+
+/// Page size asked of `_catalog` and `tags/list` (registries may answer fewer).
+pub const PAGE: usize = 1000;
+
+/// Every repository name in the registry's catalog.
+pub async fn catalog(http: &RegistryHttp) -> Result<Vec<String>, HttpError> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        repositories: Option<Vec<String>>,
+    }
+    let mut names = Vec::new();
+    let mut path = format!("/v2/_catalog?n={PAGE}");
+    loop {
+        let answer = http.get(&path, "registry:catalog:*", None).await?;
+        let page: Page = answer.json(&path)?;
+        names.extend(page.repositories.unwrap_or_default());
+        match answer.next_page() {
+            Some(next) => path = next,
+            None => return Ok(names),
+        }
+    }
+}
+
+/// Every tag of repository `name` (none if it was emptied since the catalog was read).
+pub async fn tags(http: &RegistryHttp, name: &str, scope: &str) -> Result<Vec<String>, HttpError> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        tags: Option<Vec<String>>,
+    }
+    let mut names = Vec::new();
+    let mut path = format!("/v2/{name}/tags/list?n={PAGE}");
+    loop {
+        let answer = match http.get(&path, scope, None).await {
+            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => return Ok(names),
+            other => other?,
+        };
+        let page: Page = answer.json(&path)?;
+        names.extend(page.tags.unwrap_or_default());
+        match answer.next_page() {
+            Some(next) => path = next,
+            None => return Ok(names),
+        }
     }
 }
 
