@@ -22,7 +22,7 @@ pub struct ScanArgs {
     #[arg(long, conflicts_with = "images")]
     pub all: bool,
     /// With --all: only repositories whose whole name matches this regular expression.
-    #[arg(long = "filter", value_name = "REPO_REGEX", requires = "all")]
+    #[arg(long = "filter", value_name = "REPO_REGEX")]
     pub filter: Option<String>,
     /// Fail (exit code 1) when a finding is at or above this severity: none, low, medium,
     /// high or critical.
@@ -79,6 +79,11 @@ impl ScanArgs {
         if self.images.is_empty() && !self.all {
             return Err(ScanArgsError(
                 "nothing to scan: name an image (REPO:TAG, REPO@DIGEST) or use --all".into(),
+            ));
+        }
+        if self.filter.is_some() && !self.all {
+            return Err(ScanArgsError(
+                "--filter picks the repositories of --all: use it with --all".into(),
             ));
         }
         if let Some(registry) = &self.registry {
