@@ -8,6 +8,8 @@ pub mod args;
 mod documents;
 mod image;
 pub mod report;
+#[cfg(test)]
+mod run_tests;
 
 use std::collections::HashSet;
 use std::future::Future;
