@@ -1,0 +1,212 @@
+//! Scans as runs: `kiln scan` reading an image of Kiln's registry on the worker and streaming
+//! its log, bad arguments and missing pull rights refused before anything is queued, and
+//! `kiln scan` as a built-in `cmd` step. What the report says (matching against an imported
+//! database) is the server's half; tests of it need a database in the store.
+
+mod common;
+
+use common::oci::{image_manifest, push_blob, put_manifest, OCI_MANIFEST};
+use common::*;
+use serde_json::{json, Value};
+
+const METADATA: &str = "usr/lib/python3/site-packages/requests-2.19.0.dist-info/METADATA";
+
+/// Pushes `repo:tag` to the server's registry: one gzip layer holding a Python
+/// distribution's METADATA (requests 2.19.0). Returns the manifest's digest.
+async fn push_python_image(server: &TestServer, repo: &str, tag: &str) -> String {
+    let http = server.http();
+    let config =
+        br#"{"os":"linux","architecture":"amd64","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let layer = tar_gz(&[(
+        METADATA,
+        "Metadata-Version: 2.1\nName: requests\nVersion: 2.19.0\n\n",
+    )]);
+    push_blob(&http, &server.url, repo, config).await;
+    push_blob(&http, &server.url, repo, &layer).await;
+    let manifest = image_manifest(config, &[&layer]);
+    let resp = put_manifest(&http, &server.url, repo, tag, OCI_MANIFEST, &manifest).await;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    common::oci::digest(&serde_json::to_vec(&manifest).unwrap())
+}
+
+fn own_registry(server: &TestServer) -> String {
+    server.url.trim_start_matches("http://").to_string()
+}
+
+/// `POST /api/runs/scan` with `words` as `token`: the status and the body.
+async fn post_scan(server: &TestServer, token: &str, words: &[&str]) -> (u16, Value) {
+    let resp = server
+        .http_as(token)
+        .post(format!("{}/api/runs/scan", server.url))
+        .json(&json!({ "words": words }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+async fn steps_of(server: &TestServer, id: &str) -> Vec<Value> {
+    let shown = server
+        .kiln_output(&["run", "show", id, "--output", "json"])
+        .await;
+    assert_eq!(shown.code, 0, "{shown:#?}");
+    let run: Value = serde_json::from_str(&shown.stdout).unwrap();
+    run["steps"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn bad_arguments_are_a_400_and_nothing_is_queued() {
+    let server = TestServer::start_with(|a| a.workers = 0).await;
+    let owner = server.owner_token().to_string();
+    for (words, says) in [
+        (&[][..], "nothing to scan"),
+        (
+            &["--severity-threshold", "severe", "app:v1"][..],
+            "unknown severity",
+        ),
+        (&["--output", "xml", "app:v1"][..], "xml"),
+        (&["App:V1"][..], "lowercase"),
+        (&["--filter", "app/.*", "app:v1"][..], "use it with --all"),
+        (
+            &["--all", "--registry", REGISTRY][..],
+            "--all scans Kiln's own registry",
+        ),
+        (&["127.0.0.1:5000/ci/tool:3", "app:v1"][..], "its own run"),
+    ] {
+        let (status, body) = post_scan(&server, &owner, words).await;
+        assert_eq!(status, 400, "{words:?}: {body:#}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{words:?}: {message}");
+    }
+    // The same rules for a `--cmd` step: a 400 naming the step's command.
+    let out = server
+        .kiln_output(&["run", "--cmd", "kiln scan --output xml app:v1", "/dev/null"])
+        .await;
+    assert_ne!(out.code, 0, "{out:#?}");
+    assert!(out.stderr.contains("invalid scan command"), "{out:#?}");
+    // The CLI exits 2 on a refusal, as for any bad input.
+    let out = server.kiln_output(&["scan"]).await;
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(out.stderr.contains("nothing to scan"), "{out:#?}");
+    assert_eq!(server.run_count().await, 0);
+}
+
+#[tokio::test]
+async fn scanning_needs_pull_rights_on_every_image_named() {
+    let server = TestServer::start_with(|a| a.workers = 0).await;
+    let mine = unique_repo("mine");
+    let theirs = unique_repo("theirs");
+    let puller = server.create_token("puller", &["pull"], &[&mine]).await;
+    let (status, body) = post_scan(
+        &server,
+        &puller,
+        &[&format!("{mine}:v1"), &format!("{theirs}:v1")],
+    )
+    .await;
+    assert_eq!(status, 403, "{body:#}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&theirs) && !message.contains(&mine),
+        "{message}"
+    );
+    // A steps run needs the push role; its scan step still needs pull on what it names.
+    let pusher = server.create_token("pusher", &["push"], &[&mine]).await;
+    let cmd = format!("kiln scan {theirs}:v1");
+    let out = server
+        .kiln_output_as(&pusher, &["run", "--cmd", &cmd, "/dev/null"])
+        .await;
+    assert_ne!(out.code, 0, "{out:#?}");
+    assert!(
+        out.stderr.contains("step acb_step_0:") && out.stderr.contains(&theirs),
+        "{out:#?}"
+    );
+    assert_eq!(server.run_count().await, 0);
+
+    let (status, body) = post_scan(&server, &puller, &[&format!("{mine}:v1")]).await;
+    assert_eq!(status, 201, "{body:#}");
+    assert_eq!(body["kind"], "scan", "{body:#}");
+    // --all reaches what the caller may pull, through the run's credentials.
+    let (status, body) = post_scan(&server, &puller, &["--all"]).await;
+    assert_eq!(status, 201, "{body:#}");
+    assert_eq!(server.run_count().await, 2);
+}
+
+#[tokio::test]
+async fn kiln_scan_reads_the_image_on_the_worker_and_streams_its_log() {
+    let server = TestServer::start().await;
+    let repo = unique_repo("app/web");
+    let digest = push_python_image(&server, &repo, "v1").await;
+    let image = format!("{}/{repo}:v1", own_registry(&server));
+    let out = server.kiln_output(&["scan", &image]).await;
+    assert!(
+        out.stderr.contains("Queued a scan run with ID: "),
+        "{out:#?}"
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("Scanning linux/amd64 {digest} (1 layer)")),
+        "{out:#?}"
+    );
+    let id = out.run_id();
+    let run = server.run_json(&id).await;
+    assert_eq!(run["kind"], "scan", "{run:#}");
+    // The exit code is the run's: 0 when it succeeded, 1 when it failed (here the database
+    // has no PyPI data, so it cannot pass without --allow-missing-db).
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert_eq!(run["status"], "Failed", "{run:#}");
+    let steps = steps_of(&server, &id).await;
+    assert_eq!(steps.len(), 1, "{steps:#?}");
+    assert_eq!(steps[0]["id"], "scan");
+    assert_eq!(steps[0]["type"], "scan");
+    assert_eq!(steps[0]["status"], "Failed");
+    let list = server.kiln_output(&["run", "list"]).await;
+    let row = list.stdout.lines().find(|l| l.starts_with(&id)).unwrap();
+    assert!(row.contains("scan"), "{}", list.stdout);
+}
+
+#[tokio::test]
+async fn kiln_scan_in_a_cmd_step_is_built_in() {
+    let server = TestServer::start().await;
+    let repo = unique_repo("cmd");
+    let digest = push_python_image(&server, &repo, "v1").await;
+    let cmd = format!("kiln scan {}/{repo}:v1", own_registry(&server));
+    let out = server
+        .kiln_output(&["run", "--cmd", &cmd, "/dev/null"])
+        .await;
+    assert!(
+        out.stdout
+            .contains(&format!("Scanning linux/amd64 {digest} (1 layer)")),
+        "{out:#?}"
+    );
+    let steps = steps_of(&server, &out.run_id()).await;
+    assert_eq!(steps[0]["type"], "scan", "{steps:#?}");
+}
+
+/// Needs the server's matching (`POST /api/worker/runs/{id}/scans`), which the vulnerability
+/// database part provides.
+#[tokio::test]
+#[ignore = "needs the server's POST /api/worker/runs/{id}/scans (the vulndb part)"]
+async fn without_data_for_an_ecosystem_a_scan_fails_unless_allowed() {
+    let server = TestServer::start().await;
+    let repo = unique_repo("nodb");
+    push_python_image(&server, &repo, "v1").await;
+    let image = format!("{}/{repo}:v1", own_registry(&server));
+    let out = server.kiln_output(&["scan", &image]).await;
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(out.stdout.contains("Found 1 package (pypi 1)"), "{out:#?}");
+    assert!(
+        out.stdout.contains("No vulnerability data for PyPI"),
+        "{out:#?}"
+    );
+    let out = server
+        .kiln_output(&["scan", &image, "--allow-missing-db"])
+        .await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    // The second scan found the inventory stored: it read no layer.
+    assert!(
+        out.stdout
+            .contains("Inventory already known for this digest: no layer read"),
+        "{out:#?}"
+    );
+}
