@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::oci::{image_manifest, push_blob, put_manifest, OCI_MANIFEST};
+use std::time::Duration;
+
+use common::oci::{descriptor, image_manifest, push_blob, put_manifest, OCI_INDEX, OCI_MANIFEST};
 use common::*;
 use serde_json::{json, Value};
 
@@ -14,9 +16,22 @@ const METADATA: &str = "usr/lib/python3/site-packages/requests-2.19.0.dist-info/
 /// Pushes `repo:tag` to the server's registry: one gzip layer holding a Python
 /// distribution's METADATA (requests 2.19.0). Returns the manifest's digest.
 async fn push_python_image(server: &TestServer, repo: &str, tag: &str) -> String {
+    push_python_image_for(server, repo, tag, "amd64").await.0
+}
+
+/// [`push_python_image`] for `architecture`; an empty `tag` pushes by digest. Returns the
+/// digest and the manifest's bytes.
+async fn push_python_image_for(
+    server: &TestServer,
+    repo: &str,
+    tag: &str,
+    architecture: &str,
+) -> (String, Vec<u8>) {
     let http = server.http();
-    let config =
-        br#"{"os":"linux","architecture":"amd64","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config = format!(
+        r#"{{"os":"linux","architecture":"{architecture}","rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+    );
+    let config = config.as_bytes();
     let layer = tar_gz(&[(
         METADATA,
         "Metadata-Version: 2.1\nName: requests\nVersion: 2.19.0\n\n",
@@ -24,9 +39,25 @@ async fn push_python_image(server: &TestServer, repo: &str, tag: &str) -> String
     push_blob(&http, &server.url, repo, config).await;
     push_blob(&http, &server.url, repo, &layer).await;
     let manifest = image_manifest(config, &[&layer]);
-    let resp = put_manifest(&http, &server.url, repo, tag, OCI_MANIFEST, &manifest).await;
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let digest = common::oci::digest(&bytes);
+    let reference = if tag.is_empty() { &digest } else { tag };
+    let resp = put_manifest(&http, &server.url, repo, reference, OCI_MANIFEST, &manifest).await;
     assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
-    common::oci::digest(&serde_json::to_vec(&manifest).unwrap())
+    (digest, bytes)
+}
+
+/// The runs of the server, newest first, once there are `n` of them.
+async fn wait_for_runs(server: &TestServer, n: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        let list = server.get_json("/api/runs?top=1000").await;
+        let runs = list["runs"].as_array().unwrap().clone();
+        if runs.len() >= n {
+            return runs;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {n} runs after 10s");
 }
 
 fn own_registry(server: &TestServer) -> String {
@@ -209,4 +240,94 @@ async fn without_data_for_an_ecosystem_a_scan_fails_unless_allowed() {
             .contains("Inventory already known for this digest: no layer read"),
         "{out:#?}"
     );
+}
+
+#[tokio::test]
+async fn a_push_by_tag_queues_one_scan_and_an_index_scans_every_platform() {
+    let server = TestServer::start_with(|a| a.scan_on_push = true).await;
+    let repo = unique_repo("pushed");
+    let (amd64, amd64_bytes) = push_python_image_for(&server, &repo, "", "amd64").await;
+    let (arm64, arm64_bytes) = push_python_image_for(&server, &repo, "", "arm64").await;
+    let platform = |arch: &str, bytes: &[u8]| {
+        let mut d = descriptor(OCI_MANIFEST, bytes);
+        d["platform"] = json!({"os": "linux", "architecture": arch});
+        d
+    };
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        platform("amd64", &amd64_bytes), platform("arm64", &arm64_bytes)]});
+    let http = server.http();
+    let resp = put_manifest(&http, &server.url, &repo, "v1", OCI_INDEX, &index).await;
+    assert_eq!(resp.status(), 201);
+    let index_digest = common::oci::digest(&serde_json::to_vec(&index).unwrap());
+
+    // The children were pushed by digest: only the index's push by tag is scanned.
+    let runs = wait_for_runs(&server, 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(server.run_count().await, 1);
+    let id = runs[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(runs[0]["kind"], "scan", "{runs:#?}");
+    assert_eq!(runs[0]["trigger"], "ImagePush", "{runs:#?}");
+    let run = server
+        .wait_status(&id, "Failed", Duration::from_secs(60))
+        .await;
+    assert_eq!(run["kind"], "scan");
+    let log = server.get_text(&format!("/api/runs/{id}/logs")).await;
+    assert!(
+        log.contains(&format!("Scanning linux/amd64 {amd64} (1 layer)")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("Scanning linux/arm64 {arm64} (1 layer)")),
+        "{log}"
+    );
+    let shown = server.kiln_output(&["run", "show", &id]).await;
+    assert!(shown.stdout.contains(&index_digest), "{shown:#?}");
+}
+
+#[tokio::test]
+async fn a_repository_can_ask_for_scans_on_push_itself() {
+    let server = TestServer::start_with(|a| a.workers = 0).await;
+    let repo = unique_repo("optin");
+    push_python_image(&server, &repo, "v1").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        server.run_count().await,
+        0,
+        "the server does not scan by default"
+    );
+    let out = server
+        .kiln_output(&[
+            "registry",
+            "repository",
+            "update",
+            &repo,
+            "--scan-on-push",
+            "true",
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(out.stdout.contains("Scan on push:   true"), "{out:#?}");
+    let out = server
+        .kiln_output(&["registry", "repository", "show", &repo])
+        .await;
+    assert!(out.stdout.contains("Scan on push:   true"), "{out:#?}");
+    let digest = push_python_image_for(&server, &repo, "v2", "arm64").await.0;
+    let runs = wait_for_runs(&server, 1).await;
+    assert_eq!(runs[0]["kind"], "scan", "{runs:#?}");
+    let id = runs[0]["id"].as_str().unwrap();
+    let shown = server.kiln_output(&["run", "show", id]).await;
+    assert!(shown.stdout.contains(&digest), "{shown:#?}");
+    // A tag's own setting is refused: scan-on-push is the repository's.
+    let out = server
+        .kiln_output(&[
+            "registry",
+            "repository",
+            "update",
+            &format!("{repo}:v2"),
+            "--scan-on-push",
+            "false",
+        ])
+        .await;
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(out.stderr.contains("repository's setting"), "{out:#?}");
 }

@@ -68,30 +68,32 @@ impl RunService {
         let mut registry_grants = self.registry_grants(&[], false, false, who)?;
         registry_grants.extend(delete_grants(who));
         let timeouts = (req.timeout_secs, req.queue_timeout_secs);
+        let job = StoredJob::Purge(job);
         self.queue_own_job(
-            StoredJob::Purge(job),
+            job,
             timeouts,
             registry_grants,
-            who,
-            "purge run",
+            Some(who),
+            RunOrigin::manual(),
         )
         .await
     }
 
-    /// Queues a job the worker runs itself (a purge or a scan), queued by hand by `who`
-    /// with the run credentials `registry_grants`; `timeouts` are the run's and the queue's.
+    /// Queues a job the worker runs itself (a purge or a scan), queued by `who` (`None`: the
+    /// server, for a trigger) with the run credentials `registry_grants`; `timeouts` are the
+    /// run's and the queue's.
     pub(super) async fn queue_own_job(
         &self,
         job: StoredJob,
         timeouts: (Option<u64>, Option<u64>),
         registry_grants: Vec<Grant>,
-        who: &Principal,
-        what: &str,
+        who: Option<&Principal>,
+        origin: RunOrigin,
     ) -> Result<wire::Run, ServiceError> {
         let now = self.now_ms();
-        let origin = RunOrigin::manual();
+        let what = format!("{} run", job.kind().as_str());
         let platform = kiln_worker::protocol::PlatformSet::default();
-        self.queue_job(now, &platform, what, |_| {
+        self.queue_job(now, &platform, &what, |_| {
             Ok::<_, ServiceError>(NewRun {
                 trigger: origin.trigger.as_str().into(),
                 platform: platform.clone(),
@@ -100,8 +102,8 @@ impl RunService {
                 job,
                 timeout_secs: timeouts.0.unwrap_or(self.settings.default_timeout_secs),
                 git_token: None,
-                submitted_by: who.subject().map(|s| s.describe()),
-                submitted_token_id: who.token_id().map(str::to_string),
+                submitted_by: who.and_then(|w| w.subject()).map(|s| s.describe()),
+                submitted_token_id: who.and_then(|w| w.token_id()).map(str::to_string),
                 registry_grants,
                 queue_timeout_secs: timeouts.1.unwrap_or(self.settings.queue_timeout.as_secs()),
                 trigger_detail: origin.detail_json(),

@@ -3,13 +3,16 @@
 //! images' own, else Kiln's), and the submitter's right to pull checked on every repository
 //! named, so a scan is refused whole rather than failing half way on a 401.
 
+use std::str::FromStr;
+
 use kiln_worker::protocol::{ScanJob, StepAction, StepsJob};
 use kiln_worker::scan_run::ScanArgs;
 
+use super::origin::{RunOrigin, TriggerKind};
 use super::purge::Rights;
 use super::runs::RunService;
 use super::ServiceError;
-use crate::access::{AccessError, Action, Principal};
+use crate::access::{AccessError, Action, Grant, Principal, RepoPattern};
 use crate::store::StoredJob;
 use crate::wire::{self, CreateScanRun};
 
@@ -32,14 +35,45 @@ impl RunService {
         check_scan(&args, &Rights::Caller(who))?;
         let registry_grants = self.registry_grants(&[], false, false, who)?;
         let timeouts = (req.timeout_secs, req.queue_timeout_secs);
+        let job = StoredJob::Scan(job);
         self.queue_own_job(
-            StoredJob::Scan(job),
+            job,
             timeouts,
             registry_grants,
-            who,
-            "scan run",
+            Some(who),
+            RunOrigin::manual(),
         )
         .await
+    }
+
+    /// Queues the scan of `repository@digest` in Kiln's registry, pushed (by tag) just now:
+    /// the server's own run, whose credentials pull that repository only. An index is one
+    /// run that scans every platform.
+    pub async fn queue_push_scan(
+        &self,
+        repository: &str,
+        tag: &str,
+        digest: &str,
+    ) -> Result<wire::Run, ServiceError> {
+        let own = &self.settings.own_registry;
+        let job = ScanJob {
+            words: vec![format!("{own}/{repository}@{digest}")],
+            registry: own.clone(),
+            kiln: true,
+        };
+        let pattern = RepoPattern::from_str(repository).map_err(ServiceError::Invalid)?;
+        let grants = vec![Grant::new(pattern, &[Action::Pull])];
+        let origin = RunOrigin {
+            trigger: TriggerKind::ImagePush,
+            detail: Some(serde_json::json!({
+                "repository": repository,
+                "tag": tag,
+                "digest": digest,
+            })),
+            ..RunOrigin::default()
+        };
+        self.queue_own_job(StoredJob::Scan(job), (None, None), grants, None, origin)
+            .await
     }
 
     /// The scan of `words`: in `--registry`, else in the registry the images name, else in

@@ -90,6 +90,7 @@ pub fn serve_args(data: &Path) -> ServeArgs {
         secret_key_file: None,
         allow_privileged_steps: false,
         base_image_poll_interval: Duration::from_secs(300),
+        scan_on_push: false,
     }
 }
 
