@@ -66,24 +66,8 @@ fn own_registry(server: &TestServer) -> String {
 
 /// `POST /api/runs/scan` with `words` as `token`: the status and the body.
 async fn post_scan(server: &TestServer, token: &str, words: &[&str]) -> (u16, Value) {
-    let resp = server
-        .http_as(token)
-        .post(format!("{}/api/runs/scan", server.url))
-        .json(&json!({ "words": words }))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
-}
-
-async fn steps_of(server: &TestServer, id: &str) -> Vec<Value> {
-    let shown = server
-        .kiln_output(&["run", "show", id, "--output", "json"])
-        .await;
-    assert_eq!(shown.code, 0, "{shown:#?}");
-    let run: Value = serde_json::from_str(&shown.stdout).unwrap();
-    run["steps"].as_array().unwrap().clone()
+    let body = json!({ "words": words });
+    server.post_json_as(token, "/api/runs/scan", &body).await
 }
 
 #[tokio::test]
@@ -186,7 +170,7 @@ async fn kiln_scan_reads_the_image_on_the_worker_and_streams_its_log() {
     // has no PyPI data, so it cannot pass without --allow-missing-db).
     assert_eq!(out.code, 1, "{out:#?}");
     assert_eq!(run["status"], "Failed", "{run:#}");
-    let steps = steps_of(&server, &id).await;
+    let steps = server.steps_of(&id).await;
     assert_eq!(steps.len(), 1, "{steps:#?}");
     assert_eq!(steps[0]["id"], "scan");
     assert_eq!(steps[0]["type"], "scan");
@@ -210,7 +194,7 @@ async fn kiln_scan_in_a_cmd_step_is_built_in() {
             .contains(&format!("Scanning linux/amd64 {digest} (1 layer)")),
         "{out:#?}"
     );
-    let steps = steps_of(&server, &out.run_id()).await;
+    let steps = server.steps_of(&out.run_id()).await;
     assert_eq!(steps[0]["type"], "scan", "{steps:#?}");
 }
 
@@ -330,4 +314,52 @@ async fn a_repository_can_ask_for_scans_on_push_itself() {
         .await;
     assert_eq!(out.code, 2, "{out:#?}");
     assert!(out.stderr.contains("repository's setting"), "{out:#?}");
+}
+
+#[tokio::test]
+async fn a_task_scans_every_repository_its_filter_picks_with_scan_all() {
+    let server = TestServer::start().await;
+    let prefix = unique_repo("all");
+    let web = push_python_image(&server, &format!("{prefix}/web"), "v1").await;
+    // Two tags of one manifest: scanned once.
+    push_python_image(&server, &format!("{prefix}/web"), "latest").await;
+    let api = push_python_image_for(&server, &format!("{prefix}/api"), "v1", "arm64")
+        .await
+        .0;
+    // Outside the filter (a manifest of its own: same content would be the same digest).
+    let elsewhere = unique_repo("elsewhere");
+    let other = common::oci::push_image(&server.http(), &server.url, &elsewhere, "v1", "x").await;
+    let cmd = format!("kiln scan --all --filter '{prefix}/.*' --severity-threshold critical");
+    let out = server
+        .kiln_output(&[
+            "task",
+            "create",
+            "--name",
+            "rescan",
+            "--context",
+            "/dev/null",
+            "--schedule",
+            "0 3 * * *",
+            "--cmd",
+            &cmd,
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    let out = server
+        .kiln_output(&["task", "run", "--name", "rescan"])
+        .await;
+    let id = out.run_id();
+    let steps = server.steps_of(&id).await;
+    assert_eq!(steps[0]["type"], "scan", "{steps:#?}");
+    let log = server.get_text(&format!("/api/runs/{id}/logs")).await;
+    assert_eq!(
+        log.matches(&format!("Scanning linux/amd64 {web}")).count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("Scanning linux/arm64 {api}")),
+        "{log}"
+    );
+    assert!(!log.contains(&other), "{log}");
 }

@@ -9,7 +9,7 @@ use super::build::{follow_queued, Follow};
 use super::client::KilnClient;
 use super::words::given_words;
 use super::{CliError, OutputFormat, ReconnectArgs, ServerArgs};
-use crate::wire::CreatePurgeRun;
+use crate::wire::{CreatePurgeRun, Run};
 
 #[derive(Debug, Args)]
 pub struct PurgeCmd {
@@ -38,14 +38,24 @@ pub async fn run(cmd: PurgeCmd, matches: &ArgMatches) -> Result<(), CliError> {
             queue_timeout_secs: None,
         })
         .await?;
-    eprintln!("Queued a purge run with ID: {}", run.id);
+    follow_own_run(&client, &run, cmd.no_wait, cmd.reconnect).await
+}
+
+/// Follows a purge or scan run queued just now, as `kiln build` follows its run.
+pub(super) async fn follow_own_run(
+    client: &KilnClient,
+    run: &Run,
+    no_wait: bool,
+    reconnect: ReconnectArgs,
+) -> Result<(), CliError> {
+    eprintln!("Queued a {} run with ID: {}", run.kind.as_str(), run.id);
     let follow = Follow {
         no_logs: false,
-        no_wait: cmd.no_wait,
+        no_wait,
         output: OutputFormat::Table,
-        reconnect: cmd.reconnect,
+        reconnect,
     };
-    follow_queued(&client, &run, &follow).await
+    follow_queued(client, run, &follow).await
 }
 
 /// The purge flags given on the command line, as `--flag` or `--flag=value` words (one per

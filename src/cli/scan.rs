@@ -8,9 +8,9 @@ use kiln_worker::image_ref::ImageRef;
 use kiln_worker::scan_run::report::{report_lines, summary_table};
 use kiln_worker::scan_run::ScanArgs;
 
-use super::build::{follow_queued, Follow};
 use super::client::KilnClient;
 use super::format::print_json;
+use super::purge::follow_own_run;
 use super::words::given_words;
 use super::{CliError, OutputFormat, ReconnectArgs, ServerArgs};
 use crate::wire::CreateScanRun;
@@ -65,14 +65,7 @@ pub async fn run(cmd: ScanCmd, matches: &ArgMatches) -> Result<(), CliError> {
             queue_timeout_secs: None,
         })
         .await?;
-    eprintln!("Queued a scan run with ID: {}", run.id);
-    let follow = Follow {
-        no_logs: false,
-        no_wait: cmd.no_wait,
-        output: OutputFormat::Table,
-        reconnect: cmd.reconnect,
-    };
-    follow_queued(&client, &run, &follow).await
+    follow_own_run(&client, &run, cmd.no_wait, cmd.reconnect).await
 }
 
 async fn show(args: ShowArgs, server: &ServerArgs) -> Result<(), CliError> {

@@ -28,6 +28,12 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
      application/vnd.docker.distribution.manifest.v2+json, \
      application/vnd.oci.artifact.manifest.v1+json";
 
+/// Media types of indexes (their `manifests[]` are children: platforms' images).
+pub const INDEX_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
 /// A failed call. The text never holds credentials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
@@ -355,17 +361,8 @@ pub async fn catalog(http: &RegistryHttp) -> Result<Vec<String>, HttpError> {
     struct Page {
         repositories: Option<Vec<String>>,
     }
-    let mut names = Vec::new();
-    let mut path = format!("/v2/_catalog?n={PAGE}");
-    loop {
-        let answer = http.get(&path, "registry:catalog:*", None).await?;
-        let page: Page = answer.json(&path)?;
-        names.extend(page.repositories.unwrap_or_default());
-        match answer.next_page() {
-            Some(next) => path = next,
-            None => return Ok(names),
-        }
-    }
+    let first = format!("/v2/_catalog?n={PAGE}");
+    paged(http, first, "registry:catalog:*", |p: Page| p.repositories).await
 }
 
 /// Every tag of repository `name` (none if it was emptied since the catalog was read).
@@ -374,18 +371,28 @@ pub async fn tags(http: &RegistryHttp, name: &str, scope: &str) -> Result<Vec<St
     struct Page {
         tags: Option<Vec<String>>,
     }
-    let mut names = Vec::new();
-    let mut path = format!("/v2/{name}/tags/list?n={PAGE}");
+    let first = format!("/v2/{name}/tags/list?n={PAGE}");
+    match paged(http, first, scope, |p: Page| p.tags).await {
+        Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(Vec::new()),
+        other => other,
+    }
+}
+
+/// The names of every page from `path` on, following `Link` headers.
+async fn paged<P: DeserializeOwned>(
+    http: &RegistryHttp,
+    mut path: String,
+    scope: &str,
+    names: impl Fn(P) -> Option<Vec<String>>,
+) -> Result<Vec<String>, HttpError> {
+    let mut all = Vec::new();
     loop {
-        let answer = match http.get(&path, scope, None).await {
-            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => return Ok(names),
-            other => other?,
-        };
-        let page: Page = answer.json(&path)?;
-        names.extend(page.tags.unwrap_or_default());
+        let answer = http.get(&path, scope, None).await?;
+        let page: P = answer.json(&path)?;
+        all.extend(names(page).unwrap_or_default());
         match answer.next_page() {
             Some(next) => path = next,
-            None => return Ok(names),
+            None => return Ok(all),
         }
     }
 }

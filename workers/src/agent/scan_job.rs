@@ -4,9 +4,10 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
+use super::purge_job::OwnStepEnd;
 use super::Summary;
 use crate::logship::LogSink;
-use crate::protocol::{Lease, Outcome, OutputImage, ScanJob, StepState, StepStatus, StepType};
+use crate::protocol::{Lease, Outcome, OutputImage, ScanJob, StepState, StepType};
 use crate::scan_run::ScanServer;
 use crate::steps::scan::scan;
 
@@ -25,31 +26,14 @@ pub(super) async fn run<S: ScanServer>(
     let started_at = chrono::Utc::now().timestamp_millis();
     // Cancel and timeout drop this future (see `Agent::execute`).
     let end = scan(job, &lease.credentials, server, &|line| log.line(line)).await;
-    *step.lock().unwrap_or_else(|e| e.into_inner()) = Some(StepState {
-        id: SCAN_STEP.into(),
+    let ended = OwnStepEnd {
+        id: SCAN_STEP,
         step_type: StepType::Scan,
-        status: match end.message {
-            None => StepStatus::Succeeded,
-            Some(_) => StepStatus::Failed,
-        },
-        started_at: Some(started_at),
-        finished_at: Some(chrono::Utc::now().timestamp_millis()),
-        exit_code: Some(i64::from(end.exit_code)),
-        images: Vec::new(),
-        base_images: Vec::new(),
-        error: end.message.clone(),
-        purged: None,
-    });
-    if let Some(message) = end.message {
-        return Err((Outcome::Failed, message));
-    }
-    let summary = Summary {
-        steps: 1,
-        cached: 0,
-        build: started.elapsed(),
-        push: None,
-        base_images: Vec::new(),
+        started,
+        started_at,
+        exit_code: end.exit_code,
+        failure: end.message,
         purged: None,
     };
-    Ok((Vec::new(), summary))
+    ended.report(step)
 }

@@ -108,11 +108,11 @@ impl<E: Engine> Agent<E> {
             &ws,
             &job,
             lease.credentials.clone(),
-            crate::scan_run::RunScans {
+            Some(crate::scan_run::RunScans {
                 client: self.client.clone(),
                 run: lease.run_id,
                 attempt: lease.attempt,
-            },
+            }),
             board,
             log,
         )

@@ -10,14 +10,8 @@ use sha2::{Digest as _, Sha256};
 use tokio_util::io::StreamReader;
 
 use crate::protocol::{Digest, ScanTarget};
-use crate::registry_http::{RegistryHttp, MANIFEST_ACCEPT};
+use crate::registry_http::{RegistryHttp, INDEX_TYPES, MANIFEST_ACCEPT};
 use crate::scan::{FileView, LayerRef, LayerWalker};
-
-/// Media types of indexes (their `manifests[]` are platforms' images).
-const INDEX_TYPES: [&str; 2] = [
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
 
 /// The annotation BuildKit marks attestation manifests with (they describe an image; they are
 /// not one).

@@ -237,9 +237,7 @@ async fn an_index_is_scanned_for_every_platform_and_judged_against_the_threshold
         "{log}"
     );
     assert!(
-        log.contains(&format!(
-            "HIGH     PYSEC-2018-28 (CVE-2018-18074) requests 2.19.0 → 2.20.0, layer 0 ("
-        )),
+        log.contains("HIGH     PYSEC-2018-28 (CVE-2018-18074) requests 2.19.0 → 2.20.0, layer 0 ("),
         "{log}"
     );
     assert!(log.contains(&format!("/{METADATA}")), "{log}");
@@ -257,7 +255,7 @@ async fn an_index_is_scanned_for_every_platform_and_judged_against_the_threshold
         "Scan failed: 1 finding at or above the severity threshold high"
     );
     // Each platform: asked first without the inventory, then sent with it.
-    let uploads = server.uploads.lock().unwrap();
+    let uploads = server.uploads.lock().unwrap().clone();
     assert_eq!(uploads.len(), 4);
     assert!(uploads[0].1.is_none() && uploads[1].1.is_some());
     assert_eq!(uploads[1].0.platform.as_deref(), Some("linux/amd64"));

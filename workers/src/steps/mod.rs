@@ -123,11 +123,14 @@ pub async fn run<E: Engine>(
     workspace: &Workspace,
     job: &StepsJob,
     credentials: Vec<RegistryCredential>,
-    scans: RunScans,
+    scans: Option<RunScans>,
     board: &crate::executor::Board,
     log: &crate::logship::LogSink,
 ) -> Result<Vec<crate::protocol::OutputImage>, (crate::protocol::Outcome, String)> {
-    let runner = EngineSteps::new(engine, workspace, credentials).with_scans(scans);
+    let mut runner = EngineSteps::new(engine, workspace, credentials);
+    if let Some(scans) = scans {
+        runner = runner.with_scans(scans);
+    }
     crate::executor::execute(job, &runner, board, log).await?;
     Ok(board
         .snapshot()
