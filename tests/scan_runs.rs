@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::oci::{descriptor, image_manifest, push_blob, put_manifest, OCI_INDEX, OCI_MANIFEST};
+use common::skopeo::{push_base, Variant};
 use common::*;
 use serde_json::{json, Value};
 
@@ -224,6 +225,34 @@ async fn without_data_for_an_ecosystem_a_scan_fails_unless_allowed() {
             .contains("Inventory already known for this digest: no layer read"),
         "{out:#?}"
     );
+    // The stored report, without scanning again.
+    let out = server
+        .kiln_output(&["scan", "show", &format!("{repo}:v1")])
+        .await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(out.stdout.contains("Found 1 package (pypi 1)"), "{out:#?}");
+}
+
+#[tokio::test]
+async fn an_image_in_another_registry_is_read_there_for_every_platform() {
+    let server = TestServer::start().await;
+    let repo = unique_repo("elsewhere");
+    // The test registry's busybox: an index of linux/amd64 and linux/arm64.
+    let digest = push_base(&format!("{REGISTRY}/{repo}:v1"), Variant::Index, None).await;
+    let out = server
+        .kiln_output(&["scan", &format!("{REGISTRY}/{repo}:v1")])
+        .await;
+    for platform in ["linux/amd64", "linux/arm64"] {
+        assert!(
+            out.stdout.contains(&format!("Scanning {platform} sha256:")),
+            "{out:#?}"
+        );
+    }
+    // The same index named without a host, with --registry, by digest.
+    let out = server
+        .kiln_output(&["scan", "--registry", REGISTRY, &format!("{repo}@{digest}")])
+        .await;
+    assert_eq!(out.stdout.matches("Scanning linux/").count(), 2, "{out:#?}");
 }
 
 #[tokio::test]
