@@ -107,6 +107,11 @@ pub struct ServeArgs {
     /// new digest, with up to a tenth of jitter (bases in Kiln's registry trigger at once).
     #[arg(long, env = "KILN_BASE_IMAGE_POLL_INTERVAL", default_value = "5m", value_parser = parse_timeout)]
     pub base_image_poll_interval: Duration,
+    /// Scan every manifest pushed by tag to Kiln's registry (a scan run per push; an index
+    /// once, every platform), except in repositories set otherwise
+    /// (`kiln registry repository update REPO --scan-on-push false`).
+    #[arg(long, env = "KILN_SCAN_ON_PUSH")]
+    pub scan_on_push: bool,
 }
 
 pub fn parse_secret(s: &str) -> Result<Secret, String> {

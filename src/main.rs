@@ -87,6 +87,11 @@ async fn main() {
             let purge = matches.subcommand_matches("purge");
             report(purge::run(cmd, purge.unwrap_or(&matches)).await)
         }
+        Command::Scan(cmd) => {
+            init_tracing("warn");
+            let scan = matches.subcommand_matches("scan");
+            report(kiln::cli::scan::run(cmd, scan.unwrap_or(&matches)).await)
+        }
     };
     std::process::exit(code);
 }

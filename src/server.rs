@@ -29,6 +29,7 @@ use crate::service::runs::RunService;
 use crate::service::source_triggers::HookService;
 use crate::service::tasks::TaskService;
 use crate::service::triggers::base_images::BaseImageTriggers;
+use crate::service::triggers::scan_on_push::ScanOnPush;
 use crate::service::triggers::timers::TimerScheduler;
 use crate::service::webhooks::WebhookService;
 use crate::service::RunSettings;
@@ -209,6 +210,11 @@ impl Server {
             args.base_image_poll_interval,
             clock.clone(),
         ));
+        let scan_on_push = Arc::new(ScanOnPush::new(
+            store.clone(),
+            runs.clone(),
+            args.scan_on_push,
+        ));
         let app = App {
             runs,
             queue: queue.clone(),
@@ -248,6 +254,7 @@ impl Server {
         tasks.spawn(base_images.clone().consume_forever());
         tasks.spawn(base_images.poll_forever());
         tasks.spawn(webhooks.clone().consume_forever());
+        tasks.spawn(scan_on_push.consume_forever());
         tasks.spawn(webhooks.send_forever());
         if !args.gc_interval.is_zero() {
             let retention = Retention::new(

@@ -98,6 +98,19 @@ pub struct CreatePurgeRun {
     pub queue_timeout_secs: Option<u64>,
 }
 
+/// `POST /api/runs/scan`: queue a scan run (`kiln scan`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateScanRun {
+    /// `kiln scan`'s arguments as given (images, `--all`, `--severity-threshold`, …), without
+    /// `kiln scan`.
+    pub words: Vec<String>,
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub queue_timeout_secs: Option<u64>,
+}
+
 fn default_dockerfile() -> String {
     "Dockerfile".into()
 }

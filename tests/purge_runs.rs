@@ -44,30 +44,13 @@ async fn tags(server: &TestServer, repo: &str) -> Vec<String> {
 
 /// `POST /api/runs/purge` with `words` as `token`: the status and the body.
 async fn post_purge(server: &TestServer, token: &str, words: &[&str]) -> (u16, Value) {
-    let resp = server
-        .http_as(token)
-        .post(format!("{}/api/runs/purge", server.url))
-        .json(&json!({ "words": words }))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
+    let body = json!({ "words": words });
+    server.post_json_as(token, "/api/runs/purge", &body).await
 }
 
 /// The log of run `id`, as the owner reads it.
 async fn log_of(server: &TestServer, id: &str) -> String {
     server.get_text(&format!("/api/runs/{id}/logs")).await
-}
-
-/// The run's steps as `run show -o json` gives them.
-async fn steps_of(server: &TestServer, id: &str) -> Vec<Value> {
-    let shown = server
-        .kiln_output(&["run", "show", id, "--output", "json"])
-        .await;
-    assert_eq!(shown.code, 0, "{shown:#?}");
-    let run: Value = serde_json::from_str(&shown.stdout).unwrap();
-    run["steps"].as_array().unwrap().clone()
 }
 
 #[tokio::test]
@@ -191,7 +174,7 @@ async fn kiln_purge_streams_its_log_and_exits_with_the_run() {
     let run = server.run_json(&id).await;
     assert_eq!(run["kind"], "purge", "{run:#}");
     assert_eq!(run["status"], "Succeeded", "{run:#}");
-    let steps = steps_of(&server, &id).await;
+    let steps = server.steps_of(&id).await;
     assert_eq!(steps.len(), 1, "{steps:#?}");
     assert_eq!(steps[0]["id"], "purge");
     assert_eq!(steps[0]["type"], "purge");
@@ -244,7 +227,7 @@ async fn kiln_purge_prints_acrs_lines_and_deletes_what_the_dry_run_listed() {
         assert!(out.stdout.contains(&line), "{line}\n{out:#?}");
     }
     assert_eq!(tags(&server, &repo).await, ["dev-3", "v1"]);
-    let steps = steps_of(&server, &out.run_id()).await;
+    let steps = server.steps_of(&out.run_id()).await;
     assert_eq!(steps[0]["purged"]["deletedTags"], 2, "{steps:#?}");
 }
 
@@ -265,7 +248,7 @@ async fn acr_purge_in_a_task_file_is_a_built_in_step() {
         .await;
     assert_eq!(out.code, 0, "{out:#?}");
     let id = out.run_id();
-    let steps = steps_of(&server, &id).await;
+    let steps = server.steps_of(&id).await;
     assert_eq!(steps.len(), 1, "{steps:#?}");
     assert_eq!(steps[0]["type"], "purge", "{steps:#?}");
     assert_eq!(steps[0]["status"], "Succeeded", "{steps:#?}");
@@ -328,7 +311,7 @@ async fn a_cmd_task_runs_acr_purge_unchanged() {
         .await;
     assert_eq!(out.code, 0, "{out:#?}");
     let id = out.run_id();
-    let steps = steps_of(&server, &id).await;
+    let steps = server.steps_of(&id).await;
     assert_eq!(steps[0]["type"], "purge", "{steps:#?}");
     assert_eq!(steps[0]["status"], "Succeeded", "{steps:#?}");
     // The filter reaches no repository of this test: nothing of it goes.
@@ -417,7 +400,7 @@ async fn a_timer_task_fires_a_purge() {
         .wait_status(&id, "Succeeded", Duration::from_secs(60))
         .await;
     assert_eq!(run["trigger"], "Timer", "{run:#}");
-    let steps = steps_of(&server, &id).await;
+    let steps = server.steps_of(&id).await;
     assert_eq!(steps[0]["type"], "purge", "{steps:#?}");
 }
 
@@ -493,7 +476,7 @@ async fn a_purge_that_deleted_manifests_here_asks_for_garbage_collection() {
         .unwrap();
     assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
     wait_collected_after(&logs, &id).await;
-    let steps = steps_of(&server, &id).await;
+    let steps = server.steps_of(&id).await;
     assert_eq!(steps[0]["purged"]["deletedManifests"], 2, "{steps:#?}");
     let shown = server.kiln_output(&["run", "show", &id]).await;
     assert!(
@@ -524,7 +507,7 @@ async fn a_real_purge_that_deleted_manifests_asks_for_garbage_collection() {
         "{out:#?}"
     );
     let id = out.run_id();
-    let steps = steps_of(&server, &id).await;
+    let steps = server.steps_of(&id).await;
     assert_eq!(steps[0]["purged"]["deletedManifests"], 1, "{steps:#?}");
     wait_collected_after(&logs, &id).await;
 }

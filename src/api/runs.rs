@@ -13,7 +13,8 @@ use super::extract::{ValidJson, ValidQuery};
 use super::App;
 use crate::access::Principal;
 use crate::wire::{
-    CreatePurgeRun, CreateRun, CreateStepsRun, ListQuery, LogQuery, Run, RunList, SubmitLimits,
+    CreatePurgeRun, CreateRun, CreateScanRun, CreateStepsRun, ListQuery, LogQuery, Run, RunList,
+    SubmitLimits,
 };
 
 pub fn routes() -> Router<App> {
@@ -21,6 +22,7 @@ pub fn routes() -> Router<App> {
         .route("/api/runs", post(create).get(list))
         .route("/api/runs/steps", post(create_steps))
         .route("/api/runs/purge", post(create_purge))
+        .route("/api/runs/scan", post(create_scan))
         .route("/api/runs/{id}", get(show))
         .route("/api/runs/{id}/cancel", post(cancel))
         .route("/api/runs/{id}/logs", get(logs))
@@ -37,6 +39,19 @@ async fn create_purge(
     Ok((
         StatusCode::CREATED,
         Json(app.runs.create_purge(req, &who).await?),
+    ))
+}
+
+/// `kiln scan`: bad arguments are a 400, an image the caller may not pull a 403, and nothing
+/// is queued.
+async fn create_scan(
+    State(app): State<App>,
+    who: Principal,
+    ValidJson(req): ValidJson<CreateScanRun>,
+) -> Result<(StatusCode, Json<Run>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(app.runs.create_scan(req, &who).await?),
     ))
 }
 

@@ -9,8 +9,8 @@ use reqwest::StatusCode;
 
 use super::{CliError, ServerArgs};
 use crate::wire::{
-    ContextUploaded, CreatePurgeRun, CreateRun, CreateStepsRun, CreateToken, CreatedToken,
-    ListQuery, Run, RunList, SubmitLimits, Token, TokenList,
+    ContextUploaded, CreatePurgeRun, CreateRun, CreateScanRun, CreateStepsRun, CreateToken,
+    CreatedToken, ListQuery, Run, RunList, SubmitLimits, Token, TokenList,
 };
 
 #[derive(Clone)]
@@ -149,6 +149,11 @@ impl KilnClient {
         self.post_json("/api/runs/purge", req).await
     }
 
+    /// Queues a scan run (`kiln scan`).
+    pub async fn create_scan_run(&self, req: &CreateScanRun) -> Result<Run, CliError> {
+        self.post_json("/api/runs/scan", req).await
+    }
+
     /// The server's rules for run requests; `None` from a server too old to say.
     pub async fn limits(&self) -> Result<Option<SubmitLimits>, CliError> {
         let resp = self
@@ -265,5 +270,21 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response, CliError> {
         Err(CliError::Rejected(message))
     } else {
         Err(CliError::Server(message))
+    }
+}
+
+// TEMP(scan_reports): V's branch replaces this
+impl KilnClient {
+    /// The stored reports of an image (`GET /api/scans`), one per platform.
+    pub async fn scan_reports(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Vec<kiln_worker::protocol::ScanReport>, CliError> {
+        self.get_json(
+            "/api/scans",
+            &[("repository", repository), ("reference", reference)],
+        )
+        .await
     }
 }

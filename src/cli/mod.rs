@@ -15,6 +15,7 @@ pub mod registry;
 pub mod registry_login;
 pub mod run;
 pub mod run_steps;
+pub mod scan;
 pub mod task;
 pub mod task_base_images;
 mod task_hooks;
@@ -22,6 +23,7 @@ mod task_timer;
 pub mod task_validate;
 pub mod token;
 pub mod webhook;
+mod words;
 
 use std::path::PathBuf;
 
@@ -69,6 +71,10 @@ pub enum Command {
     /// Delete old tags and untagged manifests as `acr purge` does, as a run: streams its log
     /// and exits with its result.
     Purge(purge::PurgeCmd),
+    /// Scan images for their packages and known vulnerabilities (every platform of an index),
+    /// as a run: streams its log and exits with its result (1 at --severity-threshold);
+    /// `kiln scan show IMAGE` prints the stored report.
+    Scan(scan::ScanCmd),
 }
 
 /// How client commands find the server.

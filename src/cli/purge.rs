@@ -2,14 +2,14 @@
 //! as the words given (so the server reads them exactly as a task's `acr purge …` step);
 //! then the run's log streams live and the command exits with its result, as `kiln build`.
 
-use clap::parser::ValueSource;
-use clap::{ArgAction, ArgMatches, Args};
+use clap::{ArgMatches, Args};
 use kiln_worker::purge::PurgeArgs;
 
 use super::build::{follow_queued, Follow};
 use super::client::KilnClient;
+use super::words::given_words;
 use super::{CliError, OutputFormat, ReconnectArgs, ServerArgs};
-use crate::wire::CreatePurgeRun;
+use crate::wire::{CreatePurgeRun, Run};
 
 #[derive(Debug, Args)]
 pub struct PurgeCmd {
@@ -38,40 +38,30 @@ pub async fn run(cmd: PurgeCmd, matches: &ArgMatches) -> Result<(), CliError> {
             queue_timeout_secs: None,
         })
         .await?;
-    eprintln!("Queued a purge run with ID: {}", run.id);
+    follow_own_run(&client, &run, cmd.no_wait, cmd.reconnect).await
+}
+
+/// Follows a purge or scan run queued just now, as `kiln build` follows its run.
+pub(super) async fn follow_own_run(
+    client: &KilnClient,
+    run: &Run,
+    no_wait: bool,
+    reconnect: ReconnectArgs,
+) -> Result<(), CliError> {
+    eprintln!("Queued a {} run with ID: {}", run.kind.as_str(), run.id);
     let follow = Follow {
         no_logs: false,
-        no_wait: cmd.no_wait,
+        no_wait,
         output: OutputFormat::Table,
-        reconnect: cmd.reconnect,
+        reconnect,
     };
-    follow_queued(&client, &run, &follow).await
+    follow_queued(client, run, &follow).await
 }
 
 /// The purge flags given on the command line, as `--flag` or `--flag=value` words (one per
 /// value, in order), which `PurgeArgs::from_words` reads back the same.
 pub fn purge_words(matches: &ArgMatches) -> Vec<String> {
-    let purge = PurgeArgs::augment_args(clap::Command::new("purge"));
-    let mut words = Vec::new();
-    for arg in purge.get_arguments() {
-        let id = arg.get_id().as_str();
-        let (Some(long), Some(ValueSource::CommandLine)) =
-            (arg.get_long(), matches.value_source(id))
-        else {
-            continue;
-        };
-        match arg.get_action() {
-            ArgAction::SetTrue => words.push(format!("--{long}")),
-            _ => words.extend(
-                matches
-                    .get_raw(id)
-                    .into_iter()
-                    .flatten()
-                    .map(|raw| format!("--{long}={}", raw.to_string_lossy())),
-            ),
-        }
-    }
-    words
+    given_words::<PurgeArgs>(matches)
 }
 
 #[cfg(test)]

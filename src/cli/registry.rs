@@ -92,7 +92,7 @@ pub struct ShowArgs {
 #[command(group(clap::ArgGroup::new("attributes")
     .required(true)
     .multiple(true)
-    .args(["write_enabled", "delete_enabled"])))]
+    .args(["write_enabled", "delete_enabled", "scan_on_push"])))]
 pub struct UpdateArgs {
     /// `repo`, `repo:tag` or `repo@sha256:…`.
     pub image: String,
@@ -103,6 +103,10 @@ pub struct UpdateArgs {
     /// `false`: it cannot be deleted (nor, for a repository, anything in it).
     #[arg(long, value_name = "BOOL")]
     pub delete_enabled: Option<bool>,
+    /// A repository's own setting: `true` scans every manifest pushed to it by tag, `false`
+    /// none, whatever `kiln serve --scan-on-push` says.
+    #[arg(long, value_name = "BOOL")]
+    pub scan_on_push: Option<bool>,
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     #[command(flatten)]
@@ -355,6 +359,7 @@ async fn show(a: ShowArgs) -> Result<(), CliError> {
             ("Last updated:", timestamp(r.last_update_time)),
             ("Write enabled:", write),
             ("Delete enabled:", delete),
+            ("Scan on push:", scan_on_push(r.scan_on_push)),
         ];
         rows.iter().for_each(|(k, v)| println!("{k:<15} {v}"));
         return Ok(());
@@ -390,6 +395,7 @@ async fn update(a: UpdateArgs) -> Result<(), CliError> {
     #[serde(rename_all = "camelCase")]
     struct Updated {
         changeable_attributes: ChangeableAttributes,
+        scan_on_push: Option<bool>,
     }
     let image = Image::parse(&a.image)?;
     let api_path = match &image {
@@ -400,6 +406,7 @@ async fn update(a: UpdateArgs) -> Result<(), CliError> {
     let body = AttributesUpdate {
         write_enabled: a.write_enabled,
         delete_enabled: a.delete_enabled,
+        scan_on_push: a.scan_on_push,
         ..AttributesUpdate::default()
     };
     let client = KilnClient::new(&a.server)?;
@@ -409,13 +416,26 @@ async fn update(a: UpdateArgs) -> Result<(), CliError> {
     }
     let Updated {
         changeable_attributes: attributes,
+        scan_on_push: scanned,
     } = serde_json::from_value(updated)
         .map_err(|e| CliError::Server(format!("unexpected answer from the server: {e}")))?;
     let [write, delete] = locks(&attributes);
     println!("Updated {}", a.image);
     println!("{:<15} {write}", "Write enabled:");
     println!("{:<15} {delete}", "Delete enabled:");
+    if matches!(image, Image::Repository(_)) {
+        println!("{:<15} {}", "Scan on push:", scan_on_push(scanned));
+    }
     Ok(())
+}
+
+/// A repository's scan-on-push setting in words.
+fn scan_on_push(setting: Option<bool>) -> String {
+    match setting {
+        Some(true) => "true".into(),
+        Some(false) => "false".into(),
+        None => "the server's setting".into(),
+    }
 }
 
 async fn untag(a: UntagArgs) -> Result<(), CliError> {

@@ -7,7 +7,7 @@
 
 use kiln_worker::protocol::{SourceResolved, StepAction, StepsJob};
 
-use super::purge::Deleter;
+use super::purge::Rights;
 use super::queue::Queue;
 use super::ServiceError;
 use crate::access::{Action, Subject};
@@ -70,9 +70,12 @@ impl Queue {
         {
             let repositories = self.runs.store.repository_names().await?;
             self.runs
-                .settle_purge_steps(&mut compiled, &repositories, &Deleter::Run(&may))
+                .settle_purge_steps(&mut compiled, &repositories, &Rights::Run(&may))
                 .map_err(|e| ServiceError::Invalid(format!("{}: {e}", file.path)))?;
         }
+        self.runs
+            .settle_scan_steps(&mut compiled, &Rights::Run(&may))
+            .map_err(|e| ServiceError::Invalid(format!("{}: {e}", file.path)))?;
         let compiled = StoredJob::Steps(compiled);
         if let Some(image) = compiled
             .pushed_images()
@@ -94,7 +97,7 @@ impl Queue {
         }
         match compiled {
             StoredJob::Steps(job) => Ok(Some(job)),
-            StoredJob::Build(_) | StoredJob::Purge(_) => Ok(None),
+            StoredJob::Build(_) | StoredJob::Purge(_) | StoredJob::Scan(_) => Ok(None),
         }
     }
 }

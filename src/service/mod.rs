@@ -19,6 +19,7 @@ pub mod registry;
 pub mod repositories;
 pub mod retention;
 pub mod runs;
+mod scan_runs;
 pub mod source_triggers;
 mod submit;
 mod submit_steps;

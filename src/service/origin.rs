@@ -19,6 +19,8 @@ pub enum TriggerKind {
     Timer,
     /// A base image the task's last build used moved to a new digest.
     ImageUpdate,
+    /// A manifest pushed to Kiln's registry, scanned on push.
+    ImagePush,
 }
 
 impl TriggerKind {
@@ -29,6 +31,7 @@ impl TriggerKind {
             TriggerKind::PullRequest => "PullRequest",
             TriggerKind::Timer => "Timer",
             TriggerKind::ImageUpdate => "ImageUpdate",
+            TriggerKind::ImagePush => "ImagePush",
         }
     }
 }

@@ -17,18 +17,18 @@ use crate::wire::{self, CreatePurgeRun};
 /// gives it, and the template it stands for).
 const REGISTRY_PLACEHOLDERS: &[&str] = &["$Registry", "{{.Run.Registry}}"];
 
-/// A caller's right to delete, as the purge checks it: a user's token when a purge is
-/// queued, or a run's grants when a task file in its context is compiled.
-pub(super) enum Deleter<'a> {
+/// A caller's rights, as a purge (delete) or a scan (pull) checks them: a user's token when
+/// the run is queued, or a run's grants when a task file in its context is compiled.
+pub(super) enum Rights<'a> {
     Caller(&'a Principal),
     Run(&'a Subject),
 }
 
-impl Deleter<'_> {
-    fn may(&self, repository: &str, action: Action) -> bool {
+impl Rights<'_> {
+    pub(super) fn may(&self, repository: &str, action: Action) -> bool {
         match self {
-            Deleter::Caller(who) => who.authorize(repository, action).is_ok(),
-            Deleter::Run(run) => run.permits(repository, action),
+            Rights::Caller(who) => who.authorize(repository, action).is_ok(),
+            Rights::Run(run) => run.permits(repository, action),
         }
     }
 
@@ -36,8 +36,8 @@ impl Deleter<'_> {
     /// done with the server's credentials there, whose repositories Kiln cannot list.
     fn may_delete_everywhere(&self) -> bool {
         let grants = match self {
-            Deleter::Caller(who) => who.subject().map(|s| s.grants.as_slice()),
-            Deleter::Run(run) => Some(run.grants.as_slice()),
+            Rights::Caller(who) => who.subject().map(|s| s.grants.as_slice()),
+            Rights::Run(run) => Some(run.grants.as_slice()),
         };
         grants.unwrap_or_default().iter().any(|g| {
             g.pattern == crate::access::RepoPattern::any() && g.actions.contains(&Action::Delete)
@@ -63,30 +63,49 @@ impl RunService {
         let job = self.settle_purge(words, &args);
         let repositories = self.store.repository_names().await?;
         // The repositories first: a refusal names them.
-        check_purge(&job, &args, &repositories, &Deleter::Caller(who))?;
+        check_purge(&job, &args, &repositories, &Rights::Caller(who))?;
         who.require_any(Action::Delete)?;
         let mut registry_grants = self.registry_grants(&[], false, false, who)?;
         registry_grants.extend(delete_grants(who));
+        let timeouts = (req.timeout_secs, req.queue_timeout_secs);
+        let job = StoredJob::Purge(job);
+        self.queue_own_job(
+            job,
+            timeouts,
+            registry_grants,
+            Some(who),
+            RunOrigin::manual(),
+        )
+        .await
+    }
+
+    /// Queues a job the worker runs itself (a purge or a scan), queued by `who` (`None`: the
+    /// server, for a trigger) with the run credentials `registry_grants`; `timeouts` are the
+    /// run's and the queue's.
+    pub(super) async fn queue_own_job(
+        &self,
+        job: StoredJob,
+        timeouts: (Option<u64>, Option<u64>),
+        registry_grants: Vec<Grant>,
+        who: Option<&Principal>,
+        origin: RunOrigin,
+    ) -> Result<wire::Run, ServiceError> {
         let now = self.now_ms();
-        let origin = RunOrigin::manual();
+        let what = format!("{} run", job.kind().as_str());
         let platform = kiln_worker::protocol::PlatformSet::default();
-        self.queue_job(now, &platform, "purge run", |_| {
+        self.queue_job(now, &platform, &what, |_| {
             Ok::<_, ServiceError>(NewRun {
                 trigger: origin.trigger.as_str().into(),
                 platform: platform.clone(),
                 requested_images: Vec::new(),
                 cache_key: String::new(),
-                job: StoredJob::Purge(job.clone()),
-                timeout_secs: req
-                    .timeout_secs
-                    .unwrap_or(self.settings.default_timeout_secs),
+                job,
+                timeout_secs: timeouts.0.unwrap_or(self.settings.default_timeout_secs),
                 git_token: None,
-                submitted_by: who.subject().map(|s| s.describe()),
-                submitted_token_id: who.token_id().map(str::to_string),
-                registry_grants: registry_grants.clone(),
-                queue_timeout_secs: req
-                    .queue_timeout_secs
-                    .unwrap_or(self.settings.queue_timeout.as_secs()),
+                submitted_by: who.and_then(|w| w.subject()).map(|s| s.describe()),
+                submitted_token_id: who.and_then(|w| w.token_id()).map(str::to_string),
+                registry_grants,
+                queue_timeout_secs: timeouts.1.unwrap_or(self.settings.queue_timeout.as_secs()),
                 trigger_detail: origin.detail_json(),
                 task_id: None,
             })
@@ -125,7 +144,7 @@ impl RunService {
         &self,
         job: &mut StepsJob,
         repositories: &[String],
-        who: &Deleter<'_>,
+        who: &Rights<'_>,
     ) -> Result<(), ServiceError> {
         for step in &mut job.steps {
             let StepAction::Purge(purge) = &mut step.action else {
@@ -170,7 +189,7 @@ fn check_purge(
     job: &PurgeJob,
     args: &PurgeArgs,
     repositories: &[String],
-    who: &Deleter<'_>,
+    who: &Rights<'_>,
 ) -> Result<(), ServiceError> {
     if !job.kiln {
         if who.may_delete_everywhere() {

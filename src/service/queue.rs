@@ -329,7 +329,7 @@ impl Queue {
         let ran = compiled.as_ref().unwrap_or(&run.job);
         let images = match &run.job {
             StoredJob::Build(_) => self.runs.render_images(&run.requested_images, &vars)?,
-            StoredJob::Steps(_) | StoredJob::Purge(_) => ran.images(),
+            StoredJob::Steps(_) | StoredJob::Purge(_) | StoredJob::Scan(_) => ran.images(),
         };
         let current = self
             .runs

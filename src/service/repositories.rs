@@ -105,6 +105,24 @@ impl RepositoryService {
         name: &str,
         update: &AttributesUpdate,
     ) -> Result<Repository, ServiceError> {
+        if let Some(scan_on_push) = update.scan_on_push {
+            // Who may lock a repository may say whether it is scanned.
+            who.authorize(name, Action::Delete)?;
+            if !self
+                .store
+                .set_scan_on_push(name, Some(scan_on_push))
+                .await?
+            {
+                return Err(repository_not_found(name));
+            }
+            let nothing_else = update.write_enabled.is_none()
+                && update.delete_enabled.is_none()
+                && update.read_enabled.is_none()
+                && update.list_enabled.is_none();
+            if nothing_else {
+                return self.find_repository(name).await;
+            }
+        }
         self.set_locks(who, name, LockScope::Repository, update, || {
             repository_not_found(name)
         })
@@ -156,6 +174,11 @@ impl RepositoryService {
         missing: impl FnOnce() -> ServiceError,
     ) -> Result<(), ServiceError> {
         who.authorize(name, Action::Delete)?;
+        if update.scan_on_push.is_some() && !matches!(scope, LockScope::Repository) {
+            return Err(ServiceError::Invalid(
+                "scanOnPush is a repository's setting, not a tag's or a manifest's".into(),
+            ));
+        }
         validate(update).map_err(ServiceError::Invalid)?;
         self.store
             .set_attributes(name, scope, update.write_enabled, update.delete_enabled)
@@ -268,6 +291,7 @@ pub(crate) fn repository(r: RepositoryRow) -> Repository {
         created_time: to_time(r.created_at),
         last_update_time: to_time(r.updated_at),
         changeable_attributes: r.attributes.into(),
+        scan_on_push: r.scan_on_push,
     }
 }
 

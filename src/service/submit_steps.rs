@@ -6,7 +6,7 @@ use kiln_worker::protocol::{
 };
 
 use super::origin::RunOrigin;
-use super::purge::{delete_grants, may_purge, Deleter};
+use super::purge::{delete_grants, may_purge, Rights};
 use super::runs::RunService;
 use super::ServiceError;
 use crate::access::Principal;
@@ -98,7 +98,8 @@ impl RunService {
             };
             job.context = req.context.clone();
             mask_secret_values(&mut job, &req);
-            self.settle_purge_steps(&mut job, &repositories, &Deleter::Caller(who))?;
+            self.settle_purge_steps(&mut job, &repositories, &Rights::Caller(who))?;
+            self.settle_scan_steps(&mut job, &Rights::Caller(who))?;
             let job = StoredJob::Steps(job);
             let mut registry_grants =
                 self.registry_grants(&job.pushed_images(), deferred.is_some(), true, who)?;

@@ -1,10 +1,10 @@
 //! What a run does, as the server stores it: a `build` job (today's `BuildSpec` JSON, as
-//! earlier versions stored it), a `steps` job or a `purge` job. The `runs.kind` column says which; the
+//! earlier versions stored it), a `steps` job, a `purge` job or a `scan` job. The `runs.kind` column says which; the
 //! `runs.requires` column says what a worker must run to take it, for the claim's index.
 
 use kiln_worker::protocol::{
-    BuildSpec, ContextSource, ImageRef, Job, JobKind, PurgeJob, StepAction, StepType, StepsJob,
-    WorkerInfo,
+    BuildSpec, ContextSource, ImageRef, Job, JobKind, PurgeJob, ScanJob, StepAction, StepType,
+    StepsJob, WorkerInfo,
 };
 
 use super::runs::corrupt;
@@ -16,6 +16,7 @@ pub enum StoredJob {
     Build(BuildSpec),
     Steps(StepsJob),
     Purge(PurgeJob),
+    Scan(ScanJob),
 }
 
 impl StoredJob {
@@ -24,6 +25,7 @@ impl StoredJob {
             StoredJob::Build(_) => JobKind::Build,
             StoredJob::Steps(_) => JobKind::Steps,
             StoredJob::Purge(_) => JobKind::Purge,
+            StoredJob::Scan(_) => JobKind::Scan,
         }
     }
 
@@ -33,6 +35,7 @@ impl StoredJob {
             StoredJob::Build(_) => JobKind::Build.as_str().to_string(),
             StoredJob::Steps(job) => requirement_of(&job.step_types()),
             StoredJob::Purge(_) => JobKind::Purge.as_str().to_string(),
+            StoredJob::Scan(_) => JobKind::Scan.as_str().to_string(),
         }
     }
 
@@ -41,14 +44,14 @@ impl StoredJob {
         match self {
             StoredJob::Build(spec) => Some(&spec.context),
             StoredJob::Steps(job) => job.context.as_ref(),
-            StoredJob::Purge(_) => None,
+            StoredJob::Purge(_) | StoredJob::Scan(_) => None,
         }
     }
 
     pub fn build_spec(&self) -> Option<&BuildSpec> {
         match self {
             StoredJob::Build(spec) => Some(spec),
-            StoredJob::Steps(_) | StoredJob::Purge(_) => None,
+            StoredJob::Steps(_) | StoredJob::Purge(_) | StoredJob::Scan(_) => None,
         }
     }
 
@@ -62,7 +65,7 @@ impl StoredJob {
                     let named = match &step.action {
                         StepAction::Build(b) => &b.images,
                         StepAction::Push(p) => &p.images,
-                        StepAction::Cmd(_) | StepAction::Purge(_) => continue,
+                        StepAction::Cmd(_) | StepAction::Purge(_) | StepAction::Scan(_) => continue,
                     };
                     for image in named {
                         if !images.contains(image) {
@@ -72,7 +75,7 @@ impl StoredJob {
                 }
                 images
             }
-            StoredJob::Purge(_) => Vec::new(),
+            StoredJob::Purge(_) | StoredJob::Scan(_) => Vec::new(),
         }
     }
 
@@ -85,7 +88,7 @@ impl StoredJob {
                 .steps
                 .iter()
                 .any(|s| matches!(s.action, StepAction::Push(_))),
-            StoredJob::Purge(_) => false,
+            StoredJob::Purge(_) | StoredJob::Scan(_) => false,
         }
     }
 
@@ -93,7 +96,7 @@ impl StoredJob {
     pub fn pushed_images(&self) -> Vec<ImageRef> {
         match self {
             StoredJob::Build(spec) if spec.push => spec.images.clone(),
-            StoredJob::Build(_) | StoredJob::Purge(_) => Vec::new(),
+            StoredJob::Build(_) | StoredJob::Purge(_) | StoredJob::Scan(_) => Vec::new(),
             StoredJob::Steps(job) => job
                 .steps
                 .iter()
@@ -116,13 +119,14 @@ impl StoredJob {
                 .map(|s| (s.id.clone(), s.action.step_type()))
                 .collect(),
             StoredJob::Purge(_) => vec![(PURGE_STEP.to_string(), StepType::Purge)],
+            StoredJob::Scan(_) => vec![(SCAN_STEP.to_string(), StepType::Scan)],
         }
     }
 
     /// Its purges by step id: a purge job's one, or a steps job's purge steps.
     pub fn purges(&self) -> Vec<(&str, &PurgeJob)> {
         match self {
-            StoredJob::Build(_) => Vec::new(),
+            StoredJob::Build(_) | StoredJob::Scan(_) => Vec::new(),
             StoredJob::Steps(job) => job
                 .steps
                 .iter()
@@ -147,6 +151,7 @@ impl StoredJob {
                 Job::Steps(job)
             }
             StoredJob::Purge(job) => Job::Purge(job),
+            StoredJob::Scan(job) => Job::Scan(job),
         }
     }
 
@@ -156,6 +161,7 @@ impl StoredJob {
             StoredJob::Build(spec) => serde_json::to_string(spec),
             StoredJob::Steps(job) => serde_json::to_string(job),
             StoredJob::Purge(job) => serde_json::to_string(job),
+            StoredJob::Scan(job) => serde_json::to_string(job),
         }
         .map_err(|e| corrupt("spec", e))
     }
@@ -166,6 +172,7 @@ impl StoredJob {
             "build" => serde_json::from_str(json).map(StoredJob::Build),
             "steps" => serde_json::from_str(json).map(StoredJob::Steps),
             "purge" => serde_json::from_str(json).map(StoredJob::Purge),
+            "scan" => serde_json::from_str(json).map(StoredJob::Scan),
             other => return Err(corrupt("kind", other)),
         }
         .map_err(|e| corrupt("spec", e))
@@ -178,21 +185,26 @@ pub const BUILD_STEP: &str = "build";
 /// The id of a purge run's one step (its worker reports it under this id).
 pub const PURGE_STEP: &str = "purge";
 
+/// The id of a scan run's one step (its worker reports it under this id).
+pub const SCAN_STEP: &str = "scan";
+
 fn requirement_of(types: &[StepType]) -> String {
     let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
     format!("{}:{}", JobKind::Steps.as_str(), names.join(","))
 }
 
-/// Every `requires` value a worker can take: `build` if it runs builds, `purge` if it runs
-/// purges, and for steps jobs each set of the step types it runs (at most 16, so the claim
+/// Every `requires` value a worker can take: `build` if it runs builds, `purge` and `scan`
+/// if it runs those, and for steps jobs each set of the step types it runs (at most 32, so the claim
 /// does one index seek each).
 pub fn requirements_met(worker: &WorkerInfo) -> Vec<String> {
     let mut met = Vec::new();
     if worker.jobs.contains(&JobKind::Build) {
         met.push(JobKind::Build.as_str().to_string());
     }
-    if worker.jobs.contains(&JobKind::Purge) {
-        met.push(JobKind::Purge.as_str().to_string());
+    for kind in [JobKind::Purge, JobKind::Scan] {
+        if worker.jobs.contains(&kind) {
+            met.push(kind.as_str().to_string());
+        }
     }
     if worker.jobs.contains(&JobKind::Steps) {
         let mut types = worker.step_types.clone();

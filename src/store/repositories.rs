@@ -16,6 +16,8 @@ pub struct RepositoryRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub attributes: Attributes,
+    /// `None`: the server's `--scan-on-push` decides.
+    pub scan_on_push: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,7 +59,7 @@ pub enum TagSort {
 }
 
 const REPOSITORY_COLUMNS: &str = "r.name, r.created_at, r.updated_at,
-    r.write_enabled, r.delete_enabled,
+    r.write_enabled, r.delete_enabled, r.scan_on_push,
     (SELECT COUNT(*) FROM tags t WHERE t.repository_id = r.id) AS tag_count,
     (SELECT COUNT(*) FROM manifests m WHERE m.repository_id = r.id) AS manifest_count";
 
@@ -103,6 +105,31 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(repository_row).transpose()
+    }
+
+    /// Sets a repository's scan-on-push (`None`: the server's setting); false when there is
+    /// no such repository.
+    pub async fn set_scan_on_push(
+        &self,
+        repository: &str,
+        scan_on_push: Option<bool>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE repositories SET scan_on_push = ? WHERE name = ?")
+            .bind(scan_on_push)
+            .bind(repository)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// A repository's own scan-on-push setting (`None`: none, or no such repository).
+    pub async fn scan_on_push(&self, repository: &str) -> Result<Option<bool>, StoreError> {
+        let value: Option<Option<bool>> =
+            sqlx::query_scalar("SELECT scan_on_push FROM repositories WHERE name = ?")
+                .bind(repository)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(value.flatten())
     }
 
     pub async fn tags(&self, repository: &str, sort: TagSort) -> Result<Vec<TagRow>, StoreError> {
@@ -249,6 +276,7 @@ pub(super) fn repository_row(r: &SqliteRow) -> Result<RepositoryRow, StoreError>
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         attributes: Attributes::from_row(r)?,
+        scan_on_push: r.try_get("scan_on_push")?,
     })
 }
 

@@ -90,8 +90,9 @@ impl RunSecrets {
         match job {
             StoredJob::Build(spec) => Ok(RunSecrets::split(spec, git_token)),
             StoredJob::Steps(steps) => RunSecrets::split_steps(steps, git_token),
-            // A purge's words hold no secrets; the registry credentials are the server's.
-            StoredJob::Purge(_) => Ok(RunSecrets {
+            // A purge's or a scan's words hold no secrets; the registry credentials are the
+            // server's.
+            StoredJob::Purge(_) | StoredJob::Scan(_) => Ok(RunSecrets {
                 git_token: None,
                 build_args: BTreeMap::new(),
                 context_url: None,
@@ -154,7 +155,7 @@ impl RunSecrets {
                 }
                 Ok(self.git_token.map(Secret::new))
             }
-            StoredJob::Purge(_) => Ok(self.git_token.map(Secret::new)),
+            StoredJob::Purge(_) | StoredJob::Scan(_) => Ok(self.git_token.map(Secret::new)),
         }
     }
 

@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_worker::protocol::{
     builtin_command, check_build_args, BuildStep, Builtin, CmdStep, ImageRef, PlatformSet,
-    PurgeJob, PushStep, StepAction, VolumeMount,
+    PurgeJob, PushStep, ScanJob, StepAction, VolumeMount,
 };
 use kiln_worker::purge::PurgeArgs;
+use kiln_worker::scan_run::ScanArgs;
 
 use super::aliases::MICROSOFT_IMAGE_ALIASES;
 use super::lower::Checker;
@@ -356,6 +357,17 @@ fn builtin_step(at: &str, builtin: Builtin, checker: &mut Checker<'_>) -> Option
             })),
             Err(e) => {
                 checker.at(at, format!("invalid purge command: {e}"));
+                None
+            }
+        },
+        Builtin::Scan(words) => match ScanArgs::from_words(&words) {
+            Ok(args) => Some(StepAction::Scan(ScanJob {
+                words,
+                registry: args.registry.unwrap_or_default(),
+                kiln: false,
+            })),
+            Err(e) => {
+                checker.at(at, format!("invalid scan command: {e}"));
                 None
             }
         },

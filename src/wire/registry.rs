@@ -14,6 +14,10 @@ pub struct Repository {
     pub last_update_time: DateTime<Utc>,
     #[serde(default)]
     pub changeable_attributes: ChangeableAttributes,
+    /// Whether a manifest pushed here by tag is scanned; `None`: the server's
+    /// `--scan-on-push` decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_on_push: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,6 +87,9 @@ pub struct AttributesUpdate {
     pub read_enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list_enabled: Option<bool>,
+    /// Kiln's own, for a repository only: scan what is pushed to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_on_push: Option<bool>,
 }
 
 /// `GET /api/registry/repositories/<name>/_tags?orderby=…`.

@@ -90,6 +90,7 @@ pub fn serve_args(data: &Path) -> ServeArgs {
         secret_key_file: None,
         allow_privileged_steps: false,
         base_image_poll_interval: Duration::from_secs(300),
+        scan_on_push: false,
     }
 }
 
@@ -292,6 +293,34 @@ impl TestServer {
 
     pub async fn run_json(&self, id: &str) -> serde_json::Value {
         self.get_json(&format!("/api/runs/{id}")).await
+    }
+
+    /// `POST path` with a JSON body as `token`: the status and the JSON answer.
+    pub async fn post_json_as(
+        &self,
+        token: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let resp = self
+            .http_as(token)
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    /// The run's steps as `kiln run show -o json` gives them.
+    pub async fn steps_of(&self, id: &str) -> Vec<serde_json::Value> {
+        let shown = self
+            .kiln_output(&["run", "show", id, "--output", "json"])
+            .await;
+        assert_eq!(shown.code, 0, "{shown:#?}");
+        let run: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+        run["steps"].as_array().unwrap().clone()
     }
 
     /// Waits until the run has the given status, for at most `limit`.

@@ -96,12 +96,18 @@ impl<E: Engine> Agent<E> {
                 emulated: Vec::new(),
                 engine_error: None,
                 protocol: PROTOCOL_VERSION,
-                jobs: vec![JobKind::Build, JobKind::Steps, JobKind::Purge],
+                jobs: vec![
+                    JobKind::Build,
+                    JobKind::Steps,
+                    JobKind::Purge,
+                    JobKind::Scan,
+                ],
                 step_types: vec![
                     StepType::Build,
                     StepType::Push,
                     StepType::Cmd,
                     StepType::Purge,
+                    StepType::Scan,
                 ],
             },
             wait_ms: LEASE_WAIT.as_millis() as u64,
@@ -214,14 +220,14 @@ impl<E: Engine> Agent<E> {
             logship::start(self.client.clone(), run, lease.attempt, lease.log_offset);
         let steps_job = match &lease.job {
             Job::Steps(job) => Some(job),
-            Job::Build(_) | Job::Purge(_) => None,
+            Job::Build(_) | Job::Purge(_) | Job::Scan(_) => None,
         };
-        // A purge run's one step, as the purge reports it.
-        let purge_step = std::sync::Mutex::new(None);
+        // A purge or scan run's one step, as the purge or scan reports it.
+        let own_step = std::sync::Mutex::new(None);
         let log = match &lease.job {
             Job::Steps(job) => log.masking(masked_values(Some(job), &lease)),
-            // A purge prints registry responses: the credentials it holds never show.
-            Job::Purge(_) => log.masking(masked_values(None, &lease)),
+            // A purge or a scan prints registry responses: the credentials it holds never show.
+            Job::Purge(_) | Job::Scan(_) => log.masking(masked_values(None, &lease)),
             Job::Build(_) => log,
         };
         let (board, reporter) = match steps_job {
@@ -252,7 +258,7 @@ impl<E: Engine> Agent<E> {
         ));
         let timeout = Duration::from_millis(lease.timeout_ms);
         let outcome = tokio::select! {
-            r = self.perform(&lease, &execution, board.as_ref(), &build_name, &log, &building, &purge_step) => r,
+            r = self.perform(&lease, &execution, board.as_ref(), &build_name, &log, &building, &own_step) => r,
             _ = drained => {
                 if !building.load(Ordering::Relaxed) {
                     log.line("Build stopped before it started: the worker is shutting down");
@@ -312,7 +318,7 @@ impl<E: Engine> Agent<E> {
                 self.finish_steps(job, &execution, board, running, &log)
                     .await
             }
-            _ => purge_step
+            _ => own_step
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .take()
@@ -374,8 +380,8 @@ impl<E: Engine> Agent<E> {
         }
     }
 
-    /// Runs the lease's job, whatever its kind. A purge job leaves its one step's state in
-    /// `purge_step`.
+    /// Runs the lease's job, whatever its kind. A purge or scan job leaves its one step's state in
+    /// `own_step`.
     #[expect(clippy::too_many_arguments, reason = "what each job kind needs")]
     async fn perform(
         &self,
@@ -385,7 +391,7 @@ impl<E: Engine> Agent<E> {
         build_name: &str,
         log: &LogSink,
         building: &AtomicBool,
-        purge_step: &std::sync::Mutex<Option<StepState>>,
+        own_step: &std::sync::Mutex<Option<StepState>>,
     ) -> Result<(Vec<OutputImage>, Summary), (Outcome, String)> {
         match &lease.job {
             Job::Build(spec) => {
@@ -401,7 +407,16 @@ impl<E: Engine> Agent<E> {
             }
             Job::Purge(job) => {
                 building.store(true, Ordering::Relaxed);
-                purge_job::run(lease, job, log, purge_step).await
+                purge_job::run(lease, job, log, own_step).await
+            }
+            Job::Scan(job) => {
+                building.store(true, Ordering::Relaxed);
+                let server = crate::scan_run::RunScans {
+                    client: self.client.clone(),
+                    run: lease.run_id,
+                    attempt: lease.attempt,
+                };
+                scan_job::run(lease, job, &server, log, own_step).await
             }
         }
     }
@@ -600,6 +615,7 @@ async fn heartbeat_loop(
 }
 
 mod purge_job;
+mod scan_job;
 mod steps;
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use reqwest::StatusCode;
 
 use crate::protocol::{
     ApiErrorBody, ApiErrorDetail, Heartbeat, HeartbeatReply, Lease, LeaseRequest, LogAppendReply,
-    ReturnRun, RunId, RunResult, Secret, SourceReply, SourceResolved, StepsUpdate, LOG_GAP,
+    ReturnRun, RunId, RunResult, ScanAnswer, ScanUpload, Secret, SourceReply, SourceResolved,
+    StepsUpdate, LOG_GAP,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +143,21 @@ impl ServerClient {
         self.post_json(&path, Duration::from_secs(30), update)
             .await?;
         Ok(())
+    }
+
+    /// Sends a scan's target (and its inventory, when the server asked for it) and gets the
+    /// report or the request for the inventory (`POST /api/worker/runs/{id}/scans`). Matching
+    /// a large inventory takes a moment, so the timeout is generous.
+    pub async fn upload_scan(
+        &self,
+        run: RunId,
+        upload: &ScanUpload,
+    ) -> Result<ScanAnswer, ClientError> {
+        let path = format!("/api/worker/runs/{run}/scans");
+        let resp = self
+            .post_json(&path, Duration::from_secs(300), upload)
+            .await?;
+        Ok(resp.json().await?)
     }
 
     /// Hands a run that has not started building back to the queue.

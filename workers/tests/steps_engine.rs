@@ -101,7 +101,7 @@ async fn run(job: StepsJob, seed: Option<Bytes>) -> Ran {
             .unwrap();
     }
     let board = Board::new(&job, None);
-    let result = steps::run(&engine, &ws, &job, Vec::new(), &board, &log).await;
+    let result = steps::run(&engine, &ws, &job, Vec::new(), None, &board, &log).await;
     let states = board.close(StepStatus::Canceled);
     for line in closing_table(&states) {
         log.line(line);
@@ -287,7 +287,7 @@ async fn canceling_during_a_step_removes_everything() {
         }
     };
     tokio::select! {
-        r = steps::run(&engine, &ws, &job, Vec::new(), &board, &log) => panic!("ended: {r:?}"),
+        r = steps::run(&engine, &ws, &job, Vec::new(), None, &board, &log) => panic!("ended: {r:?}"),
         _ = running => {}
     }
     let states = board.close(StepStatus::Canceled);
@@ -336,7 +336,7 @@ async fn time_steps(job: StepsJob) -> std::time::Duration {
     .unwrap();
     let board = Board::new(&job, None);
     let started = std::time::Instant::now();
-    let result = steps::run(&engine, &ws, &job, Vec::new(), &board, &log).await;
+    let result = steps::run(&engine, &ws, &job, Vec::new(), None, &board, &log).await;
     let took = started.elapsed();
     workspace::remove(&engine, &execution).await;
     result.unwrap();

@@ -8,7 +8,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Summary;
 use crate::logship::LogSink;
-use crate::protocol::{Lease, Outcome, OutputImage, PurgeJob, StepState, StepStatus, StepType};
+use crate::protocol::{
+    Lease, Outcome, OutputImage, PurgeCounts, PurgeJob, StepState, StepStatus, StepType,
+};
 use crate::steps::purge::{counts, failure, purge};
 
 /// The id of a purge run's one step (the server plans it under this id too).
@@ -32,32 +34,63 @@ pub(super) async fn run(
         &CancellationToken::new(),
     )
     .await;
-    let failed = failure(&end);
-    *step.lock().unwrap_or_else(|e| e.into_inner()) = Some(StepState {
-        id: PURGE_STEP.into(),
+    let ended = OwnStepEnd {
+        id: PURGE_STEP,
         step_type: StepType::Purge,
-        status: match failed {
-            None => StepStatus::Succeeded,
-            Some(_) => StepStatus::Failed,
-        },
-        started_at: Some(started_at),
-        finished_at: Some(chrono::Utc::now().timestamp_millis()),
-        exit_code: Some(i64::from(end.exit_code)),
-        images: Vec::new(),
-        base_images: Vec::new(),
-        error: failed.clone(),
-        purged: Some(counts(&end)),
-    });
-    if let Some(message) = failed {
-        return Err((Outcome::Failed, message));
-    }
-    let summary = Summary {
-        steps: 1,
-        cached: 0,
-        build: started.elapsed(),
-        push: None,
-        base_images: Vec::new(),
+        started,
+        started_at,
+        exit_code: end.exit_code,
+        failure: failure(&end),
         purged: Some(counts(&end)),
     };
-    Ok((Vec::new(), summary))
+    ended.report(step)
+}
+
+/// How the one step of a job the worker runs itself (a purge, a scan) ended.
+pub(super) struct OwnStepEnd {
+    pub id: &'static str,
+    pub step_type: StepType,
+    pub started: Instant,
+    /// Unix milliseconds.
+    pub started_at: i64,
+    pub exit_code: i32,
+    pub failure: Option<String>,
+    pub purged: Option<PurgeCounts>,
+}
+
+impl OwnStepEnd {
+    /// Leaves the step's final state in `step`; the run's result: failed with the step's
+    /// error, or its summary.
+    pub fn report(
+        self,
+        step: &Mutex<Option<StepState>>,
+    ) -> Result<(Vec<OutputImage>, Summary), (Outcome, String)> {
+        *step.lock().unwrap_or_else(|e| e.into_inner()) = Some(StepState {
+            id: self.id.into(),
+            step_type: self.step_type,
+            status: match self.failure {
+                None => StepStatus::Succeeded,
+                Some(_) => StepStatus::Failed,
+            },
+            started_at: Some(self.started_at),
+            finished_at: Some(chrono::Utc::now().timestamp_millis()),
+            exit_code: Some(i64::from(self.exit_code)),
+            images: Vec::new(),
+            base_images: Vec::new(),
+            error: self.failure.clone(),
+            purged: self.purged,
+        });
+        if let Some(message) = self.failure {
+            return Err((Outcome::Failed, message));
+        }
+        let summary = Summary {
+            steps: 1,
+            cached: 0,
+            build: self.started.elapsed(),
+            push: None,
+            base_images: Vec::new(),
+            purged: self.purged,
+        };
+        Ok((Vec::new(), summary))
+    }
 }

@@ -108,6 +108,11 @@ impl<E: Engine> Agent<E> {
             &ws,
             &job,
             lease.credentials.clone(),
+            Some(crate::scan_run::RunScans {
+                client: self.client.clone(),
+                run: lease.run_id,
+                attempt: lease.attempt,
+            }),
             board,
             log,
         )

@@ -78,7 +78,12 @@ async fn a_steps_job_runs_reports_its_steps_and_leaves_nothing_behind() {
     let worker = server.seen(|s| s.worker.clone()).unwrap();
     assert_eq!(
         worker.jobs,
-        [JobKind::Build, JobKind::Steps, JobKind::Purge]
+        [
+            JobKind::Build,
+            JobKind::Steps,
+            JobKind::Purge,
+            JobKind::Scan
+        ]
     );
     assert_eq!(
         worker.step_types,
@@ -86,7 +91,8 @@ async fn a_steps_job_runs_reports_its_steps_and_leaves_nothing_behind() {
             StepType::Build,
             StepType::Push,
             StepType::Cmd,
-            StepType::Purge
+            StepType::Purge,
+            StepType::Scan
         ]
     );
     let live = server.seen(|s| {

@@ -1,5 +1,6 @@
 //! The one place that decides which `cmd` commands Kiln runs itself instead of in a
-//! container: ACR's `acr` image alias and Kiln's own CLI (`acr purge …`, `kiln purge …`).
+//! container: ACR's `acr` image alias and Kiln's own CLI (`acr purge …`, `kiln purge …`,
+//! `kiln scan …`).
 //! Task files, `--cmd` steps and tasks all ask here.
 
 /// A command Kiln runs itself.
@@ -7,6 +8,8 @@
 pub enum Builtin {
     /// `acr purge …` / `kiln purge …`: the words after `purge`.
     Purge(Vec<String>),
+    /// `kiln scan …`: the words after `scan`. ACR has no `acr scan`, so only `kiln`'s.
+    Scan(Vec<String>),
 }
 
 /// The tools whose commands may be built in: ACR's `acr` alias and `kiln`.
@@ -17,6 +20,9 @@ pub fn builtin_command(words: &[String]) -> Option<Builtin> {
     match words {
         [tool, verb, rest @ ..] if TOOLS.contains(&tool.as_str()) && verb == "purge" => {
             Some(Builtin::Purge(rest.to_vec()))
+        }
+        [tool, verb, rest @ ..] if tool == "kiln" && verb == "scan" => {
+            Some(Builtin::Scan(rest.to_vec()))
         }
         _ => None,
     }
@@ -40,11 +46,16 @@ mod tests {
             builtin_command(&words("kiln purge")),
             Some(Builtin::Purge(Vec::new()))
         );
+        assert_eq!(
+            builtin_command(&words("kiln scan --all --severity-threshold critical")),
+            Some(Builtin::Scan(words("--all --severity-threshold critical")))
+        );
         for other in [
             "acr tag list",
             "docker purge",
             "busybox acr purge",
             "acr",
+            "acr scan app:v1",
             "",
         ] {
             assert_eq!(builtin_command(&words(other)), None, "{other}");

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{BuildSpec, ContextSource, Digest, ImageRef, OutputImage, PlatformSet, Secret};
+use super::{
+    BuildSpec, ContextSource, Digest, ImageRef, OutputImage, PlatformSet, ScanJob, Secret,
+};
 
 /// The protocol a worker speaks. A worker that sends no version speaks 1 (builds only, the
 /// lease carried a bare `BuildSpec`). The server answers a worker whose version it cannot
@@ -29,6 +31,8 @@ pub enum JobKind {
     Steps,
     /// `kiln purge`: Kiln's `acr purge`, run by the worker itself (no container).
     Purge,
+    /// `kiln scan`: an image's packages and known vulnerabilities, read by the worker itself.
+    Scan,
 }
 
 impl JobKind {
@@ -37,6 +41,7 @@ impl JobKind {
             JobKind::Build => "build",
             JobKind::Steps => "steps",
             JobKind::Purge => "purge",
+            JobKind::Scan => "scan",
         }
     }
 }
@@ -50,6 +55,8 @@ pub enum StepType {
     Cmd,
     /// A built-in `acr purge …` / `kiln purge …` command (see `builtin.rs`).
     Purge,
+    /// A built-in `kiln scan …` command (see `builtin.rs`).
+    Scan,
 }
 
 impl StepType {
@@ -59,6 +66,7 @@ impl StepType {
             StepType::Push => "push",
             StepType::Cmd => "cmd",
             StepType::Purge => "purge",
+            StepType::Scan => "scan",
         }
     }
 }
@@ -70,6 +78,7 @@ pub enum Job {
     Build(BuildSpec),
     Steps(StepsJob),
     Purge(PurgeJob),
+    Scan(ScanJob),
 }
 
 impl Job {
@@ -78,6 +87,7 @@ impl Job {
             Job::Build(_) => JobKind::Build,
             Job::Steps(_) => JobKind::Steps,
             Job::Purge(_) => JobKind::Purge,
+            Job::Scan(_) => JobKind::Scan,
         }
     }
 
@@ -86,16 +96,16 @@ impl Job {
         match self {
             Job::Build(spec) => &spec.platforms,
             Job::Steps(steps) => &steps.platforms,
-            // A purge builds nothing: it is queued for the default platform, which every
-            // worker of the usual kind serves.
-            Job::Purge(_) => &DEFAULT_PLATFORMS,
+            // A purge or a scan builds nothing: it is queued for the default platform,
+            // which every worker of the usual kind serves (a scan reads every platform).
+            Job::Purge(_) | Job::Scan(_) => &DEFAULT_PLATFORMS,
         }
     }
 
     /// The step types a worker must run to take this job.
     pub fn step_types(&self) -> Vec<StepType> {
         match self {
-            Job::Build(_) | Job::Purge(_) => Vec::new(),
+            Job::Build(_) | Job::Purge(_) | Job::Scan(_) => Vec::new(),
             Job::Steps(steps) => steps.step_types(),
         }
     }
@@ -111,6 +121,7 @@ impl StepsJob {
                 StepType::Push,
                 StepType::Cmd,
                 StepType::Purge,
+                StepType::Scan,
             ];
         }
         let mut types: Vec<StepType> = self.steps.iter().map(|s| s.action.step_type()).collect();
@@ -219,6 +230,7 @@ pub enum StepAction {
     Push(PushStep),
     Cmd(CmdStep),
     Purge(PurgeJob),
+    Scan(ScanJob),
 }
 
 impl StepAction {
@@ -228,6 +240,7 @@ impl StepAction {
             StepAction::Push(_) => StepType::Push,
             StepAction::Cmd(_) => StepType::Cmd,
             StepAction::Purge(_) => StepType::Purge,
+            StepAction::Scan(_) => StepType::Scan,
         }
     }
 }

@@ -84,7 +84,7 @@ impl Lease {
     pub fn build_spec(&self) -> Option<&BuildSpec> {
         match &self.job {
             Job::Build(spec) => Some(spec),
-            Job::Steps(_) | Job::Purge(_) => None,
+            Job::Steps(_) | Job::Purge(_) | Job::Scan(_) => None,
         }
     }
 }

@@ -113,7 +113,7 @@ impl PurgeArgs {
         let words = shell_words::split(line).map_err(|e| ArgsError::Words(e.to_string()))?;
         match crate::protocol::builtin_command(&words) {
             Some(crate::protocol::Builtin::Purge(rest)) => Self::from_words(rest).map(Some),
-            None => Ok(None),
+            Some(crate::protocol::Builtin::Scan(_)) | None => Ok(None),
         }
     }
 

@@ -19,41 +19,18 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use chrono::{DateTime, Utc};
 use futures::{stream, StreamExt, TryStreamExt};
-use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
 
-use super::http::{Answer, HttpError, RegistryHttp, MANIFEST_ACCEPT};
 use super::manifest::{config_created, ManifestDoc};
 use crate::purge::filter::{reach, Filter};
 use crate::purge::plan::{Inventory, ManifestInfo, RepositoryInventory, TagInfo, TimeSource};
-
-/// Page size asked of `_catalog` and `tags/list` (registries may answer fewer).
-const PAGE: usize = 1000;
+use crate::registry_http::{catalog, tags, Answer, HttpError, RegistryHttp, MANIFEST_ACCEPT};
 
 /// Whether the registry serves the referrers API, learned on the first call.
 const REFERRERS_UNKNOWN: u8 = 0;
 const REFERRERS_API: u8 = 1;
 const REFERRERS_TAG_SCHEMA: u8 = 2;
-
-/// Every repository name in the registry's catalog.
-pub async fn catalog(http: &RegistryHttp) -> Result<Vec<String>, HttpError> {
-    #[derive(Deserialize)]
-    struct Page {
-        repositories: Option<Vec<String>>,
-    }
-    let mut names = Vec::new();
-    let mut path = format!("/v2/_catalog?n={PAGE}");
-    loop {
-        let answer = http.get(&path, "registry:catalog:*", None).await?;
-        let page: Page = answer.json(&path)?;
-        names.extend(page.repositories.unwrap_or_default());
-        match answer.next_page() {
-            Some(next) => path = next,
-            None => return Ok(names),
-        }
-    }
-}
 
 /// The repositories of `names` the filters reach (all of them without filters), sorted.
 pub fn reached(filters: &[Filter], names: Vec<String>) -> Result<Vec<String>, String> {
@@ -123,7 +100,7 @@ impl Lister<'_> {
     async fn repository(&self, name: String) -> Result<RepositoryInventory, String> {
         let failed = |e: HttpError| format!("cannot list repository {name}: {e}");
         let scope = format!("repository:{name}:pull");
-        let tag_names = self.tag_names(&name, &scope).await.map_err(failed)?;
+        let tag_names = tags(self.http, &name, &scope).await.map_err(failed)?;
         // Each tag's manifest; a tag deleted since the listing is left out.
         let tagged: Vec<(String, Fetched)> = stream::iter(tag_names)
             .map(|tag| async {
@@ -188,28 +165,6 @@ impl Lister<'_> {
             tags,
             manifests,
         })
-    }
-
-    async fn tag_names(&self, name: &str, scope: &str) -> Result<Vec<String>, HttpError> {
-        #[derive(Deserialize)]
-        struct Page {
-            tags: Option<Vec<String>>,
-        }
-        let mut names = Vec::new();
-        let mut path = format!("/v2/{name}/tags/list?n={PAGE}");
-        loop {
-            let answer = match self.get(&path, scope, None).await {
-                // A repository emptied since the catalog was read.
-                Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => return Ok(names),
-                other => other?,
-            };
-            let page: Page = answer.json(&path)?;
-            names.extend(page.tags.unwrap_or_default());
-            match answer.next_page() {
-                Some(next) => path = next,
-                None => return Ok(names),
-            }
-        }
     }
 
     /// The manifest `reference` names, `None` if there is none (any more).

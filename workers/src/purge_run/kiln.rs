@@ -12,11 +12,10 @@ use std::collections::HashSet;
 use futures::{stream, StreamExt, TryStreamExt};
 use serde::Deserialize;
 
-use super::distribution::catalog;
-use super::http::{HttpError, RegistryHttp};
 use super::manifest::parse_time;
 use crate::purge::filter::{reach, Filter};
 use crate::purge::plan::{Inventory, ManifestInfo, RepositoryInventory, TagInfo, TimeSource};
+use crate::registry_http::{catalog, HttpError, RegistryHttp};
 
 const PAGE: usize = 1000;
 

@@ -6,11 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-/// Media types of indexes (their `manifests[]` are children).
-const INDEX_TYPES: [&str; 2] = [
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
+use crate::registry_http::INDEX_TYPES;
 
 /// The annotation OCI artifacts carry their creation time in.
 const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";

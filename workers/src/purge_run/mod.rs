@@ -8,7 +8,7 @@
 //! deletion, see [`whole_manifests`]).
 
 mod distribution;
-mod http;
+
 mod kiln;
 mod manifest;
 mod permission;
@@ -26,7 +26,7 @@ use crate::purge::output::{
 };
 use crate::purge::plan::{KeepReason, Plan};
 use crate::purge::{execute, plan, Outcome, PurgeArgs};
-use http::RegistryHttp;
+use crate::registry_http::RegistryHttp;
 use targets::{DistributionTarget, KilnTarget, Locks};
 use whole_manifests::{plan_whole_manifests, SkippedTag};
 

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::http::RegistryHttp;
+use crate::registry_http::RegistryHttp;
 
 /// Scopes asked per token request, so the query stays short.
 const SCOPES_PER_REQUEST: usize = 50;

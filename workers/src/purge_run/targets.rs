@@ -12,9 +12,9 @@ use std::sync::Mutex;
 use reqwest::{Method, StatusCode};
 use sha2::{Digest as _, Sha256};
 
-use super::http::{Body, HttpError, RegistryHttp, MANIFEST_ACCEPT};
 use crate::purge::plan::{Inventory, Plan};
 use crate::purge::{PurgeTarget, TargetError};
+use crate::registry_http::{Body, HttpError, RegistryHttp, MANIFEST_ACCEPT};
 
 fn target_error(e: HttpError) -> TargetError {
     match e.status() {

@@ -29,7 +29,7 @@ mod image_tests;
 #[cfg(test)]
 mod layers_tests;
 #[cfg(test)]
-mod test_layers;
+pub(crate) mod test_layers;
 
 pub use catalogers::Package;
 pub use inventory::{Inventory, OsRelease, Unreadable};

@@ -1,6 +1,6 @@
 //! The step types on an engine: `cmd` runs a container, `build` builds a folder of the
 //! workspace with BuildKit, `push` pushes what earlier build steps built, `purge` is the
-//! built-in `acr purge` (no container). `EngineSteps` is the executor's `StepRunner` for a
+//! built-in `acr purge` and `scan` the built-in `kiln scan` (no container). `EngineSteps` is the executor's `StepRunner` for a
 //! real (or fake) engine.
 
 pub mod base_images;
@@ -8,6 +8,7 @@ mod build;
 mod cmd;
 pub mod purge;
 mod push;
+pub mod scan;
 pub mod workspace;
 
 use std::collections::{HashMap, HashSet};
@@ -16,6 +17,7 @@ use std::sync::Mutex;
 use crate::engine::{Built, Engine, EngineError};
 use crate::executor::{AttemptEnd, StepError, StepOutput, StepRunner};
 use crate::protocol::{ImageRef, RegistryCredential, Step, StepAction, StepsJob};
+use crate::scan_run::RunScans;
 pub use workspace::Workspace;
 
 impl From<EngineError> for StepError {
@@ -32,6 +34,8 @@ pub struct EngineSteps<'a, E> {
     engine: &'a E,
     workspace: &'a Workspace,
     credentials: Vec<RegistryCredential>,
+    /// The server scan steps send inventories to; `None` in tests without one.
+    scans: Option<RunScans>,
     /// What build steps built, by image name: one build per platform.
     built: Mutex<HashMap<String, Vec<Built>>>,
     /// Containers created so far: a retry or repeat must remove its predecessor first, a
@@ -49,9 +53,16 @@ impl<'a, E: Engine> EngineSteps<'a, E> {
             engine,
             workspace,
             credentials,
+            scans: None,
             built: Mutex::default(),
             created: Mutex::default(),
         }
+    }
+
+    /// Scan steps send their inventories to `server`.
+    pub fn with_scans(mut self, server: RunScans) -> Self {
+        self.scans = Some(server);
+        self
     }
 
     /// The credential for the registry `image` names, if the run has one.
@@ -68,6 +79,7 @@ impl<E: Engine> StepRunner for EngineSteps<'_, E> {
             StepAction::Build(build) => self.build(step, build, output).await,
             StepAction::Push(push) => self.push(push, output).await,
             StepAction::Purge(purge) => self.purge(purge, output).await,
+            StepAction::Scan(scan) => self.scan(scan, output).await,
         }
     }
 
@@ -111,10 +123,14 @@ pub async fn run<E: Engine>(
     workspace: &Workspace,
     job: &StepsJob,
     credentials: Vec<RegistryCredential>,
+    scans: Option<RunScans>,
     board: &crate::executor::Board,
     log: &crate::logship::LogSink,
 ) -> Result<Vec<crate::protocol::OutputImage>, (crate::protocol::Outcome, String)> {
-    let runner = EngineSteps::new(engine, workspace, credentials);
+    let mut runner = EngineSteps::new(engine, workspace, credentials);
+    if let Some(scans) = scans {
+        runner = runner.with_scans(scans);
+    }
     crate::executor::execute(job, &runner, board, log).await?;
     Ok(board
         .snapshot()

@@ -1,10 +1,11 @@
-//! One registry spoken to over HTTP by a purge: plain HTTP for loopback registries (as Docker
-//! does), HTTPS otherwise; Basic credentials, or Docker's token flow when the registry
-//! challenges with `Bearer realm=…` (a token per scope, fetched again when it runs out).
+//! One registry spoken to over HTTP by a purge or a scan: plain HTTP for loopback registries
+//! (as Docker does), HTTPS otherwise; Basic credentials, or Docker's token flow when the
+//! registry challenges with `Bearer realm=…` (a token per scope, fetched again when it runs
+//! out).
 //!
 //! oci-client, which the worker uses to push indexes, has no catalog pagination by `Link`,
-//! no manifest deletion, no `delete` scope and no way to call Kiln's `/acr/v1` API, so a
-//! purge uses reqwest directly.
+//! no manifest deletion, no `delete` scope and no way to call Kiln's `/acr/v1` API, so purges
+//! and scans use reqwest directly.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,12 +21,18 @@ use crate::protocol::RegistryCredential;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Every manifest kind a purge reads.
+/// Every manifest kind a purge or a scan reads.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
      application/vnd.oci.image.manifest.v1+json, \
      application/vnd.docker.distribution.manifest.list.v2+json, \
      application/vnd.docker.distribution.manifest.v2+json, \
      application/vnd.oci.artifact.manifest.v1+json";
+
+/// Media types of indexes (their `manifests[]` are children: platforms' images).
+pub const INDEX_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
 
 /// A failed call. The text never holds credentials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,7 +121,7 @@ pub struct Body {
     pub bytes: Vec<u8>,
 }
 
-/// A registry with its credentials and the tokens it issued during this purge.
+/// A registry with its credentials and the tokens it issued during this purge or scan.
 pub struct RegistryHttp {
     base: String,
     client: reqwest::Client,
@@ -179,6 +186,42 @@ impl RegistryHttp {
         accept: Option<&str>,
         body: Option<&Body>,
     ) -> Result<Answer, HttpError> {
+        let response = self.respond(&method, path, scope, accept, body).await?;
+        read(method, path, response).await
+    }
+
+    /// `GET path` for `scope`, its body left to stream (a layer blob): an error status comes
+    /// back as [`HttpError::Status`], a success as the response whose body is not read yet.
+    pub async fn get_streaming(
+        &self,
+        path: &str,
+        scope: &str,
+    ) -> Result<reqwest::Response, HttpError> {
+        let response = self.respond(&Method::GET, path, scope, None, None).await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let body = response.bytes().await.unwrap_or_default();
+        Err(HttpError::Status {
+            method: Method::GET,
+            path: path.to_owned(),
+            status,
+            detail: error_detail(&body),
+        })
+    }
+
+    /// Sends a request, answering one authentication challenge (see [`RegistryHttp::send`]);
+    /// the body is not read.
+    async fn respond(
+        &self,
+        method: &Method,
+        path: &str,
+        scope: &str,
+        accept: Option<&str>,
+        body: Option<&Body>,
+    ) -> Result<reqwest::Response, HttpError> {
+        let method = method.clone();
         let first = self.attempt(&method, path, scope, accept, body).await?;
         let response = if first.status() == StatusCode::UNAUTHORIZED {
             let challenge = first
@@ -208,7 +251,7 @@ impl RegistryHttp {
         } else {
             first
         };
-        read(method, path, response).await
+        Ok(response)
     }
 
     async fn attempt(
@@ -306,6 +349,51 @@ impl RegistryHttp {
             Some(Challenge::Bearer { realm, service, .. }) => Some((realm, service)),
             _ => None,
         })
+    }
+}
+
+/// Page size asked of `_catalog` and `tags/list` (registries may answer fewer).
+pub const PAGE: usize = 1000;
+
+/// Every repository name in the registry's catalog.
+pub async fn catalog(http: &RegistryHttp) -> Result<Vec<String>, HttpError> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        repositories: Option<Vec<String>>,
+    }
+    let first = format!("/v2/_catalog?n={PAGE}");
+    paged(http, first, "registry:catalog:*", |p: Page| p.repositories).await
+}
+
+/// Every tag of repository `name` (none if it was emptied since the catalog was read).
+pub async fn tags(http: &RegistryHttp, name: &str, scope: &str) -> Result<Vec<String>, HttpError> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        tags: Option<Vec<String>>,
+    }
+    let first = format!("/v2/{name}/tags/list?n={PAGE}");
+    match paged(http, first, scope, |p: Page| p.tags).await {
+        Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(Vec::new()),
+        other => other,
+    }
+}
+
+/// The names of every page from `path` on, following `Link` headers.
+async fn paged<P: DeserializeOwned>(
+    http: &RegistryHttp,
+    mut path: String,
+    scope: &str,
+    names: impl Fn(P) -> Option<Vec<String>>,
+) -> Result<Vec<String>, HttpError> {
+    let mut all = Vec::new();
+    loop {
+        let answer = http.get(&path, scope, None).await?;
+        let page: P = answer.json(&path)?;
+        all.extend(names(page).unwrap_or_default());
+        match answer.next_page() {
+            Some(next) => path = next,
+            None => return Ok(all),
+        }
     }
 }
 

@@ -1,0 +1,208 @@
+//! An image as a scan reads it over the OCI distribution API: the manifest a reference names,
+//! and for an index every platform's image (attestation manifests aside), each with its
+//! layers in order; then each layer blob streamed once through the [`LayerWalker`].
+
+use std::collections::HashMap;
+
+use futures::TryStreamExt;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use tokio_util::io::StreamReader;
+
+use crate::protocol::{Digest, ScanTarget};
+use crate::registry_http::{RegistryHttp, INDEX_TYPES, MANIFEST_ACCEPT};
+use crate::scan::{FileView, LayerRef, LayerWalker};
+
+/// The annotation BuildKit marks attestation manifests with (they describe an image; they are
+/// not one).
+const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+
+#[derive(Debug, Deserialize)]
+struct Platform {
+    os: String,
+    architecture: String,
+    variant: Option<String>,
+}
+
+impl Platform {
+    /// `linux/arm64/v8`; `None` for BuildKit's `unknown/unknown` attestation entries.
+    fn describe(&self) -> Option<String> {
+        if self.os == "unknown" || self.architecture == "unknown" {
+            return None;
+        }
+        Some(match &self.variant {
+            Some(variant) => format!("{}/{}/{variant}", self.os, self.architecture),
+            None => format!("{}/{}", self.os, self.architecture),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Descriptor {
+    digest: String,
+    platform: Option<Platform>,
+    #[serde(default)]
+    annotations: HashMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Document {
+    #[serde(rename = "mediaType")]
+    media_type: Option<String>,
+    config: Option<Descriptor>,
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+/// One platform's image, ready to read.
+#[derive(Debug, Clone)]
+pub struct PlatformImage {
+    pub target: ScanTarget,
+    /// Layer digests, base first.
+    pub layers: Vec<String>,
+}
+
+/// The manifest `reference` (tag or digest) names in `repository`, as the images to scan:
+/// one for an image manifest, one per platform for an index.
+pub async fn resolve(
+    http: &RegistryHttp,
+    registry: &str,
+    repository: &str,
+    reference: &str,
+) -> Result<Vec<PlatformImage>, String> {
+    let tag = (!reference.contains(':')).then(|| reference.to_owned());
+    let (digest, doc) = fetch_manifest(http, repository, reference).await?;
+    let target = |digest: &str, index_digest: Option<&str>, platform: Option<String>| {
+        Ok::<_, String>(ScanTarget {
+            registry: registry.to_owned(),
+            repository: repository.to_owned(),
+            tag: tag.clone(),
+            digest: parse_digest(digest)?,
+            index_digest: index_digest.map(parse_digest).transpose()?,
+            platform,
+        })
+    };
+    if !is_index(&doc) {
+        let platform = config_platform(http, repository, &doc).await;
+        return Ok(vec![PlatformImage {
+            target: target(&digest, None, platform)?,
+            layers: layer_digests(&doc),
+        }]);
+    }
+    let mut images = Vec::new();
+    for child in &doc.manifests {
+        if child.annotations.contains_key(REFERENCE_TYPE) {
+            continue;
+        }
+        let platform = child.platform.as_ref().and_then(Platform::describe);
+        if child.platform.is_some() && platform.is_none() {
+            continue;
+        }
+        let (child_digest, child_doc) = fetch_manifest(http, repository, &child.digest).await?;
+        if is_index(&child_doc) {
+            // Nested indexes are rare; their images are reached from their own digest.
+            continue;
+        }
+        let platform = match platform {
+            Some(platform) => Some(platform),
+            None => config_platform(http, repository, &child_doc).await,
+        };
+        images.push(PlatformImage {
+            target: target(&child_digest, Some(&digest), platform)?,
+            layers: layer_digests(&child_doc),
+        });
+    }
+    if images.is_empty() {
+        return Err(format!(
+            "{registry}/{repository}@{digest} is an index without any platform's image"
+        ));
+    }
+    Ok(images)
+}
+
+/// Streams each layer of `image` once through the catalogers' walker.
+pub async fn read_layers(http: &RegistryHttp, image: &PlatformImage) -> Result<FileView, String> {
+    let repository = &image.target.repository;
+    let scope = pull_scope(repository);
+    let mut walker = LayerWalker::for_catalogers();
+    for (index, digest) in image.layers.iter().enumerate() {
+        let path = format!("/v2/{repository}/blobs/{digest}");
+        let response = http
+            .get_streaming(&path, &scope)
+            .await
+            .map_err(|e| format!("cannot read layer {index} ({digest}): {e}"))?;
+        let reader = StreamReader::new(response.bytes_stream().map_err(std::io::Error::other));
+        let layer = LayerRef {
+            index,
+            digest: digest.clone(),
+        };
+        walker = walker
+            .apply_layer_async(layer, reader)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(walker.finish())
+}
+
+/// `repository:<name>:pull`.
+pub fn pull_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull")
+}
+
+async fn fetch_manifest(
+    http: &RegistryHttp,
+    repository: &str,
+    reference: &str,
+) -> Result<(String, Document), String> {
+    let path = format!("/v2/{repository}/manifests/{reference}");
+    let answer = http
+        .get(&path, &pull_scope(repository), Some(MANIFEST_ACCEPT))
+        .await
+        .map_err(|e| match e.status() {
+            Some(reqwest::StatusCode::NOT_FOUND) => {
+                format!("{repository}:{reference} not found in the registry")
+            }
+            _ => format!("cannot read {repository}:{reference}: {e}"),
+        })?;
+    let digest = match answer.digest() {
+        Some(digest) => digest,
+        None if reference.contains(':') => reference.to_owned(),
+        None => format!("sha256:{}", hex::encode(Sha256::digest(&answer.body))),
+    };
+    let mut doc: Document = serde_json::from_slice(&answer.body)
+        .map_err(|e| format!("{repository}@{digest} is not a manifest: {e}"))?;
+    if let Some(served) = answer
+        .content_type()
+        .filter(|t| t.starts_with("application/vnd."))
+    {
+        doc.media_type = Some(served);
+    }
+    Ok((digest, doc))
+}
+
+fn is_index(doc: &Document) -> bool {
+    match &doc.media_type {
+        Some(t) => INDEX_TYPES.contains(&t.as_str()),
+        None => doc.config.is_none() && !doc.manifests.is_empty(),
+    }
+}
+
+fn layer_digests(doc: &Document) -> Vec<String> {
+    doc.layers.iter().map(|l| l.digest.clone()).collect()
+}
+
+/// The platform an image's config names, if it can be read.
+async fn config_platform(http: &RegistryHttp, repository: &str, doc: &Document) -> Option<String> {
+    let config = doc.config.as_ref()?;
+    let path = format!("/v2/{repository}/blobs/{}", config.digest);
+    let answer = http.get(&path, &pull_scope(repository), None).await.ok()?;
+    let platform: Platform = serde_json::from_slice(&answer.body).ok()?;
+    platform.describe()
+}
+
+fn parse_digest(text: &str) -> Result<Digest, String> {
+    text.parse()
+        .map_err(|e| format!("the registry named an invalid digest {text:?}: {e}"))
+}
