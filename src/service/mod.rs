@@ -19,6 +19,8 @@ pub mod registry;
 pub mod repositories;
 pub mod retention;
 pub mod runs;
+mod scan_match;
+pub mod scans;
 pub mod source_triggers;
 mod submit;
 mod submit_steps;
@@ -29,6 +31,7 @@ mod task_values;
 pub mod tasks;
 pub mod triggers;
 mod wakeups;
+pub mod vulndb;
 pub mod webhooks;
 pub mod workers;
 
