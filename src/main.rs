@@ -87,6 +87,10 @@ async fn main() {
             let purge = matches.subcommand_matches("purge");
             report(purge::run(cmd, purge.unwrap_or(&matches)).await)
         }
+        Command::Vulndb(cmd) => {
+            init_tracing("warn");
+            report(kiln::cli::vulndb::run(cmd).await)
+        }
     };
     std::process::exit(code);
 }

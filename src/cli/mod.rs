@@ -21,6 +21,7 @@ mod task_hooks;
 mod task_timer;
 pub mod task_validate;
 pub mod token;
+pub mod vulndb;
 pub mod webhook;
 
 use std::path::PathBuf;
@@ -69,6 +70,10 @@ pub enum Command {
     /// Delete old tags and untagged manifests as `acr purge` does, as a run: streams its log
     /// and exits with its result.
     Purge(purge::PurgeCmd),
+    /// The vulnerability database scans are matched against: import OSV data, show its
+    /// sources.
+    #[command(subcommand)]
+    Vulndb(vulndb::VulnDbCommand),
 }
 
 /// How client commands find the server.
