@@ -22,10 +22,7 @@ pub fn routes() -> Router<App> {
     )
 }
 
-async fn status(
-    State(app): State<App>,
-    who: Principal,
-) -> Result<Json<DatabaseState>, ApiError> {
+async fn status(State(app): State<App>, who: Principal) -> Result<Json<DatabaseState>, ApiError> {
     Ok(Json(app.vulndb.status(&who).await?))
 }
 

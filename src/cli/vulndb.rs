@@ -116,7 +116,8 @@ pub fn source_name(path: &Path) -> Result<String, CliError> {
 /// The bytes to upload: a zip as it is, a folder's `.json`/`.yaml` files zipped, or one
 /// record file zipped alone.
 fn zip_of(path: &Path) -> Result<Vec<u8>, CliError> {
-    let unreadable = |e: std::io::Error| CliError::Input(format!("cannot read {}: {e}", path.display()));
+    let unreadable =
+        |e: std::io::Error| CliError::Input(format!("cannot read {}: {e}", path.display()));
     let metadata = std::fs::metadata(path).map_err(unreadable)?;
     if metadata.is_file() && has_extension(path, &["zip"]) {
         return std::fs::read(path).map_err(unreadable);
@@ -133,10 +134,13 @@ fn zip_of(path: &Path) -> Result<Vec<u8>, CliError> {
     };
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default();
-    let zip_error = |e: zip::result::ZipError| CliError::Input(format!("cannot zip {}: {e}", path.display()));
+    let zip_error =
+        |e: zip::result::ZipError| CliError::Input(format!("cannot zip {}: {e}", path.display()));
     for file in files {
         let name = file.strip_prefix(root).unwrap_or(&file).to_string_lossy();
-        writer.start_file(name.as_ref(), options).map_err(zip_error)?;
+        writer
+            .start_file(name.as_ref(), options)
+            .map_err(zip_error)?;
         let bytes = std::fs::read(&file).map_err(unreadable)?;
         writer.write_all(&bytes).map_err(unreadable)?;
     }

@@ -30,8 +30,8 @@ pub use task_runs::Firing;
 mod task_values;
 pub mod tasks;
 pub mod triggers;
-mod wakeups;
 pub mod vulndb;
+mod wakeups;
 pub mod webhooks;
 pub mod workers;
 

@@ -107,7 +107,12 @@ impl RepositoryService {
         let totals = super::scans::listing_totals(&self.store, &digests).await?;
         rows.into_iter()
             .zip(totals)
-            .map(|(row, findings)| Ok(Manifest { findings, ..manifest(row)? }))
+            .map(|(row, findings)| {
+                Ok(Manifest {
+                    findings,
+                    ..manifest(row)?
+                })
+            })
             .collect()
     }
 

@@ -40,7 +40,9 @@ fn osv_package(p: &InventoryPackage, os: Option<&OsRelease>) -> Package {
     let source = |p: &InventoryPackage| {
         (
             p.source_name.clone().unwrap_or_else(|| p.name.clone()),
-            p.source_version.clone().unwrap_or_else(|| p.version.clone()),
+            p.source_version
+                .clone()
+                .unwrap_or_else(|| p.version.clone()),
         )
     };
     let (ecosystem, (name, version)) = match (p.ecosystem.as_str(), release) {
@@ -83,7 +85,10 @@ pub fn keys(lookups: &[Lookup]) -> Vec<(String, String)> {
         .iter()
         .map(|l| {
             let ecosystem = &l.package.ecosystem;
-            (ecosystem.to_string(), ecosystem.normalise_name(&l.package.name))
+            (
+                ecosystem.to_string(),
+                ecosystem.normalise_name(&l.package.name),
+            )
         })
         .collect();
     keys.into_iter().collect()

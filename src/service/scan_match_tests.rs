@@ -177,7 +177,11 @@ fn findings_sort_by_severity_and_changes_list_new_and_resolved() {
         None,
     );
     let ids: Vec<&str> = first.findings.iter().map(|f| f.id.as_str()).collect();
-    assert_eq!(ids, ["PYSEC-B", "PYSEC-A"], "critical before unknown severity");
+    assert_eq!(
+        ids,
+        ["PYSEC-B", "PYSEC-A"],
+        "critical before unknown severity"
+    );
     let second = run(
         &inventory,
         vec![

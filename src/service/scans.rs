@@ -36,7 +36,11 @@ impl ScanService {
     /// inventory: the stored report if it was matched against the current database, else a
     /// new match of a stored inventory of the same scanner version, else `NeedInventory`.
     /// With one: it is stored, matched, and the report stored and returned.
-    pub async fn answer(&self, run: &RunId, upload: ScanUpload) -> Result<ScanAnswer, ServiceError> {
+    pub async fn answer(
+        &self,
+        run: &RunId,
+        upload: ScanUpload,
+    ) -> Result<ScanAnswer, ServiceError> {
         let row = self.runs.row(*run).await?;
         if row.attempt != upload.attempt || row.status != RunStatus::Running {
             return Err(stale(*run, upload.attempt));
@@ -68,53 +72,19 @@ impl ScanService {
             }
         };
         let previous = previous.map(|p| p.report);
-        let report = self
-            .match_inventory(upload.target, &inventory, previous.as_ref())
-            .await?;
+        let now = self.runs.now_ms();
+        let report = match_inventory(
+            &self.store,
+            upload.target,
+            &inventory,
+            previous.as_ref(),
+            now,
+        )
+        .await?;
         self.store
             .put_report(&report, report.database.version, version)
             .await?;
         Ok(ScanAnswer::Report(Box::new(report)))
-    }
-
-    /// Matches `inventory` against the database as it is now. Records are fetched for the
-    /// image's packages in one query, then evaluated in memory.
-    pub async fn match_inventory(
-        &self,
-        target: ScanTarget,
-        inventory: &Inventory,
-        previous: Option<&ScanReport>,
-    ) -> Result<ScanReport, ServiceError> {
-        let database = self.store.vuln_database().await?;
-        let lookups = scan_match::lookups(inventory);
-        let found = self
-            .store
-            .vuln_records_for(&scan_match::keys(&lookups))
-            .await?;
-        let covered: HashSet<String> = self
-            .store
-            .vuln_ecosystems_covered(&scan_match::ecosystems(&lookups))
-            .await?
-            .into_iter()
-            .collect();
-        let records = found
-            .into_iter()
-            .map(|f| {
-                serde_json::from_str::<Record>(&f.json).map_err(|e| {
-                    StoreError::Corrupt(format!("vulnerability record {}: {e}", f.record_id))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let index = Index::from_records(records);
-        Ok(scan_match::report(MatchInput {
-            target,
-            inventory,
-            index: &index,
-            covered: &covered,
-            database,
-            previous,
-            now: self.runs.now_ms(),
-        }))
     }
 
     /// The stored reports of `repository:reference` in Kiln's registry (a tag is resolved
@@ -165,6 +135,43 @@ impl ScanService {
     }
 }
 
+/// Matches `inventory` against the database as it is now. Records are fetched for the
+/// image's packages in one query, then evaluated in memory.
+pub async fn match_inventory(
+    store: &Store,
+    target: ScanTarget,
+    inventory: &Inventory,
+    previous: Option<&ScanReport>,
+    now: i64,
+) -> Result<ScanReport, ServiceError> {
+    let database = store.vuln_database().await?;
+    let lookups = scan_match::lookups(inventory);
+    let found = store.vuln_records_for(&scan_match::keys(&lookups)).await?;
+    let covered: HashSet<String> = store
+        .vuln_ecosystems_covered(&scan_match::ecosystems(&lookups))
+        .await?
+        .into_iter()
+        .collect();
+    let records = found
+        .into_iter()
+        .map(|f| {
+            serde_json::from_str::<Record>(&f.json).map_err(|e| {
+                StoreError::Corrupt(format!("vulnerability record {}: {e}", f.record_id))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let index = Index::from_records(records);
+    Ok(scan_match::report(MatchInput {
+        target,
+        inventory,
+        index: &index,
+        covered: &covered,
+        database,
+        previous,
+        now,
+    }))
+}
+
 /// The findings of each of `digests` by severity, for listings: an image's own report; an
 /// index (its `children`), the sum of its children's; `None` when nothing was scanned.
 pub async fn listing_totals(
@@ -188,16 +195,18 @@ pub async fn listing_totals(
             if scanned.is_empty() {
                 return None;
             }
-            Some(scanned.iter().fold(SeverityTotals::default(), |sum, t| {
-                SeverityTotals {
-                    critical: sum.critical + t.critical,
-                    high: sum.high + t.high,
-                    medium: sum.medium + t.medium,
-                    low: sum.low + t.low,
-                    none: sum.none + t.none,
-                    unknown: sum.unknown + t.unknown,
-                }
-            }))
+            Some(
+                scanned
+                    .iter()
+                    .fold(SeverityTotals::default(), |sum, t| SeverityTotals {
+                        critical: sum.critical + t.critical,
+                        high: sum.high + t.high,
+                        medium: sum.medium + t.medium,
+                        low: sum.low + t.low,
+                        none: sum.none + t.none,
+                        unknown: sum.unknown + t.unknown,
+                    }),
+            )
         })
         .collect())
 }

@@ -42,7 +42,11 @@ impl VulnDbService {
             .store
             .replace_vuln_source(name, &records, newest.as_deref(), now)
             .await?;
-        tracing::info!(source = name, records = state.records, "vulnerability source imported");
+        tracing::info!(
+            source = name,
+            records = state.records,
+            "vulnerability source imported"
+        );
         Ok(state)
     }
 
@@ -72,10 +76,7 @@ fn validate_source_name(name: &str) -> Result<(), ServiceError> {
 
 /// Every record of the zip with its index keys, and the newest `modified`; the first entry
 /// that does not parse fails the whole import.
-fn read_zip(
-    source: &str,
-    zip: &[u8],
-) -> Result<(Vec<NewRecord>, Option<String>), ServiceError> {
+fn read_zip(source: &str, zip: &[u8]) -> Result<(Vec<NewRecord>, Option<String>), ServiceError> {
     // `osv::read_zip` reads a file, as osv.dev's exports are files.
     let mut file = tempfile::NamedTempFile::new()?;
     file.write_all(zip)?;
