@@ -141,7 +141,9 @@ async fn bench_import_and_match() {
     );
 
     // The server's own database file, opened beside it as a second API node would.
-    let store = Store::open(&server.data.path().join("kiln.db"))
+    let key = std::fs::read(server.data.path().join("secret.key")).unwrap();
+    let key: [u8; 32] = key.try_into().unwrap();
+    let store = Store::open_sealed(&server.data.path().join("kiln.db"), &key)
         .await
         .unwrap();
     let inventory = inventory(&osv);
