@@ -29,6 +29,22 @@ async fn import(server: &TestServer, source: &str, records: &[Value]) {
     assert_eq!(out.code, 0, "{out:#?}");
 }
 
+/// `DEBIAN-CVE-T1` (openssl below 3.0.15-1~deb12u1, scored `vector`) and `PYSEC-T1` (django
+/// below 4.2.16, unscored).
+async fn import_openssl_and_django(server: &TestServer, vector: &str) {
+    let openssl = "openssl";
+    let debian = record(
+        "DEBIAN-CVE-T1",
+        "Debian:12",
+        openssl,
+        "3.0.15-1~deb12u1",
+        Some(vector),
+    );
+    import(server, "Debian:12", &[debian]).await;
+    let django = record("PYSEC-T1", "PyPI", "django", "4.2.16", None);
+    import(server, "PyPI", &[django]).await;
+}
+
 fn record(id: &str, ecosystem: &str, name: &str, fixed: &str, vector: Option<&str>) -> Value {
     let mut record = json!({"id": id, "modified": "2024-05-01T00:00:00Z", "aliases": ["CVE-2024-0001"],
         "affected": [{"package": {"ecosystem": ecosystem, "name": name},
@@ -150,24 +166,7 @@ async fn get_scans(server: &TestServer, repo: &str, reference: &str) -> (u16, Va
 #[tokio::test]
 async fn inventories_are_matched_stored_and_rematched_after_an_import() {
     let server = TestServer::start_with(|a| a.workers = 0).await;
-    import(
-        &server,
-        "Debian:12",
-        &[record(
-            "DEBIAN-CVE-T1",
-            "Debian:12",
-            "openssl",
-            "3.0.15-1~deb12u1",
-            Some(CRITICAL),
-        )],
-    )
-    .await;
-    import(
-        &server,
-        "PyPI",
-        &[record("PYSEC-T1", "PyPI", "django", "4.2.16", None)],
-    )
-    .await;
+    import_openssl_and_django(&server, CRITICAL).await;
     let worker = Worker::lease(&server).await;
     let repo = unique_repo("scan");
     let (digest, _) = push(&server, &repo, "v1").await;
@@ -255,24 +254,7 @@ async fn inventories_are_matched_stored_and_rematched_after_an_import() {
 #[tokio::test]
 async fn stored_reports_are_served_per_platform_and_listed_by_severity() {
     let server = TestServer::start_with(|a| a.workers = 0).await;
-    import(
-        &server,
-        "Debian:12",
-        &[record(
-            "DEBIAN-CVE-T1",
-            "Debian:12",
-            "openssl",
-            "3.0.15-1~deb12u1",
-            Some(HIGH),
-        )],
-    )
-    .await;
-    import(
-        &server,
-        "PyPI",
-        &[record("PYSEC-T1", "PyPI", "django", "4.2.16", None)],
-    )
-    .await;
+    import_openssl_and_django(&server, HIGH).await;
     let worker = Worker::lease(&server).await;
     let repo = unique_repo("scan");
     let (amd64, amd64_size) = push(&server, &repo, "amd64").await;

@@ -7,6 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::osv::osv_dir;
 use common::*;
 use serde_json::{json, Value};
 
@@ -17,22 +18,6 @@ const EXPORTS: [(&str, u64, &str); 4] = [
     ("PyPI", 2661, "2024-10-10T17:22:00.587279Z"),
     ("crates.io", 1205, "2026-08-21T06:28:40Z"),
 ];
-
-pub fn osv_dir() -> Option<PathBuf> {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let found = [
-        std::env::var_os("KILN_OSV_DIR").map(PathBuf::from),
-        Some(manifest.join("../shared/osv")),
-        Some(manifest.join("../../shared/osv")),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|d| d.join("Go/all.zip").is_file());
-    if found.is_none() {
-        eprintln!("skipped: no OSV data (set KILN_OSV_DIR or put the exports in ../shared/osv)");
-    }
-    found
-}
 
 /// `kiln vulndb status -o json` as the owner.
 async fn status(server: &TestServer) -> Value {

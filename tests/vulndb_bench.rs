@@ -6,9 +6,9 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Instant;
 
+use common::osv::osv_dir;
 use common::*;
 use kiln::service::scans::match_inventory;
 use kiln::store::Store;
@@ -17,18 +17,6 @@ use kiln_worker::protocol::ScanTarget;
 use kiln_worker::scan::{Inventory, LayerRef, OsRelease, Package};
 
 const EXPORTS: [&str; 4] = ["Go", "crates.io", "PyPI", "Debian:12"];
-
-fn osv_dir() -> Option<PathBuf> {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    [
-        std::env::var_os("KILN_OSV_DIR").map(PathBuf::from),
-        Some(manifest.join("../shared/osv")),
-        Some(manifest.join("../../shared/osv")),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|d| d.join("Go/all.zip").is_file())
-}
 
 /// 1,000 packages that the records name, a quarter from each export (Debian's few source
 /// packages repeated as binaries), each at a version that its first record's range starts at,
@@ -112,10 +100,7 @@ fn inventory(osv: &std::path::Path) -> Inventory {
 #[tokio::test]
 #[ignore = "benchmark: scripts/bench_vulndb.sh"]
 async fn bench_import_and_match() {
-    let Some(osv) = osv_dir() else {
-        eprintln!("skipped: no OSV data in ../shared/osv (or KILN_OSV_DIR)");
-        return;
-    };
+    let Some(osv) = osv_dir() else { return };
     let server = TestServer::start_with(|a| a.workers = 0).await;
     let paths: Vec<String> = EXPORTS
         .iter()

@@ -13,6 +13,7 @@ use super::client::KilnClient;
 use super::format::{print_json, table, timestamp};
 use super::{CliError, OutputArgs, OutputFormat, ServerArgs};
 use crate::service::to_time;
+use crate::vuln::osv::{self, has_extension};
 
 #[derive(Debug, Subcommand)]
 pub enum VulnDbCommand {
@@ -123,7 +124,7 @@ fn zip_of(path: &Path) -> Result<Vec<u8>, CliError> {
         return std::fs::read(path).map_err(unreadable);
     }
     let files = if metadata.is_dir() {
-        record_files(path).map_err(unreadable)?
+        osv::record_files(path).map_err(|e| CliError::Input(e.to_string()))?
     } else {
         vec![path.to_path_buf()]
     };
@@ -145,30 +146,6 @@ fn zip_of(path: &Path) -> Result<Vec<u8>, CliError> {
         writer.write_all(&bytes).map_err(unreadable)?;
     }
     Ok(writer.finish().map_err(zip_error)?.into_inner())
-}
-
-/// The record files under `dir`, in path order.
-fn record_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(folder) = pending.pop() {
-        for entry in std::fs::read_dir(&folder)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if has_extension(&path, &["json", "yaml", "yml"]) {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-fn has_extension(path: &Path, extensions: &[&str]) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| extensions.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
 async fn status(a: OutputArgs) -> Result<(), CliError> {
@@ -223,7 +200,10 @@ mod tests {
         std::fs::write(dir.path().join("README.md"), "no").unwrap();
         let zip = zip_of(dir.path()).unwrap();
         let archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
-        let mut names: Vec<&str> = archive.file_names().collect();
+        let mut names: Vec<String> = archive
+            .file_names()
+            .map(|n| n.unwrap().into_owned())
+            .collect();
         names.sort();
         assert_eq!(names, ["a.json", "nested/b.yaml"]);
     }
