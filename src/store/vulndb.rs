@@ -6,10 +6,13 @@ use std::collections::BTreeSet;
 
 use kiln_worker::protocol::{DatabaseState, SourceState};
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{Store, StoreError};
 use crate::vuln::{Ecosystem, Record};
+
+/// Rows per multi-row INSERT: 5 values each, well under SQLite's 32,766 bound parameters.
+const ROWS_PER_INSERT: usize = 500;
 
 /// A record to store, with the index keys it is found under.
 pub struct NewRecord {
@@ -90,29 +93,42 @@ impl Store {
         .bind(version)
         .execute(&mut *tx)
         .await?;
-        for record in records {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO vuln_records (source, osv_id, modified, record)
-                 VALUES (?, ?, ?, ?) RETURNING id",
-            )
-            .bind(source)
-            .bind(&record.osv_id)
-            .bind(&record.modified)
-            .bind(&record.json)
+        // Ids are given here rather than read back, so rows go in by the hundred: one
+        // statement per record took most of an import. The write lock is held, so the
+        // range is free.
+        let first: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM vuln_records")
             .fetch_one(&mut *tx)
             .await?;
-            for (ecosystem, name) in &record.keys {
-                sqlx::query(
-                    "INSERT INTO vuln_packages (ecosystem, name, record_id, source)
-                     VALUES (?, ?, ?, ?)",
-                )
-                .bind(ecosystem)
-                .bind(name)
-                .bind(id)
-                .bind(source)
-                .execute(&mut *tx)
-                .await?;
-            }
+        let ids = (first..).zip(records);
+        let rows: Vec<(i64, &NewRecord)> = ids.collect();
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO vuln_records (id, source, osv_id, modified, record) ",
+            );
+            insert.push_values(chunk, |mut row, (id, record)| {
+                row.push_bind(*id)
+                    .push_bind(source)
+                    .push_bind(record.osv_id.as_str())
+                    .push_bind(record.modified.as_str())
+                    .push_bind(record.json.as_str());
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        let keys: Vec<(i64, &(String, String))> = rows
+            .iter()
+            .flat_map(|(id, record)| record.keys.iter().map(move |key| (*id, key)))
+            .collect();
+        for chunk in keys.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO vuln_packages (ecosystem, name, record_id, source) ",
+            );
+            insert.push_values(chunk, |mut row, (id, (ecosystem, name))| {
+                row.push_bind(ecosystem.as_str())
+                    .push_bind(name.as_str())
+                    .push_bind(*id)
+                    .push_bind(source);
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(SourceState {
