@@ -92,6 +92,10 @@ async fn main() {
             let scan = matches.subcommand_matches("scan");
             report(kiln::cli::scan::run(cmd, scan.unwrap_or(&matches)).await)
         }
+        Command::Vulndb(cmd) => {
+            init_tracing("warn");
+            report(kiln::cli::vulndb::run(cmd).await)
+        }
     };
     std::process::exit(code);
 }

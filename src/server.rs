@@ -26,11 +26,13 @@ use crate::service::registry::RegistryService;
 use crate::service::repositories::RepositoryService;
 use crate::service::retention::Retention;
 use crate::service::runs::RunService;
+use crate::service::scans::ScanService;
 use crate::service::source_triggers::HookService;
 use crate::service::tasks::TaskService;
 use crate::service::triggers::base_images::BaseImageTriggers;
 use crate::service::triggers::scan_on_push::ScanOnPush;
 use crate::service::triggers::timers::TimerScheduler;
+use crate::service::vulndb::VulnDbService;
 use crate::service::webhooks::WebhookService;
 use crate::service::RunSettings;
 use crate::store::{Store, StoreError};
@@ -215,6 +217,7 @@ impl Server {
             runs.clone(),
             args.scan_on_push,
         ));
+        let scans = Arc::new(ScanService::new(store.clone(), runs.clone()));
         let app = App {
             runs,
             queue: queue.clone(),
@@ -230,6 +233,8 @@ impl Server {
             )),
             tasks,
             webhooks: webhooks.clone(),
+            vulndb: Arc::new(VulnDbService::new(store.clone(), clock.clone())),
+            scans,
         };
         // Before any worker asks for work: what a stopped process's embedded workers held
         // ends now, not a lease time from now.

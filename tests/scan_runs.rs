@@ -199,10 +199,7 @@ async fn kiln_scan_in_a_cmd_step_is_built_in() {
     assert_eq!(steps[0]["type"], "scan", "{steps:#?}");
 }
 
-/// Needs the server's matching (`POST /api/worker/runs/{id}/scans`), which the vulnerability
-/// database part provides.
 #[tokio::test]
-#[ignore = "needs the server's POST /api/worker/runs/{id}/scans (the vulndb part)"]
 async fn without_data_for_an_ecosystem_a_scan_fails_unless_allowed() {
     let server = TestServer::start().await;
     let repo = unique_repo("nodb");

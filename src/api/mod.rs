@@ -12,9 +12,11 @@ pub mod oci_error;
 mod registry;
 mod repositories;
 mod runs;
+mod scans;
 mod tasks;
 mod timers;
 mod tokens;
+mod vulndb;
 mod webhooks;
 mod workers;
 
@@ -33,8 +35,10 @@ use crate::service::queue::Queue;
 use crate::service::registry::RegistryService;
 use crate::service::repositories::RepositoryService;
 use crate::service::runs::RunService;
+use crate::service::scans::ScanService;
 use crate::service::source_triggers::HookService;
 use crate::service::tasks::TaskService;
+use crate::service::vulndb::VulnDbService;
 use crate::service::webhooks::WebhookService;
 
 /// What every handler can reach.
@@ -54,6 +58,9 @@ pub struct App {
     pub hooks: Arc<HookService>,
     // Outbound webhooks (issue 11).
     pub webhooks: Arc<WebhookService>,
+    // Vulnerability database and scan reports (issue 13).
+    pub vulndb: Arc<VulnDbService>,
+    pub scans: Arc<ScanService>,
 }
 
 pub fn router(app: App) -> Router {
@@ -68,6 +75,8 @@ pub fn router(app: App) -> Router {
         .merge(timers::routes())
         .merge(hooks::routes())
         .merge(webhooks::routes())
+        .merge(vulndb::routes())
+        .merge(scans::routes())
         .method_not_allowed_fallback(method_not_allowed);
     let authenticated = Router::new()
         .merge(api)

@@ -3,15 +3,15 @@
 //! past the end of the log gets 409 `LOG_GAP` with the offset to resend from.
 //! Only worker tokens get past the route layer, before any body is read.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kiln_worker::protocol::{
-    Heartbeat, HeartbeatReply, LeaseRequest, LogAppendReply, ReturnRun, RunResult, SourceReply,
-    SourceResolved, StepsUpdate,
+    Heartbeat, HeartbeatReply, LeaseRequest, LogAppendReply, ReturnRun, RunResult, ScanAnswer,
+    ScanUpload, SourceReply, SourceResolved, StepsUpdate,
 };
 use serde::Deserialize;
 
@@ -32,6 +32,10 @@ pub fn routes() -> Router<App> {
         .route("/api/worker/runs/{id}/steps", post(steps))
         .route("/api/worker/runs/{id}/return", post(give_back))
         .route("/api/worker/runs/{id}/context", get(context))
+        .route(
+            "/api/worker/runs/{id}/scans",
+            post(scans).layer(DefaultBodyLimit::max(MAX_INVENTORY)),
+        )
         .route_layer(axum::middleware::from_fn(require_worker))
 }
 
@@ -41,6 +45,10 @@ async fn require_worker(principal: Principal, req: Request, next: Next) -> Respo
         Err(e) => ApiError::from(e).into_response(),
     }
 }
+
+/// An inventory of a large image (tens of thousands of packages, each with its path and
+/// layer) is some MB of JSON: more than axum's default body limit.
+const MAX_INVENTORY: usize = 256 << 20;
 
 #[derive(Deserialize)]
 struct AttemptQuery {
@@ -126,4 +134,12 @@ async fn context(
 ) -> Result<Response, ApiError> {
     let digest = app.queue.context_of(run_id(&id)?, q.attempt).await?;
     archive_response(&app, &digest).await
+}
+
+async fn scans(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    ValidJson(upload): ValidJson<ScanUpload>,
+) -> Result<Json<ScanAnswer>, ApiError> {
+    Ok(Json(app.scans.answer(&run_id(&id)?, upload).await?))
 }

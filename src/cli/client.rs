@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
-use kiln_worker::protocol::{ApiErrorBody, Digest, RunId, Secret};
+use kiln_worker::protocol::{
+    ApiErrorBody, DatabaseState, Digest, RunId, ScanReport, Secret, SourceState,
+};
 use reqwest::StatusCode;
 
 use super::{CliError, ServerArgs};
@@ -105,6 +107,36 @@ impl KilnClient {
         self.send(self.request(reqwest::Method::DELETE, path))
             .await?;
         Ok(())
+    }
+
+    /// `kiln vulndb import`: replaces source `name` with the records of `zip`.
+    pub async fn import_vuln_source(
+        &self,
+        name: &str,
+        zip: Vec<u8>,
+    ) -> Result<SourceState, CliError> {
+        let path = format!("/api/vulndb/sources/{name}");
+        let req = self
+            .request(reqwest::Method::POST, &path)
+            .header(reqwest::header::CONTENT_TYPE, "application/zip")
+            .body(zip);
+        json(self.send(req).await?).await
+    }
+
+    /// `kiln vulndb status`.
+    pub async fn vuln_status(&self) -> Result<DatabaseState, CliError> {
+        self.get_json("/api/vulndb", &()).await
+    }
+
+    /// The stored scan reports of `repository` at `reference` (a tag or `sha256:…`), one
+    /// per platform.
+    pub async fn scan_reports(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Vec<ScanReport>, CliError> {
+        let query = [("repository", repository), ("reference", reference)];
+        self.get_json("/api/scans", &query).await
     }
 
     pub async fn context_exists(&self, digest: &Digest) -> Result<bool, CliError> {
@@ -270,21 +302,5 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response, CliError> {
         Err(CliError::Rejected(message))
     } else {
         Err(CliError::Server(message))
-    }
-}
-
-// TEMP(scan_reports): V's branch replaces this
-impl KilnClient {
-    /// The stored reports of an image (`GET /api/scans`), one per platform.
-    pub async fn scan_reports(
-        &self,
-        repository: &str,
-        reference: &str,
-    ) -> Result<Vec<kiln_worker::protocol::ScanReport>, CliError> {
-        self.get_json(
-            "/api/scans",
-            &[("repository", repository), ("reference", reference)],
-        )
-        .await
     }
 }

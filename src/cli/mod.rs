@@ -22,6 +22,7 @@ mod task_hooks;
 mod task_timer;
 pub mod task_validate;
 pub mod token;
+pub mod vulndb;
 pub mod webhook;
 mod words;
 
@@ -75,6 +76,10 @@ pub enum Command {
     /// as a run: streams its log and exits with its result (1 at --severity-threshold);
     /// `kiln scan show IMAGE` prints the stored report.
     Scan(scan::ScanCmd),
+    /// The vulnerability database scans are matched against: import OSV data, show its
+    /// sources.
+    #[command(subcommand)]
+    Vulndb(vulndb::VulnDbCommand),
 }
 
 /// How client commands find the server.

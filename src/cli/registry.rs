@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use kiln_worker::protocol::{count, human_size};
+use kiln_worker::protocol::{count, human_size, SeverityTotals};
 
 use super::client::KilnClient;
 use super::format::{print_json, table, timestamp};
@@ -297,7 +297,7 @@ async fn show_manifests(a: ShowManifestsArgs) -> Result<(), CliError> {
         return print_json(&manifests);
     }
     if a.detail {
-        let rows: Vec<[String; 10]> = manifests.iter().map(manifest_row).collect();
+        let rows: Vec<[String; 11]> = manifests.iter().map(manifest_row).collect();
         let header = [
             "DIGEST",
             "TAGS",
@@ -309,13 +309,14 @@ async fn show_manifests(a: ShowManifestsArgs) -> Result<(), CliError> {
             "WRITE",
             "DELETE",
             "RUN",
+            "FINDINGS",
         ];
         print!("{}", table(header, &rows));
     } else {
         let rows: Vec<[String; 3]> = manifests
             .iter()
             .map(|m| {
-                let [digest, tags, .., updated, _, _, _] = manifest_row(m);
+                let [digest, tags, .., updated, _, _, _, _] = manifest_row(m);
                 [digest, tags, updated]
             })
             .collect();
@@ -324,7 +325,7 @@ async fn show_manifests(a: ShowManifestsArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn manifest_row(m: &Manifest) -> [String; 10] {
+fn manifest_row(m: &Manifest) -> [String; 11] {
     let or_dash = |s: String| if s.is_empty() { "-".into() } else { s };
     let [write, delete] = locks(&m.changeable_attributes);
     [
@@ -338,7 +339,17 @@ fn manifest_row(m: &Manifest) -> [String; 10] {
         write,
         delete,
         m.run_id.clone().unwrap_or("-".into()),
+        m.findings.as_ref().map_or("-".into(), findings_cell),
     ]
+}
+
+/// `C2 H5 M1 L0 U3`: a stored report's findings by severity (CVSS "none" findings are left
+/// out; the JSON output has them).
+fn findings_cell(t: &SeverityTotals) -> String {
+    format!(
+        "C{} H{} M{} L{} U{}",
+        t.critical, t.high, t.medium, t.low, t.unknown
+    )
 }
 
 async fn show(a: ShowArgs) -> Result<(), CliError> {
@@ -370,7 +381,7 @@ async fn show(a: ShowArgs) -> Result<(), CliError> {
     if a.output == OutputFormat::Json {
         return print_json(&m);
     }
-    let [digest, tags, media_type, platforms, size, created, updated, write, delete, run] =
+    let [digest, tags, media_type, platforms, size, created, updated, write, delete, run, findings] =
         manifest_row(&m);
     let rows = [
         ("Repository:", repo.to_string()),
@@ -384,6 +395,7 @@ async fn show(a: ShowArgs) -> Result<(), CliError> {
         ("Pushed by run:", run),
         ("Write enabled:", write),
         ("Delete enabled:", delete),
+        ("Findings:", findings),
     ];
     rows.iter().for_each(|(k, v)| println!("{k:<15} {v}"));
     Ok(())

@@ -80,7 +80,7 @@ impl RepositoryService {
         who.authorize(name, Action::Pull)?;
         self.find_repository(name).await?;
         let rows = self.store.manifests(name).await?;
-        rows.into_iter().map(manifest).collect()
+        self.with_findings(rows).await
     }
 
     /// One manifest, named by digest or by one of its tags.
@@ -93,9 +93,27 @@ impl RepositoryService {
         who.authorize(name, Action::Pull)?;
         let digest = self.resolve(name, reference).await?;
         let row = self.store.manifest(name, &digest).await?;
-        row.map(manifest)
-            .transpose()?
-            .ok_or_else(|| manifest_not_found(name, reference))
+        let row = row.ok_or_else(|| manifest_not_found(name, reference))?;
+        let mut found = self.with_findings(vec![row]).await?;
+        Ok(found.remove(0))
+    }
+
+    /// The manifests with their findings from the stored scan reports, in one query.
+    async fn with_findings(&self, rows: Vec<ManifestRow>) -> Result<Vec<Manifest>, ServiceError> {
+        let digests: Vec<(String, Vec<String>)> = rows
+            .iter()
+            .map(|m| (m.digest.clone(), split_list(m.children.clone())))
+            .collect();
+        let totals = super::scans::listing_totals(&self.store, &digests).await?;
+        rows.into_iter()
+            .zip(totals)
+            .map(|(row, findings)| {
+                Ok(Manifest {
+                    findings,
+                    ..manifest(row)?
+                })
+            })
+            .collect()
     }
 
     /// Locks or unlocks a repository (`az acr repository update --repository`).
@@ -323,6 +341,7 @@ fn manifest(m: ManifestRow) -> Result<Manifest, ServiceError> {
         last_update_time: to_time(m.updated_at),
         run_id: m.run_id,
         changeable_attributes: m.attributes.into(),
+        findings: None,
     })
 }
 

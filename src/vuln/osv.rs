@@ -7,7 +7,8 @@ mod read;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use read::{read_dir, read_path, read_zip, ReadError, Records};
+pub(crate) use read::has_extension;
+pub use read::{read_dir, read_path, read_zip, record_files, ReadError, Records};
 
 /// One vulnerability record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

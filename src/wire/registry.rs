@@ -48,6 +48,10 @@ pub struct Manifest {
     pub run_id: Option<String>,
     #[serde(default)]
     pub changeable_attributes: ChangeableAttributes,
+    /// Findings of its stored scan report by severity (an index: the sum of its images');
+    /// absent when it was never scanned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<kiln_worker::protocol::SeverityTotals>,
 }
 
 /// ACR's `changeableAttributes`: the locks on a repository, tag or manifest. Kiln keeps

@@ -21,6 +21,7 @@ pub mod docker_cli;
 pub mod git_servers;
 pub mod log_lines;
 pub mod oci;
+pub mod osv;
 pub mod skopeo;
 pub mod timer_cli;
 pub mod webhooks;

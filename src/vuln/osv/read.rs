@@ -99,6 +99,14 @@ pub fn read_zip(path: &Path) -> Result<Records, ReadError> {
 
 /// Reads every `.json`/`.yaml`/`.yml` file under `dir`, in path order.
 pub fn read_dir(dir: &Path) -> Result<Records, ReadError> {
+    let files = record_files(dir)?;
+    Ok(Records(Box::new(
+        files.into_iter().map(|path| read_file(&path)),
+    )))
+}
+
+/// The `.json`/`.yaml`/`.yml` files under `dir` (recursively), in path order.
+pub fn record_files(dir: &Path) -> Result<Vec<PathBuf>, ReadError> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(folder) = pending.pop() {
@@ -112,9 +120,7 @@ pub fn read_dir(dir: &Path) -> Result<Records, ReadError> {
         }
     }
     files.sort();
-    Ok(Records(Box::new(
-        files.into_iter().map(|path| read_file(&path)),
-    )))
+    Ok(files)
 }
 
 const RECORD_EXTENSIONS: &[&str] = &["json", "yaml", "yml"];
@@ -137,7 +143,7 @@ fn parse(entry: &str, bytes: &[u8]) -> Result<Record, ReadError> {
     })
 }
 
-fn has_extension(path: &Path, extensions: &[&str]) -> bool {
+pub(crate) fn has_extension(path: &Path, extensions: &[&str]) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| extensions.iter().any(|x| e.eq_ignore_ascii_case(x)))
