@@ -49,6 +49,15 @@ pub fn rfc3339(time: chrono::DateTime<chrono::Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+/// The records under any of a JSON array of `[ecosystem, name]` keys: each key seeks the
+/// `vuln_packages` primary key.
+const RECORDS_FOR_KEYS: &str = "SELECT r.id, r.record FROM vuln_records r WHERE r.id IN (
+        SELECT p.record_id FROM vuln_packages p
+        JOIN (SELECT json_extract(value, '$[0]') AS ecosystem,
+                     json_extract(value, '$[1]') AS name FROM json_each(?)) k
+          ON p.ecosystem = k.ecosystem AND p.name = k.name)
+    ORDER BY r.id";
+
 /// A stored record found for one key.
 pub struct FoundRecord {
     pub record_id: i64,
@@ -164,17 +173,10 @@ impl Store {
         keys: &[(String, String)],
     ) -> Result<Vec<FoundRecord>, StoreError> {
         let keys = serde_json::to_string(keys).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let rows = sqlx::query(
-            "SELECT r.id, r.record FROM vuln_records r WHERE r.id IN (
-                 SELECT p.record_id FROM vuln_packages p
-                 JOIN (SELECT json_extract(value, '$[0]') AS ecosystem,
-                         json_extract(value, '$[1]') AS name FROM json_each(?)) k
-                   ON p.ecosystem = k.ecosystem AND p.name = k.name)
-             ORDER BY r.id",
-        )
-        .bind(keys)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(RECORDS_FOR_KEYS)
+            .bind(keys)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .iter()
             .map(|row| FoundRecord {
@@ -207,5 +209,81 @@ fn source_state(row: &SqliteRow) -> SourceState {
         records: row.get::<i64, _>("records").max(0) as u64,
         newest_modified: row.get("newest_modified"),
         imported_at: row.get("imported_at"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn record(id: &str, ecosystem: &str, name: &str) -> NewRecord {
+        let record: Record = serde_json::from_value(json!({"id": id,
+            "modified": "2024-01-01T00:00:00Z",
+            "affected": [{"package": {"ecosystem": ecosystem, "name": name}, "versions": ["1"]}]}))
+        .unwrap();
+        NewRecord::of(&record).unwrap()
+    }
+
+    fn keys(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(e, n)| (e.to_string(), n.to_string()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn records_are_found_by_key_and_a_reimport_replaces_only_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kiln.db")).await.unwrap();
+        let debian = [
+            record("D-1", "Debian:12", "openssl"),
+            record("D-2", "Debian:12", "zlib"),
+        ];
+        store
+            .replace_vuln_source("Debian:12", &debian, None, 1)
+            .await
+            .unwrap();
+        let pypi = [record("P-1", "PyPI", "Foo_Bar")];
+        store
+            .replace_vuln_source("PyPI", &pypi, None, 2)
+            .await
+            .unwrap();
+        let wanted = keys(&[("Debian:12", "openssl"), ("PyPI", "foo-bar"), ("npm", "x")]);
+        let found = store.vuln_records_for(&wanted).await.unwrap();
+        assert_eq!(found.len(), 2);
+        let ecosystems = ["Debian:12".to_string(), "npm".to_string()];
+        let covered = store.vuln_ecosystems_covered(&ecosystems).await.unwrap();
+        assert_eq!(covered, ["Debian:12"]);
+
+        let replaced = [record("D-3", "Debian:12", "expat")];
+        store
+            .replace_vuln_source("Debian:12", &replaced, None, 3)
+            .await
+            .unwrap();
+        let found = store.vuln_records_for(&wanted).await.unwrap();
+        assert_eq!(found.len(), 1, "openssl's record went with the old import");
+        let db = store.vuln_database().await.unwrap();
+        assert_eq!(db.version, 3);
+        let counts: Vec<(&str, u64)> = db
+            .sources
+            .iter()
+            .map(|s| (s.name.as_str(), s.records))
+            .collect();
+        assert_eq!(counts, [("Debian:12", 1), ("PyPI", 1)]);
+    }
+
+    #[tokio::test]
+    async fn looking_records_up_seeks_the_package_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kiln.db")).await.unwrap();
+        let explain = format!("EXPLAIN QUERY PLAN {RECORDS_FOR_KEYS}");
+        let plan = crate::store::query_plan(&store, sqlx::query(&explain).bind("[]")).await;
+        assert!(
+            plan.iter()
+                .any(|d| d.starts_with("SEARCH p USING PRIMARY KEY (ecosystem=? AND name=?)")),
+            "{plan:?}"
+        );
     }
 }
