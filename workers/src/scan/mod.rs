@@ -12,7 +12,7 @@
 //! [`layers::MAX_KEPT_FILE`]; dpkg's and apk's databases with their earlier versions) and
 //! symlinks. Executables are scanned for Go build info as they stream by; those up to
 //! [`binary::AUDITABLE_MAX_BINARY`] (64 MiB) are also held whole, one at a time, to find
-//! their `cargo auditable` section. Layers compressed with zstd are refused by name.
+//! their `cargo auditable` section. Layers may be plain tar, gzip or zstd.
 
 pub mod binary;
 pub mod catalogers;
