@@ -18,6 +18,7 @@ pub mod binary;
 pub mod catalogers;
 pub mod inventory;
 pub mod layers;
+pub mod oci_layout;
 pub mod path;
 pub mod sbom;
 pub mod view;
