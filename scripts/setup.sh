@@ -3,7 +3,7 @@
 # a Docker engine with BuildKit, a CNCF distribution registry on 127.0.0.1:5000 (delete enabled),
 # skopeo, arm64 emulation (qemu-user-static through binfmt_misc), and a local busybox base image
 # in that registry, an OCI index for linux/amd64 and linux/arm64 (nothing can be pulled from the
-# internet).
+# internet); syft and spdx-tools from PyPI, and the scan tests' images (build-scan-images.sh).
 set -euo pipefail
 
 STATE=${KILN_SETUP_DIR:-/var/lib/kiln-setup}
