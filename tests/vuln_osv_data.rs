@@ -5,9 +5,11 @@
 //! The `#[ignore]` benchmarks print figures: `cargo test --release --test vuln_osv_data --
 //! --ignored --nocapture`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::time::Instant;
 
+use common::osv_data::{load, osv_dir};
 use kiln::vuln::osv::{self, Event, RangeKind, Record};
 use kiln::vuln::{evaluate, severity, Ecosystem, Index, Level, Package, Verdict};
 
@@ -18,30 +20,6 @@ const EXPORTS: [(&str, usize); 4] = [
     ("PyPI", 2661),
     ("Debian:12", 99),
 ];
-
-fn osv_dir() -> Option<PathBuf> {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        std::env::var_os("KILN_OSV_DIR").map(PathBuf::from),
-        Some(manifest.join("../shared/osv")),
-        Some(manifest.join("../../shared/osv")),
-    ];
-    let found = candidates
-        .into_iter()
-        .flatten()
-        .find(|d| d.join("Go/all.zip").is_file());
-    if found.is_none() {
-        eprintln!("skipped: no OSV data (set KILN_OSV_DIR or put the exports in ../shared/osv)");
-    }
-    found
-}
-
-fn load(dir: &Path, export: &str) -> Vec<Record> {
-    osv::read_zip(&dir.join(export).join("all.zip"))
-        .unwrap()
-        .map(|r| r.unwrap_or_else(|e| panic!("{export}: {e}")))
-        .collect()
-}
 
 fn find<'a>(records: &'a [Record], id: &str) -> &'a Record {
     records

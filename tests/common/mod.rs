@@ -21,6 +21,7 @@ pub mod docker_cli;
 pub mod git_servers;
 pub mod log_lines;
 pub mod oci;
+pub mod osv_data;
 pub mod scan_images;
 pub mod skopeo;
 pub mod timer_cli;
