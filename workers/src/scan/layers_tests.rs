@@ -317,12 +317,24 @@ async fn async_readers_walk_the_same_way() {
     let tar = TarLayer::new()
         .file("app/node_modules/a/package.json", manifest("a", "1.0.0"))
         .gzip();
+    let zstd = TarLayer::new()
+        .file("app/node_modules/b/package.json", manifest("b", "1.0.0"))
+        .zstd();
     let walker = LayerWalker::for_catalogers();
     let walker = walker
         .apply_layer_async(layer_ref(0), std::io::Cursor::new(tar))
         .await
+        .unwrap()
+        .apply_layer_async(layer_ref(1), std::io::Cursor::new(zstd))
+        .await
         .unwrap();
-    assert_eq!(paths(&walker.finish()), ["app/node_modules/a/package.json"]);
+    assert_eq!(
+        paths(&walker.finish()),
+        [
+            "app/node_modules/a/package.json",
+            "app/node_modules/b/package.json"
+        ]
+    );
 }
 
 /// Builds a Go program with a replaced dependency; `None` when Go is not installed.
