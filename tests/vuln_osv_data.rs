@@ -7,10 +7,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Instant;
 
-use common::osv::osv_dir;
+use common::osv::{load, osv_dir};
 use kiln::vuln::osv::{self, Event, RangeKind, Record};
 use kiln::vuln::{evaluate, severity, Ecosystem, Index, Level, Package, Verdict};
 
@@ -21,13 +20,6 @@ const EXPORTS: [(&str, usize); 4] = [
     ("PyPI", 2661),
     ("Debian:12", 99),
 ];
-
-fn load(dir: &Path, export: &str) -> Vec<Record> {
-    osv::read_zip(&dir.join(export).join("all.zip"))
-        .unwrap()
-        .map(|r| r.unwrap_or_else(|e| panic!("{export}: {e}")))
-        .collect()
-}
 
 fn find<'a>(records: &'a [Record], id: &str) -> &'a Record {
     records

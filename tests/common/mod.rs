@@ -22,6 +22,7 @@ pub mod git_servers;
 pub mod log_lines;
 pub mod oci;
 pub mod osv;
+pub mod scan_images;
 pub mod skopeo;
 pub mod timer_cli;
 pub mod webhooks;

@@ -20,3 +20,11 @@ pub fn osv_dir() -> Option<PathBuf> {
     }
     found
 }
+
+/// Every record of one export (`Go`, `PyPI`, …), panicking on any that does not parse.
+pub fn load(dir: &std::path::Path, export: &str) -> Vec<kiln::vuln::osv::Record> {
+    kiln::vuln::osv::read_zip(&dir.join(export).join("all.zip"))
+        .unwrap()
+        .map(|r| r.unwrap_or_else(|e| panic!("{export}: {e}")))
+        .collect()
+}

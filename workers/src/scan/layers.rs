@@ -1,5 +1,5 @@
-//! Applies an image's layers, in order, to a [`FileView`]: each layer's tar stream (gzip or
-//! plain) is read once, entry by entry, and nothing is unpacked to disk. OCI whiteouts remove
+//! Applies an image's layers, in order, to a [`FileView`]: each layer's tar stream (gzip, zstd
+//! or plain) is read once, entry by entry, and nothing is unpacked to disk. OCI whiteouts remove
 //! what lower layers left (`.wh.<name>`: that name and everything under it; `.wh..wh..opq`:
 //! everything in its directory); the whiteouts themselves never appear. Files are kept only
 //! when the filter wants them: small files whole, executables as what a streaming scan found.
@@ -53,8 +53,6 @@ pub enum LayerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("layer {index} ({digest}) is zstd-compressed, which this worker does not read yet")]
-    Zstd { index: usize, digest: String },
     #[error("the layer reader stopped: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -85,7 +83,8 @@ where
         }
     }
 
-    /// Reads one layer (gzip or uncompressed tar) to its end and applies it over the layers
+    /// Reads one layer (gzip, zstd or uncompressed tar; told apart by their magic numbers, as
+    /// a registry's media type can be wrong or generic) to its end and applies it over the layers
     /// applied so far. Layers must come in order, base first.
     pub fn apply_layer(&mut self, layer: LayerRef, reader: impl Read) -> Result<(), LayerError> {
         let read_err = |source| LayerError::Read {
@@ -96,12 +95,9 @@ where
         let mut reader = BufReader::with_capacity(256 * 1024, reader);
         let head = reader.fill_buf().map_err(read_err)?;
         if head.starts_with(ZSTD_MAGIC) {
-            return Err(LayerError::Zstd {
-                index: layer.index,
-                digest: layer.digest,
-            });
-        }
-        if head.starts_with(GZIP_MAGIC) {
+            let unzstd = zstd::stream::read::Decoder::with_buffer(reader).map_err(read_err)?;
+            self.apply_tar(&layer, unzstd).map_err(read_err)
+        } else if head.starts_with(GZIP_MAGIC) {
             let gunzip = flate2::bufread::MultiGzDecoder::new(reader);
             self.apply_tar(&layer, gunzip).map_err(read_err)
         } else {
@@ -110,7 +106,7 @@ where
     }
 
     /// [`LayerWalker::apply_layer`] for an async reader (a blob streaming from a registry),
-    /// run on a blocking thread: tar and gzip are synchronous.
+    /// run on a blocking thread: tar, gzip and zstd are synchronous.
     pub async fn apply_layer_async<R>(
         mut self,
         layer: LayerRef,

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use super::layers::{scan_layers, LayerError, LayerWalker, Want};
+use super::layers::{scan_layers, LayerWalker, Want};
 use super::test_layers::{layer_ref, layers, TarLayer};
 use super::view::{Content, FileView};
 use super::Inventory;
@@ -265,17 +265,34 @@ fn a_directory_replacing_a_symlink_removes_the_symlink() {
 }
 
 #[test]
-fn gzip_and_plain_layers_read_alike_and_zstd_is_refused_by_name() {
+fn gzip_zstd_and_plain_layers_read_alike() {
     let layer = || TarLayer::new().file("app/node_modules/a/package.json", manifest("a", "1.0.0"));
     let plain = scan_layers(layers(vec![layer().tar()])).unwrap();
     let gzip = scan_layers(layers(vec![layer().gzip()])).unwrap();
+    let zstd = scan_layers(layers(vec![layer().zstd()])).unwrap();
     assert_eq!(plain, gzip);
+    assert_eq!(plain, zstd);
     assert_eq!(plain.packages.len(), 1);
+}
 
-    let zstd = vec![0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0];
-    let err = scan_layers(layers(vec![layer().tar(), zstd])).unwrap_err();
-    assert!(matches!(err, LayerError::Zstd { index: 1, .. }), "{err}");
-    assert!(err.to_string().contains("zstd-compressed"), "{err}");
+#[test]
+fn a_zstd_layer_whites_out_what_a_gzip_layer_wrote() {
+    let base = TarLayer::new()
+        .file("app/node_modules/a/package.json", manifest("a", "1.0.0"))
+        .file("app/node_modules/b/package.json", manifest("b", "2.0.0"))
+        .gzip();
+    let upper = TarLayer::new().whiteout("app/node_modules/a").zstd();
+    let inventory = scan_layers(layers(vec![base, upper])).unwrap();
+    let names: Vec<_> = inventory.packages.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["b"]);
+}
+
+#[test]
+fn a_corrupt_zstd_layer_is_an_error_naming_the_layer() {
+    let mut zstd = TarLayer::new().file("Cargo.lock", vec![b'x'; 4096]).zstd();
+    zstd.truncate(zstd.len() / 2);
+    let err = scan_layers(layers(vec![TarLayer::new().tar(), zstd])).unwrap_err();
+    assert!(err.to_string().starts_with("layer 1 (sha256:"), "{err}");
 }
 
 #[test]
@@ -300,12 +317,24 @@ async fn async_readers_walk_the_same_way() {
     let tar = TarLayer::new()
         .file("app/node_modules/a/package.json", manifest("a", "1.0.0"))
         .gzip();
+    let zstd = TarLayer::new()
+        .file("app/node_modules/b/package.json", manifest("b", "1.0.0"))
+        .zstd();
     let walker = LayerWalker::for_catalogers();
     let walker = walker
         .apply_layer_async(layer_ref(0), std::io::Cursor::new(tar))
         .await
+        .unwrap()
+        .apply_layer_async(layer_ref(1), std::io::Cursor::new(zstd))
+        .await
         .unwrap();
-    assert_eq!(paths(&walker.finish()), ["app/node_modules/a/package.json"]);
+    assert_eq!(
+        paths(&walker.finish()),
+        [
+            "app/node_modules/a/package.json",
+            "app/node_modules/b/package.json"
+        ]
+    );
 }
 
 /// Builds a Go program with a replaced dependency; `None` when Go is not installed.

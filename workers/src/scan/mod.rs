@@ -6,18 +6,20 @@
 //!
 //! Pure code: no network, no Docker. The caller fetches the layers and hands over readers:
 //! [`scan_layers`] for `Read`ers, or [`LayerWalker::apply_layer_async`] per layer for blobs
-//! streaming from a registry, then [`Inventory::from_view`].
+//! streaming from a registry, then [`Inventory::from_view`]. [`oci_layout`] finds an image's
+//! layers in an OCI image layout on disk.
 //!
 //! Memory: the view holds only wanted files (package databases and manifests, each at most
 //! [`layers::MAX_KEPT_FILE`]; dpkg's and apk's databases with their earlier versions) and
 //! symlinks. Executables are scanned for Go build info as they stream by; those up to
 //! [`binary::AUDITABLE_MAX_BINARY`] (64 MiB) are also held whole, one at a time, to find
-//! their `cargo auditable` section. Layers compressed with zstd are refused by name.
+//! their `cargo auditable` section. Layers may be plain tar, gzip or zstd.
 
 pub mod binary;
 pub mod catalogers;
 pub mod inventory;
 pub mod layers;
+pub mod oci_layout;
 pub mod path;
 pub mod sbom;
 pub mod view;

@@ -68,6 +68,10 @@ impl TarLayer {
         gz.finish().unwrap()
     }
 
+    pub fn zstd(self) -> Vec<u8> {
+        zstd::stream::encode_all(self.tar().as_slice(), 1).unwrap()
+    }
+
     fn regular(mut self, path: &str, mode: u32, content: &[u8]) -> Self {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Regular);
