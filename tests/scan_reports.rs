@@ -151,6 +151,12 @@ fn target(server: &TestServer, repo: &str, tag: &str, digest: &str) -> Value {
     json!({"registry": registry, "repository": repo, "tag": tag, "digest": digest})
 }
 
+/// `target` as one platform of an index.
+fn with_platform(mut target: Value, platform: &str) -> Value {
+    target["platform"] = json!(platform);
+    target
+}
+
 /// `GET /api/scans` as the owner: the status and body.
 async fn get_scans(server: &TestServer, repo: &str, reference: &str) -> (u16, Value) {
     let resp = server
@@ -248,7 +254,10 @@ async fn inventories_are_matched_stored_and_rematched_after_an_import() {
     assert_eq!(stored.as_array().unwrap().len(), 1);
     assert_eq!(stored[0]["findings"], rescanned["findings"]);
     let (status, by_digest) = get_scans(&server, &repo, &digest).await;
-    assert_eq!((status, &by_digest), (200, &stored));
+    assert_eq!(status, 200, "{by_digest:#}");
+    assert_eq!(by_digest[0]["findings"], stored[0]["findings"]);
+    assert_eq!(stored[0]["target"]["tag"], "v1");
+    assert_eq!(by_digest[0]["target"].get("tag"), None);
 }
 
 #[tokio::test]
@@ -298,14 +307,14 @@ async fn stored_reports_are_served_per_platform_and_listed_by_severity() {
     worker
         .report(
             &server,
-            &target(&server, &repo, "multi", &amd64),
+            &with_platform(target(&server, &repo, "multi", &amd64), "linux/amd64"),
             Some(&debian12(vec![ssl, django.clone()])),
         )
         .await;
     worker
         .report(
             &server,
-            &target(&server, &repo, "multi", &arm64),
+            &with_platform(target(&server, &repo, "multi", &arm64), "linux/arm64"),
             Some(&debian12(vec![django])),
         )
         .await;
@@ -319,6 +328,18 @@ async fn stored_reports_are_served_per_platform_and_listed_by_severity() {
         .map(|r| r["target"]["digest"].as_str().unwrap())
         .collect();
     assert_eq!(digests, [amd64.as_str(), arm64.as_str()]);
+    assert_eq!(reports[0]["target"]["repository"], repo.as_str());
+    assert_eq!(reports[0]["target"]["tag"], "multi");
+
+    // Reports are stored by digest, but another repository's image is not shown through
+    // this one, even with its digest.
+    let other = unique_repo("scan-other");
+    let (status, elsewhere) = get_scans(&server, &other, &amd64).await;
+    assert_eq!(status, 404, "{elsewhere:#}");
+    assert_eq!(
+        elsewhere["error"]["message"],
+        format!("no scan report for {other}@{amd64}: manifest not found in repository '{other}'")
+    );
 
     let listed = server
         .kiln_output(&[

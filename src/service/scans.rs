@@ -111,9 +111,15 @@ impl ScanService {
                 })?
                 .digest
         };
+        // Reports are stored by digest: one of a digest this repository does not hold is
+        // not this repository's to show.
         let children = match self.store.manifest(repository, &digest).await? {
             Some(row) => super::repositories::split_list(row.children),
-            None => Vec::new(),
+            None => {
+                return Err(ServiceError::NotFound(format!(
+                    "no scan report for {image}: manifest not found in repository '{repository}'"
+                )))
+            }
         };
         let digests = if children.is_empty() {
             vec![digest.clone()]
@@ -123,7 +129,13 @@ impl ScanService {
         let mut reports = Vec::new();
         for digest in &digests {
             if let Some(stored) = self.store.report(digest).await? {
-                reports.push(stored.report);
+                let mut report = stored.report;
+                // The digest may have been scanned elsewhere (another repository or
+                // registry): the report names the image as it was asked for here.
+                report.target.registry = self.runs.settings.own_registry.clone();
+                report.target.repository = repository.to_string();
+                report.target.tag = (!reference.contains(':')).then(|| reference.to_string());
+                reports.push(report);
             }
         }
         if reports.is_empty() {
@@ -131,6 +143,10 @@ impl ScanService {
                 "no scan report stored for {image} ({digest}): scan it with `kiln scan`"
             )));
         }
+        // An index's children are held by digest: by platform reads better and is stable.
+        reports.sort_by(|a, b| {
+            (&a.target.platform, &a.target.digest).cmp(&(&b.target.platform, &b.target.digest))
+        });
         Ok(reports)
     }
 }
