@@ -389,3 +389,45 @@ async fn a_task_scans_every_repository_its_filter_picks_with_scan_all() {
     );
     assert!(!log.contains(&other), "{log}");
 }
+
+#[tokio::test]
+async fn attach_sbom_needs_push_rights_and_lists_the_sbom_as_a_referrer() {
+    let server = TestServer::start().await;
+    let repo = unique_repo("app/sbom");
+    let digest = push_python_image(&server, &repo, "v1").await;
+    let image = format!("{}/{repo}:v1", own_registry(&server));
+
+    let puller = server.create_token("puller", &["pull"], &[&repo]).await;
+    let (status, body) = post_scan(&server, &puller, &["--attach-sbom", &image]).await;
+    assert_eq!(status, 403, "{body:#}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("--attach-sbom needs the push role") && message.contains(&repo),
+        "{message}"
+    );
+    assert_eq!(server.run_count().await, 0);
+
+    let out = server
+        .kiln_output(&["scan", "--attach-sbom", "--allow-missing-db", &image])
+        .await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains(&format!("Attached SBOM (cyclonedx) to {digest} as sha256:")))
+        .unwrap_or_else(|| panic!("{out:#?}"));
+    let sbom = line.rsplit(' ').next().unwrap();
+    let referrers: Value = server
+        .http()
+        .get(format!("{}/v2/{repo}/referrers/{digest}", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = referrers["manifests"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{referrers:#}");
+    assert_eq!(listed[0]["digest"], json!(sbom));
+    assert_eq!(listed[0]["artifactType"], "application/vnd.cyclonedx+json");
+}

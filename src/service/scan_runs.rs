@@ -33,7 +33,16 @@ impl RunService {
             .map_err(|e| ServiceError::Invalid(format!("invalid scan arguments: {e}")))?;
         let job = self.settle_scan(req.words, &args)?;
         check_scan(&args, &Rights::Caller(who))?;
-        let registry_grants = self.registry_grants(&[], false, false, who)?;
+        // `--attach-sbom` pushes into what it scans: push where `who` may (checked above).
+        let attach = args.attach_sbom.is_some();
+        let mut registry_grants = self.registry_grants(&[], attach, attach, who)?;
+        if attach && job.kiln {
+            for image in &args.images {
+                let pattern =
+                    RepoPattern::from_str(image.repository()).map_err(ServiceError::Invalid)?;
+                registry_grants.push(Grant::new(pattern, &[Action::Pull, Action::Push]));
+            }
+        }
         let timeouts = (req.timeout_secs, req.queue_timeout_secs);
         let job = StoredJob::Scan(job);
         self.queue_own_job(
@@ -158,13 +167,37 @@ fn settle_registry(args: &ScanArgs, own: &str) -> Result<String, String> {
     Ok(registry)
 }
 
-/// Refuses the scan unless `who` may pull every repository it names (with `--all`, the run's
-/// credentials reach only what `who` may pull, so there is nothing to refuse).
+/// Refuses the scan unless `who` may pull every repository it names, and with
+/// `--attach-sbom` push there too (with `--all`, the run's credentials reach only what `who`
+/// may pull and push, so there is nothing to refuse).
 fn check_scan(args: &ScanArgs, who: &Rights<'_>) -> Result<(), ServiceError> {
+    check_role(
+        args,
+        who,
+        Action::Pull,
+        "scanning needs the pull role on what it scans",
+    )?;
+    if args.attach_sbom.is_some() {
+        check_role(
+            args,
+            who,
+            Action::Push,
+            "--attach-sbom needs the push role on what it scans",
+        )?;
+    }
+    Ok(())
+}
+
+fn check_role(
+    args: &ScanArgs,
+    who: &Rights<'_>,
+    action: Action,
+    needs: &str,
+) -> Result<(), ServiceError> {
     let mut refused: Vec<&str> = Vec::new();
     for image in &args.images {
         let repository = image.repository();
-        if !who.may(repository, Action::Pull) && !refused.contains(&repository) {
+        if !who.may(repository, action) && !refused.contains(&repository) {
             refused.push(repository);
         }
     }
@@ -172,7 +205,7 @@ fn check_scan(args: &ScanArgs, who: &Rights<'_>) -> Result<(), ServiceError> {
         return Ok(());
     }
     Err(AccessError::Denied(format!(
-        "scanning needs the pull role on what it scans, which you lack on: {}",
+        "{needs}, which you lack on: {}",
         refused.join(", ")
     ))
     .into())

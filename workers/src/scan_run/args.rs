@@ -36,6 +36,36 @@ pub struct ScanArgs {
     /// (the reports), `sarif` (SARIF 2.1.0) or `cyclonedx` (the SBOM of each image).
     #[arg(long, value_enum, default_value_t = ScanOutput::Table)]
     pub output: ScanOutput,
+    /// Push each platform image's SBOM (`cyclonedx`, the default, or `spdx`) to its
+    /// repository as an OCI referrer of the image; needs the push role there.
+    #[arg(long, value_enum, value_name = "FORMAT", num_args = 0..=1, require_equals = true,
+          default_missing_value = "cyclonedx")]
+    pub attach_sbom: Option<SbomFormat>,
+}
+
+/// The SBOM format `--attach-sbom` pushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SbomFormat {
+    Cyclonedx,
+    Spdx,
+}
+
+impl SbomFormat {
+    /// The name the log uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            SbomFormat::Cyclonedx => "cyclonedx",
+            SbomFormat::Spdx => "spdx",
+        }
+    }
+
+    /// The document's media type, the referrer's `artifactType`.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            SbomFormat::Cyclonedx => "application/vnd.cyclonedx+json",
+            SbomFormat::Spdx => "application/spdx+json",
+        }
+    }
 }
 
 /// How a scan's log ends.
@@ -152,6 +182,16 @@ mod tests {
         assert_eq!(args.output, ScanOutput::Sarif);
         assert!(args.allow_missing_db);
         assert_eq!(args.named_registries(), ["127.0.0.1:5000"]);
+        assert_eq!(args.attach_sbom, None);
+    }
+
+    #[test]
+    fn attach_sbom_defaults_to_cyclonedx_and_leaves_images_alone() {
+        let args = ScanArgs::from_words(words("--attach-sbom app:v1")).unwrap();
+        assert_eq!(args.attach_sbom, Some(SbomFormat::Cyclonedx));
+        assert_eq!(args.images.len(), 1);
+        let args = ScanArgs::from_words(words("app:v1 --attach-sbom=spdx")).unwrap();
+        assert_eq!(args.attach_sbom, Some(SbomFormat::Spdx));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 
 use serde_json::{json, Value};
 
+use super::args::SbomFormat;
 use crate::protocol::{Level, ScanReport};
-use crate::scan::sbom::{cyclonedx, SbomSubject};
+use crate::scan::sbom::{cyclonedx, spdx, SbomSubject};
 use crate::scan::Inventory;
 
 /// `--output json`: every platform's report.
@@ -65,15 +66,16 @@ fn sarif_level(level: Level) -> &'static str {
     }
 }
 
-/// `--output cyclonedx`: the SBOM of one platform's image.
-pub fn sbom(inventory: &Inventory, image: &str, tool_version: &str) -> Value {
+/// The SBOM of one platform's image (`--output cyclonedx`, `--attach-sbom`).
+pub fn sbom(inventory: &Inventory, image: &str, tool_version: &str, format: SbomFormat) -> Value {
     let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    cyclonedx(
-        inventory,
-        &SbomSubject {
-            image,
-            tool_version,
-            timestamp: &timestamp,
-        },
-    )
+    let subject = SbomSubject {
+        image,
+        tool_version,
+        timestamp: &timestamp,
+    };
+    match format {
+        SbomFormat::Cyclonedx => cyclonedx(inventory, &subject),
+        SbomFormat::Spdx => spdx(inventory, &subject),
+    }
 }

@@ -62,6 +62,9 @@ pub struct PlatformImage {
     pub target: ScanTarget,
     /// Layer digests, base first.
     pub layers: Vec<String>,
+    /// The image manifest's media type and size (a referrer's `subject` names them).
+    pub media_type: String,
+    pub size: u64,
 }
 
 /// The manifest `reference` (tag or digest) names in `repository`, as the images to scan:
@@ -73,7 +76,7 @@ pub async fn resolve(
     reference: &str,
 ) -> Result<Vec<PlatformImage>, String> {
     let tag = (!reference.contains(':')).then(|| reference.to_owned());
-    let (digest, doc) = fetch_manifest(http, repository, reference).await?;
+    let (digest, doc, size) = fetch_manifest(http, repository, reference).await?;
     let target = |digest: &str, index_digest: Option<&str>, platform: Option<String>| {
         Ok::<_, String>(ScanTarget {
             registry: registry.to_owned(),
@@ -89,6 +92,8 @@ pub async fn resolve(
         return Ok(vec![PlatformImage {
             target: target(&digest, None, platform)?,
             layers: layer_digests(&doc),
+            media_type: manifest_type(&doc),
+            size,
         }]);
     }
     let mut images = Vec::new();
@@ -100,7 +105,8 @@ pub async fn resolve(
         if child.platform.is_some() && platform.is_none() {
             continue;
         }
-        let (child_digest, child_doc) = fetch_manifest(http, repository, &child.digest).await?;
+        let (child_digest, child_doc, child_size) =
+            fetch_manifest(http, repository, &child.digest).await?;
         if is_index(&child_doc) {
             // Nested indexes are rare; their images are reached from their own digest.
             continue;
@@ -112,6 +118,8 @@ pub async fn resolve(
         images.push(PlatformImage {
             target: target(&child_digest, Some(&digest), platform)?,
             layers: layer_digests(&child_doc),
+            media_type: manifest_type(&child_doc),
+            size: child_size,
         });
     }
     if images.is_empty() {
@@ -155,7 +163,7 @@ async fn fetch_manifest(
     http: &RegistryHttp,
     repository: &str,
     reference: &str,
-) -> Result<(String, Document), String> {
+) -> Result<(String, Document, u64), String> {
     let path = format!("/v2/{repository}/manifests/{reference}");
     let answer = http
         .get(&path, &pull_scope(repository), Some(MANIFEST_ACCEPT))
@@ -179,7 +187,7 @@ async fn fetch_manifest(
     {
         doc.media_type = Some(served);
     }
-    Ok((digest, doc))
+    Ok((digest, doc, answer.body.len() as u64))
 }
 
 fn is_index(doc: &Document) -> bool {
@@ -187,6 +195,13 @@ fn is_index(doc: &Document) -> bool {
         Some(t) => INDEX_TYPES.contains(&t.as_str()),
         None => doc.config.is_none() && !doc.manifests.is_empty(),
     }
+}
+
+/// An image manifest's media type, OCI's when it names none.
+fn manifest_type(doc: &Document) -> String {
+    doc.media_type
+        .clone()
+        .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".to_owned())
 }
 
 fn layer_digests(doc: &Document) -> Vec<String> {

@@ -5,6 +5,7 @@
 //! and the built-in `kiln scan` step both call [`run_scan`].
 
 pub mod args;
+mod attach;
 mod documents;
 mod image;
 pub mod report;
@@ -21,7 +22,8 @@ use crate::protocol::{
 };
 use crate::registry_http::{catalog, tags, RegistryHttp};
 use crate::scan::Inventory;
-pub use args::{ScanArgs, ScanArgsError, ScanOutput};
+pub use args::{SbomFormat, ScanArgs, ScanArgsError, ScanOutput};
+pub use attach::referrers_tag;
 use image::{pull_scope, read_layers, resolve, PlatformImage};
 use report::{report_lines, scanning_line, summary_table, verdict};
 
@@ -126,7 +128,7 @@ pub async fn run_scan<S: ScanServer>(
             return ScanEnd::failed(message);
         }
     };
-    let want_inventory = req.args.output == ScanOutput::Cyclonedx;
+    let want_inventory = req.args.output == ScanOutput::Cyclonedx || req.args.attach_sbom.is_some();
     let mut scanned: HashSet<String> = HashSet::new();
     let mut reports: Vec<ScanReport> = Vec::new();
     let mut inventories: Vec<(String, Inventory)> = Vec::new();
@@ -163,6 +165,17 @@ pub async fn run_scan<S: ScanServer>(
                             "{}/{}@{}",
                             target.registry, target.repository, target.digest
                         );
+                        if let Some(format) = req.args.attach_sbom {
+                            if let Err(message) =
+                                attach(&http, &image, &inventory, &name, format, log).await
+                            {
+                                log(format!(
+                                    "Cannot attach the SBOM to {}: {message}",
+                                    target.digest
+                                ));
+                                errors.push(message);
+                            }
+                        }
                         inventories.push((name, inventory));
                     }
                     reports.push(report);
@@ -274,6 +287,31 @@ async fn scan_one<S: ScanServer>(
     }
 }
 
+/// Pushes the SBOM of `image` as its referrer and says so.
+async fn attach(
+    http: &RegistryHttp,
+    image: &PlatformImage,
+    inventory: &Inventory,
+    name: &str,
+    format: SbomFormat,
+    log: &(dyn Fn(String) + Sync),
+) -> Result<(), String> {
+    let document = documents::sbom(inventory, name, env!("CARGO_PKG_VERSION"), format);
+    let digest = image.target.digest.as_str();
+    let subject = attach::Subject {
+        repository: &image.target.repository,
+        media_type: &image.media_type,
+        digest,
+        size: image.size,
+    };
+    let sbom = attach::attach_sbom(http, &subject, format, &document).await?;
+    log(format!(
+        "Attached SBOM ({}) to {digest} as {sbom}",
+        format.name()
+    ));
+    Ok(())
+}
+
 /// The lines the log ends with, as `--output` asks.
 fn ending(
     output: ScanOutput,
@@ -287,7 +325,9 @@ fn ending(
         ScanOutput::Sarif => vec![documents::sarif(reports, version)],
         ScanOutput::Cyclonedx => inventories
             .iter()
-            .map(|(image, inventory)| documents::sbom(inventory, image, version))
+            .map(|(image, inventory)| {
+                documents::sbom(inventory, image, version, SbomFormat::Cyclonedx)
+            })
             .collect(),
     };
     documents

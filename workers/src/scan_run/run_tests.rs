@@ -345,3 +345,71 @@ async fn sarif_and_cyclonedx_end_the_log_and_a_missing_image_fails_clearly() {
         "{lines:?}"
     );
 }
+
+#[tokio::test]
+async fn attach_sbom_pushes_a_referrer_listed_under_the_referrers_tag() {
+    let (repository, amd64, arm64) = push_two_platform_index().await;
+    let (end, lines) = scan(
+        &format!("{REGISTRY}/{repository}:v1 --attach-sbom=spdx"),
+        &FakeServer::default(),
+    )
+    .await;
+    let log = lines.join("\n");
+    assert_eq!(end.exit_code, 0, "{log}");
+    let client = reqwest::Client::new();
+    for image in [&amd64, &arm64] {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("Attached SBOM (spdx) to {image} as sha256:")))
+            .unwrap_or_else(|| panic!("{log}"));
+        let sbom = line.rsplit(' ').next().unwrap();
+        // distribution 2.8 has no referrers API: the tag schema lists the SBOM.
+        let index: serde_json::Value = client
+            .get(format!(
+                "http://{REGISTRY}/v2/{repository}/manifests/{}",
+                referrers_tag(image)
+            ))
+            .header("Accept", "application/vnd.oci.image.index.v1+json")
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
+        assert_eq!(index["manifests"][0]["digest"], json!(sbom));
+        assert_eq!(
+            index["manifests"][0]["artifactType"],
+            "application/spdx+json"
+        );
+        let manifest: serde_json::Value = client
+            .get(format!(
+                "http://{REGISTRY}/v2/{repository}/manifests/{sbom}"
+            ))
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(manifest["subject"]["digest"], json!(image));
+        assert_eq!(manifest["artifactType"], "application/spdx+json");
+        assert_eq!(
+            manifest["config"]["mediaType"],
+            "application/vnd.oci.empty.v1+json"
+        );
+        let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+        let document: serde_json::Value = client
+            .get(format!("http://{REGISTRY}/v2/{repository}/blobs/{layer}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(document["spdxVersion"], "SPDX-2.3");
+    }
+}
