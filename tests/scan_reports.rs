@@ -77,15 +77,28 @@ struct Worker {
 }
 
 impl Worker {
+    /// Leases a scan run (of an image nobody pushed: the fake worker never reads it).
     async fn lease(server: &TestServer) -> Worker {
+        let body = json!({"words": ["never/read:v1"]});
+        let (status, body) = server
+            .post_json_as(server.owner_token(), "/api/runs/scan", &body)
+            .await;
+        assert_eq!(status, 201, "{body:#}");
+        Worker::lease_run(server, body["id"].as_str().unwrap(), "scan").await
+    }
+
+    /// Leases `run`, which is of `kind`, as a worker running only that kind.
+    async fn lease_run(server: &TestServer, run: &str, kind: &str) -> Worker {
         let token = server.create_token("host1", &["worker"], &[]).await;
-        let run = server.queue_scratch_run().await;
         let http = server.http_as(&token);
-        let lease = server.lease_as(&http, "host1").await;
-        assert_eq!(lease["runId"], run.as_str(), "{lease:#}");
+        let worker = json!({"id": "host1-1", "name": "host1", "platforms": ["linux/amd64"],
+            "protocol": 2, "jobs": [kind]});
+        let resp = server.lease_raw(&http, worker, 1000).await;
+        let lease: Value = resp.json().await.unwrap();
+        assert_eq!(lease["runId"], run, "{lease:#}");
         Worker {
             http,
-            run,
+            run: run.to_string(),
             attempt: lease["attempt"].as_u64().unwrap(),
         }
     }
@@ -345,4 +358,20 @@ async fn stored_reports_are_served_per_platform_and_listed_by_severity() {
         "{listed:#?}"
     );
     assert!(row(&unscanned).ends_with(" -"), "{listed:#?}");
+}
+
+#[tokio::test]
+async fn only_a_run_that_scans_may_upload_scans() {
+    let server = TestServer::start_with(|a| a.workers = 0).await;
+    let run = server.queue_scratch_run().await;
+    let worker = Worker::lease_run(&server, &run, "build").await;
+    let digest = format!("sha256:{}", "2".repeat(64));
+    let web = target(&server, "app/web", "v1", &digest);
+    let (status, body) = worker.post(&server, worker.attempt, &web, None).await;
+    assert_eq!(status, 409, "{body:#}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("is a build run without a scan step"),
+        "{message}"
+    );
 }

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use kiln_worker::protocol::{
-    RunId, RunStatus, ScanAnswer, ScanReport, ScanTarget, ScanUpload, SeverityTotals,
+    RunId, RunStatus, ScanAnswer, ScanReport, ScanTarget, ScanUpload, SeverityTotals, StepType,
 };
 use kiln_worker::scan::Inventory;
 
@@ -19,7 +19,7 @@ use super::runs::RunService;
 use super::scan_match::{self, MatchInput};
 use super::ServiceError;
 use crate::access::{Action, Principal};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoredJob};
 use crate::vuln::{Index, Record};
 
 pub struct ScanService {
@@ -45,6 +45,7 @@ impl ScanService {
         if row.attempt != upload.attempt || row.status != RunStatus::Running {
             return Err(stale(*run, upload.attempt));
         }
+        refuse_without_scan_step(*run, &row.job)?;
         let digest = upload.target.digest.as_str().to_string();
         let version = upload.scanner_version;
         let previous = self.store.report(&digest).await?;
@@ -133,6 +134,23 @@ impl ScanService {
         }
         Ok(reports)
     }
+}
+
+/// Only a scan run, or a steps run with a scan step, uploads scans: anything else asking is
+/// a confused (or forged) worker, refused before the store is touched.
+fn refuse_without_scan_step(run: RunId, job: &StoredJob) -> Result<(), ServiceError> {
+    let scans = match job {
+        StoredJob::Scan(_) => true,
+        StoredJob::Steps(steps) => steps.step_types().contains(&StepType::Scan),
+        StoredJob::Build(_) | StoredJob::Purge(_) => false,
+    };
+    if scans {
+        return Ok(());
+    }
+    Err(ServiceError::Conflict(format!(
+        "run '{run}' is a {} run without a scan step: it has no scans to upload",
+        job.kind().as_str()
+    )))
 }
 
 /// Matches `inventory` against the database as it is now. Records are fetched for the
