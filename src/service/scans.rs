@@ -116,14 +116,23 @@ impl ScanService {
             Some(row) => super::repositories::split_list(row.children),
             None => Vec::new(),
         };
+        let index = (!children.is_empty()).then(|| digest.clone());
         let digests = if children.is_empty() {
             vec![digest.clone()]
         } else {
             children
         };
+        // A report is stored per digest, naming where it was first scanned (maybe another
+        // registry or repository): it is shown as the image it was asked for.
+        let tag = (!reference.contains(':')).then(|| reference.to_string());
         let mut reports = Vec::new();
-        for digest in &digests {
-            if let Some(stored) = self.store.report(digest).await? {
+        for child in &digests {
+            if let Some(mut stored) = self.store.report(child).await? {
+                let target = &mut stored.report.target;
+                target.registry = self.runs.settings.own_registry.clone();
+                target.repository = repository.to_string();
+                target.tag = tag.clone();
+                target.index_digest = index.as_ref().and_then(|d| d.parse().ok());
                 reports.push(stored.report);
             }
         }
