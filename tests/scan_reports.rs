@@ -164,6 +164,12 @@ fn target(server: &TestServer, repo: &str, tag: &str, digest: &str) -> Value {
     json!({"registry": registry, "repository": repo, "tag": tag, "digest": digest})
 }
 
+/// `target` as a worker names an index's image: with its platform.
+fn on_platform(mut target: Value, platform: &str) -> Value {
+    target["platform"] = json!(platform);
+    target
+}
+
 /// `GET /api/scans` as the owner: the status and body.
 async fn get_scans(server: &TestServer, repo: &str, reference: &str) -> (u16, Value) {
     let resp = server
@@ -261,7 +267,11 @@ async fn inventories_are_matched_stored_and_rematched_after_an_import() {
     assert_eq!(stored.as_array().unwrap().len(), 1);
     assert_eq!(stored[0]["findings"], rescanned["findings"]);
     let (status, by_digest) = get_scans(&server, &repo, &digest).await;
-    assert_eq!((status, &by_digest), (200, &stored));
+    assert_eq!(status, 200, "{by_digest:#}");
+    assert_eq!(by_digest[0]["findings"], stored[0]["findings"]);
+    // Each is shown as it was asked for: by tag names the tag, by digest none.
+    assert_eq!(stored[0]["target"]["tag"], "v1", "{stored:#}");
+    assert!(by_digest[0]["target"].get("tag").is_none(), "{by_digest:#}");
 }
 
 #[tokio::test]
@@ -311,14 +321,14 @@ async fn stored_reports_are_served_per_platform_and_listed_by_severity() {
     worker
         .report(
             &server,
-            &target(&server, &repo, "multi", &amd64),
+            &on_platform(target(&server, &repo, "multi", &amd64), "linux/amd64"),
             Some(&debian12(vec![ssl, django.clone()])),
         )
         .await;
     worker
         .report(
             &server,
-            &target(&server, &repo, "multi", &arm64),
+            &on_platform(target(&server, &repo, "multi", &arm64), "linux/arm64"),
             Some(&debian12(vec![django])),
         )
         .await;

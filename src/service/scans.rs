@@ -136,6 +136,8 @@ impl ScanService {
                 reports.push(stored.report);
             }
         }
+        // The store keeps an index's children unordered: by platform, as a scan prints them.
+        reports.sort_by(|a, b| a.target.platform.cmp(&b.target.platform));
         if reports.is_empty() {
             return Err(ServiceError::NotFound(format!(
                 "no scan report stored for {image} ({digest}): scan it with `kiln scan`"
