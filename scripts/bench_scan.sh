@@ -16,7 +16,7 @@
 # toolchain (/usr/lib/go-1.19: ~330 MB, ~12,000 files, a few dozen Go programs with build
 # info), so that reading layers, not starting up, is what is measured.
 #
-#   bash scripts/bench_scan.sh            # RUNS=5 by default
+#   bash scripts/bench_scan.sh            # RUNS=5 by default; KILN_BIN=path skips building kiln
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -154,9 +154,12 @@ end_to_end() (
     -v n="$(grep -m 1 -o 'Found [0-9]*' "$dir/first" | cut -d ' ' -f 2)" \
     'BEGIN { printf "%.3f %.3f %d %d\n", t1 - t0, t3 - t2, kib, n }'
 )
-log "building the release kiln binary"
-cargo build -q --release --bin kiln
-KILN_BIN=target/release/kiln
+# KILN_BIN: a kiln binary already built (else the release build of this tree).
+if [ -z "${KILN_BIN:-}" ]; then
+  log "building the release kiln binary"
+  cargo build -q --release --bin kiln
+  KILN_BIN=target/release/kiln
+fi
 read -r e2e_s e2e_again_s e2e_kib e2e_packages < <(end_to_end)
 
 manifest="$BENCH/blobs/sha256/$(jq -r '.manifests[0].digest | sub("sha256:"; "")' "$BENCH/index.json")"
