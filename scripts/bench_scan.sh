@@ -4,12 +4,19 @@
 # layout (`syft scan oci-dir:`), wall time and peak RSS of each (/usr/bin/time -v), the median
 # of $RUNS runs after one warm-up each. Target: Kiln ÷ syft ≤ 1.0.
 #
+# Then end to end, once: `kiln scan` of the same image pushed to a `kiln serve` (release
+# binary, embedded worker, a temporary data directory, the real OSV exports of
+# ../shared/osv imported): the wall time of the first scan (every layer read over HTTP,
+# matched) and of a re-scan (the stored inventory matched again after an import), and the
+# server's peak RSS during the scans (reset after the import, which is measured by
+# scripts/bench_vulndb.sh).
+#
 # The image: scan-fixtures/layered's linux/amd64 image (Debian 12 minbase, the language
 # packages, the whiteouts; scripts/build-scan-images.sh) plus one large layer, Debian's Go
 # toolchain (/usr/lib/go-1.19: ~330 MB, ~12,000 files, a few dozen Go programs with build
 # info), so that reading layers, not starting up, is what is measured.
 #
-#   bash scripts/bench_scan.sh            # RUNS=5 by default
+#   bash scripts/bench_scan.sh            # RUNS=5 by default; KILN_BIN=path skips building kiln
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -104,6 +111,57 @@ for _ in $(seq "$RUNS"); do syft_scan; done | summarise >"$OUT/syft"
 read -r kiln_s kiln_kib <"$OUT/kiln"
 read -r syft_s syft_kib <"$OUT/syft"
 
+# End to end: prints "<first scan s> <re-scan s> <peak KiB> <packages>".
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+# A subshell: the server it starts is stopped however it ends.
+end_to_end() (
+  local osv dir port pid token image t0 t1 t2 t3 kib
+  for osv in "${KILN_OSV_DIR:-}" ../shared/osv ../../shared/osv; do
+    [ -n "$osv" ] && [ -f "$osv/Go/all.zip" ] && break
+  done
+  [ -f "$osv/Go/all.zip" ] || { log "no OSV exports (set KILN_OSV_DIR)"; return 1; }
+  dir="$OUT/serve"
+  mkdir -p "$dir"
+  port=$(free_port)
+  export KILN_SERVER="http://127.0.0.1:$port" KILN_CREDENTIALS_FILE="$dir/credentials.json"
+  KILN_DATA_DIR="$dir/data" "$KILN_BIN" serve --listen "127.0.0.1:$port" >"$dir/serve.log" 2>&1 &
+  pid=$!
+  trap 'kill "$pid" 2>/dev/null || true' EXIT
+  until curl -fsS "$KILN_SERVER/healthz" >/dev/null 2>&1; do
+    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$dir/serve.log" >&2; return 1; }
+    sleep 0.1
+  done
+  "$KILN_BIN" vulndb import "$osv"/*/all.zip >&2
+  token=$(jq -r '.servers[env.KILN_SERVER].token' "$KILN_CREDENTIALS_FILE")
+  image="127.0.0.1:$port/bench/image:v1"
+  skopeo copy -q --dest-tls-verify=false --dest-creds "owner:$token" "oci:$BENCH:bench" "docker://$image" >&2
+  # Peak RSS from here on: the scans', not the import's.
+  echo 5 >"/proc/$pid/clear_refs"
+  t0=$(now)
+  "$KILN_BIN" scan "$image" --allow-missing-db >"$dir/first" 2>&1 || { cat "$dir/first" >&2; return 1; }
+  t1=$(now)
+  # A newer import of one source: the re-scan matches the stored inventory again.
+  "$KILN_BIN" vulndb import "$osv/crates.io/all.zip" >&2
+  t2=$(now)
+  "$KILN_BIN" scan "$image" --allow-missing-db >"$dir/again" 2>&1 || { cat "$dir/again" >&2; return 1; }
+  t3=$(now)
+  grep -q 'no layer read' "$dir/again" || { log "the re-scan read the layers again"; return 1; }
+  kib=$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")
+  kill "$pid"
+  wait "$pid" || true
+  awk -v t0="$t0" -v t1="$t1" -v t2="$t2" -v t3="$t3" -v kib="$kib" \
+    -v n="$(grep -m 1 -o 'Found [0-9]*' "$dir/first" | cut -d ' ' -f 2)" \
+    'BEGIN { printf "%.3f %.3f %d %d\n", t1 - t0, t3 - t2, kib, n }'
+)
+# KILN_BIN: a kiln binary already built (else the release build of this tree).
+if [ -z "${KILN_BIN:-}" ]; then
+  log "building the release kiln binary"
+  cargo build -q --release --bin kiln
+  KILN_BIN=target/release/kiln
+fi
+read -r e2e_s e2e_again_s e2e_kib e2e_packages < <(end_to_end)
+
 manifest="$BENCH/blobs/sha256/$(jq -r '.manifests[0].digest | sub("sha256:"; "")' "$BENCH/index.json")"
 awk -v layers="$(jq '.layers | length' "$manifest")" -v bytes="$(jq '[.layers[].size] | add' "$manifest")" \
   -v ks="$kiln_s" -v kk="$kiln_kib" -v kp="$kiln_packages" \
@@ -113,5 +171,9 @@ awk -v layers="$(jq '.layers | length' "$manifest")" -v bytes="$(jq '[.layers[].
     printf "%-6s %8.3f %10.1f %9d\n", "kiln", ks, kk / 1024, kp
     printf "%-6s %8.3f %10.1f %9d\n", "syft", ss, sk / 1024, sp
     printf "kiln / syft: time %.2f, peak RSS %.2f (median of %d runs; target time <= 1.0)\n", ks / ss, kk / sk, runs
+  }'
+awk -v es="$e2e_s" -v ea="$e2e_again_s" -v ek="$e2e_kib" -v ep="$e2e_packages" -v ss="$syft_s" 'BEGIN {
+    printf "end to end (kiln scan, kiln serve + embedded worker, real OSV data, once):\n"
+    printf "  first scan %.3f s (÷ syft %.2f), re-scan after an import %.3f s, server peak RSS %.1f MiB, %d packages\n", es, es / ss, ea, ek / 1024, ep
   }'
 rm -rf "$OUT"

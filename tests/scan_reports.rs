@@ -77,15 +77,28 @@ struct Worker {
 }
 
 impl Worker {
+    /// Leases a scan run (of an image nobody pushed: the fake worker never reads it).
     async fn lease(server: &TestServer) -> Worker {
+        let body = json!({"words": ["never/read:v1"]});
+        let (status, body) = server
+            .post_json_as(server.owner_token(), "/api/runs/scan", &body)
+            .await;
+        assert_eq!(status, 201, "{body:#}");
+        Worker::lease_run(server, body["id"].as_str().unwrap(), "scan").await
+    }
+
+    /// Leases `run`, which is of `kind`, as a worker running only that kind.
+    async fn lease_run(server: &TestServer, run: &str, kind: &str) -> Worker {
         let token = server.create_token("host1", &["worker"], &[]).await;
-        let run = server.queue_scratch_run().await;
         let http = server.http_as(&token);
-        let lease = server.lease_as(&http, "host1").await;
-        assert_eq!(lease["runId"], run.as_str(), "{lease:#}");
+        let worker = json!({"id": "host1-1", "name": "host1", "platforms": ["linux/amd64"],
+            "protocol": 2, "jobs": [kind]});
+        let resp = server.lease_raw(&http, worker, 1000).await;
+        let lease: Value = resp.json().await.unwrap();
+        assert_eq!(lease["runId"], run, "{lease:#}");
         Worker {
             http,
-            run,
+            run: run.to_string(),
             attempt: lease["attempt"].as_u64().unwrap(),
         }
     }
@@ -151,8 +164,8 @@ fn target(server: &TestServer, repo: &str, tag: &str, digest: &str) -> Value {
     json!({"registry": registry, "repository": repo, "tag": tag, "digest": digest})
 }
 
-/// `target` as one platform of an index.
-fn with_platform(mut target: Value, platform: &str) -> Value {
+/// `target` as a worker names an index's image: with its platform.
+fn on_platform(mut target: Value, platform: &str) -> Value {
     target["platform"] = json!(platform);
     target
 }
@@ -256,8 +269,9 @@ async fn inventories_are_matched_stored_and_rematched_after_an_import() {
     let (status, by_digest) = get_scans(&server, &repo, &digest).await;
     assert_eq!(status, 200, "{by_digest:#}");
     assert_eq!(by_digest[0]["findings"], stored[0]["findings"]);
-    assert_eq!(stored[0]["target"]["tag"], "v1");
-    assert_eq!(by_digest[0]["target"].get("tag"), None);
+    // Each is shown as it was asked for: by tag names the tag, by digest none.
+    assert_eq!(stored[0]["target"]["tag"], "v1", "{stored:#}");
+    assert!(by_digest[0]["target"].get("tag").is_none(), "{by_digest:#}");
 }
 
 #[tokio::test]
@@ -307,14 +321,14 @@ async fn stored_reports_are_served_per_platform_and_listed_by_severity() {
     worker
         .report(
             &server,
-            &with_platform(target(&server, &repo, "multi", &amd64), "linux/amd64"),
+            &on_platform(target(&server, &repo, "multi", &amd64), "linux/amd64"),
             Some(&debian12(vec![ssl, django.clone()])),
         )
         .await;
     worker
         .report(
             &server,
-            &with_platform(target(&server, &repo, "multi", &arm64), "linux/arm64"),
+            &on_platform(target(&server, &repo, "multi", &arm64), "linux/arm64"),
             Some(&debian12(vec![django])),
         )
         .await;
@@ -366,4 +380,20 @@ async fn stored_reports_are_served_per_platform_and_listed_by_severity() {
         "{listed:#?}"
     );
     assert!(row(&unscanned).ends_with(" -"), "{listed:#?}");
+}
+
+#[tokio::test]
+async fn only_a_run_that_scans_may_upload_scans() {
+    let server = TestServer::start_with(|a| a.workers = 0).await;
+    let run = server.queue_scratch_run().await;
+    let worker = Worker::lease_run(&server, &run, "build").await;
+    let digest = format!("sha256:{}", "2".repeat(64));
+    let web = target(&server, "app/web", "v1", &digest);
+    let (status, body) = worker.post(&server, worker.attempt, &web, None).await;
+    assert_eq!(status, 409, "{body:#}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("is a build run without a scan step"),
+        "{message}"
+    );
 }

@@ -171,7 +171,7 @@ fn finding(
     let source = (looked_up.name != installed.name).then(|| looked_up.name.clone());
     Finding {
         id: record.id.clone(),
-        aliases: record.aliases.clone(),
+        aliases: distinct(&record.aliases),
         summary: record.summary.clone(),
         ecosystem: looked_up.ecosystem.to_string(),
         package: installed.name.clone(),
@@ -199,6 +199,17 @@ fn changes(previous: &ScanReport, findings: &[Finding]) -> ReportChanges {
         new: now.difference(&before).cloned().collect(),
         resolved: before.difference(&now).cloned().collect(),
     }
+}
+
+/// `aliases` without repeats, in their order: real records name the same CVE twice (Go's
+/// GO-2025-4008 does), which a finding line should not.
+fn distinct(aliases: &[String]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    aliases
+        .iter()
+        .filter(|a| seen.insert(a.as_str()))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use kiln_worker::protocol::{
-    RunId, RunStatus, ScanAnswer, ScanReport, ScanTarget, ScanUpload, SeverityTotals,
+    RunId, RunStatus, ScanAnswer, ScanReport, ScanTarget, ScanUpload, SeverityTotals, StepType,
 };
 use kiln_worker::scan::Inventory;
 
@@ -19,7 +19,7 @@ use super::runs::RunService;
 use super::scan_match::{self, MatchInput};
 use super::ServiceError;
 use crate::access::{Action, Principal};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoredJob};
 use crate::vuln::{Index, Record};
 
 pub struct ScanService {
@@ -45,6 +45,7 @@ impl ScanService {
         if row.attempt != upload.attempt || row.status != RunStatus::Running {
             return Err(stale(*run, upload.attempt));
         }
+        refuse_without_scan_step(*run, &row.job)?;
         let digest = upload.target.digest.as_str().to_string();
         let version = upload.scanner_version;
         let previous = self.store.report(&digest).await?;
@@ -121,34 +122,52 @@ impl ScanService {
                 )))
             }
         };
+        let index = (!children.is_empty()).then(|| digest.clone());
         let digests = if children.is_empty() {
             vec![digest.clone()]
         } else {
             children
         };
+        // A report is stored per digest, naming where it was first scanned (maybe another
+        // registry or repository): it is shown as the image it was asked for.
+        let tag = (!reference.contains(':')).then(|| reference.to_string());
         let mut reports = Vec::new();
-        for digest in &digests {
-            if let Some(stored) = self.store.report(digest).await? {
-                let mut report = stored.report;
-                // The digest may have been scanned elsewhere (another repository or
-                // registry): the report names the image as it was asked for here.
-                report.target.registry = self.runs.settings.own_registry.clone();
-                report.target.repository = repository.to_string();
-                report.target.tag = (!reference.contains(':')).then(|| reference.to_string());
-                reports.push(report);
+        for child in &digests {
+            if let Some(mut stored) = self.store.report(child).await? {
+                let target = &mut stored.report.target;
+                target.registry = self.runs.settings.own_registry.clone();
+                target.repository = repository.to_string();
+                target.tag = tag.clone();
+                target.index_digest = index.as_ref().and_then(|d| d.parse().ok());
+                reports.push(stored.report);
             }
         }
+        // The store keeps an index's children unordered: by platform, as a scan prints them.
+        reports.sort_by(|a, b| a.target.platform.cmp(&b.target.platform));
         if reports.is_empty() {
             return Err(ServiceError::NotFound(format!(
                 "no scan report stored for {image} ({digest}): scan it with `kiln scan`"
             )));
         }
-        // An index's children are held by digest: by platform reads better and is stable.
-        reports.sort_by(|a, b| {
-            (&a.target.platform, &a.target.digest).cmp(&(&b.target.platform, &b.target.digest))
-        });
         Ok(reports)
     }
+}
+
+/// Only a scan run, or a steps run with a scan step, uploads scans: anything else asking is
+/// a confused (or forged) worker, refused before the store is touched.
+fn refuse_without_scan_step(run: RunId, job: &StoredJob) -> Result<(), ServiceError> {
+    let scans = match job {
+        StoredJob::Scan(_) => true,
+        StoredJob::Steps(steps) => steps.step_types().contains(&StepType::Scan),
+        StoredJob::Build(_) | StoredJob::Purge(_) => false,
+    };
+    if scans {
+        return Ok(());
+    }
+    Err(ServiceError::Conflict(format!(
+        "run '{run}' is a {} run without a scan step: it has no scans to upload",
+        job.kind().as_str()
+    )))
 }
 
 /// Matches `inventory` against the database as it is now. Records are fetched for the
