@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use futures::TryStreamExt;
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
 use tokio_util::io::StreamReader;
 
 use crate::protocol::{Digest, ScanTarget};
@@ -174,9 +174,25 @@ async fn fetch_manifest(
             }
             _ => format!("cannot read {repository}:{reference}: {e}"),
         })?;
-    let digest = match answer.digest() {
-        Some(digest) => digest,
-        None if reference.contains(':') => reference.to_owned(),
+    // Inventories and reports are stored by digest and shared by every registry that holds
+    // it: bytes that do not hash to the digest asked for (or announced) are refused, so
+    // another registry cannot speak for an image of Kiln's.
+    let claimed = if reference.contains(':') {
+        Some(reference.to_owned())
+    } else {
+        answer.digest()
+    };
+    let digest = match claimed {
+        Some(claimed) => {
+            let actual = digest_of(&claimed, &answer.body);
+            if actual.as_deref() != Some(claimed.as_str()) {
+                return Err(format!(
+                    "the registry served {repository}@{claimed} with bytes whose digest is {}",
+                    actual.unwrap_or_else(|| "of an unknown algorithm".to_owned())
+                ));
+            }
+            claimed
+        }
         None => format!("sha256:{}", hex::encode(Sha256::digest(&answer.body))),
     };
     let mut doc: Document = serde_json::from_slice(&answer.body)
@@ -188,6 +204,15 @@ async fn fetch_manifest(
         doc.media_type = Some(served);
     }
     Ok((digest, doc, answer.body.len() as u64))
+}
+
+/// The digest of `body` in the algorithm `like` names (`sha256:`, `sha512:`).
+fn digest_of(like: &str, body: &[u8]) -> Option<String> {
+    match like.split_once(':')?.0 {
+        "sha256" => Some(format!("sha256:{}", hex::encode(Sha256::digest(body)))),
+        "sha512" => Some(format!("sha512:{}", hex::encode(Sha512::digest(body)))),
+        _ => None,
+    }
 }
 
 fn is_index(doc: &Document) -> bool {
@@ -220,4 +245,19 @@ async fn config_platform(http: &RegistryHttp, repository: &str, doc: &Document) 
 fn parse_digest(text: &str) -> Result<Digest, String> {
     text.parse()
         .map_err(|e| format!("the registry named an invalid digest {text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use super::digest_of;
+
+    #[test]
+    fn bodies_hash_in_the_algorithm_the_digest_names() {
+        let empty256 = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(digest_of(empty256, b"").as_deref(), Some(empty256));
+        assert_ne!(digest_of(empty256, b"x").as_deref(), Some(empty256));
+        let sha512 = digest_of("sha512:00", b"").unwrap();
+        assert!(sha512.starts_with("sha512:cf83e1357eefb8bd"), "{sha512}");
+        assert_eq!(digest_of("md5:00", b""), None);
+    }
 }
